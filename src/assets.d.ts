@@ -1,0 +1,4 @@
+declare module "#scalar-bundle" {
+  const path: string;
+  export default path;
+}

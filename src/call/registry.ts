@@ -1,0 +1,69 @@
+/**
+ * The live calls of this process, keyed by call SID. It refuses new calls once draining starts and
+ * lets shutdown wait for the live ones to finish before hanging up whatever is left.
+ */
+
+/** What the registry needs from a live call. */
+export interface LiveCall {
+  readonly callSid: string;
+  /** Ends the call politely (e.g. a goodbye, then hang-up); resolves when it has ended. */
+  hangUp(reason: string): Promise<void>;
+}
+
+export type RegisterResult = "registered" | "draining" | "duplicate";
+
+export class CallRegistry<Call extends LiveCall = LiveCall> {
+  readonly #calls = new Map<string, Call>();
+  readonly #emptyWaiters = new Set<() => void>();
+  #draining = false;
+
+  get size(): number {
+    return this.#calls.size;
+  }
+
+  /** True once `stopAccepting` has been called. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  register(call: Call): RegisterResult {
+    if (this.#draining) return "draining";
+    if (this.#calls.has(call.callSid)) return "duplicate";
+    this.#calls.set(call.callSid, call);
+    return "registered";
+  }
+
+  get(callSid: string): Call | undefined {
+    return this.#calls.get(callSid);
+  }
+
+  unregister(callSid: string): void {
+    if (!this.#calls.delete(callSid) || this.#calls.size > 0) return;
+    for (const notify of this.#emptyWaiters) notify();
+    this.#emptyWaiters.clear();
+  }
+
+  stopAccepting(): void {
+    this.#draining = true;
+  }
+
+  /** @returns true when every call ended within `timeoutMs`, false when some are still live */
+  waitUntilEmpty(timeoutMs: number): Promise<boolean> {
+    if (this.#calls.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (empty: boolean) => {
+        clearTimeout(timer);
+        this.#emptyWaiters.delete(onEmpty);
+        resolve(empty);
+      };
+      const onEmpty = () => done(true);
+      const timer = setTimeout(() => done(false), timeoutMs);
+      this.#emptyWaiters.add(onEmpty);
+    });
+  }
+
+  /** Hangs up every live call and waits for all of them to end. */
+  async hangUpAll(reason: string): Promise<void> {
+    await Promise.allSettled([...this.#calls.values()].map((call) => call.hangUp(reason)));
+  }
+}

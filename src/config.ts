@@ -1,0 +1,292 @@
+/**
+ * The service's configuration: one TypeBox schema for the environment, validated once at start-up
+ * into a typed `Config` that is passed to everything else (nothing else reads `process.env`).
+ */
+import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { IntegrationNotConfiguredError } from "./errors.ts";
+import { LOG_LEVELS, type LogLevel } from "./log.ts";
+
+FormatRegistry.Set("http-url", (value) => hasProtocol(value, ["http:", "https:"]));
+FormatRegistry.Set("ws-url", (value) => hasProtocol(value, ["ws:", "wss:"]));
+
+function hasProtocol(value: string, protocols: string[]): boolean {
+  const url = URL.parse(value);
+  return url !== null && protocols.includes(url.protocol) && url.hostname !== "";
+}
+
+/** Options every variable carries: what it is (for docs) and what a valid value looks like (for errors). */
+interface VariableInfo {
+  description: string;
+  expected: string;
+  secret?: boolean;
+}
+
+function variable<S extends TSchema>(schema: S, info: VariableInfo): S {
+  return Object.assign(schema, info);
+}
+
+const E164 = "^\\+[1-9][0-9]{1,14}$";
+
+/** Every environment variable the service reads. Names are a public interface: keep them. */
+export const Environment = Type.Object({
+  SERVER_HOST: variable(Type.String({ default: "0.0.0.0", minLength: 1 }), {
+    description: "Interface the HTTP/WebSocket server binds to",
+    expected: "a host name or IP address",
+  }),
+  SERVER_PORT: variable(Type.Integer({ default: 8080, minimum: 0, maximum: 65535 }), {
+    description: "TCP port of the server (0 picks a free port)",
+    expected: "an integer from 0 to 65535",
+  }),
+  SERVER_EXTERNAL_URL: variable(Type.Optional(Type.String({ format: "http-url" })), {
+    description:
+      "Public https URL at which Twilio reaches this service (webhooks and media streams)",
+    expected: "an absolute http(s) URL such as https://voice.example.com",
+  }),
+  ENDPOINT_SECRET: variable(Type.Optional(Type.String({ minLength: 16 })), {
+    description: "Bearer secret for the call-placing and call-record endpoints",
+    expected: "at least 16 characters",
+    secret: true,
+  }),
+  DATABASE_PATH: variable(Type.String({ default: "./data/voice-agent.db", minLength: 1 }), {
+    description: "SQLite database file (created with its folder if missing; ':memory:' for none)",
+    expected: "a file path",
+  }),
+  SHUTDOWN_DRAIN_MS: variable(Type.Integer({ default: 60_000, minimum: 0, maximum: 3_600_000 }), {
+    description: "On SIGTERM/SIGINT, how long live calls may go on before they are hung up (ms)",
+    expected: "an integer number of milliseconds from 0 to 3600000",
+  }),
+  DEEPGRAM_API_KEY: variable(Type.Optional(Type.String({ minLength: 1 })), {
+    description: "Deepgram API key (Voice Agent and TTS)",
+    expected: "a Deepgram API key",
+    secret: true,
+  }),
+  DEEPGRAM_AGENT_URL: variable(
+    Type.String({ default: "wss://agent.deepgram.com/v1/agent/converse", format: "ws-url" }),
+    {
+      description: "Deepgram Voice Agent WebSocket URL",
+      expected: "an absolute ws(s) URL",
+    },
+  ),
+  DEEPGRAM_API_URL: variable(
+    Type.String({ default: "https://api.deepgram.com", format: "http-url" }),
+    {
+      description: "Deepgram REST base URL (text-to-speech for voicemail and fallback prompts)",
+      expected: "an absolute http(s) URL",
+    },
+  ),
+  TWILIO_ACCOUNT_SID: variable(Type.Optional(Type.String({ pattern: "^AC[0-9a-fA-F]{32}$" })), {
+    description: "Twilio Account SID",
+    expected: "'AC' followed by 32 hexadecimal characters",
+  }),
+  TWILIO_AUTH_TOKEN: variable(Type.Optional(Type.String({ minLength: 1 })), {
+    description: "Twilio Auth Token (REST calls and webhook signature validation)",
+    expected: "a Twilio auth token",
+    secret: true,
+  }),
+  TWILIO_PHONE_NUMBER: variable(Type.Optional(Type.String({ pattern: E164 })), {
+    description: "Twilio number that outbound calls come from, in E.164",
+    expected: "an E.164 phone number such as +15551234567",
+  }),
+  TWILIO_API_URL: variable(Type.String({ default: "https://api.twilio.com", format: "http-url" }), {
+    description: "Twilio REST base URL (point it at a local fake in tests)",
+    expected: "an absolute http(s) URL",
+  }),
+  LLM_PROVIDER: variable(
+    Type.Union([Type.Literal("open_ai"), Type.Literal("anthropic"), Type.Literal("google")], {
+      default: "open_ai",
+    }),
+    {
+      description: "Think provider of the Voice Agent",
+      expected: "one of open_ai, anthropic, google",
+    },
+  ),
+  LLM_MODEL: variable(Type.String({ default: "gpt-4o-mini", minLength: 1 }), {
+    description: "Think model of the Voice Agent",
+    expected: "a model name",
+  }),
+  VOICE_MODEL: variable(Type.String({ default: "aura-2-thalia-en", minLength: 1 }), {
+    description: "Deepgram Aura voice for the agent and for voicemail",
+    expected: "a voice model name",
+  }),
+  TTS_PROVIDER: variable(Type.Union([Type.Literal("deepgram")], { default: "deepgram" }), {
+    description: "Speech provider of the Voice Agent",
+    expected: "deepgram",
+  }),
+  STT_MODEL: variable(Type.String({ default: "flux-general-en", minLength: 1 }), {
+    description: "Deepgram listen model (Flux turn-taking)",
+    expected: "a model name",
+  }),
+  LOG_LEVEL: variable(
+    Type.Union(
+      LOG_LEVELS.map((level) => Type.Literal(level)),
+      { default: "info" },
+    ),
+    {
+      description: "Lowest level written to the JSON log",
+      expected: `one of ${LOG_LEVELS.join(", ")}`,
+    },
+  ),
+});
+export type Environment = Static<typeof Environment>;
+
+export type VariableName = keyof Environment;
+
+/** The validated configuration handed to every module. Durations are milliseconds. */
+export interface Config {
+  server: {
+    host: string;
+    port: number;
+    /** Public base URL without a trailing slash, or undefined when not set. */
+    externalUrl: string | undefined;
+    endpointSecret: string | undefined;
+    shutdownDrainMs: number;
+  };
+  databasePath: string;
+  deepgram: { apiKey: string | undefined; agentUrl: string; apiUrl: string };
+  twilio: {
+    accountSid: string | undefined;
+    authToken: string | undefined;
+    phoneNumber: string | undefined;
+    apiUrl: string;
+  };
+  agent: {
+    llmProvider: Environment["LLM_PROVIDER"];
+    llmModel: string;
+    voiceModel: string;
+    ttsProvider: Environment["TTS_PROVIDER"];
+    sttModel: string;
+  };
+  logLevel: LogLevel;
+}
+
+/** Thrown by `loadConfig`; its message lists every bad variable, one a line. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const variableNames = Object.keys(Environment.properties) as VariableName[];
+
+function variableInfo(name: VariableName): VariableInfo {
+  return Environment.properties[name] as unknown as VariableInfo;
+}
+
+/**
+ * Validates an environment (normally `process.env`, which Bun fills from `.env`) into a `Config`.
+ * Empty values count as unset. Throws `ConfigError` naming every invalid variable at once.
+ * @example loadConfig({ SERVER_PORT: "9000" }).server.port // 9000
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, string> = {};
+  for (const name of variableNames) {
+    const value = env[name]?.trim();
+    if (value) raw[name] = value;
+  }
+  const candidate = Value.Convert(Environment, Value.Default(Environment, raw));
+  const problems = new Map<string, string>();
+  for (const error of Value.Errors(Environment, candidate)) {
+    const name = error.path.split("/")[1] as VariableName;
+    if (problems.has(name)) continue;
+    const info = variableInfo(name);
+    const shown = info.secret ? "" : ` (got ${JSON.stringify(raw[name])})`;
+    problems.set(name, `${name}: expected ${info.expected}${shown}`);
+  }
+  if (problems.size > 0) throw new ConfigError([...problems.values()]);
+  return toConfig(candidate as Environment);
+}
+
+function toConfig(env: Environment): Config {
+  return {
+    server: {
+      host: env.SERVER_HOST,
+      port: env.SERVER_PORT,
+      externalUrl: env.SERVER_EXTERNAL_URL?.replace(/\/+$/, ""),
+      endpointSecret: env.ENDPOINT_SECRET,
+      shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+    },
+    databasePath: env.DATABASE_PATH,
+    deepgram: {
+      apiKey: env.DEEPGRAM_API_KEY,
+      agentUrl: env.DEEPGRAM_AGENT_URL,
+      apiUrl: env.DEEPGRAM_API_URL.replace(/\/+$/, ""),
+    },
+    twilio: {
+      accountSid: env.TWILIO_ACCOUNT_SID,
+      authToken: env.TWILIO_AUTH_TOKEN,
+      phoneNumber: env.TWILIO_PHONE_NUMBER,
+      apiUrl: env.TWILIO_API_URL.replace(/\/+$/, ""),
+    },
+    agent: {
+      llmProvider: env.LLM_PROVIDER,
+      llmModel: env.LLM_MODEL,
+      voiceModel: env.VOICE_MODEL,
+      ttsProvider: env.TTS_PROVIDER,
+      sttModel: env.STT_MODEL,
+    },
+    logLevel: env.LOG_LEVEL,
+  };
+}
+
+export type IntegrationName = "twilio" | "deepgram";
+
+export interface IntegrationStatus {
+  configured: boolean;
+  /** Variables still to set before the integration can be used. */
+  missing: VariableName[];
+}
+
+const integrationLabels: Record<IntegrationName, string> = {
+  twilio: "Twilio",
+  deepgram: "Deepgram",
+};
+
+/** Which outside services are usable with this configuration, and what each still lacks. */
+export function integrationStatus(config: Config): Record<IntegrationName, IntegrationStatus> {
+  const status = (required: Partial<Record<VariableName, unknown>>): IntegrationStatus => {
+    const missing = (Object.keys(required) as VariableName[]).filter((name) => !required[name]);
+    return { configured: missing.length === 0, missing };
+  };
+  return {
+    twilio: status({
+      TWILIO_ACCOUNT_SID: config.twilio.accountSid,
+      TWILIO_AUTH_TOKEN: config.twilio.authToken,
+      TWILIO_PHONE_NUMBER: config.twilio.phoneNumber,
+      SERVER_EXTERNAL_URL: config.server.externalUrl,
+    }),
+    deepgram: status({ DEEPGRAM_API_KEY: config.deepgram.apiKey }),
+  };
+}
+
+/**
+ * Guard for endpoints that need an outside service: throws a 503 naming the variables to set.
+ * @example requireIntegration(config, "twilio") // before placing a call
+ */
+export function requireIntegration(config: Config, name: IntegrationName): void {
+  const { configured, missing } = integrationStatus(config)[name];
+  if (!configured) {
+    throw new IntegrationNotConfiguredError(
+      `${integrationLabels[name]} is not configured: set ${missing.join(", ")}`,
+    );
+  }
+}
+
+/** One line per variable for the docs and `--help`: name, default, description. */
+export function describeEnvironment(): {
+  name: VariableName;
+  default?: unknown;
+  description: string;
+  secret: boolean;
+}[] {
+  return variableNames.map((name) => {
+    const schema = Environment.properties[name] as unknown as TSchema & VariableInfo;
+    return {
+      name,
+      default: schema.default,
+      description: schema.description,
+      secret: schema.secret === true,
+    };
+  });
+}

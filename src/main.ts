@@ -1,0 +1,113 @@
+#!/usr/bin/env bun
+/**
+ * Process entry point of `voice-agent`: parses the command line, validates configuration, runs the
+ * service and turns SIGTERM/SIGINT into a graceful drain. Exit codes: 0 ok, 1 failure, 64 usage, 78 config.
+ */
+import { parseArgs } from "node:util";
+import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
+import { createLogger } from "./log.ts";
+import { startService } from "./service.ts";
+import { VERSION } from "./version.ts";
+
+const EXIT_USAGE = 64;
+const EXIT_CONFIG = 78;
+
+function usage(): string {
+  const variables = describeEnvironment()
+    .map(({ name, default: value, description }) => {
+      const fallback = value === undefined ? "" : ` (default ${String(value)})`;
+      return `  ${name.padEnd(22)}${description}${fallback}`;
+    })
+    .join("\n");
+  return `voice-agent ${VERSION}: bridges Twilio phone calls to a Deepgram Voice Agent.
+
+Usage:
+  voice-agent [serve]        run the HTTP/WebSocket service (default)
+  voice-agent health         exit 0 when the local service answers GET /health with 200
+  voice-agent --version      print the version
+  voice-agent --help         print this help
+
+Configuration comes from the environment and from a .env file in the working directory:
+${variables}
+`;
+}
+
+async function checkHealth(): Promise<number> {
+  const config = loadConfig(process.env);
+  const host = ["0.0.0.0", "::"].includes(config.server.host) ? "127.0.0.1" : config.server.host;
+  try {
+    const response = await fetch(`http://${host}:${config.server.port}/health`, {
+      signal: AbortSignal.timeout(5_000),
+    });
+    console.log(`${response.status} ${await response.text()}`);
+    return response.ok ? 0 : 1;
+  } catch (error) {
+    console.error(`health check failed: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+function serve(): void {
+  const config = loadConfig(process.env);
+  const logger = createLogger({ level: config.logLevel });
+  const service = startService(config, logger);
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (service.calls.draining) {
+      logger.warn("second signal, exiting without waiting for calls", { signal });
+      process.exit(1);
+    }
+    service.shutdown(signal).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error("shutdown failed", { error });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { version: { type: "boolean", short: "v" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: true,
+  });
+  if (values.version) {
+    console.log(VERSION);
+    return 0;
+  }
+  if (values.help) {
+    console.log(usage());
+    return 0;
+  }
+  const [command = "serve", ...extra] = positionals;
+  if (extra.length > 0 || !["serve", "health"].includes(command)) {
+    console.error(`unknown command: ${positionals.join(" ")}\n\n${usage()}`);
+    return EXIT_USAGE;
+  }
+  if (command === "health") return checkHealth();
+  serve();
+  return undefined;
+}
+
+try {
+  const code = await main(Bun.argv.slice(2));
+  if (code !== undefined) process.exit(code);
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(EXIT_CONFIG);
+  }
+  if (
+    error instanceof TypeError &&
+    "code" in error &&
+    String(error.code).startsWith("ERR_PARSE_ARGS")
+  ) {
+    console.error(`${error.message}\n\n${usage()}`);
+    process.exit(EXIT_USAGE);
+  }
+  console.error(error);
+  process.exit(1);
+}

@@ -1,0 +1,45 @@
+/**
+ * The OpenAPI document (`GET /docs/json`) and the interactive API reference (`GET /docs`). The
+ * reference UI's script is embedded in the binary and served from `/docs/assets/`, so the page works
+ * with no internet access.
+ */
+import { swagger } from "@elysiajs/swagger";
+import { Elysia } from "elysia";
+import scalarBundlePath from "#scalar-bundle" with { type: "file" };
+
+const SCALAR_ASSET = "/docs/assets/scalar.js";
+
+export function docsRoutes(version: string) {
+  return new Elysia({ name: "docs" })
+    .get("/", ({ redirect }) => redirect("/docs"), { detail: { hide: true } })
+    .get(
+      SCALAR_ASSET,
+      () =>
+        new Response(Bun.file(scalarBundlePath), {
+          headers: {
+            "content-type": "text/javascript; charset=utf-8",
+            "cache-control": "public, max-age=3600",
+          },
+        }),
+      { detail: { hide: true } },
+    )
+    .use(
+      swagger({
+        path: "/docs",
+        specPath: "/docs/json",
+        provider: "scalar",
+        scalarCDN: SCALAR_ASSET,
+        scalarConfig: { withDefaultFonts: false },
+        exclude: ["/docs", "/docs/json", SCALAR_ASSET, "/"],
+        documentation: {
+          info: {
+            title: "Voice Agent API",
+            version,
+            description:
+              "Bridges Twilio phone calls to a Deepgram Voice Agent. Places outbound calls, answers inbound ones, keeps transcripts and outcomes.",
+          },
+          tags: [{ name: "Service", description: "Health and metadata" }],
+        },
+      }),
+    );
+}

@@ -1,0 +1,61 @@
+/**
+ * The one error handler: every error becomes JSON `{error, code}` with the right status. Validation
+ * errors answer 400 and name the field; unexpected errors answer 500 and are logged, never leaked.
+ */
+import { Elysia, ValidationError } from "elysia";
+import { AppError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+
+export interface ErrorBody {
+  error: string;
+  code: string;
+  /** The offending input, e.g. "body.to", on validation errors. */
+  field?: string;
+}
+
+/** Names the first invalid field of a validation error, e.g. `body.to`. */
+function describeValidation(error: ValidationError): ErrorBody {
+  const first = error.all[0];
+  if (!first) return { error: `Invalid ${error.type}`, code: "VALIDATION" };
+  const path = "path" in first ? first.path : "";
+  const field = `${error.type}${path.replaceAll("/", ".")}`;
+  const reason = "message" in first && first.message ? first.message : "is invalid";
+  return { error: `${field}: ${reason}`, code: "VALIDATION", field };
+}
+
+export function errorHandler(logger: Logger) {
+  return new Elysia({ name: "error-handler" }).onError(
+    { as: "global" },
+    ({ code, error, set, request }) => {
+      let status: number;
+      let body: ErrorBody;
+      if (error instanceof AppError) {
+        status = error.status;
+        body = { error: error.message, code: error.code };
+      } else if (error instanceof ValidationError) {
+        status = 400;
+        body = describeValidation(error);
+      } else if (code === "NOT_FOUND") {
+        status = 404;
+        body = {
+          error: `No route for ${request.method} ${new URL(request.url).pathname}`,
+          code: "NOT_FOUND",
+        };
+      } else if (code === "PARSE") {
+        status = 400;
+        body = { error: "The request body could not be parsed", code: "PARSE" };
+      } else {
+        status = 500;
+        body = { error: "Internal server error", code: "INTERNAL" };
+        logger.error("unhandled error", {
+          code,
+          error,
+          method: request.method,
+          path: new URL(request.url).pathname,
+        });
+      }
+      set.status = status;
+      return body;
+    },
+  );
+}

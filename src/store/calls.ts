@@ -1,0 +1,170 @@
+/** Calls and their append-only event timeline (status, AMD, transcript, function calls, barge-ins, errors). */
+import type { Database, Statement } from "bun:sqlite";
+import type { Clock } from "../clock.ts";
+import type { NamedParams } from "./sql.ts";
+
+export type CallDirection = "inbound" | "outbound";
+
+export interface CallRecord {
+  sid: string;
+  direction: CallDirection;
+  from_number: string;
+  to_number: string;
+  scenario: string;
+  lead_id: string | null;
+  /** Twilio call status: queued, ringing, in-progress, completed, busy, failed, no-answer, canceled. */
+  status: string;
+  /** Twilio AMD verdict (human, machine_end_beep, fax, unknown, …). */
+  answered_by: string | null;
+  outcome: string | null;
+  outcome_detail: string | null;
+  created_at: string;
+  answered_at: string | null;
+  ended_at: string | null;
+}
+
+export type NewCall = Pick<
+  CallRecord,
+  "sid" | "direction" | "from_number" | "to_number" | "scenario" | "status"
+> & {
+  lead_id?: string | null;
+};
+
+/** Fields that change over a call's life; unset fields keep their value. */
+export type CallUpdate = Partial<
+  Pick<
+    CallRecord,
+    "status" | "answered_by" | "outcome" | "outcome_detail" | "answered_at" | "ended_at"
+  >
+>;
+
+/** One entry of a call's timeline, typed by kind. */
+export type CallEventInput =
+  | { kind: "status"; data: { status: string } }
+  | { kind: "amd"; data: { answered_by: string; detection_ms?: number } }
+  | { kind: "transcript"; data: { role: "user" | "assistant"; text: string } }
+  | {
+      kind: "function_call";
+      data: {
+        id: string;
+        name: string;
+        arguments: unknown;
+        result: string;
+        ok: boolean;
+        duration_ms: number;
+      };
+    }
+  | { kind: "barge_in"; data: { unplayed_marks: number } }
+  | { kind: "error"; data: { source: string; message: string; code?: string } };
+
+export type CallEvent = CallEventInput & { id: number; call_sid: string; at: string };
+
+export interface CallListQuery {
+  status?: string;
+  limit: number;
+  offset?: number;
+}
+
+interface EventRow {
+  id: number;
+  call_sid: string;
+  at: string;
+  kind: string;
+  data: string;
+}
+
+export class CallRepository {
+  readonly #insert: Statement<CallRecord, [NamedParams]>;
+  readonly #update: Statement<CallRecord, [NamedParams]>;
+  readonly #bySid: Statement<CallRecord, [string]>;
+  readonly #page: Statement<CallRecord, [NamedParams]>;
+  readonly #appendEvent: Statement<EventRow, [NamedParams]>;
+  readonly #events: Statement<EventRow, [string]>;
+
+  constructor(
+    db: Database,
+    private readonly clock: Clock,
+  ) {
+    this.#insert = db.prepare(
+      `INSERT INTO calls (sid, direction, from_number, to_number, scenario, lead_id, status, created_at)
+       VALUES ($sid, $direction, $from_number, $to_number, $scenario, $lead_id, $status, $created_at)
+       RETURNING *`,
+    );
+    this.#update = db.prepare(
+      `UPDATE calls SET
+         status = coalesce($status, status),
+         answered_by = coalesce($answered_by, answered_by),
+         outcome = coalesce($outcome, outcome),
+         outcome_detail = coalesce($outcome_detail, outcome_detail),
+         answered_at = coalesce($answered_at, answered_at),
+         ended_at = coalesce($ended_at, ended_at)
+       WHERE sid = $sid RETURNING *`,
+    );
+    this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
+    this.#page = db.prepare(
+      `SELECT * FROM calls WHERE ($status IS NULL OR status = $status)
+       ORDER BY created_at DESC, sid DESC LIMIT $limit OFFSET $offset`,
+    );
+    this.#appendEvent = db.prepare(
+      "INSERT INTO call_events (call_sid, at, kind, data) VALUES ($call_sid, $at, $kind, $data) RETURNING *",
+    );
+    this.#events = db.prepare("SELECT * FROM call_events WHERE call_sid = ? ORDER BY id");
+  }
+
+  create(call: NewCall): CallRecord {
+    return this.#insert.get({
+      lead_id: null,
+      ...call,
+      created_at: this.clock.now().toISOString(),
+    }) as CallRecord;
+  }
+
+  get(sid: string): CallRecord | undefined {
+    return this.#bySid.get(sid) ?? undefined;
+  }
+
+  /** @returns the updated call, or undefined when no call has this SID */
+  update(sid: string, changes: CallUpdate): CallRecord | undefined {
+    return (
+      this.#update.get({
+        sid,
+        status: null,
+        answered_by: null,
+        outcome: null,
+        outcome_detail: null,
+        answered_at: null,
+        ended_at: null,
+        ...changes,
+      }) ?? undefined
+    );
+  }
+
+  /** Newest first, optionally only one status. */
+  list(query: CallListQuery): CallRecord[] {
+    return this.#page.all({
+      status: query.status ?? null,
+      limit: query.limit,
+      offset: query.offset ?? 0,
+    });
+  }
+
+  /** Adds one entry to the call's timeline, stamped with the clock's time. */
+  appendEvent(callSid: string, event: CallEventInput): CallEvent {
+    const row = this.#appendEvent.get({
+      call_sid: callSid,
+      at: this.clock.now().toISOString(),
+      kind: event.kind,
+      data: JSON.stringify(event.data),
+    }) as EventRow;
+    return toEvent(row);
+  }
+
+  /** The call's timeline in the order it happened. */
+  events(callSid: string): CallEvent[] {
+    return this.#events.all(callSid).map(toEvent);
+  }
+}
+
+function toEvent(row: EventRow): CallEvent {
+  return { ...row, data: JSON.parse(row.data) } as CallEvent;
+}

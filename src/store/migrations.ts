@@ -1,0 +1,141 @@
+/**
+ * The database schema as an ordered list of versioned migrations, and the runner that applies the
+ * pending ones at start-up, each in its own transaction. Never edit a released migration: add one.
+ */
+import type { Database } from "bun:sqlite";
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const migrations: Migration[] = [
+  {
+    version: 1,
+    name: "leads, calls, call events, slots and bookings",
+    sql: `
+      CREATE TABLE leads (
+        id                 TEXT PRIMARY KEY,
+        first_name         TEXT NOT NULL,
+        last_name          TEXT NOT NULL,
+        phone              TEXT,
+        email              TEXT,
+        property_address   TEXT,
+        property_type      TEXT,
+        year_built         INTEGER,
+        square_footage     INTEGER,
+        insurance_status   TEXT,
+        coverage_start     TEXT,
+        quote_submitted_at TEXT,
+        source             TEXT,
+        created_at         TEXT NOT NULL,
+        updated_at         TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE calls (
+        sid            TEXT PRIMARY KEY,
+        direction      TEXT NOT NULL CHECK (direction IN ('inbound', 'outbound')),
+        from_number    TEXT NOT NULL,
+        to_number      TEXT NOT NULL,
+        scenario       TEXT NOT NULL,
+        lead_id        TEXT REFERENCES leads (id),
+        status         TEXT NOT NULL,
+        answered_by    TEXT,
+        outcome        TEXT,
+        outcome_detail TEXT,
+        created_at     TEXT NOT NULL,
+        answered_at    TEXT,
+        ended_at       TEXT
+      ) STRICT;
+      CREATE INDEX calls_by_created ON calls (created_at DESC, sid);
+      CREATE INDEX calls_by_status ON calls (status, created_at DESC);
+
+      CREATE TABLE call_events (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        call_sid TEXT NOT NULL REFERENCES calls (sid),
+        at       TEXT NOT NULL,
+        kind     TEXT NOT NULL,
+        data     TEXT NOT NULL CHECK (json_valid(data))
+      ) STRICT;
+      CREATE INDEX call_events_by_call ON call_events (call_sid, id);
+      CREATE TRIGGER call_events_no_update BEFORE UPDATE ON call_events
+        BEGIN SELECT RAISE(ABORT, 'call_events is append-only'); END;
+      CREATE TRIGGER call_events_no_delete BEFORE DELETE ON call_events
+        BEGIN SELECT RAISE(ABORT, 'call_events is append-only'); END;
+
+      CREATE TABLE slots (
+        id        INTEGER PRIMARY KEY,
+        calendar  TEXT NOT NULL,
+        provider  TEXT NOT NULL,
+        starts_at TEXT NOT NULL,
+        ends_at   TEXT NOT NULL CHECK (ends_at > starts_at),
+        UNIQUE (calendar, provider, starts_at)
+      ) STRICT;
+      CREATE INDEX slots_by_time ON slots (calendar, starts_at);
+
+      CREATE TABLE bookings (
+        id           TEXT PRIMARY KEY,
+        slot_id      INTEGER NOT NULL REFERENCES slots (id),
+        status       TEXT NOT NULL DEFAULT 'booked' CHECK (status IN ('booked', 'cancelled')),
+        name         TEXT NOT NULL,
+        phone        TEXT,
+        reason       TEXT,
+        lead_id      TEXT REFERENCES leads (id),
+        call_sid     TEXT REFERENCES calls (sid),
+        created_at   TEXT NOT NULL,
+        cancelled_at TEXT
+      ) STRICT;
+      -- A slot holds at most one live booking: this index is what makes double booking impossible.
+      CREATE UNIQUE INDEX bookings_one_live_per_slot ON bookings (slot_id) WHERE status = 'booked';
+      CREATE INDEX bookings_by_phone ON bookings (phone);
+    `,
+  },
+];
+
+/** Thrown when the database was written by a newer binary or the migration list is malformed. */
+export class MigrationError extends Error {
+  override name = "MigrationError";
+}
+
+/**
+ * Applies every migration newer than the database's version, in order; a no-op when up to date.
+ * @returns the versions applied by this call
+ */
+export function migrate(db: Database, list: Migration[] = migrations): number[] {
+  list.forEach((migration, index) => {
+    if (migration.version !== index + 1) {
+      throw new MigrationError(`migration #${index + 1} has version ${migration.version}`);
+    }
+  });
+  db.run(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT`);
+  const current =
+    db
+      .query<{ version: number | null }, []>(
+        "SELECT max(version) AS version FROM schema_migrations",
+      )
+      .get()?.version ?? 0;
+  if (current > list.length) {
+    throw new MigrationError(
+      `database schema version ${current} is newer than this binary knows (${list.length}); upgrade the binary`,
+    );
+  }
+  const isApplied = db.prepare<{ version: number }, [number]>(
+    "SELECT version FROM schema_migrations WHERE version = ?",
+  );
+  const record = db.prepare(
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+  );
+  const applied: number[] = [];
+  for (const migration of list.slice(current)) {
+    // Re-checked inside the write lock, so two processes starting together apply each migration once.
+    db.transaction(() => {
+      if (isApplied.get(migration.version)) return;
+      db.run(migration.sql);
+      record.run(migration.version, migration.name, new Date().toISOString());
+      applied.push(migration.version);
+    }).immediate();
+  }
+  return applied;
+}
