@@ -185,7 +185,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const value = env[name]?.trim();
     if (value) raw[name] = value;
   }
-  const candidate = Value.Convert(Environment, Value.Default(Environment, raw));
+  const candidate = Value.Convert(Environment, Value.Default(Environment, { ...raw }));
   const problems = new Map<string, string>();
   for (const error of Value.Errors(Environment, candidate)) {
     const name = error.path.split("/")[1] as VariableName;

@@ -9,6 +9,21 @@ import scalarBundlePath from "#scalar-bundle" with { type: "file" };
 
 const SCALAR_ASSET = "/docs/assets/scalar.js";
 
+type ScalarConfig = NonNullable<Parameters<typeof swagger>[0]>["scalarConfig"];
+
+/**
+ * Keeps the page self-contained: no web fonts, no telemetry, none of Scalar's hosted extras
+ * (AI agent, MCP, deploy toolbar). The plugin's bundled types predate some of these keys.
+ */
+const offlineScalarConfig = {
+  withDefaultFonts: false,
+  telemetry: false,
+  showDeveloperTools: "never",
+  showToolbar: "never",
+  agent: { disabled: true },
+  mcp: { disabled: true },
+} as ScalarConfig;
+
 export function docsRoutes(version: string) {
   return new Elysia({ name: "docs" })
     .get("/", ({ redirect }) => redirect("/docs"), { detail: { hide: true } })
@@ -29,7 +44,7 @@ export function docsRoutes(version: string) {
         specPath: "/docs/json",
         provider: "scalar",
         scalarCDN: SCALAR_ASSET,
-        scalarConfig: { withDefaultFonts: false },
+        scalarConfig: offlineScalarConfig,
         exclude: ["/docs", "/docs/json", SCALAR_ASSET, "/"],
         documentation: {
           info: {

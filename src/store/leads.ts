@@ -30,11 +30,12 @@ export const LeadInput = Type.Object(
 );
 export type LeadInput = Static<typeof LeadInput>;
 
-export type Lead = { [K in keyof Required<LeadInput>]: LeadInput[K] | null } & {
-  id: string;
-  created_at: string;
-  updated_at: string;
+/** Optional input fields come back from the database as null. */
+type Stored<T> = {
+  [K in keyof T]-?: undefined extends T[K] ? Exclude<T[K], undefined> | null : T[K];
 };
+
+export type Lead = Stored<LeadInput> & { id: string; created_at: string; updated_at: string };
 
 const columns = Object.keys(LeadInput.properties) as (keyof LeadInput)[];
 

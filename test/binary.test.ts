@@ -1,0 +1,177 @@
+/**
+ * The compiled single binary, run as a user would: from a folder with no node_modules, configured
+ * only by its environment. Also renders /docs in headless Chromium with every non-loopback request blocked.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+import { describeEnvironment } from "../src/config.ts";
+import { VERSION } from "../src/version.ts";
+
+const repo = resolve(import.meta.dir, "..");
+let dir: string;
+let binary: string;
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "voice-agent-binary-"));
+  binary = join(dir, "voice-agent");
+  const build = Bun.spawnSync(
+    [process.execPath, "build", "--compile", "--minify", "src/main.ts", "--outfile", binary],
+    { cwd: repo, stderr: "pipe", stdout: "pipe" },
+  );
+  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+}, 120_000);
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Runs the binary in an empty working folder with only the given environment. */
+function run(args: string[], env: Record<string, string> = {}) {
+  const cwd = mkdtempSync(join(dir, "run-"));
+  return Bun.spawnSync([binary, ...args], { cwd, env: { PATH: process.env.PATH ?? "", ...env } });
+}
+
+interface Running {
+  url: string;
+  cwd: string;
+  process: Bun.Subprocess<"ignore", "pipe", "pipe">;
+}
+
+/** Starts `voice-agent` on a random loopback port and waits for its "listening" log line. */
+async function serve(): Promise<Running> {
+  const cwd = mkdtempSync(join(dir, "serve-"));
+  const child = Bun.spawn([binary], {
+    cwd,
+    env: {
+      PATH: process.env.PATH ?? "",
+      SERVER_PORT: "0",
+      SERVER_HOST: "127.0.0.1",
+      SHUTDOWN_DRAIN_MS: "100",
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  // Keep reading stdout for the whole life of the child: closing the pipe early would kill it with EPIPE.
+  const listening = Promise.withResolvers<string>();
+  (async () => {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of child.stdout) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        const entry = line.startsWith("{") ? JSON.parse(line) : {};
+        if (entry.msg === "listening") listening.resolve(entry.url);
+      }
+    }
+    listening.reject(
+      new Error(`voice-agent exited before listening: ${await new Response(child.stderr).text()}`),
+    );
+  })();
+  return { url: await listening.promise, cwd, process: child };
+}
+
+describe("compiled binary", () => {
+  test("--version prints the package version", () => {
+    const result = run(["--version"]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout.toString().trim()).toBe(VERSION);
+  });
+
+  test("--help lists the commands and every variable", () => {
+    const result = run(["--help"]);
+    expect(result.exitCode).toBe(0);
+    const help = result.stdout.toString();
+    expect(help).toContain("voice-agent health");
+    for (const { name } of describeEnvironment()) expect(help).toContain(name);
+  });
+
+  test("bad configuration exits 78 naming each bad variable", () => {
+    const result = run([], { SERVER_PORT: "abc", SERVER_EXTERNAL_URL: "not a url" });
+    expect(result.exitCode).toBe(78);
+    const stderr = result.stderr.toString();
+    expect(stderr).toContain("SERVER_PORT: expected an integer from 0 to 65535");
+    expect(stderr).toContain("SERVER_EXTERNAL_URL: expected an absolute http(s) URL");
+  });
+
+  test("an unknown command exits 64 with the usage", () => {
+    const result = run(["dance"]);
+    expect(result.exitCode).toBe(64);
+    expect(result.stderr.toString()).toContain("unknown command: dance");
+  });
+
+  test("serves health and docs with no node_modules, creates its database, exits 0 on SIGTERM", async () => {
+    const server = await serve();
+    try {
+      const health = await fetch(`${server.url}/health`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "ok", version: VERSION, activeCalls: 0 });
+      const document = await (await fetch(`${server.url}/docs/json`)).json();
+      expect(Object.keys(document.paths)).toContain("/health");
+      const script = await fetch(`${server.url}/docs/assets/scalar.js`);
+      expect(script.status).toBe(200);
+      expect((await script.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
+    } finally {
+      server.process.kill("SIGTERM");
+    }
+    expect(await server.process.exited).toBe(0);
+    expect(existsSync(join(server.cwd, "data", "voice-agent.db"))).toBe(true);
+  }, 30_000);
+});
+
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const haveChromium = existsSync(chromiumPath);
+if (!haveChromium) {
+  console.warn(
+    `SKIPPED: the /docs browser test needs Chromium at ${chromiumPath} (apt-get install chromium).`,
+  );
+}
+
+describe("docs page in a browser", () => {
+  test.skipIf(!haveChromium)(
+    "headless Chromium renders the API reference with no network",
+    async () => {
+      const server = await serve();
+      const browser = await chromium.launch({
+        executablePath: chromiumPath,
+        args: [
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      });
+      const blocked: string[] = [];
+      try {
+        const page = await browser.newPage();
+        await page.route("**/*", (route) => {
+          const { hostname } = new URL(route.request().url());
+          if (hostname === "127.0.0.1" || hostname === "localhost") return route.continue();
+          blocked.push(route.request().url());
+          return route.abort();
+        });
+        await page.goto(`${server.url}/docs`);
+        await page
+          .getByText("Service health")
+          .first()
+          .waitFor({ state: "visible", timeout: 20_000 });
+        expect(await page.title()).toBe("Voice Agent API");
+        await expect(page.getByText("Voice Agent API").first().isVisible()).resolves.toBe(true);
+        await page.screenshot({ path: join(dir, "docs.png") });
+        if (process.env.DOCS_SCREENSHOT)
+          await page.screenshot({ path: process.env.DOCS_SCREENSHOT, fullPage: false });
+      } finally {
+        await browser.close();
+        server.process.kill("SIGTERM");
+        await server.process.exited;
+      }
+      if (blocked.length > 0)
+        console.info(`docs page asked for (and was refused) ${blocked.join(", ")}`);
+    },
+    60_000,
+  );
+});

@@ -1,0 +1,154 @@
+import { describe, expect, test } from "bun:test";
+import { ConfigError, integrationStatus, loadConfig, requireIntegration } from "../src/config.ts";
+import { IntegrationNotConfiguredError } from "../src/errors.ts";
+
+const twilioAndDeepgram = {
+  TWILIO_ACCOUNT_SID: `AC${"a1".repeat(16)}`,
+  TWILIO_AUTH_TOKEN: "twilio-token-value",
+  TWILIO_PHONE_NUMBER: "+15550001111",
+  SERVER_EXTERNAL_URL: "https://voice.example.com/",
+  DEEPGRAM_API_KEY: "dg-key-value",
+};
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  test("an empty environment gives the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config.server).toEqual({
+      host: "0.0.0.0",
+      port: 8080,
+      externalUrl: undefined,
+      endpointSecret: undefined,
+      shutdownDrainMs: 60_000,
+    });
+    expect(config.databasePath).toBe("./data/voice-agent.db");
+    expect(config.deepgram).toEqual({
+      apiKey: undefined,
+      agentUrl: "wss://agent.deepgram.com/v1/agent/converse",
+      apiUrl: "https://api.deepgram.com",
+    });
+    expect(config.twilio.apiUrl).toBe("https://api.twilio.com");
+    expect(config.agent).toEqual({
+      llmProvider: "open_ai",
+      llmModel: "gpt-4o-mini",
+      voiceModel: "aura-2-thalia-en",
+      ttsProvider: "deepgram",
+      sttModel: "flux-general-en",
+    });
+    expect(config.logLevel).toBe("info");
+  });
+
+  test("values are converted and trimmed; trailing slashes leave URLs", () => {
+    const config = loadConfig({
+      SERVER_PORT: " 9000 ",
+      SHUTDOWN_DRAIN_MS: "1500",
+      TWILIO_API_URL: "http://127.0.0.1:4010/",
+      LOG_LEVEL: "debug",
+      ...twilioAndDeepgram,
+    });
+    expect(config.server.port).toBe(9000);
+    expect(config.server.shutdownDrainMs).toBe(1500);
+    expect(config.server.externalUrl).toBe("https://voice.example.com");
+    expect(config.twilio.apiUrl).toBe("http://127.0.0.1:4010");
+    expect(config.logLevel).toBe("debug");
+  });
+
+  test("empty values count as unset", () => {
+    const config = loadConfig({ TWILIO_AUTH_TOKEN: "", SERVER_PORT: "  " });
+    expect(config.twilio.authToken).toBeUndefined();
+    expect(config.server.port).toBe(8080);
+  });
+
+  test("variables the service does not know are ignored", () => {
+    expect(() => loadConfig({ PATH: "/usr/bin", SOMETHING_ELSE: "x" })).not.toThrow();
+  });
+
+  test("every bad variable is named in one error, with why", () => {
+    const error = configError({
+      SERVER_PORT: "abc",
+      SERVER_EXTERNAL_URL: "not a url",
+      DEEPGRAM_AGENT_URL: "https://agent.deepgram.com",
+      TWILIO_ACCOUNT_SID: "XY123",
+      TWILIO_PHONE_NUMBER: "555-1234",
+      LLM_PROVIDER: "skynet",
+      LOG_LEVEL: "loud",
+      SHUTDOWN_DRAIN_MS: "-5",
+    });
+    const named = error.problems.map((problem) => problem.split(":")[0]);
+    expect(named.sort()).toEqual(
+      [
+        "SERVER_PORT",
+        "SERVER_EXTERNAL_URL",
+        "DEEPGRAM_AGENT_URL",
+        "TWILIO_ACCOUNT_SID",
+        "TWILIO_PHONE_NUMBER",
+        "LLM_PROVIDER",
+        "LOG_LEVEL",
+        "SHUTDOWN_DRAIN_MS",
+      ].sort(),
+    );
+    expect(error.message).toContain('SERVER_PORT: expected an integer from 0 to 65535 (got "abc")');
+    expect(error.message).toContain("LLM_PROVIDER: expected one of open_ai, anthropic, google");
+  });
+
+  test("a port out of range is refused", () => {
+    expect(configError({ SERVER_PORT: "70000" }).problems).toEqual([
+      'SERVER_PORT: expected an integer from 0 to 65535 (got "70000")',
+    ]);
+  });
+
+  test("secret values are never echoed in errors", () => {
+    const error = configError({ ENDPOINT_SECRET: "tooshort-secret" });
+    expect(error.message).toContain("ENDPOINT_SECRET: expected at least 16 characters");
+    expect(error.message).not.toContain("tooshort-secret");
+  });
+});
+
+describe("integrations", () => {
+  test("nothing configured: each integration lists the variables to set", () => {
+    expect(integrationStatus(loadConfig({}))).toEqual({
+      twilio: {
+        configured: false,
+        missing: [
+          "TWILIO_ACCOUNT_SID",
+          "TWILIO_AUTH_TOKEN",
+          "TWILIO_PHONE_NUMBER",
+          "SERVER_EXTERNAL_URL",
+        ],
+      },
+      deepgram: { configured: false, missing: ["DEEPGRAM_API_KEY"] },
+    });
+  });
+
+  test("all credentials present: both configured", () => {
+    const status = integrationStatus(loadConfig(twilioAndDeepgram));
+    expect(status.twilio).toEqual({ configured: true, missing: [] });
+    expect(status.deepgram).toEqual({ configured: true, missing: [] });
+  });
+
+  test("requireIntegration answers 503 naming what is missing", () => {
+    const config = loadConfig({ ...twilioAndDeepgram, TWILIO_AUTH_TOKEN: "" });
+    expect(() => requireIntegration(config, "deepgram")).not.toThrow();
+    let thrown: unknown;
+    try {
+      requireIntegration(config, "twilio");
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(IntegrationNotConfiguredError);
+    expect(thrown).toMatchObject({
+      status: 503,
+      code: "INTEGRATION_NOT_CONFIGURED",
+      message: "Twilio is not configured: set TWILIO_AUTH_TOKEN",
+    });
+  });
+});

@@ -1,0 +1,196 @@
+import { describe, expect, test } from "bun:test";
+import { t } from "elysia";
+import { createApp } from "../../src/app.ts";
+import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
+import { requireIntegration } from "../../src/config.ts";
+import { NotFoundError } from "../../src/errors.ts";
+import { captureLogger, testConfig } from "../helpers/context.ts";
+
+const configured = {
+  TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
+  TWILIO_AUTH_TOKEN: "token",
+  TWILIO_PHONE_NUMBER: "+15550001111",
+  SERVER_EXTERNAL_URL: "https://voice.example.com",
+  DEEPGRAM_API_KEY: "key",
+};
+
+function build(env: Record<string, string> = {}) {
+  const calls = new CallRegistry();
+  const captured = captureLogger();
+  const config = testConfig(env);
+  const app = createApp({ config, calls, logger: captured.logger, version: "1.2.3" });
+  return { app, calls, config, ...captured };
+}
+
+const get = (path: string) => new Request(`http://localhost${path}`);
+
+const liveCall = (callSid: string): LiveCall => ({ callSid, hangUp: async () => {} });
+
+describe("GET /health", () => {
+  test("reports version, live calls and missing integrations", async () => {
+    const { app, calls } = build();
+    calls.register(liveCall("CA1"));
+    const response = await app.handle(get("/health"));
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({
+      status: "ok",
+      version: "1.2.3",
+      activeCalls: 1,
+      integrations: {
+        twilio: {
+          configured: false,
+          missing: [
+            "TWILIO_ACCOUNT_SID",
+            "TWILIO_AUTH_TOKEN",
+            "TWILIO_PHONE_NUMBER",
+            "SERVER_EXTERNAL_URL",
+          ],
+        },
+        deepgram: { configured: false, missing: ["DEEPGRAM_API_KEY"] },
+      },
+    });
+  });
+
+  test("reports configured integrations", async () => {
+    const body = await (await build(configured).app.handle(get("/health"))).json();
+    expect(body.integrations).toEqual({
+      twilio: { configured: true, missing: [] },
+      deepgram: { configured: true, missing: [] },
+    });
+  });
+
+  test("answers 503 draining once shutdown began", async () => {
+    const { app, calls } = build();
+    calls.stopAccepting();
+    const response = await app.handle(get("/health"));
+    expect(response.status).toBe(503);
+    expect((await response.json()).status).toBe("draining");
+  });
+});
+
+describe("docs", () => {
+  test("the OpenAPI document lists the routes and hides the plumbing", async () => {
+    const response = await build().app.handle(get("/docs/json"));
+    expect(response.status).toBe(200);
+    const document = await response.json();
+    expect(document.openapi).toStartWith("3.");
+    expect(document.info).toMatchObject({ title: "Voice Agent API", version: "1.2.3" });
+    expect(Object.keys(document.paths)).toEqual(["/health"]);
+  });
+
+  test("the docs page loads its script from this server, not a CDN", async () => {
+    const response = await build().app.handle(get("/docs"));
+    expect(response.status).toBe(200);
+    const html = await response.text();
+    const sources = [...html.matchAll(/<script[^>]*\ssrc="([^"]+)"/g)].map((match) => match[1]);
+    expect(sources).toEqual(["/docs/assets/scalar.js"]);
+    expect(html).not.toMatch(/https?:\/\/(cdn|unpkg|fonts)\./);
+    expect(html).toContain('data-url="docs/json"');
+  });
+
+  test("the reference UI script is served from the bundled package", async () => {
+    const response = await build().app.handle(get("/docs/assets/scalar.js"));
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toStartWith("text/javascript");
+    expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
+  });
+
+  test("the root redirects to the docs", async () => {
+    const response = await build().app.handle(get("/"));
+    expect(response.status).toBe(302);
+    expect(response.headers.get("location")).toBe("/docs");
+  });
+});
+
+describe("errors", () => {
+  test("an unknown route is a JSON 404", async () => {
+    const response = await build().app.handle(get("/no-such-thing"));
+    expect(response.status).toBe(404);
+    expect(await response.json()).toEqual({
+      error: "No route for GET /no-such-thing",
+      code: "NOT_FOUND",
+    });
+  });
+
+  test("validation errors answer 400 naming the field", async () => {
+    const app = build().app.post("/echo", ({ body }) => body, {
+      body: t.Object({
+        to: t.String({ pattern: "^\\+[1-9][0-9]{1,14}$" }),
+        name: t.Optional(t.String()),
+      }),
+    });
+    const bad = await app.handle(
+      new Request("http://localhost/echo", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ to: "555" }),
+      }),
+    );
+    expect(bad.status).toBe(400);
+    const body = await bad.json();
+    expect(body).toMatchObject({ code: "VALIDATION", field: "body.to" });
+    expect(body.error).toStartWith("body.to: ");
+
+    const missing = await app.handle(
+      new Request("http://localhost/echo", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ name: "x" }),
+      }),
+    );
+    expect(await missing.json()).toMatchObject({ code: "VALIDATION", field: "body.to" });
+  });
+
+  test("a body that is not JSON answers 400", async () => {
+    const app = build().app.post("/echo", ({ body }) => body, {
+      body: t.Object({ to: t.String() }),
+    });
+    const response = await app.handle(
+      new Request("http://localhost/echo", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{not json",
+      }),
+    );
+    expect(response.status).toBe(400);
+    expect((await response.json()).code).toBeOneOf(["PARSE", "VALIDATION"]);
+  });
+
+  test("typed errors keep their status and code", async () => {
+    const { app, config } = build();
+    app
+      .get("/missing-thing", () => {
+        throw new NotFoundError("No lead lead_123");
+      })
+      .get("/needs-twilio", () => {
+        requireIntegration(config, "twilio");
+        return "placed";
+      });
+    const notFound = await app.handle(get("/missing-thing"));
+    expect(notFound.status).toBe(404);
+    expect(await notFound.json()).toEqual({ error: "No lead lead_123", code: "NOT_FOUND" });
+    const unavailable = await app.handle(get("/needs-twilio"));
+    expect(unavailable.status).toBe(503);
+    expect(await unavailable.json()).toEqual({
+      error:
+        "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER, SERVER_EXTERNAL_URL",
+      code: "INTEGRATION_NOT_CONFIGURED",
+    });
+  });
+
+  test("unexpected errors answer a bare 500 and are logged", async () => {
+    const { app, lines } = build();
+    app.get("/boom", () => {
+      throw new Error("database password is hunter2");
+    });
+    const response = await app.handle(get("/boom"));
+    expect(response.status).toBe(500);
+    const text = await response.text();
+    expect(JSON.parse(text)).toEqual({ error: "Internal server error", code: "INTERNAL" });
+    expect(text).not.toContain("hunter2");
+    expect(lines.find((line) => line.msg === "unhandled error")).toMatchObject({
+      level: "error",
+      path: "/boom",
+    });
+  });
+});

@@ -1,0 +1,76 @@
+import { afterEach, beforeEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LiveCall } from "../src/call/registry.ts";
+import { startService } from "../src/service.ts";
+import { openStore } from "../src/store/index.ts";
+import { captureLogger, testConfig } from "./helpers/context.ts";
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "voice-agent-service-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function start(drainMs: number) {
+  const { logger, lines } = captureLogger();
+  const config = testConfig({
+    DATABASE_PATH: join(dir, "db", "voice-agent.db"),
+    SHUTDOWN_DRAIN_MS: String(drainMs),
+  });
+  return { service: startService(config, logger), lines, path: config.databasePath };
+}
+
+test("serves /health over a real socket on a random port", async () => {
+  const { service, lines } = start(0);
+  expect(service.port).toBeGreaterThan(0);
+  const response = await fetch(`${service.url}/health`);
+  expect(response.status).toBe(200);
+  expect((await response.json()).status).toBe("ok");
+  expect(lines[0]).toMatchObject({ msg: "listening", port: service.port });
+  await service.shutdown("test");
+});
+
+test("shutdown waits for live calls to finish, then closes server and database", async () => {
+  const { service, path } = start(60_000);
+  let hungUp = false;
+  const call: LiveCall = {
+    callSid: "CA1",
+    hangUp: async () => {
+      hungUp = true;
+    },
+  };
+  service.calls.register(call);
+  service.store.leads.create({ first_name: "Kept", last_name: "Lead" });
+
+  const stopping = service.shutdown("SIGTERM");
+  const draining = await fetch(`${service.url}/health`);
+  expect(draining.status).toBe(503);
+  expect(service.calls.register({ ...call, callSid: "CA2" })).toBe("draining");
+
+  service.calls.unregister("CA1");
+  await stopping;
+  expect(hungUp).toBe(false);
+  await expect(fetch(`${service.url}/health`)).rejects.toThrow();
+  await expect(service.shutdown("again")).resolves.toBeUndefined();
+
+  const reopened = openStore(path);
+  expect(reopened.leads.list(10).map((lead) => lead.first_name)).toEqual(["Kept"]);
+  reopened.close();
+});
+
+test("calls still live after the drain time are hung up", async () => {
+  const { service, lines } = start(10);
+  const reasons: string[] = [];
+  service.calls.register({
+    callSid: "CA1",
+    hangUp: async (reason) => {
+      reasons.push(reason);
+      service.calls.unregister("CA1");
+    },
+  });
+  await service.shutdown("SIGTERM");
+  expect(reasons).toEqual(["service shutting down"]);
+  expect(lines.map((line) => line.msg)).toContain("drain time over, hanging up live calls");
+});
