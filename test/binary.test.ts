@@ -97,6 +97,12 @@ describe("compiled binary", () => {
     expect(stderr).toContain("SERVER_EXTERNAL_URL: expected an absolute http(s) URL");
   });
 
+  test("health exits 1 when nothing answers", () => {
+    const result = run(["health"], { SERVER_PORT: "1" });
+    expect(result.exitCode).toBe(1);
+    expect(result.stderr.toString()).toContain("health check failed");
+  });
+
   test("an unknown command exits 64 with the usage", () => {
     const result = run(["dance"]);
     expect(result.exitCode).toBe(64);
@@ -114,6 +120,8 @@ describe("compiled binary", () => {
       const script = await fetch(`${server.url}/docs/assets/scalar.js`);
       expect(script.status).toBe(200);
       expect((await script.arrayBuffer()).byteLength).toBeGreaterThan(1_000_000);
+      const port = new URL(server.url).port;
+      expect(run(["health"], { SERVER_PORT: port }).exitCode).toBe(0);
     } finally {
       server.process.kill("SIGTERM");
     }
