@@ -18,6 +18,8 @@ export interface CallRecord {
   answered_by: string | null;
   outcome: string | null;
   outcome_detail: string | null;
+  /** Why the call ended, in words (caller hung up, agent error, silence, …). */
+  end_reason: string | null;
   created_at: string;
   answered_at: string | null;
   ended_at: string | null;
@@ -34,7 +36,13 @@ export type NewCall = Pick<
 export type CallUpdate = Partial<
   Pick<
     CallRecord,
-    "status" | "answered_by" | "outcome" | "outcome_detail" | "answered_at" | "ended_at"
+    | "status"
+    | "answered_by"
+    | "outcome"
+    | "outcome_detail"
+    | "end_reason"
+    | "answered_at"
+    | "ended_at"
   >
 >;
 
@@ -54,8 +62,9 @@ export type CallEventInput =
         duration_ms: number;
       };
     }
-  | { kind: "barge_in"; data: { unplayed_marks: number } }
-  | { kind: "error"; data: { source: string; message: string; code?: string } };
+  | { kind: "barge_in"; data: { unplayed_marks: number; unplayed_ms: number } }
+  | { kind: "error"; data: { source: string; message: string; code?: string } }
+  | { kind: "ended"; data: { reason: string; detail: string } };
 
 export type CallEvent = CallEventInput & { id: number; call_sid: string; at: string };
 
@@ -96,6 +105,7 @@ export class CallRepository {
          answered_by = coalesce($answered_by, answered_by),
          outcome = coalesce($outcome, outcome),
          outcome_detail = coalesce($outcome_detail, outcome_detail),
+         end_reason = coalesce($end_reason, end_reason),
          answered_at = coalesce($answered_at, answered_at),
          ended_at = coalesce($ended_at, ended_at)
        WHERE sid = $sid RETURNING *`,
@@ -119,6 +129,11 @@ export class CallRepository {
     }) as CallRecord;
   }
 
+  /** Creates the call unless a row with this SID exists (a webhook may have created it first). */
+  ensure(call: NewCall): CallRecord {
+    return this.get(call.sid) ?? this.create(call);
+  }
+
   get(sid: string): CallRecord | undefined {
     return this.#bySid.get(sid) ?? undefined;
   }
@@ -132,6 +147,7 @@ export class CallRepository {
         answered_by: null,
         outcome: null,
         outcome_detail: null,
+        end_reason: null,
         answered_at: null,
         ended_at: null,
         ...changes,

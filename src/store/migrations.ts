@@ -44,6 +44,7 @@ export const migrations: Migration[] = [
         answered_by    TEXT,
         outcome        TEXT,
         outcome_detail TEXT,
+        end_reason     TEXT,
         created_at     TEXT NOT NULL,
         answered_at    TEXT,
         ended_at       TEXT

@@ -91,7 +91,10 @@ test("the event timeline keeps order, kinds and structured data", () => {
       duration_ms: 12,
     },
   });
-  store.calls.appendEvent("CA1", { kind: "barge_in", data: { unplayed_marks: 2 } });
+  store.calls.appendEvent("CA1", {
+    kind: "barge_in",
+    data: { unplayed_marks: 2, unplayed_ms: 640 },
+  });
   const events = store.calls.events("CA1");
   expect(events.map((event) => event.kind)).toEqual([
     "amd",

@@ -1,0 +1,28 @@
+/** Writes a call's timeline and end to the store; a failing write is logged, never thrown into the call. */
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import type { CallRepository } from "../store/calls.ts";
+import type { CallRecorder } from "./session.ts";
+
+export function storeRecorder(
+  calls: CallRepository,
+  callSid: string,
+  clock: Clock,
+  logger: Logger,
+): CallRecorder {
+  const attempt = (what: string, write: () => void) => {
+    try {
+      write();
+    } catch (error) {
+      logger.error("could not record call data", { what, error });
+    }
+  };
+  return {
+    event: (event) => attempt(event.kind, () => calls.appendEvent(callSid, event)),
+    ended: (reason, detail) =>
+      attempt("end", () => {
+        calls.appendEvent(callSid, { kind: "ended", data: { reason, detail } });
+        calls.update(callSid, { ended_at: clock.now().toISOString(), end_reason: reason });
+      }),
+  };
+}

@@ -1,0 +1,471 @@
+/**
+ * One phone call: bridges the Twilio media stream and the Deepgram agent through small ports, owns
+ * the call's state machine, plays agent audio with mark tracking, handles barge-in, function calls,
+ * silence prompts, the time limit, agent faults and hang-up after the last words have been heard.
+ * No sockets or timers of its own: everything arrives through `SessionDeps`, so tests drive it directly.
+ */
+import type { Clock, Timer } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import {
+  type AgentMessage,
+  type AgentServerMessage,
+  functionCallResponseMessage,
+  injectAgentMessage,
+} from "../protocol/deepgram-agent.ts";
+import { TwilioEncoder, type TwilioInbound } from "../protocol/twilio-media.ts";
+import type { PreparedScenario, Tool, ToolContext } from "../scenarios/types.ts";
+import type { CallEventInput } from "../store/calls.ts";
+import { PlaybackTracker } from "./playback.ts";
+import type { LiveCall } from "./registry.ts";
+import { type CallState, canTransition, type EndReason } from "./state.ts";
+import { runTool } from "./tools.ts";
+
+/** The Twilio media-stream socket as the session sees it: already-encoded text frames out. */
+export interface PhoneChannel {
+  send(text: string): void;
+  /** Closing a `<Connect><Stream>` socket ends the phone call. */
+  close(): void;
+}
+
+/** An agent socket that has been set up (Settings applied). */
+export interface AgentChannel {
+  sendAudio(audio: Uint8Array): void;
+  send(text: string): void;
+  close(): void;
+}
+
+export interface AgentHandlers {
+  message(message: AgentServerMessage): void;
+  audio(audio: Buffer): void;
+  /** The socket closed without the session asking. */
+  closed(reason: string): void;
+}
+
+/** Opens an agent socket, sends `settings` and resolves once they are applied. */
+export type AgentConnector = (settings: string, handlers: AgentHandlers) => Promise<AgentChannel>;
+
+/** Hangs up a call through the telephony provider's API (Twilio REST). */
+export interface Telephony {
+  hangUp(callSid: string): Promise<void>;
+}
+
+/** Where the session writes what happened; implementations must not throw. */
+export interface CallRecorder {
+  event(event: CallEventInput): void;
+  ended(reason: EndReason, detail: string): void;
+}
+
+export interface CallTimings {
+  /** Quiet time after the agent's audio has been heard before "Are you still there?". */
+  silencePromptMs: number;
+  /** Further quiet time after that prompt before the goodbye. */
+  silenceHangupMs: number;
+  /** Longest call; then a polite goodbye. */
+  maxCallMs: number;
+  /** Longest a tool handler may run. */
+  toolTimeoutMs: number;
+  /** While ending: how long the line must stay quiet after the last audio before hanging up. */
+  endSettleMs: number;
+  /** While ending: hang up after this long whatever is still playing. */
+  hangupSafetyMs: number;
+}
+
+export const PHRASES = {
+  stillThere: "Are you still there?",
+  silenceGoodbye:
+    "I haven't heard anything, so I'll end the call now. Feel free to call back any time. Goodbye!",
+  timeLimit:
+    "I'm sorry, we've reached the time limit for this call. Thank you for your time. Goodbye!",
+  shutdown: "I'm sorry, I have to end the call now. Please call back in a few minutes. Goodbye!",
+} as const;
+
+export interface SessionDeps {
+  callSid: string;
+  streamSid: string;
+  /** Who the agent is talking to: caller for inbound, called party for outbound. */
+  customerNumber: string;
+  scenario: PreparedScenario;
+  /** The encoded Settings message for this call. */
+  settings: string;
+  phone: PhoneChannel;
+  connectAgent: AgentConnector;
+  telephony?: Telephony;
+  recorder: CallRecorder;
+  clock: Clock;
+  logger: Logger;
+  timings: CallTimings;
+  /** Raw mu-law 8 kHz apology played when the agent fails. */
+  apologyAudio: Uint8Array;
+  /** Called once, when the call has ended. */
+  onEnded(session: CallSession): void;
+}
+
+interface Ending {
+  reason: EndReason;
+  detail: string;
+  /** True until the agent has finished speaking words we asked it to say. */
+  awaitingSpeech: boolean;
+}
+
+export class CallSession implements LiveCall {
+  readonly callSid: string;
+  readonly #deps: SessionDeps;
+  readonly #encoder: TwilioEncoder;
+  readonly #playback = new PlaybackTracker();
+  readonly #tools: Map<string, Tool>;
+  readonly #toolContext: ToolContext;
+  readonly #ended = Promise.withResolvers<void>();
+  #state: CallState = "connecting";
+  #agent: AgentChannel | undefined;
+  /** Between the agent's first audio of a turn and its AgentAudioDone. */
+  #agentSpeaking = false;
+  #silencePrompted = false;
+  #ending: Ending | undefined;
+  #ignored = 0;
+  #silenceTimer: Timer | undefined;
+  #settleTimer: Timer | undefined;
+  #safetyTimer: Timer | undefined;
+  #maxDurationTimer: Timer | undefined;
+
+  constructor(deps: SessionDeps) {
+    this.#deps = deps;
+    this.callSid = deps.callSid;
+    this.#encoder = new TwilioEncoder(deps.streamSid);
+    this.#tools = new Map(deps.scenario.tools.map((tool) => [tool.name, tool]));
+    this.#toolContext = {
+      callSid: deps.callSid,
+      customerNumber: deps.customerNumber,
+      get now() {
+        return deps.clock.now();
+      },
+      endCall: (reason) => this.#beginEnding("agent_ended_call", reason, false),
+    };
+  }
+
+  get state(): CallState {
+    return this.#state;
+  }
+
+  /** Resolves when the call has ended. */
+  get ended(): Promise<void> {
+    return this.#ended.promise;
+  }
+
+  /** Audio queued on the phone and not yet heard, in ms. */
+  get queuedMs(): number {
+    return this.#playback.queuedMs;
+  }
+
+  /** Opens the agent socket; the greeting starts as soon as the settings are applied. */
+  start(): void {
+    const { clock, timings } = this.#deps;
+    this.#maxDurationTimer = clock.setTimeout(
+      () =>
+        this.#endWithWords(
+          "max_duration",
+          `call reached ${timings.maxCallMs} ms`,
+          PHRASES.timeLimit,
+        ),
+      timings.maxCallMs,
+    );
+    this.#deps
+      .connectAgent(this.#deps.settings, {
+        message: (message) => this.#onAgentMessage(message),
+        audio: (audio) => this.#onAgentAudio(audio),
+        closed: (reason) => this.#agentFailed("agent_error", `agent socket closed: ${reason}`),
+      })
+      .then(
+        (agent) => {
+          if (this.#state !== "connecting") {
+            agent.close();
+            return;
+          }
+          this.#agent = agent;
+          this.#transition("live");
+          if (!this.#deps.scenario.greeting) this.#playbackIdle();
+        },
+        (error: unknown) =>
+          this.#agentFailed(
+            "agent_unavailable",
+            `agent connection failed: ${(error as Error).message}`,
+          ),
+      );
+  }
+
+  /** A decoded message from this call's Twilio stream. */
+  handlePhone(message: TwilioInbound): void {
+    switch (message.event) {
+      case "media":
+        if (this.#state === "live") this.#agent?.sendAudio(message.audio);
+        return;
+      case "mark":
+        if (
+          this.#playback.echoed(message.name) === "played" &&
+          this.#playback.idle &&
+          !this.#agentSpeaking
+        ) {
+          this.#playbackIdle();
+        }
+        return;
+      case "stop":
+        this.#finish("caller_hung_up", "Twilio stopped the stream");
+        return;
+      case "ignored":
+        this.#noteIgnored("twilio", message.reason);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** The Twilio socket closed. */
+  phoneClosed(): void {
+    this.#finish("caller_hung_up", "media stream closed");
+  }
+
+  /** Ends the call politely (used when the service shuts down); resolves when it has ended. */
+  hangUp(reason: string): Promise<void> {
+    this.#endWithWords("service_shutdown", reason, PHRASES.shutdown);
+    return this.#ended.promise;
+  }
+
+  #transition(to: CallState): boolean {
+    if (!canTransition(this.#state, to)) return false;
+    this.#deps.logger.debug("call state", { from: this.#state, to });
+    this.#state = to;
+    return true;
+  }
+
+  #onAgentMessage(message: AgentServerMessage): void {
+    switch (message.type) {
+      case "ConversationText":
+        this.#deps.recorder.event({
+          kind: "transcript",
+          data: { role: message.role, text: message.content },
+        });
+        if (message.role === "user") this.#callerActive();
+        return;
+      case "UserStartedSpeaking":
+        this.#bargeIn();
+        return;
+      case "AgentThinking":
+      case "AgentStartedSpeaking":
+        this.#silenceTimer?.cancel();
+        return;
+      case "AgentAudioDone":
+        this.#agentSpeaking = false;
+        if (this.#ending) this.#ending.awaitingSpeech = false;
+        if (this.#playback.idle) this.#playbackIdle();
+        return;
+      case "FunctionCallRequest":
+        this.#silenceTimer?.cancel();
+        void this.#runFunctions(message);
+        return;
+      case "InjectionRefused":
+        if (this.#ending) this.#ending.awaitingSpeech = false;
+        if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
+        return;
+      case "Error":
+        this.#agentFailed(
+          "agent_error",
+          `agent error ${message.code ?? ""}: ${message.description ?? ""}`.trim(),
+        );
+        return;
+      case "Warning":
+        this.#deps.logger.warn("agent warning", {
+          code: message.code,
+          description: message.description,
+        });
+        return;
+      case "Ignored":
+        this.#noteIgnored("agent", message.reason);
+        return;
+      default:
+        return;
+    }
+  }
+
+  #onAgentAudio(audio: Buffer): void {
+    if (this.#state !== "live" && this.#state !== "ending") return;
+    this.#agentSpeaking = true;
+    this.#silenceTimer?.cancel();
+    this.#settleTimer?.cancel();
+    this.#play(audio);
+  }
+
+  #play(audio: Uint8Array): void {
+    const { phone } = this.#deps;
+    phone.send(this.#encoder.media(audio));
+    phone.send(this.#encoder.mark(this.#playback.sent(audio.byteLength)));
+  }
+
+  /** Caller speech: stop the agent's queued audio at once and restart the silence count. */
+  #bargeIn(): void {
+    this.#callerActive();
+    this.#agentSpeaking = false;
+    if (this.#state !== "live") return;
+    this.#deps.phone.send(this.#encoder.clear());
+    const queuedMs = this.#playback.queuedMs;
+    const unplayed = this.#playback.clear();
+    if (unplayed > 0) {
+      this.#deps.recorder.event({
+        kind: "barge_in",
+        data: { unplayed_marks: unplayed, unplayed_ms: queuedMs },
+      });
+    }
+  }
+
+  #callerActive(): void {
+    this.#silenceTimer?.cancel();
+    this.#silencePrompted = false;
+  }
+
+  /** Everything the agent said has been heard and it is not speaking. */
+  #playbackIdle(): void {
+    if (this.#state === "live") this.#armSilence();
+    else if (this.#state === "ending") this.#armSettle();
+  }
+
+  #armSilence(): void {
+    const { clock, timings } = this.#deps;
+    this.#silenceTimer?.cancel();
+    this.#silenceTimer = clock.setTimeout(
+      () => {
+        if (!this.#silencePrompted) {
+          this.#silencePrompted = true;
+          this.#agent?.send(injectAgentMessage(PHRASES.stillThere));
+        } else {
+          this.#endWithWords(
+            "silence",
+            "no response after a silence prompt",
+            PHRASES.silenceGoodbye,
+          );
+        }
+      },
+      this.#silencePrompted ? timings.silenceHangupMs : timings.silencePromptMs,
+    );
+  }
+
+  #armSettle(): void {
+    const ending = this.#ending;
+    if (!ending || ending.awaitingSpeech) return;
+    if (!this.#agent) {
+      this.#finish(ending.reason, ending.detail);
+      return;
+    }
+    this.#settleTimer?.cancel();
+    this.#settleTimer = this.#deps.clock.setTimeout(() => {
+      if (this.#playback.idle && !this.#agentSpeaking) this.#finish(ending.reason, ending.detail);
+    }, this.#deps.timings.endSettleMs);
+  }
+
+  /** Has the agent say `words`, then hangs up once they have been heard. */
+  #endWithWords(reason: EndReason, detail: string, words: string): void {
+    if (this.#state !== "live" || !this.#agent) {
+      this.#finish(reason, detail);
+      return;
+    }
+    this.#agent.send(injectAgentMessage(words));
+    this.#beginEnding(reason, detail, true);
+  }
+
+  #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean): void {
+    if (!this.#transition("ending")) return;
+    this.#silenceTimer?.cancel();
+    this.#ending = { reason, detail, awaitingSpeech };
+    this.#safetyTimer = this.#deps.clock.setTimeout(
+      () =>
+        this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
+      this.#deps.timings.hangupSafetyMs,
+    );
+    if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
+  }
+
+  /** The agent failed: drop what was queued, play the recorded apology, hang up once it is heard. */
+  #agentFailed(reason: "agent_error" | "agent_unavailable", detail: string): void {
+    if (this.#state === "ended" || this.#ending?.reason === reason) return;
+    this.#deps.logger.warn("agent failed", { reason, detail });
+    this.#deps.recorder.event({ kind: "error", data: { source: "agent", message: detail } });
+    const agent = this.#agent;
+    this.#agent = undefined;
+    agent?.close();
+    this.#agentSpeaking = false;
+    this.#deps.phone.send(this.#encoder.clear());
+    this.#playback.clear();
+    this.#ending = undefined;
+    this.#settleTimer?.cancel();
+    this.#safetyTimer?.cancel();
+    if (this.#state !== "ending" && !this.#transition("ending")) {
+      this.#finish(reason, detail);
+      return;
+    }
+    this.#play(this.#deps.apologyAudio);
+    this.#ending = { reason, detail, awaitingSpeech: false };
+    this.#safetyTimer = this.#deps.clock.setTimeout(
+      () => this.#finish(reason, detail),
+      this.#deps.timings.hangupSafetyMs,
+    );
+  }
+
+  async #runFunctions(request: AgentMessage<"FunctionCallRequest">): Promise<void> {
+    const { clock, timings, recorder } = this.#deps;
+    for (const call of request.functions) {
+      if (!call.client_side) continue;
+      const outcome = await runTool(
+        this.#tools.get(call.name),
+        call.name,
+        call.arguments,
+        this.#toolContext,
+        clock,
+        timings.toolTimeoutMs,
+      );
+      if (this.#state === "ended") return;
+      this.#agent?.send(functionCallResponseMessage(call.id, call.name, outcome.content));
+      recorder.event({
+        kind: "function_call",
+        data: {
+          id: call.id,
+          name: call.name,
+          arguments: outcome.arguments,
+          result: outcome.content,
+          ok: outcome.ok,
+          duration_ms: outcome.durationMs,
+        },
+      });
+    }
+  }
+
+  #noteIgnored(source: "twilio" | "agent", reason: string): void {
+    this.#ignored += 1;
+    if (this.#ignored === 1)
+      this.#deps.logger.warn("ignored malformed or unknown message", { source, reason });
+  }
+
+  /** Ends the call now; every path out of a call comes here, once. Synchronous by design. */
+  #finish(reason: EndReason, detail: string): void {
+    if (!this.#transition("ended")) return;
+    for (const timer of [
+      this.#silenceTimer,
+      this.#settleTimer,
+      this.#safetyTimer,
+      this.#maxDurationTimer,
+    ]) {
+      timer?.cancel();
+    }
+    const agent = this.#agent;
+    this.#agent = undefined;
+    agent?.close();
+    this.#deps.phone.close();
+    if (reason !== "caller_hung_up" && this.#deps.telephony) {
+      this.#deps.telephony.hangUp(this.callSid).catch((error: unknown) => {
+        this.#deps.logger.warn("telephony hang-up failed", { error });
+      });
+    }
+    if (this.#ignored > 0)
+      this.#deps.logger.info("ignored messages during call", { count: this.#ignored });
+    this.#deps.recorder.ended(reason, detail);
+    this.#deps.logger.info("call ended", { reason, detail });
+    this.#deps.onEnded(this);
+    this.#ended.resolve();
+  }
+}

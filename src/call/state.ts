@@ -1,0 +1,41 @@
+/**
+ * The call's lifecycle as an explicit state machine. Only the moves listed here are allowed; `ended`
+ * is terminal. The outbound answering-machine states belong here too.
+ */
+
+export type CallState =
+  /** Stream started, agent socket opening. */
+  | "connecting"
+  /** Outbound: waiting for Twilio's answering-machine verdict; caller audio is held. */
+  | "awaiting_verdict"
+  /** The agent and the caller are talking. */
+  | "live"
+  /** Outbound: a machine answered; the voicemail is playing. */
+  | "voicemail"
+  /** Final audio is playing; hang-up follows once it has been heard. */
+  | "ending"
+  | "ended";
+
+const moves: Record<CallState, readonly CallState[]> = {
+  connecting: ["awaiting_verdict", "live", "ending", "ended"],
+  awaiting_verdict: ["live", "voicemail", "ending", "ended"],
+  live: ["voicemail", "ending", "ended"],
+  voicemail: ["ending", "ended"],
+  ending: ["ended"],
+  ended: [],
+};
+
+export function canTransition(from: CallState, to: CallState): boolean {
+  return moves[from].includes(to);
+}
+
+/** Why a call ended; stored on the call record. */
+export type EndReason =
+  | "caller_hung_up"
+  | "agent_ended_call"
+  | "silence"
+  | "max_duration"
+  | "agent_error"
+  | "agent_unavailable"
+  | "service_shutdown"
+  | "hung_up";

@@ -1,0 +1,169 @@
+/**
+ * Pure codec for Deepgram's Voice Agent API v1 (`/v1/agent/converse`): decodes the server's JSON
+ * text messages into a discriminated union and builds the client's messages (Settings, KeepAlive,
+ * FunctionCallResponse, InjectAgentMessage). Audio travels as binary frames and never passes here.
+ */
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+
+const serverSchemas = {
+  Welcome: Type.Object({ type: Type.Literal("Welcome"), request_id: Type.Optional(Type.String()) }),
+  SettingsApplied: Type.Object({ type: Type.Literal("SettingsApplied") }),
+  ConversationText: Type.Object({
+    type: Type.Literal("ConversationText"),
+    role: Type.Union([Type.Literal("user"), Type.Literal("assistant")]),
+    content: Type.String(),
+  }),
+  UserStartedSpeaking: Type.Object({ type: Type.Literal("UserStartedSpeaking") }),
+  AgentThinking: Type.Object({
+    type: Type.Literal("AgentThinking"),
+    content: Type.Optional(Type.String()),
+  }),
+  FunctionCallRequest: Type.Object({
+    type: Type.Literal("FunctionCallRequest"),
+    functions: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        name: Type.String(),
+        arguments: Type.String(),
+        client_side: Type.Boolean(),
+      }),
+    ),
+  }),
+  FunctionCallResponse: Type.Object({
+    type: Type.Literal("FunctionCallResponse"),
+    id: Type.Optional(Type.String()),
+    name: Type.Optional(Type.String()),
+    content: Type.Optional(Type.String()),
+  }),
+  FunctionCallCancelled: Type.Object({
+    type: Type.Literal("FunctionCallCancelled"),
+    functions: Type.Optional(
+      Type.Array(Type.Object({ id: Type.String(), name: Type.Optional(Type.String()) })),
+    ),
+  }),
+  AgentStartedSpeaking: Type.Object({
+    type: Type.Literal("AgentStartedSpeaking"),
+    total_latency: Type.Optional(Type.Number()),
+    tts_latency: Type.Optional(Type.Number()),
+    ttt_latency: Type.Optional(Type.Number()),
+  }),
+  AgentAudioDone: Type.Object({ type: Type.Literal("AgentAudioDone") }),
+  Error: Type.Object({
+    type: Type.Literal("Error"),
+    description: Type.Optional(Type.String()),
+    code: Type.Optional(Type.String()),
+  }),
+  Warning: Type.Object({
+    type: Type.Literal("Warning"),
+    description: Type.Optional(Type.String()),
+    code: Type.Optional(Type.String()),
+  }),
+  InjectionRefused: Type.Object({
+    type: Type.Literal("InjectionRefused"),
+    message: Type.Optional(Type.String()),
+  }),
+  History: Type.Object({ type: Type.Literal("History") }),
+  PromptUpdated: Type.Object({ type: Type.Literal("PromptUpdated") }),
+  SpeakUpdated: Type.Object({ type: Type.Literal("SpeakUpdated") }),
+  ThinkUpdated: Type.Object({ type: Type.Literal("ThinkUpdated") }),
+};
+
+type ServerSchemas = typeof serverSchemas;
+export type AgentMessageType = keyof ServerSchemas;
+
+/** A decoded server message, or `Ignored` for anything unknown or malformed. */
+export type AgentServerMessage =
+  | { [K in AgentMessageType]: Static<ServerSchemas[K]> }[AgentMessageType]
+  | { type: "Ignored"; reason: string };
+
+export type AgentMessage<K extends AgentMessageType> = Static<ServerSchemas[K]>;
+
+const checkers = Object.fromEntries(
+  Object.entries(serverSchemas).map(([type, schema]) => [
+    type,
+    TypeCompiler.Compile(schema as TSchema),
+  ]),
+) as Record<AgentMessageType, ReturnType<typeof TypeCompiler.Compile>>;
+
+/**
+ * Decodes one text frame from the agent server. Never throws.
+ * @example decodeAgentMessage('{"type":"UserStartedSpeaking"}') // { type: "UserStartedSpeaking" }
+ */
+export function decodeAgentMessage(text: string): AgentServerMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { type: "Ignored", reason: "not JSON" };
+  }
+  const type = (value as { type?: unknown } | null)?.type;
+  if (typeof type !== "string" || !Object.hasOwn(checkers, type)) {
+    return {
+      type: "Ignored",
+      reason: typeof type === "string" ? `unknown type ${type.slice(0, 40)}` : "no type",
+    };
+  }
+  if (!checkers[type as AgentMessageType].Check(value))
+    return { type: "Ignored", reason: `malformed ${type}` };
+  return value as AgentServerMessage;
+}
+
+/** A function the agent may call; `parameters` is a JSON Schema object (a TypeBox schema is one). */
+export interface AgentFunction {
+  name: string;
+  description: string;
+  parameters: TSchema;
+}
+
+export interface AgentSettings {
+  tags?: string[];
+  listenModel: string;
+  thinkProvider: string;
+  thinkModel: string;
+  prompt: string;
+  functions: AgentFunction[];
+  speakProvider: string;
+  voice: string;
+  greeting?: string;
+}
+
+/**
+ * The one `Settings` message of a session: mu-law 8 kHz both ways with no container (what Twilio
+ * carries), Flux listening, the think provider, the scenario's prompt, functions and greeting.
+ */
+export function settingsMessage(settings: AgentSettings): string {
+  return JSON.stringify({
+    type: "Settings",
+    ...(settings.tags ? { tags: settings.tags } : {}),
+    audio: {
+      input: { encoding: "mulaw", sample_rate: 8000 },
+      output: { encoding: "mulaw", sample_rate: 8000, container: "none" },
+    },
+    agent: {
+      listen: { provider: { type: "deepgram", version: "v2", model: settings.listenModel } },
+      think: {
+        provider: { type: settings.thinkProvider, model: settings.thinkModel },
+        prompt: settings.prompt,
+        functions: settings.functions.map(({ name, description, parameters }) => ({
+          name,
+          description,
+          parameters,
+        })),
+      },
+      speak: { provider: { type: settings.speakProvider, model: settings.voice } },
+      ...(settings.greeting ? { greeting: settings.greeting } : {}),
+    },
+  });
+}
+
+export const KEEP_ALIVE_MESSAGE = '{"type":"KeepAlive"}';
+
+export function functionCallResponseMessage(id: string, name: string, content: string): string {
+  return JSON.stringify({ type: "FunctionCallResponse", id, name, content });
+}
+
+/** Makes the agent say `message` now (refused with InjectionRefused while the user is speaking). */
+export function injectAgentMessage(message: string): string {
+  return JSON.stringify({ type: "InjectAgentMessage", message });
+}

@@ -1,0 +1,64 @@
+/**
+ * What a scenario is: per call, a prompt, a greeting and tools (TypeBox parameters + handler). A new
+ * use case is a new folder under src/scenarios/ exporting a `Scenario`, listed in scenarios/index.ts.
+ */
+import type { Static, TSchema } from "@sinclair/typebox";
+import type { Clock } from "../clock.ts";
+import type { CallDirection } from "../store/calls.ts";
+import type { Store } from "../store/index.ts";
+
+/** What a tool handler may know and do about the call it runs in. */
+export interface ToolContext {
+  callSid: string;
+  /** The caller's number for inbound calls, the called number for outbound ones. */
+  customerNumber: string;
+  now: Date;
+  /** Ends the call once the agent's last words have been heard. */
+  endCall(reason: string): void;
+}
+
+export interface Tool<Parameters extends TSchema = TSchema> {
+  name: string;
+  /** Tells the LLM when to call it. */
+  description: string;
+  parameters: Parameters;
+  /**
+   * Runs with validated arguments. Returns what the agent is told: a string, or an object sent as
+   * JSON. Throwing is allowed: the session turns it into a sentence the agent can say.
+   */
+  run(args: Static<Parameters>, context: ToolContext): unknown;
+}
+
+/** Keeps the handler's argument type tied to its schema. */
+export function defineTool<Parameters extends TSchema>(tool: Tool<Parameters>): Tool {
+  return tool as unknown as Tool;
+}
+
+/** The call a scenario is prepared for. */
+export interface ScenarioCall {
+  callSid: string;
+  direction: CallDirection;
+  from: string;
+  to: string;
+  startedAt: Date;
+  /** The stream's custom parameters (from TwiML `<Parameter>`). */
+  parameters: Record<string, string>;
+}
+
+export interface ScenarioDeps {
+  store: Store;
+  clock: Clock;
+}
+
+/** What the agent needs for one call. */
+export interface PreparedScenario {
+  prompt: string;
+  greeting: string;
+  tools: Tool[];
+}
+
+export interface Scenario {
+  id: string;
+  description: string;
+  prepare(call: ScenarioCall, deps: ScenarioDeps): PreparedScenario;
+}

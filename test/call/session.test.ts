@@ -1,0 +1,462 @@
+import { beforeEach, describe, expect, test } from "bun:test";
+import { Type } from "@sinclair/typebox";
+import { CallSession, type CallTimings, PHRASES } from "../../src/call/session.ts";
+import { createLogger } from "../../src/log.ts";
+import { decodeTwilio } from "../../src/protocol/twilio-media.ts";
+import { defineTool, type PreparedScenario } from "../../src/scenarios/types.ts";
+import { ManualClock } from "../fakes/clock.ts";
+import { FakeConnector, FakePhone, FakeRecorder, FakeTelephony } from "../fakes/session-ports.ts";
+
+const timings: CallTimings = {
+  silencePromptMs: 20_000,
+  silenceHangupMs: 10_000,
+  maxCallMs: 600_000,
+  toolTimeoutMs: 5_000,
+  endSettleMs: 1_000,
+  hangupSafetyMs: 15_000,
+};
+
+const scenario: PreparedScenario = {
+  prompt: "You are a test agent.",
+  greeting: "Hello!",
+  tools: [
+    defineTool({
+      name: "lookup",
+      description: "Look up a code",
+      parameters: Type.Object({ code: Type.String({ pattern: "^[A-Z]{3}$" }) }),
+      run: ({ code }) => ({ found: true, code }),
+    }),
+    defineTool({
+      name: "explode",
+      description: "Always fails",
+      parameters: Type.Object({}),
+      run: () => {
+        throw new Error("database on fire");
+      },
+    }),
+    defineTool({
+      name: "slow",
+      description: "Never answers",
+      parameters: Type.Object({}),
+      run: () => new Promise(() => {}),
+    }),
+    defineTool({
+      name: "end_call",
+      description: "End the call",
+      parameters: Type.Object({ reason: Type.String() }),
+      run: ({ reason }, context) => {
+        context.endCall(reason);
+        return "Call ending. Say goodbye.";
+      },
+    }),
+  ],
+};
+
+const apology = Buffer.alloc(800, 0x55);
+
+let clock: ManualClock;
+let phone: FakePhone;
+let connector: FakeConnector;
+let recorder: FakeRecorder;
+let telephony: FakeTelephony;
+let endedCalls: string[];
+let session: CallSession;
+
+function newSession(overrides: Partial<PreparedScenario> = {}) {
+  return new CallSession({
+    callSid: "CA1",
+    streamSid: "MZ1",
+    customerNumber: "+15557654321",
+    scenario: { ...scenario, ...overrides },
+    settings: '{"type":"Settings"}',
+    phone,
+    connectAgent: connector.connect,
+    telephony,
+    recorder,
+    clock,
+    logger: createLogger({ level: "error", write: () => {} }),
+    timings,
+    apologyAudio: apology,
+    onEnded: (ended) => endedCalls.push(ended.callSid),
+  });
+}
+
+beforeEach(() => {
+  clock = new ManualClock();
+  phone = new FakePhone();
+  connector = new FakeConnector();
+  recorder = new FakeRecorder();
+  telephony = new FakeTelephony();
+  endedCalls = [];
+  session = newSession();
+});
+
+const mark = (name: string) => session.handlePhone({ event: "mark", name });
+/** Twilio echoes every mark sent so far: the caller has heard everything. */
+const hearAll = () => {
+  for (const name of phone.takeMarks()) mark(name);
+};
+
+async function live() {
+  session.start();
+  const agent = await connector.accept();
+  expect(session.state).toBe("live");
+  return agent;
+}
+
+/** The agent says one turn: audio chunks then AgentAudioDone. */
+function agentTurn(agent: Awaited<ReturnType<typeof live>>, chunks = 2) {
+  agent.emit({ type: "AgentStartedSpeaking", total_latency: 0.5 });
+  for (let i = 0; i < chunks; i++) agent.speakAudio(320);
+  agent.emit({ type: "AgentAudioDone" });
+}
+
+describe("start and audio", () => {
+  test("sends the settings and goes live when they are applied", async () => {
+    session.start();
+    expect(session.state).toBe("connecting");
+    expect(connector.settings).toBe('{"type":"Settings"}');
+    await connector.accept();
+    expect(session.state).toBe("live");
+  });
+
+  test("caller audio reaches the agent only once live, as the same buffer", async () => {
+    const early = decodeTwilio({
+      event: "media",
+      streamSid: "MZ1",
+      media: { payload: Buffer.alloc(160, 1).toString("base64") },
+    });
+    session.start();
+    session.handlePhone(early);
+    const agent = await connector.accept();
+    expect(agent.audio).toHaveLength(0);
+    const frame = decodeTwilio({
+      event: "media",
+      streamSid: "MZ1",
+      media: { payload: Buffer.alloc(160, 2).toString("base64") },
+    });
+    session.handlePhone(frame);
+    expect(agent.audio).toHaveLength(1);
+    expect(frame.event === "media" && agent.audio[0] === frame.audio).toBe(true);
+  });
+
+  test("agent audio goes to the phone, each chunk followed by a mark", async () => {
+    const agent = await live();
+    agent.speakAudio(320);
+    agent.speakAudio(160);
+    expect(phone.events()).toEqual(["media", "mark", "media", "mark"]);
+    expect(phone.sent[0]?.audio?.byteLength).toBe(320);
+    expect(session.queuedMs).toBe(60);
+    mark("a1");
+    expect(session.queuedMs).toBe(20);
+    mark("a2");
+    expect(session.queuedMs).toBe(0);
+  });
+
+  test("transcript lines are recorded with their role", async () => {
+    const agent = await live();
+    agent.emit({ type: "ConversationText", role: "assistant", content: "Hello!" });
+    agent.emit({ type: "ConversationText", role: "user", content: "Hi there" });
+    expect(recorder.ofKind("transcript").map((event) => event.data)).toEqual([
+      { role: "assistant", text: "Hello!" },
+      { role: "user", text: "Hi there" },
+    ]);
+  });
+});
+
+describe("barge-in", () => {
+  test("UserStartedSpeaking sends clear at once and records what was cut off", async () => {
+    const agent = await live();
+    agentTurn(agent, 3);
+    mark("a1");
+    agent.emit({ type: "UserStartedSpeaking" });
+    expect(phone.events().at(-1)).toBe("clear");
+    expect(recorder.ofKind("barge_in")).toEqual([
+      { kind: "barge_in", data: { unplayed_marks: 2, unplayed_ms: 80 } },
+    ]);
+    expect(session.queuedMs).toBe(0);
+  });
+
+  test("marks echoed after a clear count as dropped, not heard", async () => {
+    const agent = await live();
+    agentTurn(agent, 2);
+    agent.emit({ type: "UserStartedSpeaking" });
+    hearAll();
+    clock.advance(timings.silencePromptMs);
+    expect(agent.ofType("InjectAgentMessage")).toHaveLength(0);
+  });
+
+  test("caller speech with nothing queued sends clear but records no barge-in", async () => {
+    const agent = await live();
+    agent.emit({ type: "UserStartedSpeaking" });
+    expect(phone.events()).toEqual(["clear"]);
+    expect(recorder.ofKind("barge_in")).toEqual([]);
+  });
+});
+
+describe("function calls", () => {
+  const request = (name: string, args: string, id = "fc1") => ({
+    type: "FunctionCallRequest",
+    functions: [{ id, name, arguments: args, client_side: true }],
+  });
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+
+  test("valid arguments run the handler; the result goes back and is recorded", async () => {
+    const agent = await live();
+    agent.emit(request("lookup", '{"code":"ABC"}'));
+    await settle();
+    expect(agent.ofType("FunctionCallResponse")).toEqual([
+      {
+        type: "FunctionCallResponse",
+        id: "fc1",
+        name: "lookup",
+        content: '{"found":true,"code":"ABC"}',
+      },
+    ]);
+    expect(recorder.ofKind("function_call")[0]?.data).toMatchObject({
+      id: "fc1",
+      name: "lookup",
+      arguments: { code: "ABC" },
+      result: '{"found":true,"code":"ABC"}',
+      ok: true,
+    });
+  });
+
+  test("invalid arguments get a sentence naming the field, and the handler does not run", async () => {
+    const agent = await live();
+    agent.emit(request("lookup", '{"code":"abc"}'));
+    await settle();
+    const content = String(agent.ofType("FunctionCallResponse")[0]?.content);
+    expect(content).toContain("arguments for lookup were invalid (code:");
+    expect(recorder.ofKind("function_call")[0]?.data.ok).toBe(false);
+  });
+
+  test("arguments that are not JSON, unknown functions, and server-side calls", async () => {
+    const agent = await live();
+    agent.emit(request("lookup", "{code:"));
+    agent.emit(request("teleport", "{}", "fc2"));
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [{ id: "fc3", name: "lookup", arguments: "{}", client_side: false }],
+    });
+    await settle();
+    const responses = agent.ofType("FunctionCallResponse");
+    expect(responses.map((response) => response.id)).toEqual(["fc1", "fc2"]);
+    expect(String(responses[0]?.content)).toContain("not valid JSON");
+    expect(String(responses[1]?.content)).toContain("no function called teleport");
+  });
+
+  test("a handler that throws becomes an apology the agent can say", async () => {
+    const agent = await live();
+    agent.emit(request("explode", "{}"));
+    await settle();
+    const content = String(agent.ofType("FunctionCallResponse")[0]?.content);
+    expect(content).toContain("The explode system failed");
+    expect(content).not.toContain("database on fire");
+    expect(session.state).toBe("live");
+  });
+
+  test("a handler that hangs times out", async () => {
+    const agent = await live();
+    agent.emit(request("slow", "{}"));
+    await settle();
+    expect(agent.ofType("FunctionCallResponse")).toHaveLength(0);
+    clock.advance(timings.toolTimeoutMs);
+    await settle();
+    expect(String(agent.ofType("FunctionCallResponse")[0]?.content)).toContain("took too long");
+    expect(recorder.ofKind("function_call")[0]?.data.duration_ms).toBe(timings.toolTimeoutMs);
+  });
+});
+
+describe("silence monitor", () => {
+  test("counts from when the audio has been heard, not when it was sent", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    clock.advance(timings.silencePromptMs * 2);
+    expect(agent.ofType("InjectAgentMessage")).toHaveLength(0);
+    hearAll();
+    clock.advance(timings.silencePromptMs - 1);
+    expect(agent.ofType("InjectAgentMessage")).toHaveLength(0);
+    clock.advance(1);
+    expect(agent.ofType("InjectAgentMessage")).toEqual([
+      { type: "InjectAgentMessage", message: PHRASES.stillThere },
+    ]);
+  });
+
+  test("caller speech resets the count", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.silencePromptMs - 5);
+    agent.emit({ type: "UserStartedSpeaking" });
+    clock.advance(timings.silencePromptMs);
+    expect(agent.ofType("InjectAgentMessage")).toHaveLength(0);
+  });
+
+  test("prompt, further silence, goodbye, hang-up after the goodbye is heard", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.silencePromptMs);
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.silenceHangupMs);
+    expect(agent.ofType("InjectAgentMessage").map((message) => message.message)).toEqual([
+      PHRASES.stillThere,
+      PHRASES.silenceGoodbye,
+    ]);
+    expect(session.state).toBe("ending");
+    clock.advance(timings.endSettleMs * 3);
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    clock.advance(timings.endSettleMs * 3);
+    expect(phone.closed).toBe(false);
+    hearAll();
+    clock.advance(timings.endSettleMs);
+    expect(session.state).toBe("ended");
+    expect(phone.closed).toBe(true);
+    expect(agent.closed).toBe(true);
+    expect(recorder.end).toEqual({
+      reason: "silence",
+      detail: "no response after a silence prompt",
+    });
+    expect(telephony.hungUp).toEqual(["CA1"]);
+  });
+
+  test("with no greeting the count starts once the agent is ready", async () => {
+    session = newSession({ greeting: "" });
+    const agent = await live();
+    clock.advance(timings.silencePromptMs);
+    expect(agent.ofType("InjectAgentMessage")).toHaveLength(1);
+  });
+});
+
+describe("ending", () => {
+  test("end_call hangs up only after the goodbye has been heard", async () => {
+    const agent = await live();
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [{ id: "f", name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
+    });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    expect(session.state).toBe("ending");
+    agentTurn(agent, 4);
+    clock.advance(timings.endSettleMs * 5);
+    expect(session.state).toBe("ending");
+    hearAll();
+    clock.advance(timings.endSettleMs);
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("agent_ended_call");
+  });
+
+  test("the safety limit hangs up if the audio is never heard", async () => {
+    const agent = await live();
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [{ id: "f", name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
+    });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    agentTurn(agent);
+    clock.advance(timings.hangupSafetyMs);
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.detail).toContain("safety limit");
+  });
+
+  test("the time limit ends the call politely", async () => {
+    const agent = await live();
+    clock.advance(timings.maxCallMs);
+    expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.timeLimit);
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.endSettleMs);
+    expect(recorder.end?.reason).toBe("max_duration");
+  });
+
+  test("Twilio stop ends everything in the same turn: agent closed, timers gone, record final", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    session.handlePhone({ event: "stop" });
+    expect(session.state).toBe("ended");
+    expect(agent.closed).toBe(true);
+    expect(clock.pendingTimers).toBe(0);
+    expect(recorder.end?.reason).toBe("caller_hung_up");
+    expect(endedCalls).toEqual(["CA1"]);
+    expect(telephony.hungUp).toEqual([]);
+    session.phoneClosed();
+    expect(endedCalls).toEqual(["CA1"]);
+  });
+
+  test("a caller who hangs up while the agent connects never gets an agent", async () => {
+    session.start();
+    session.phoneClosed();
+    const agent = await connector.accept();
+    expect(agent.closed).toBe(true);
+    expect(session.state).toBe("ended");
+  });
+
+  test("shutdown hang-up says goodbye and resolves when the call has ended", async () => {
+    const agent = await live();
+    const done = session.hangUp("service shutting down");
+    expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.shutdown);
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.endSettleMs);
+    await done;
+    expect(recorder.end?.reason).toBe("service_shutdown");
+  });
+});
+
+describe("agent faults", () => {
+  test("an agent Error mid-call: queued audio cleared, apology played, hang-up after it is heard", async () => {
+    const agent = await live();
+    agentTurn(agent, 2);
+    agent.emit({ type: "Error", code: "INTERNAL_SERVER_ERROR", description: "boom" });
+    expect(agent.closed).toBe(true);
+    const sent = phone.events();
+    expect(sent.slice(-3)).toEqual(["clear", "media", "mark"]);
+    expect(phone.sent.at(-2)?.audio?.equals(apology)).toBe(true);
+    expect(session.state).toBe("ending");
+    expect(phone.closed).toBe(false);
+    hearAll();
+    expect(session.state).toBe("ended");
+    expect(recorder.end).toEqual({
+      reason: "agent_error",
+      detail: "agent error INTERNAL_SERVER_ERROR: boom",
+    });
+    expect(recorder.ofKind("error")).toHaveLength(1);
+  });
+
+  test("the agent socket dropping is handled the same way", async () => {
+    const agent = await live();
+    agent.handlers.closed("1006 abnormal");
+    hearAll();
+    expect(recorder.end?.reason).toBe("agent_error");
+    expect(recorder.end?.detail).toContain("1006");
+  });
+
+  test("an agent that cannot be reached: apology then hang-up, reason stored", async () => {
+    session.start();
+    await connector.refuse(new Error("401 Unauthorized"));
+    expect(phone.events()).toEqual(["clear", "media", "mark"]);
+    hearAll();
+    expect(recorder.end).toEqual({
+      reason: "agent_unavailable",
+      detail: "agent connection failed: 401 Unauthorized",
+    });
+  });
+
+  test("the apology is cut short by the safety limit if Twilio never echoes", async () => {
+    await live();
+    connector.agent?.emit({ type: "Error", code: "X" });
+    clock.advance(timings.hangupSafetyMs);
+    expect(session.state).toBe("ended");
+  });
+
+  test("unknown agent messages are ignored and the call goes on", async () => {
+    const agent = await live();
+    agent.handlers.message({ type: "Ignored", reason: "unknown type Surprise" });
+    expect(session.state).toBe("live");
+  });
+});
