@@ -1,15 +1,21 @@
 /** Builds the HTTP/WebSocket application from its dependencies: routes, docs and the one error handler. */
 import { Elysia } from "elysia";
+import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { mediaStreamRoutes } from "./routes/media-stream.ts";
+
+/** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket. */
+const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
 
 export interface AppDeps {
   config: Config;
   calls: CallRegistry;
+  bridge: CallBridge;
   logger: Logger;
   version: string;
 }
@@ -18,7 +24,7 @@ export interface AppDeps {
  * @example const app = createApp(deps); const res = await app.handle(new Request("http://localhost/health"));
  */
 export function createApp(deps: AppDeps) {
-  return new Elysia()
+  return new Elysia({ websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES } })
     .use(errorHandler(deps.logger))
     .use(docsRoutes(deps.version))
     .use(
@@ -28,7 +34,8 @@ export function createApp(deps: AppDeps) {
         activeCalls: () => deps.calls.size,
         draining: () => deps.calls.draining,
       }),
-    );
+    )
+    .use(mediaStreamRoutes(deps.bridge, deps.logger));
 }
 
 export type App = ReturnType<typeof createApp>;

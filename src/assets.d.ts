@@ -2,3 +2,8 @@ declare module "#scalar-bundle" {
   const path: string;
   export default path;
 }
+
+declare module "*.ulaw" {
+  const path: string;
+  export default path;
+}

@@ -28,6 +28,14 @@ function variable<S extends TSchema>(schema: S, info: VariableInfo): S {
 
 const E164 = "^\\+[1-9][0-9]{1,14}$";
 
+/** A duration in milliseconds with a default. */
+function duration(defaultMs: number, description: string) {
+  return variable(Type.Integer({ default: defaultMs, minimum: 1, maximum: 86_400_000 }), {
+    description: `${description} (ms)`,
+    expected: "an integer number of milliseconds from 1 to 86400000",
+  });
+}
+
 /** Every environment variable the service reads. Names are a public interface: keep them. */
 export const Environment = Type.Object({
   SERVER_HOST: variable(Type.String({ default: "0.0.0.0", minLength: 1 }), {
@@ -56,6 +64,38 @@ export const Environment = Type.Object({
     description: "On SIGTERM/SIGINT, how long live calls may go on before they are hung up (ms)",
     expected: "an integer number of milliseconds from 0 to 3600000",
   }),
+  ALLOW_DEV_STREAMS: variable(Type.Boolean({ default: false }), {
+    description:
+      "Accept media streams without a one-time token (local development with scripts/dev-client.ts only)",
+    expected: "true or false",
+  }),
+  DEFAULT_SCENARIO: variable(Type.String({ default: "dental-receptionist", minLength: 1 }), {
+    description: "Scenario for a stream that names none (inbound calls, dev streams)",
+    expected: "a scenario id",
+  }),
+  SILENCE_PROMPT_MS: duration(
+    20_000,
+    'Quiet time after the agent has been heard before it asks "Are you still there?"',
+  ),
+  SILENCE_HANGUP_MS: duration(
+    15_000,
+    "Further quiet time after that prompt before the agent says goodbye and hangs up",
+  ),
+  MAX_CALL_DURATION_MS: duration(1_800_000, "Longest call; then the agent ends it politely"),
+  TOOL_TIMEOUT_MS: duration(10_000, "Longest a function call into the backend may take"),
+  AGENT_CONNECT_TIMEOUT_MS: duration(
+    5_000,
+    "Longest wait for the Voice Agent to apply its settings",
+  ),
+  AGENT_KEEPALIVE_MS: duration(5_000, "KeepAlive to the Voice Agent after this long without audio"),
+  HANGUP_SETTLE_MS: duration(
+    1_500,
+    "When ending: quiet time after the last audio has been heard before hanging up",
+  ),
+  HANGUP_SAFETY_MS: duration(
+    15_000,
+    "When ending: hang up after this long even if audio is still due",
+  ),
   DEEPGRAM_API_KEY: variable(Type.Optional(Type.String({ minLength: 1 })), {
     description: "Deepgram API key (Voice Agent and TTS)",
     expected: "a Deepgram API key",
@@ -143,6 +183,18 @@ export interface Config {
     shutdownDrainMs: number;
   };
   databasePath: string;
+  calls: {
+    allowDevStreams: boolean;
+    defaultScenario: string;
+    silencePromptMs: number;
+    silenceHangupMs: number;
+    maxCallMs: number;
+    toolTimeoutMs: number;
+    agentConnectTimeoutMs: number;
+    agentKeepAliveMs: number;
+    endSettleMs: number;
+    hangupSafetyMs: number;
+  };
   deepgram: { apiKey: string | undefined; agentUrl: string; apiUrl: string };
   twilio: {
     accountSid: string | undefined;
@@ -208,6 +260,18 @@ function toConfig(env: Environment): Config {
       shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
     },
     databasePath: env.DATABASE_PATH,
+    calls: {
+      allowDevStreams: env.ALLOW_DEV_STREAMS,
+      defaultScenario: env.DEFAULT_SCENARIO,
+      silencePromptMs: env.SILENCE_PROMPT_MS,
+      silenceHangupMs: env.SILENCE_HANGUP_MS,
+      maxCallMs: env.MAX_CALL_DURATION_MS,
+      toolTimeoutMs: env.TOOL_TIMEOUT_MS,
+      agentConnectTimeoutMs: env.AGENT_CONNECT_TIMEOUT_MS,
+      agentKeepAliveMs: env.AGENT_KEEPALIVE_MS,
+      endSettleMs: env.HANGUP_SETTLE_MS,
+      hangupSafetyMs: env.HANGUP_SAFETY_MS,
+    },
     deepgram: {
       apiKey: env.DEEPGRAM_API_KEY,
       agentUrl: env.DEEPGRAM_AGENT_URL,

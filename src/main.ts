@@ -47,10 +47,10 @@ async function checkHealth(): Promise<number> {
   }
 }
 
-function serve(): void {
+async function serve(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ level: config.logLevel });
-  const service = startService(config, logger);
+  const service = await startService(config, logger);
   const onSignal = (signal: NodeJS.Signals) => {
     if (service.calls.draining) {
       logger.warn("second signal, exiting without waiting for calls", { signal });
@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     return EXIT_USAGE;
   }
   if (command === "health") return checkHealth();
-  serve();
+  await serve();
   return undefined;
 }
 

@@ -2,10 +2,18 @@
  * The running service: opens the store, builds the app, listens, and shuts down in order — stop
  * taking calls, let live ones finish within the drain time, hang up the rest, close the database.
  */
+import { deepgramAgentConnector } from "./adapters/deepgram-agent.ts";
 import { type App, createApp } from "./app.ts";
+import { loadPrompts } from "./assets/prompts.ts";
+import { CallBridge } from "./call/bridge.ts";
 import { CallRegistry } from "./call/registry.ts";
+import type { AgentConnector } from "./call/session.ts";
+import { StreamTokens } from "./call/stream-tokens.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { builtInScenarios } from "./scenarios/index.ts";
+import type { Scenario } from "./scenarios/types.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { VERSION } from "./version.ts";
 
@@ -13,6 +21,8 @@ export interface Service {
   readonly app: App;
   readonly store: Store;
   readonly calls: CallRegistry;
+  readonly bridge: CallBridge;
+  readonly tokens: StreamTokens;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly port: number;
@@ -20,11 +30,49 @@ export interface Service {
   shutdown(reason: string): Promise<void>;
 }
 
-/** @example const service = startService(loadConfig(process.env), logger); await service.shutdown("SIGTERM"); */
-export function startService(config: Config, logger: Logger): Service {
-  const store = openStore(config.databasePath);
+/** Parts tests (and the demo) may swap; production uses the defaults. */
+export interface ServiceOverrides {
+  scenarios?: ReadonlyMap<string, Scenario>;
+  clock?: Clock;
+  connectAgent?: AgentConnector;
+}
+
+/** @example const service = await startService(loadConfig(process.env), logger); await service.shutdown("SIGTERM"); */
+export async function startService(
+  config: Config,
+  logger: Logger,
+  overrides: ServiceOverrides = {},
+): Promise<Service> {
+  const clock = overrides.clock ?? systemClock;
+  const store = openStore(config.databasePath, clock);
   const calls = new CallRegistry();
-  const app = createApp({ config, calls, logger, version: VERSION });
+  const tokens = new StreamTokens(clock);
+  const bridge = new CallBridge({
+    config,
+    store,
+    calls,
+    tokens,
+    scenarios: overrides.scenarios ?? builtInScenarios,
+    connectAgent:
+      overrides.connectAgent ??
+      deepgramAgentConnector({
+        url: config.deepgram.agentUrl,
+        apiKey: config.deepgram.apiKey ?? "",
+        connectTimeoutMs: config.calls.agentConnectTimeoutMs,
+        keepAliveMs: config.calls.agentKeepAliveMs,
+        clock,
+        logger,
+      }),
+    apologyAudio: (await loadPrompts()).apology,
+    clock,
+    logger,
+  });
+  if (config.calls.allowDevStreams) {
+    logger.warn(
+      "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
+    );
+  }
+  const app = createApp({ config, calls, bridge, logger, version: VERSION });
   app.listen({ hostname: config.server.host, port: config.server.port });
   const server = app.server;
   if (!server) throw new Error("server did not start");
@@ -55,6 +103,8 @@ export function startService(config: Config, logger: Logger): Service {
     app,
     store,
     calls,
+    bridge,
+    tokens,
     url,
     port,
     shutdown(reason) {

@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
+import { json } from "./helpers/http.ts";
 
 const repo = resolve(import.meta.dir, "..");
 let dir: string;
@@ -114,8 +115,8 @@ describe("compiled binary", () => {
     try {
       const health = await fetch(`${server.url}/health`);
       expect(health.status).toBe(200);
-      expect(await health.json()).toMatchObject({ status: "ok", version: VERSION, activeCalls: 0 });
-      const document = await (await fetch(`${server.url}/docs/json`)).json();
+      expect(await json(health)).toMatchObject({ status: "ok", version: VERSION, activeCalls: 0 });
+      const document = await json(await fetch(`${server.url}/docs/json`));
       expect(Object.keys(document.paths)).toContain("/health");
       const script = await fetch(`${server.url}/docs/assets/scalar.js`);
       expect(script.status).toBe(200);

@@ -6,6 +6,7 @@ import type { LiveCall } from "../src/call/registry.ts";
 import { startService } from "../src/service.ts";
 import { openStore } from "../src/store/index.ts";
 import { captureLogger, testConfig } from "./helpers/context.ts";
+import { json } from "./helpers/http.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -13,27 +14,27 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-function start(drainMs: number) {
+async function start(drainMs: number) {
   const { logger, lines } = captureLogger();
   const config = testConfig({
     DATABASE_PATH: join(dir, "db", "voice-agent.db"),
     SHUTDOWN_DRAIN_MS: String(drainMs),
   });
-  return { service: startService(config, logger), lines, path: config.databasePath };
+  return { service: await startService(config, logger), lines, path: config.databasePath };
 }
 
 test("serves /health over a real socket on a random port", async () => {
-  const { service, lines } = start(0);
+  const { service, lines } = await start(0);
   expect(service.port).toBeGreaterThan(0);
   const response = await fetch(`${service.url}/health`);
   expect(response.status).toBe(200);
-  expect((await response.json()).status).toBe("ok");
+  expect((await json(response)).status).toBe("ok");
   expect(lines[0]).toMatchObject({ msg: "listening", port: service.port });
   await service.shutdown("test");
 });
 
 test("shutdown waits for live calls to finish, then closes server and database", async () => {
-  const { service, path } = start(60_000);
+  const { service, path } = await start(60_000);
   let hungUp = false;
   const call: LiveCall = {
     callSid: "CA1",
@@ -61,7 +62,7 @@ test("shutdown waits for live calls to finish, then closes server and database",
 });
 
 test("calls still live after the drain time are hung up", async () => {
-  const { service, lines } = start(10);
+  const { service, lines } = await start(10);
   const reasons: string[] = [];
   service.calls.register({
     callSid: "CA1",

@@ -1,6 +1,11 @@
 /** Small builders shared by tests: a valid configuration and a logger that keeps its lines. */
+import { CallBridge } from "../../src/call/bridge.ts";
+import type { CallRegistry } from "../../src/call/registry.ts";
+import { StreamTokens } from "../../src/call/stream-tokens.ts";
+import { systemClock } from "../../src/clock.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
+import { openStore } from "../../src/store/index.ts";
 
 /** A configuration for tests: in-memory database, random port, plus any overrides. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -22,4 +27,19 @@ export function captureLogger(): CapturedLogger {
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => lines.push(JSON.parse(line)) });
   return { logger, lines };
+}
+
+/** A bridge with no scenarios and an agent that cannot be reached: for route tests that open no calls. */
+export function idleBridge(config: Config, calls: CallRegistry, logger: Logger): CallBridge {
+  return new CallBridge({
+    config,
+    store: openStore(":memory:"),
+    calls,
+    tokens: new StreamTokens(systemClock),
+    scenarios: new Map(),
+    connectAgent: () => Promise.reject(new Error("no agent in this test")),
+    apologyAudio: new Uint8Array(0),
+    clock: systemClock,
+    logger,
+  });
 }

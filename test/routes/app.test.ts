@@ -4,7 +4,8 @@ import { createApp } from "../../src/app.ts";
 import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
-import { captureLogger, testConfig } from "../helpers/context.ts";
+import { captureLogger, idleBridge, testConfig } from "../helpers/context.ts";
+import { json } from "../helpers/http.ts";
 
 const configured = {
   TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
@@ -18,7 +19,13 @@ function build(env: Record<string, string> = {}) {
   const calls = new CallRegistry();
   const captured = captureLogger();
   const config = testConfig(env);
-  const app = createApp({ config, calls, logger: captured.logger, version: "1.2.3" });
+  const app = createApp({
+    config,
+    calls,
+    bridge: idleBridge(config, calls, captured.logger),
+    logger: captured.logger,
+    version: "1.2.3",
+  });
   return { app, calls, config, ...captured };
 }
 
@@ -32,7 +39,7 @@ describe("GET /health", () => {
     calls.register(liveCall("CA1"));
     const response = await app.handle(get("/health"));
     expect(response.status).toBe(200);
-    expect(await response.json()).toEqual({
+    expect(await json(response)).toEqual({
       status: "ok",
       version: "1.2.3",
       activeCalls: 1,
@@ -52,7 +59,7 @@ describe("GET /health", () => {
   });
 
   test("reports configured integrations", async () => {
-    const body = await (await build(configured).app.handle(get("/health"))).json();
+    const body = await json(await build(configured).app.handle(get("/health")));
     expect(body.integrations).toEqual({
       twilio: { configured: true, missing: [] },
       deepgram: { configured: true, missing: [] },
@@ -64,7 +71,7 @@ describe("GET /health", () => {
     calls.stopAccepting();
     const response = await app.handle(get("/health"));
     expect(response.status).toBe(503);
-    expect((await response.json()).status).toBe("draining");
+    expect((await json(response)).status).toBe("draining");
   });
 });
 
@@ -72,7 +79,7 @@ describe("docs", () => {
   test("the OpenAPI document lists the routes and hides the plumbing", async () => {
     const response = await build().app.handle(get("/docs/json"));
     expect(response.status).toBe(200);
-    const document = await response.json();
+    const document = await json(response);
     expect(document.openapi).toStartWith("3.");
     expect(document.info).toMatchObject({ title: "Voice Agent API", version: "1.2.3" });
     expect(Object.keys(document.paths)).toEqual(["/health"]);
@@ -106,7 +113,7 @@ describe("errors", () => {
   test("an unknown route is a JSON 404", async () => {
     const response = await build().app.handle(get("/no-such-thing"));
     expect(response.status).toBe(404);
-    expect(await response.json()).toEqual({
+    expect(await json(response)).toEqual({
       error: "No route for GET /no-such-thing",
       code: "NOT_FOUND",
     });
@@ -127,7 +134,7 @@ describe("errors", () => {
       }),
     );
     expect(bad.status).toBe(400);
-    const body = await bad.json();
+    const body = await json(bad);
     expect(body).toMatchObject({ code: "VALIDATION", field: "body.to" });
     expect(body.error).toStartWith("body.to: ");
 
@@ -138,7 +145,7 @@ describe("errors", () => {
         body: JSON.stringify({ name: "x" }),
       }),
     );
-    expect(await missing.json()).toMatchObject({ code: "VALIDATION", field: "body.to" });
+    expect(await json(missing)).toMatchObject({ code: "VALIDATION", field: "body.to" });
   });
 
   test("a body that is not JSON answers 400", async () => {
@@ -153,7 +160,7 @@ describe("errors", () => {
       }),
     );
     expect(response.status).toBe(400);
-    expect((await response.json()).code).toBeOneOf(["PARSE", "VALIDATION"]);
+    expect((await json(response)).code).toBeOneOf(["PARSE", "VALIDATION"]);
   });
 
   test("typed errors keep their status and code", async () => {
@@ -168,10 +175,10 @@ describe("errors", () => {
       });
     const notFound = await app.handle(get("/missing-thing"));
     expect(notFound.status).toBe(404);
-    expect(await notFound.json()).toEqual({ error: "No lead lead_123", code: "NOT_FOUND" });
+    expect(await json(notFound)).toEqual({ error: "No lead lead_123", code: "NOT_FOUND" });
     const unavailable = await app.handle(get("/needs-twilio"));
     expect(unavailable.status).toBe(503);
-    expect(await unavailable.json()).toEqual({
+    expect(await json(unavailable)).toEqual({
       error:
         "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER, SERVER_EXTERNAL_URL",
       code: "INTEGRATION_NOT_CONFIGURED",

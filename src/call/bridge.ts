@@ -1,0 +1,132 @@
+/**
+ * Turns a Twilio stream's `start` into a running CallSession: authenticates the stream (one-time
+ * token, or the explicit development switch), refuses duplicates and streams during shutdown, picks
+ * the scenario, makes sure the call has a record, builds the agent settings and registers the session.
+ */
+
+import type { Clock } from "../clock.ts";
+import { type Config, integrationStatus } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { settingsMessage } from "../protocol/deepgram-agent.ts";
+import type { StreamStart } from "../protocol/twilio-media.ts";
+import type { Scenario } from "../scenarios/types.ts";
+import type { CallDirection } from "../store/calls.ts";
+import type { Store } from "../store/index.ts";
+import { storeRecorder } from "./recorder.ts";
+import type { CallRegistry } from "./registry.ts";
+import { type AgentConnector, CallSession, type PhoneChannel, type Telephony } from "./session.ts";
+import type { StreamTokens } from "./stream-tokens.ts";
+
+export interface BridgeDeps {
+  config: Config;
+  store: Store;
+  calls: CallRegistry;
+  tokens: StreamTokens;
+  scenarios: ReadonlyMap<string, Scenario>;
+  connectAgent: AgentConnector;
+  telephony?: Telephony;
+  apologyAudio: Uint8Array;
+  clock: Clock;
+  logger: Logger;
+}
+
+export type OpenResult = { ok: true; session: CallSession } | { ok: false; reason: string };
+
+export class CallBridge {
+  /** Streams closed without an agent connection (bad token, duplicate, shutdown, …). */
+  refusedStreams = 0;
+
+  constructor(private readonly deps: BridgeDeps) {}
+
+  open(start: StreamStart, phone: PhoneChannel): OpenResult {
+    const refusal = this.#refusal(start);
+    if (refusal) {
+      this.refusedStreams += 1;
+      this.deps.logger.warn("media stream refused", { callSid: start.callSid, reason: refusal });
+      return { ok: false, reason: refusal };
+    }
+    const { config, store, clock, calls } = this.deps;
+    const parameters = start.customParameters;
+    const scenario = this.#scenario(parameters) as Scenario;
+    const direction: CallDirection = parameters.direction === "outbound" ? "outbound" : "inbound";
+    const record = store.calls.ensure({
+      sid: start.callSid,
+      direction,
+      from_number: parameters.from ?? "unknown",
+      to_number: parameters.to ?? "unknown",
+      scenario: scenario.id,
+      status: "in-progress",
+    });
+    const logger = this.deps.logger.child({ callSid: start.callSid, scenario: scenario.id });
+    const prepared = scenario.prepare(
+      {
+        callSid: start.callSid,
+        direction,
+        from: record.from_number,
+        to: record.to_number,
+        startedAt: clock.now(),
+        parameters,
+      },
+      { store, clock },
+    );
+    const session = new CallSession({
+      callSid: start.callSid,
+      streamSid: start.streamSid,
+      customerNumber: direction === "inbound" ? record.from_number : record.to_number,
+      scenario: prepared,
+      settings: settingsMessage({
+        tags: [direction, scenario.id],
+        listenModel: config.agent.sttModel,
+        thinkProvider: config.agent.llmProvider,
+        thinkModel: config.agent.llmModel,
+        prompt: prepared.prompt,
+        functions: prepared.tools,
+        speakProvider: config.agent.ttsProvider,
+        voice: config.agent.voiceModel,
+        greeting: prepared.greeting,
+      }),
+      phone,
+      connectAgent: this.deps.connectAgent,
+      ...(this.deps.telephony ? { telephony: this.deps.telephony } : {}),
+      recorder: storeRecorder(store.calls, start.callSid, clock, logger),
+      clock,
+      logger,
+      timings: {
+        silencePromptMs: config.calls.silencePromptMs,
+        silenceHangupMs: config.calls.silenceHangupMs,
+        maxCallMs: config.calls.maxCallMs,
+        toolTimeoutMs: config.calls.toolTimeoutMs,
+        endSettleMs: config.calls.endSettleMs,
+        hangupSafetyMs: config.calls.hangupSafetyMs,
+      },
+      apologyAudio: this.deps.apologyAudio,
+      onEnded: (ended) => calls.unregister(ended.callSid),
+    });
+    calls.register(session);
+    logger.info("call started", { direction, streamSid: start.streamSid });
+    session.start();
+    return { ok: true, session };
+  }
+
+  #scenario(parameters: Record<string, string>): Scenario | undefined {
+    return this.deps.scenarios.get(parameters.scenario ?? this.deps.config.calls.defaultScenario);
+  }
+
+  #refusal(start: StreamStart): string | undefined {
+    const { config, calls, tokens } = this.deps;
+    if (start.encoding !== "audio/x-mulaw" || start.sampleRate !== 8000) {
+      return `unsupported media format ${start.encoding}/${start.sampleRate}`;
+    }
+    const tokenValid = tokens.consume(start.callSid, start.customParameters.token);
+    if (!tokenValid && !config.calls.allowDevStreams) return "missing, used or wrong stream token";
+    if (calls.draining) return "service is shutting down";
+    if (calls.get(start.callSid)) return "a stream for this call is already live";
+    const deepgram = integrationStatus(config).deepgram;
+    if (!deepgram.configured)
+      return `Deepgram is not configured: set ${deepgram.missing.join(", ")}`;
+    if (!this.#scenario(start.customParameters)) {
+      return `unknown scenario ${start.customParameters.scenario ?? config.calls.defaultScenario}`;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * `WS /twilio`: the Twilio Media Streams endpoint. Per connection (keyed by Elysia's `ws.id`, never by
+ * the wrapper object, which is new on every event) it waits for `start`, asks the bridge for a call
+ * session, then hands every decoded frame to that session. A refused stream is closed before any
+ * agent connection is opened.
+ */
+import { Elysia } from "elysia";
+import type { CallBridge } from "../call/bridge.ts";
+import type { CallSession, PhoneChannel } from "../call/session.ts";
+import type { Logger } from "../log.ts";
+import { decodeTwilio } from "../protocol/twilio-media.ts";
+
+/** Close code for a refused stream (policy violation). */
+const REFUSED = 1008;
+
+interface Connection {
+  phone: PhoneChannel;
+  session?: CallSession;
+  refused?: boolean;
+  ignoredBeforeStart: number;
+}
+
+export function mediaStreamRoutes(bridge: CallBridge, logger: Logger) {
+  const connections = new Map<string, Connection>();
+  return new Elysia({ name: "media-stream" }).ws("/twilio", {
+    detail: { hide: true },
+    open(ws) {
+      const raw = ws.raw;
+      connections.set(ws.id, {
+        phone: {
+          send: (text) => {
+            raw.send(text);
+          },
+          close: () => raw.close(1000, "call ended"),
+        },
+        ignoredBeforeStart: 0,
+      });
+    },
+    message(ws, message) {
+      const connection = connections.get(ws.id);
+      if (!connection || connection.refused) return;
+      const decoded = decodeTwilio(message);
+      if (connection.session) {
+        connection.session.handlePhone(decoded);
+        return;
+      }
+      if (decoded.event === "start") {
+        const opened = bridge.open(decoded.start, connection.phone);
+        if (opened.ok) connection.session = opened.session;
+        else {
+          connection.refused = true;
+          ws.raw.close(REFUSED, opened.reason.slice(0, 120));
+        }
+      } else if (decoded.event === "ignored" && connection.ignoredBeforeStart++ === 0) {
+        logger.warn("ignored message before stream start", { reason: decoded.reason });
+      }
+    },
+    close(ws) {
+      const connection = connections.get(ws.id);
+      connections.delete(ws.id);
+      connection?.session?.phoneClosed();
+    },
+  });
+}

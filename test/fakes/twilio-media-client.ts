@@ -1,0 +1,282 @@
+/**
+ * A fake Twilio Media Streams client: plays the phone side of a `<Connect><Stream>` exactly as
+ * Twilio does. Sends `connected` then `start` (custom parameters included), caller audio as 20 ms
+ * `media` frames with string sequence/chunk/timestamp fields, `dtmf` and `stop`. Plays the audio it
+ * receives through a queue drained at 8000 bytes/s (times `speed`), echoes each mark once the audio
+ * queued before it has played, and on `clear` empties the queue and echoes every pending mark at once.
+ * Records everything it receives with arrival times. Used by tests, the dev client and benchmarks.
+ */
+
+export interface FakeCallOptions {
+  /** ws:// URL of the server's media-stream endpoint. */
+  url: string;
+  callSid?: string;
+  streamSid?: string;
+  accountSid?: string;
+  customParameters?: Record<string, string>;
+  /** Playback speed: 1 is real time; tests use more so a second of audio plays in milliseconds. */
+  speed?: number;
+  /** Extra upgrade headers (e.g. X-Twilio-Signature). */
+  headers?: Record<string, string>;
+  /** Send connected/start at once (default true). */
+  autoStart?: boolean;
+}
+
+export interface ReceivedMessage {
+  /** performance.now() at arrival. */
+  at: number;
+  message: {
+    event: string;
+    streamSid?: string;
+    media?: { payload: string };
+    mark?: { name: string };
+  };
+}
+
+type QueueItem = { kind: "audio"; bytes: Buffer } | { kind: "mark"; name: string };
+
+const FRAME_BYTES = 160;
+const BYTES_PER_MS = 8;
+
+export class FakeTwilioCall {
+  readonly callSid: string;
+  readonly streamSid: string;
+  readonly received: ReceivedMessage[] = [];
+  /** Agent audio that has finished playing (was heard). */
+  heardBytes = 0;
+  /** Agent audio dropped by a clear before it played. */
+  droppedBytes = 0;
+  readonly echoedMarks: string[] = [];
+  clears = 0;
+  readonly #socket: WebSocket;
+  readonly #speed: number;
+  readonly #closed = Promise.withResolvers<{ code: number; reason: string }>();
+  readonly #waiters = new Set<() => void>();
+  #sequence = 0;
+  #chunk = 0;
+  #startedAt = performance.now();
+  #queue: QueueItem[] = [];
+  #playing: ReturnType<typeof setTimeout> | undefined;
+  isClosed = false;
+
+  private constructor(
+    socket: WebSocket,
+    private readonly options: FakeCallOptions,
+  ) {
+    this.#socket = socket;
+    this.#speed = options.speed ?? 1;
+    this.callSid = options.callSid ?? `CA${crypto.randomUUID().replaceAll("-", "")}`;
+    this.streamSid = options.streamSid ?? `MZ${crypto.randomUUID().replaceAll("-", "")}`;
+    socket.onmessage = (event) => this.#receive(String(event.data));
+    socket.onclose = (event) => {
+      this.isClosed = true;
+      this.#stopPlayback();
+      this.#closed.resolve({ code: event.code, reason: event.reason });
+      this.#notify();
+    };
+  }
+
+  /** Opens the stream; resolves once the socket is open and (by default) connected/start were sent. */
+  static async connect(options: FakeCallOptions): Promise<FakeTwilioCall> {
+    const socket = new WebSocket(options.url, { headers: options.headers ?? {} });
+    const call = new FakeTwilioCall(socket, options);
+    await new Promise<void>((resolve, reject) => {
+      socket.onopen = () => resolve();
+      socket.onerror = () => reject(new Error(`could not connect to ${options.url}`));
+    });
+    if (options.autoStart !== false) call.start();
+    return call;
+  }
+
+  /** Sends `connected` and `start`. */
+  start(): void {
+    this.sendJson({ event: "connected", protocol: "Call", version: "1.0.0" });
+    this.#startedAt = performance.now();
+    this.sendJson({
+      event: "start",
+      sequenceNumber: this.#nextSequence(),
+      streamSid: this.streamSid,
+      start: {
+        accountSid: this.options.accountSid ?? "AC00000000000000000000000000000000",
+        streamSid: this.streamSid,
+        callSid: this.callSid,
+        tracks: ["inbound"],
+        mediaFormat: { encoding: "audio/x-mulaw", sampleRate: 8000, channels: 1 },
+        customParameters: this.options.customParameters ?? {},
+      },
+    });
+  }
+
+  /** One `media` message carrying `audio` (any size; Twilio's own frames are 160 bytes). */
+  sendMedia(audio: Uint8Array): void {
+    this.sendJson({
+      event: "media",
+      sequenceNumber: this.#nextSequence(),
+      streamSid: this.streamSid,
+      media: {
+        track: "inbound",
+        chunk: String(++this.#chunk),
+        timestamp: String(Math.round(performance.now() - this.#startedAt)),
+        payload: Buffer.from(audio).toString("base64"),
+      },
+    });
+  }
+
+  /**
+   * Streams caller audio as 20 ms frames: paced in real time (`realtime`, the default) or as fast as
+   * the socket takes them. Resolves after the last frame was sent.
+   */
+  async streamAudio(
+    audio: Uint8Array,
+    { realtime = true }: { realtime?: boolean } = {},
+  ): Promise<void> {
+    const started = performance.now();
+    for (let offset = 0, frame = 0; offset < audio.length; offset += FRAME_BYTES, frame++) {
+      if (this.isClosed) return;
+      if (realtime) {
+        const due = started + frame * 20 - performance.now();
+        if (due > 0) await Bun.sleep(due);
+      }
+      this.sendMedia(audio.subarray(offset, offset + FRAME_BYTES));
+    }
+  }
+
+  sendDtmf(digit: string): void {
+    this.sendJson({
+      event: "dtmf",
+      streamSid: this.streamSid,
+      sequenceNumber: this.#nextSequence(),
+      dtmf: { track: "inbound_track", digit },
+    });
+  }
+
+  /** Anything at all, for malformed-input tests. */
+  sendRaw(data: string | Uint8Array): void {
+    this.#socket.send(data);
+  }
+
+  sendJson(message: unknown): void {
+    if (!this.isClosed) this.#socket.send(JSON.stringify(message));
+  }
+
+  /** The caller hangs up: `stop`, then the socket closes. */
+  hangUp(): void {
+    this.sendJson({
+      event: "stop",
+      sequenceNumber: this.#nextSequence(),
+      streamSid: this.streamSid,
+      stop: {
+        accountSid: this.options.accountSid ?? "AC00000000000000000000000000000000",
+        callSid: this.callSid,
+      },
+    });
+    this.#socket.close(1000, "caller hung up");
+  }
+
+  /** Resolves when the server (or we) closed the socket. */
+  get closed(): Promise<{ code: number; reason: string }> {
+    return this.#closed.promise;
+  }
+
+  /** Every media payload received, concatenated. */
+  receivedAudio(): Buffer {
+    return Buffer.concat(
+      this.received
+        .filter(({ message }) => message.event === "media")
+        .map(({ message }) => Buffer.from(message.media?.payload ?? "", "base64")),
+    );
+  }
+
+  events(): string[] {
+    return this.received.map(({ message }) => message.event);
+  }
+
+  /** Resolves once `condition` holds, re-checked on every message and playback step. */
+  async waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
+    if (condition()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`fake Twilio: timed out waiting for ${what}`));
+      }, timeoutMs);
+      const check = () => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve();
+      };
+      this.#waiters.add(check);
+    });
+  }
+
+  #receive(text: string): void {
+    const message = JSON.parse(text) as ReceivedMessage["message"];
+    this.received.push({ at: performance.now(), message });
+    if (message.event === "media") {
+      this.#queue.push({
+        kind: "audio",
+        bytes: Buffer.from(message.media?.payload ?? "", "base64"),
+      });
+      this.#pump();
+    } else if (message.event === "mark") {
+      this.#queue.push({ kind: "mark", name: message.mark?.name ?? "" });
+      this.#pump();
+    } else if (message.event === "clear") {
+      this.clears += 1;
+      this.#stopPlayback();
+      for (const item of this.#queue) {
+        if (item.kind === "mark") this.#echo(item.name);
+        else this.droppedBytes += item.bytes.length;
+      }
+      this.#queue = [];
+    }
+    this.#notify();
+  }
+
+  /** Plays the head of the queue: marks echo at once, audio takes its duration. */
+  #pump(): void {
+    while (!this.#playing && this.#queue.length > 0) {
+      const head = this.#queue[0];
+      if (!head) return;
+      if (head.kind === "mark") {
+        this.#queue.shift();
+        this.#echo(head.name);
+        continue;
+      }
+      this.#playing = setTimeout(
+        () => {
+          this.#playing = undefined;
+          this.#queue.shift();
+          this.heardBytes += head.bytes.length;
+          this.#pump();
+          this.#notify();
+        },
+        head.bytes.length / BYTES_PER_MS / this.#speed,
+      );
+    }
+  }
+
+  #stopPlayback(): void {
+    clearTimeout(this.#playing);
+    this.#playing = undefined;
+  }
+
+  #echo(name: string): void {
+    this.echoedMarks.push(name);
+    this.sendJson({
+      event: "mark",
+      sequenceNumber: this.#nextSequence(),
+      streamSid: this.streamSid,
+      mark: { name },
+    });
+  }
+
+  #nextSequence(): string {
+    this.#sequence += 1;
+    return String(this.#sequence);
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}

@@ -1,0 +1,327 @@
+/**
+ * A fake Deepgram Voice Agent server on loopback, faithful to the v1 `/v1/agent/converse` protocol:
+ * token auth on the upgrade, Welcome → exactly one Settings (shape checked) → SettingsApplied, binary
+ * mu-law audio both ways, Error for messages out of order. Scriptable per connection (speak, barge in,
+ * call functions, fail, drop) and recording everything it receives. Used by tests, the demo and benchmarks.
+ */
+import type { Server, ServerWebSocket } from "bun";
+import { mulawTone } from "./mulaw.ts";
+
+export interface FakeAgentOptions {
+  /** When set, the upgrade must carry `Authorization: Token <apiKey>` (or the `token` subprotocol). */
+  apiKey?: string;
+  /** Length of the spoken greeting's audio (when Settings has a greeting). */
+  greetingMs?: number;
+  /** Speak injected messages (default true); false answers InjectionRefused. */
+  speakInjections?: boolean;
+  /** Send received caller audio straight back as agent audio (benchmarks). */
+  echo?: boolean;
+  /** Size of agent audio frames in ms (default 80). */
+  chunkMs?: number;
+}
+
+interface ClientMessage {
+  type: string;
+  [key: string]: unknown;
+}
+
+interface SocketData {
+  session: FakeAgentSession;
+}
+
+const BYTES_PER_MS = 8;
+
+/** Problems with a Settings message, judged by the protocol reference. */
+export function settingsProblems(settings: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const at = (path: string) =>
+    path
+      .split(".")
+      .reduce<unknown>((value, key) => (value as Record<string, unknown>)?.[key], settings);
+  const expectValue = (path: string, expected: unknown) => {
+    if (at(path) !== expected) problems.push(`${path} must be ${JSON.stringify(expected)}`);
+  };
+  expectValue("audio.input.encoding", "mulaw");
+  expectValue("audio.input.sample_rate", 8000);
+  expectValue("audio.output.encoding", "mulaw");
+  expectValue("audio.output.sample_rate", 8000);
+  expectValue("audio.output.container", "none");
+  expectValue("agent.listen.provider.type", "deepgram");
+  if (typeof at("agent.listen.provider.model") !== "string")
+    problems.push("agent.listen.provider.model missing");
+  if (typeof at("agent.think.provider.type") !== "string")
+    problems.push("agent.think.provider.type missing");
+  if (typeof at("agent.think.provider.model") !== "string")
+    problems.push("agent.think.provider.model missing");
+  if (typeof at("agent.think.prompt") !== "string") problems.push("agent.think.prompt missing");
+  if (at("agent.think.instructions") !== undefined)
+    problems.push("agent.think.instructions is the old name of prompt");
+  const functions = at("agent.think.functions");
+  if (functions !== undefined) {
+    if (!Array.isArray(functions)) problems.push("agent.think.functions must be an array");
+    else {
+      for (const fn of functions as Record<string, unknown>[]) {
+        if (
+          typeof fn.name !== "string" ||
+          typeof fn.description !== "string" ||
+          typeof fn.parameters !== "object"
+        ) {
+          problems.push(`function ${String(fn.name)} needs name, description and parameters`);
+        }
+      }
+    }
+  }
+  if (typeof at("agent.speak.provider.type") !== "string")
+    problems.push("agent.speak.provider.type missing");
+  return problems;
+}
+
+export class FakeAgentSession {
+  settings: Record<string, unknown> | undefined;
+  /** Text messages received after Settings, parsed. */
+  readonly messages: ClientMessage[] = [];
+  audioFrames = 0;
+  audioBytes = 0;
+  /** When each audio frame arrived (performance.now()), for latency measurements. */
+  readonly audioArrivals: number[] = [];
+  closed = false;
+  readonly #closed = Promise.withResolvers<void>();
+  readonly #waiters = new Set<() => void>();
+  readonly #responses = new Map<string, (content: string) => void>();
+  #functionIds = 0;
+
+  constructor(
+    private readonly socket: ServerWebSocket<SocketData>,
+    private readonly options: FakeAgentOptions,
+  ) {}
+
+  /** Resolves when the socket has closed. */
+  get whenClosed(): Promise<void> {
+    return this.#closed.promise;
+  }
+
+  send(message: ClientMessage): void {
+    if (!this.closed) this.socket.send(JSON.stringify(message));
+  }
+
+  sendAudio(audio: Uint8Array): void {
+    if (!this.closed) this.socket.send(audio);
+  }
+
+  /** One agent turn: transcript, AgentStartedSpeaking, audio frames, AgentAudioDone. */
+  say(text: string, audioMs = 200): void {
+    this.send({ type: "ConversationText", role: "assistant", content: text });
+    this.send({
+      type: "AgentStartedSpeaking",
+      total_latency: 0.4,
+      tts_latency: 0.1,
+      ttt_latency: 0.3,
+    });
+    const chunk = (this.options.chunkMs ?? 80) * BYTES_PER_MS;
+    const audio = mulawTone(audioMs);
+    for (let offset = 0; offset < audio.length; offset += chunk)
+      this.sendAudio(audio.subarray(offset, offset + chunk));
+    this.send({ type: "AgentAudioDone" });
+  }
+
+  userStartedSpeaking(): void {
+    this.send({ type: "UserStartedSpeaking" });
+  }
+
+  /** The caller speaks: barge-in signal, then their words as a transcript line. */
+  userSays(text: string): void {
+    this.userStartedSpeaking();
+    this.send({ type: "ConversationText", role: "user", content: text });
+  }
+
+  /** Asks the client to run a function; resolves with the content of its FunctionCallResponse. */
+  callFunction(name: string, args: unknown): Promise<string> {
+    const id = `fc_${++this.#functionIds}`;
+    const response = new Promise<string>((resolve) => this.#responses.set(id, resolve));
+    this.send({
+      type: "FunctionCallRequest",
+      functions: [{ id, name, arguments: JSON.stringify(args), client_side: true }],
+    });
+    return response;
+  }
+
+  error(code: string, description: string): void {
+    this.send({ type: "Error", code, description });
+  }
+
+  /** Drops the connection without a close handshake. */
+  drop(): void {
+    this.socket.terminate();
+  }
+
+  ofType(type: string): ClientMessage[] {
+    return this.messages.filter((message) => message.type === type);
+  }
+
+  /** Resolves once `condition` holds, re-checked on every message received. */
+  async waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
+    if (condition()) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters.delete(check);
+        reject(new Error(`fake agent: timed out waiting for ${what}`));
+      }, timeoutMs);
+      const check = () => {
+        if (!condition()) return;
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+        resolve();
+      };
+      this.#waiters.add(check);
+    });
+  }
+
+  /** @internal called by the server */
+  receive(message: string | Buffer): "settings" | undefined {
+    try {
+      if (typeof message !== "string") return this.#receiveAudio(message);
+      let parsed: ClientMessage;
+      try {
+        parsed = JSON.parse(message);
+      } catch {
+        this.error("UNPARSABLE_CLIENT_MESSAGE", "Could not parse client message");
+        return;
+      }
+      if (parsed.type === "Settings") return this.#receiveSettings(parsed);
+      if (!this.settings) {
+        this.error("NON_SETTINGS_MESSAGE_BEFORE_SETTINGS", `${parsed.type} before Settings`);
+        return;
+      }
+      this.messages.push(parsed);
+      this.#react(parsed);
+    } finally {
+      for (const waiter of [...this.#waiters]) waiter();
+    }
+  }
+
+  #receiveAudio(audio: Buffer): undefined {
+    if (!this.settings) {
+      this.error("NON_SETTINGS_MESSAGE_BEFORE_SETTINGS", "audio before Settings");
+      return;
+    }
+    this.audioFrames += 1;
+    this.audioBytes += audio.byteLength;
+    this.audioArrivals.push(performance.now());
+    if (this.options.echo) this.sendAudio(audio);
+  }
+
+  #receiveSettings(settings: ClientMessage): "settings" | undefined {
+    if (this.settings) {
+      this.error("SETTINGS_ALREADY_APPLIED", "Settings were already applied");
+      return;
+    }
+    const problems = settingsProblems(settings);
+    if (problems.length > 0) {
+      this.error("INVALID_SETTINGS", problems.join("; "));
+      this.socket.close(1008, "invalid settings");
+      return;
+    }
+    this.settings = settings;
+    this.send({ type: "SettingsApplied" });
+    const greeting = (settings.agent as { greeting?: string }).greeting;
+    if (greeting) this.say(greeting, this.options.greetingMs ?? 400);
+    return "settings";
+  }
+
+  #react(message: ClientMessage): void {
+    if (message.type === "FunctionCallResponse") {
+      const resolve = this.#responses.get(String(message.id));
+      this.#responses.delete(String(message.id));
+      resolve?.(String(message.content));
+    } else if (message.type === "InjectAgentMessage") {
+      const words = String(message.message ?? message.content ?? "");
+      if (this.options.speakInjections === false)
+        this.send({ type: "InjectionRefused", message: "refused" });
+      else this.say(words, 300);
+    }
+  }
+
+  /** @internal */
+  markClosed(): void {
+    this.closed = true;
+    this.#closed.resolve();
+  }
+}
+
+export class FakeVoiceAgentServer {
+  readonly sessions: FakeAgentSession[] = [];
+  /** Upgrades refused for bad or missing credentials. */
+  rejectedUpgrades = 0;
+  readonly #waiting: ((session: FakeAgentSession) => void)[] = [];
+  readonly #unclaimed: FakeAgentSession[] = [];
+  readonly #server: Server<SocketData>;
+
+  private constructor(readonly options: FakeAgentOptions) {
+    this.#server = Bun.serve<SocketData>({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request, server) => {
+        if (new URL(request.url).pathname !== "/v1/agent/converse")
+          return new Response("not found", { status: 404 });
+        if (!this.#authorised(request)) {
+          this.rejectedUpgrades += 1;
+          return new Response("unauthorized", { status: 401 });
+        }
+        const upgraded = server.upgrade(request, { data: {} as SocketData });
+        return upgraded ? undefined : new Response("expected a websocket", { status: 400 });
+      },
+      websocket: {
+        open: (socket) => {
+          socket.data.session = new FakeAgentSession(socket, options);
+          this.sessions.push(socket.data.session);
+          socket.send(JSON.stringify({ type: "Welcome", request_id: crypto.randomUUID() }));
+        },
+        message: (socket, message) => {
+          if (socket.data.session.receive(message) !== "settings") return;
+          const waiter = this.#waiting.shift();
+          if (waiter) waiter(socket.data.session);
+          else this.#unclaimed.push(socket.data.session);
+        },
+        close: (socket) => socket.data.session.markClosed(),
+      },
+    });
+  }
+
+  static start(options: FakeAgentOptions = {}): FakeVoiceAgentServer {
+    return new FakeVoiceAgentServer(options);
+  }
+
+  /** The URL to give DEEPGRAM_AGENT_URL. */
+  get url(): string {
+    return `ws://127.0.0.1:${this.#server.port}/v1/agent/converse`;
+  }
+
+  /** Resolves with the next connection whose Settings are applied. */
+  nextSession(timeoutMs = 5_000): Promise<FakeAgentSession> {
+    const ready = this.#unclaimed.shift();
+    if (ready) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("fake agent: no session was set up")),
+        timeoutMs,
+      );
+      this.#waiting.push((session) => {
+        clearTimeout(timer);
+        resolve(session);
+      });
+    });
+  }
+
+  stop(): void {
+    this.#server.stop(true);
+  }
+
+  #authorised(request: Request): boolean {
+    if (!this.options.apiKey) return true;
+    if (request.headers.get("authorization") === `Token ${this.options.apiKey}`) return true;
+    const protocols = (request.headers.get("sec-websocket-protocol") ?? "")
+      .split(",")
+      .map((part) => part.trim());
+    return protocols[0] === "token" && protocols[1] === this.options.apiKey;
+  }
+}

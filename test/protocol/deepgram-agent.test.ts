@@ -1,0 +1,131 @@
+import { describe, expect, test } from "bun:test";
+import { Type } from "@sinclair/typebox";
+import {
+  decodeAgentMessage,
+  functionCallResponseMessage,
+  injectAgentMessage,
+  KEEP_ALIVE_MESSAGE,
+  settingsMessage,
+} from "../../src/protocol/deepgram-agent.ts";
+
+describe("decodeAgentMessage", () => {
+  test.each([
+    ['{"type":"Welcome","request_id":"r1"}', { type: "Welcome", request_id: "r1" }],
+    ['{"type":"SettingsApplied"}', { type: "SettingsApplied" }],
+    [
+      '{"type":"ConversationText","role":"user","content":"hi"}',
+      { type: "ConversationText", role: "user", content: "hi" },
+    ],
+    ['{"type":"UserStartedSpeaking"}', { type: "UserStartedSpeaking" }],
+    ['{"type":"AgentAudioDone"}', { type: "AgentAudioDone" }],
+    [
+      '{"type":"Error","description":"bad","code":"INVALID_SETTINGS"}',
+      { type: "Error", description: "bad", code: "INVALID_SETTINGS" },
+    ],
+    ['{"type":"InjectionRefused","message":"busy"}', { type: "InjectionRefused", message: "busy" }],
+  ])("%s", (text, expected) => {
+    expect(decodeAgentMessage(text)).toEqual(expected as never);
+  });
+
+  test("FunctionCallRequest keeps every function", () => {
+    const text = JSON.stringify({
+      type: "FunctionCallRequest",
+      functions: [{ id: "f1", name: "book", arguments: '{"slot":1}', client_side: true }],
+    });
+    expect(decodeAgentMessage(text)).toEqual(JSON.parse(text));
+  });
+
+  test.each([
+    ["not JSON", "{", "not JSON"],
+    ["no type", "{}", "no type"],
+    ["an unknown type", '{"type":"Surprise"}', "unknown type Surprise"],
+    [
+      "a malformed known type",
+      '{"type":"ConversationText","role":"robot","content":"x"}',
+      "malformed ConversationText",
+    ],
+    [
+      "the old early-access shape",
+      '{"type":"FunctionCallRequest","function_name":"x","input":{}}',
+      "malformed FunctionCallRequest",
+    ],
+    ["a prototype key", '{"type":"constructor"}', "unknown type constructor"],
+  ])("%s is Ignored", (_, text, reason) => {
+    expect(decodeAgentMessage(text)).toEqual({ type: "Ignored", reason });
+  });
+});
+
+describe("client messages", () => {
+  test("Settings: mu-law 8 kHz both ways, no container, Flux v2, think, speak, greeting", () => {
+    const parameters = Type.Object({ reason: Type.String() }, { additionalProperties: false });
+    const settings = JSON.parse(
+      settingsMessage({
+        tags: ["inbound"],
+        listenModel: "flux-general-en",
+        thinkProvider: "open_ai",
+        thinkModel: "gpt-4o-mini",
+        prompt: "You are…",
+        functions: [{ name: "end_call", description: "End the call", parameters }],
+        speakProvider: "deepgram",
+        voice: "aura-2-thalia-en",
+        greeting: "Hello!",
+      }),
+    );
+    expect(settings).toEqual({
+      type: "Settings",
+      tags: ["inbound"],
+      audio: {
+        input: { encoding: "mulaw", sample_rate: 8000 },
+        output: { encoding: "mulaw", sample_rate: 8000, container: "none" },
+      },
+      agent: {
+        listen: { provider: { type: "deepgram", version: "v2", model: "flux-general-en" } },
+        think: {
+          provider: { type: "open_ai", model: "gpt-4o-mini" },
+          prompt: "You are…",
+          functions: [
+            {
+              name: "end_call",
+              description: "End the call",
+              parameters: {
+                type: "object",
+                properties: { reason: { type: "string" } },
+                required: ["reason"],
+                additionalProperties: false,
+              },
+            },
+          ],
+        },
+        speak: { provider: { type: "deepgram", model: "aura-2-thalia-en" } },
+        greeting: "Hello!",
+      },
+    });
+  });
+
+  test("KeepAlive, FunctionCallResponse, InjectAgentMessage", () => {
+    expect(JSON.parse(KEEP_ALIVE_MESSAGE)).toEqual({ type: "KeepAlive" });
+    expect(JSON.parse(functionCallResponseMessage("f1", "book", '{"ok":true}'))).toEqual({
+      type: "FunctionCallResponse",
+      id: "f1",
+      name: "book",
+      content: '{"ok":true}',
+    });
+    expect(JSON.parse(injectAgentMessage("Are you still there?"))).toEqual({
+      type: "InjectAgentMessage",
+      message: "Are you still there?",
+    });
+  });
+});
+
+test("decoding never throws on odd input", () => {
+  const samples = [
+    "",
+    "null",
+    "[]",
+    '{"type":1}',
+    '{"type":"Error","code":5}',
+    "\u0000",
+    '{"type":"Welcome"}',
+  ];
+  for (const sample of samples) expect(() => decodeAgentMessage(sample)).not.toThrow();
+});
