@@ -47,12 +47,14 @@ export async function startService(
   const store = openStore(config.databasePath, clock);
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
+  const scenarios = overrides.scenarios ?? builtInScenarios;
+  for (const scenario of scenarios.values()) scenario.seed?.({ store, clock });
   const bridge = new CallBridge({
     config,
     store,
     calls,
     tokens,
-    scenarios: overrides.scenarios ?? builtInScenarios,
+    scenarios,
     connectAgent:
       overrides.connectAgent ??
       deepgramAgentConnector({

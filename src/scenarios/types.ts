@@ -61,4 +61,6 @@ export interface Scenario {
   id: string;
   description: string;
   prepare(call: ScenarioCall, deps: ScenarioDeps): PreparedScenario;
+  /** Puts the data the scenario needs into the store at start-up (idempotent), e.g. bookable slots. */
+  seed?(deps: ScenarioDeps): void;
 }

@@ -118,6 +118,10 @@ export class AppointmentRepository {
     })();
   }
 
+  slot(id: number): Slot | undefined {
+    return this.#slot.get(id) ?? undefined;
+  }
+
   /** Slots with no live booking, earliest first. */
   openSlots(query: OpenSlotQuery): Slot[] {
     return this.#openSlots.all({ provider: null, ...query });

@@ -1,0 +1,47 @@
+/** Inbound dental front desk: checks slots, books, looks up and cancels appointments for callers. */
+import type { NewSlot } from "../../store/appointments.ts";
+import { addDays, isoWeekday, localDate, zonedToUtc } from "../shared/time.ts";
+import type { Scenario } from "../types.ts";
+import { office } from "./office.ts";
+import { greeting, systemPrompt } from "./prompt.ts";
+import { receptionistTools } from "./tools.ts";
+
+export const dentalReceptionist: Scenario = {
+  id: "dental-receptionist",
+  description: `Inbound receptionist for ${office.name}`,
+  prepare(call, { store, clock }) {
+    return {
+      prompt: systemPrompt(office, call.startedAt, call.from),
+      greeting: greeting(office),
+      tools: receptionistTools(office, store, clock),
+    };
+  },
+  seed({ store, clock }) {
+    const today = localDate(clock.now(), office.timeZone);
+    const slots: NewSlot[] = [];
+    for (let day = 0; day < office.bookingWeeks * 7; day++) {
+      const date = addDays(today, day);
+      for (const provider of office.providers) {
+        for (const [open, close] of provider.hours[isoWeekday(date)] ?? []) {
+          for (
+            let start = open;
+            start + provider.slotMinutes <= close;
+            start += provider.slotMinutes
+          ) {
+            slots.push({
+              calendar: office.calendar,
+              provider: provider.name,
+              starts_at: zonedToUtc(date, start, office.timeZone).toISOString(),
+              ends_at: zonedToUtc(
+                date,
+                start + provider.slotMinutes,
+                office.timeZone,
+              ).toISOString(),
+            });
+          }
+        }
+      }
+    }
+    store.appointments.addSlots(slots);
+  },
+};

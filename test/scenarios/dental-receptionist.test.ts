@@ -1,0 +1,248 @@
+import { beforeEach, describe, expect, test } from "bun:test";
+import { runTool } from "../../src/call/tools.ts";
+import { dentalReceptionist } from "../../src/scenarios/dental-receptionist/index.ts";
+import type { PreparedScenario, ToolContext } from "../../src/scenarios/types.ts";
+import { openStore, type Store } from "../../src/store/index.ts";
+import { ManualClock } from "../fakes/clock.ts";
+
+const CALLER = "+15557654321";
+// Monday 2026-03-02, 10:00 in New York.
+const NOW = "2026-03-02T15:00:00.000Z";
+
+let store: Store;
+let clock: ManualClock;
+let scenario: PreparedScenario;
+let ended: string[];
+
+function context(customerNumber = CALLER): ToolContext {
+  return {
+    callSid: "CA1",
+    customerNumber,
+    now: clock.now(),
+    endCall: (reason) => ended.push(reason),
+  };
+}
+
+/** Calls a tool the way the session does: JSON arguments, validation, handler. */
+async function call(name: string, args: unknown, customerNumber = CALLER) {
+  const tool = scenario.tools.find((candidate) => candidate.name === name);
+  const outcome = await runTool(
+    tool,
+    name,
+    JSON.stringify(args),
+    context(customerNumber),
+    clock,
+    1_000,
+  );
+  const parsed = outcome.content.startsWith("{") ? JSON.parse(outcome.content) : outcome.content;
+  return { ...outcome, result: parsed };
+}
+
+beforeEach(() => {
+  clock = new ManualClock(NOW);
+  store = openStore(":memory:", clock);
+  dentalReceptionist.seed?.({ store, clock });
+  store.calls.create({
+    sid: "CA1",
+    direction: "inbound",
+    from_number: CALLER,
+    to_number: "+15550001111",
+    scenario: "dental-receptionist",
+    status: "in-progress",
+  });
+  scenario = dentalReceptionist.prepare(
+    {
+      callSid: "CA1",
+      direction: "inbound",
+      from: CALLER,
+      to: "+15550001111",
+      startedAt: clock.now(),
+      parameters: {},
+    },
+    { store, clock },
+  );
+  ended = [];
+});
+
+describe("seed", () => {
+  test("four weeks of slots from the office hours, idempotent", () => {
+    const all = () =>
+      store.appointments.openSlots({
+        calendar: "dental",
+        from: NOW,
+        to: "2027-01-01",
+        limit: 10_000,
+      });
+    const count = all().length;
+    expect(count).toBeGreaterThan(500);
+    dentalReceptionist.seed?.({ store, clock });
+    expect(all().length).toBe(count);
+    const sunday = store.appointments.openSlots({
+      calendar: "dental",
+      from: "2026-03-08T05:00:00.000Z",
+      to: "2026-03-09T04:00:00.000Z",
+      limit: 100,
+    });
+    expect(sunday).toEqual([]);
+    const saturday = store.appointments.openSlots({
+      calendar: "dental",
+      from: "2026-03-07T05:00:00.000Z",
+      to: "2026-03-08T05:00:00.000Z",
+      limit: 100,
+    });
+    expect(new Set(saturday.map((slot) => slot.provider))).toEqual(new Set(["Dr. Sarah Patel"]));
+  });
+});
+
+describe("prompt and greeting", () => {
+  test("carry the office, the call's date and the caller's number", () => {
+    expect(scenario.greeting).toContain("Bright Smile Dental");
+    expect(scenario.prompt).toContain("Today is Monday, March 2, 2026");
+    expect(scenario.prompt).toContain(CALLER);
+    expect(scenario.tools.map((tool) => tool.name)).toEqual([
+      "check_available_slots",
+      "book_appointment",
+      "check_appointment",
+      "cancel_appointment",
+      "end_call",
+    ]);
+  });
+});
+
+describe("check_available_slots", () => {
+  test("with no date: the next open times, none in the past", async () => {
+    const { result } = await call("check_available_slots", {});
+    expect(result.available).toHaveLength(6);
+    expect(result.available[0].time).toBe("Monday, March 2 at 10:00 AM");
+    expect(result.more_available).toBe(true);
+  });
+
+  test("a date, a provider and the afternoon", async () => {
+    const { result } = await call("check_available_slots", {
+      date: "2026-03-04",
+      provider: "Emily Rogers",
+      part_of_day: "afternoon",
+    });
+    expect(result.available.map((slot: { time: string }) => slot.time)).toEqual([
+      "Wednesday, March 4 at 1:00 PM",
+      "Wednesday, March 4 at 2:00 PM",
+      "Wednesday, March 4 at 3:00 PM",
+    ]);
+  });
+
+  test("a closed day says so", async () => {
+    const { result } = await call("check_available_slots", { date: "2026-03-08" });
+    expect(result.available).toEqual([]);
+    expect(result.note).toContain("Nothing open");
+  });
+
+  test("an unknown provider or a bad date is refused before the handler runs", async () => {
+    expect((await call("check_available_slots", { provider: "Dr. Who" })).ok).toBe(false);
+    expect((await call("check_available_slots", { date: "next Tuesday" })).content).toContain(
+      "date",
+    );
+  });
+});
+
+describe("booking, look-up and cancellation", () => {
+  async function firstSlot(date = "2026-03-03") {
+    const { result } = await call("check_available_slots", { date });
+    return result.available[0] as { slot_id: number; time: string; provider: string };
+  }
+
+  test("books with the caller's number and finds it again by number and by code", async () => {
+    const slot = await firstSlot();
+    const { result } = await call("book_appointment", {
+      slot_id: slot.slot_id,
+      patient_name: "Jamie Fox",
+      reason: "toothache",
+    });
+    expect(result).toMatchObject({
+      booked: true,
+      patient_name: "Jamie Fox",
+      time: slot.time,
+      provider: slot.provider,
+    });
+    expect(store.appointments.booking(result.confirmation_id)?.phone).toBe(CALLER);
+    const byPhone = (await call("check_appointment", {})).result;
+    expect(byPhone.appointments.map((a: { confirmation_id: string }) => a.confirmation_id)).toEqual(
+      [result.confirmation_id],
+    );
+    const byCode = (
+      await call(
+        "check_appointment",
+        { confirmation_id: result.confirmation_id.toLowerCase() },
+        "+15550000000",
+      )
+    ).result;
+    expect(byCode.appointments).toHaveLength(1);
+    const slotsNow = (await call("check_available_slots", { date: "2026-03-03" })).result.available;
+    expect(slotsNow.map((s: { slot_id: number }) => s.slot_id)).not.toContain(slot.slot_id);
+  });
+
+  test("a taken slot is refused with alternatives", async () => {
+    const slot = await firstSlot();
+    await call("book_appointment", {
+      slot_id: slot.slot_id,
+      patient_name: "First Patient",
+      reason: "cleaning",
+    });
+    const { result } = await call("book_appointment", {
+      slot_id: slot.slot_id,
+      patient_name: "Second Patient",
+      reason: "cleaning",
+    });
+    expect(result.booked).toBe(false);
+    expect(result.alternatives).toHaveLength(3);
+  });
+
+  test("a slot in the past cannot be booked", async () => {
+    const slot = await firstSlot("2026-03-02");
+    clock.advance(7 * 24 * 3600_000);
+    const { result } = await call("book_appointment", {
+      slot_id: slot.slot_id,
+      patient_name: "Late Larry",
+      reason: "checkup",
+    });
+    expect(result.booked).toBe(false);
+  });
+
+  test("cancelling: the same caller may; another number needs the patient's name; the slot frees up", async () => {
+    const slot = await firstSlot();
+    const booked = (
+      await call("book_appointment", {
+        slot_id: slot.slot_id,
+        patient_name: "Jamie Fox",
+        reason: "checkup",
+      })
+    ).result;
+    const stranger = (
+      await call("cancel_appointment", { confirmation_id: booked.confirmation_id }, "+15550000000")
+    ).result;
+    expect(stranger.cancelled).toBe(false);
+    const withName = (
+      await call(
+        "cancel_appointment",
+        { confirmation_id: booked.confirmation_id, patient_name: "jamie fox" },
+        "+15550000000",
+      )
+    ).result;
+    expect(withName).toMatchObject({ cancelled: true, confirmation_id: booked.confirmation_id });
+    expect(
+      (await call("cancel_appointment", { confirmation_id: booked.confirmation_id })).result
+        .cancelled,
+    ).toBe(false);
+    expect((await call("check_appointment", {})).result.appointments).toEqual([]);
+    const again = await call("book_appointment", {
+      slot_id: slot.slot_id,
+      patient_name: "Next Patient",
+      reason: "checkup",
+    });
+    expect(again.result.booked).toBe(true);
+  });
+
+  test("end_call asks the session to end", async () => {
+    await call("end_call", { reason: "caller is done" });
+    expect(ended).toEqual(["caller is done"]);
+  });
+});
