@@ -4,10 +4,12 @@ import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { callRoutes } from "./routes/calls.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
+import type { Store } from "./store/index.ts";
 
 /** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket. */
 const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
@@ -16,6 +18,7 @@ export interface AppDeps {
   config: Config;
   calls: CallRegistry;
   bridge: CallBridge;
+  store: Store;
   logger: Logger;
   version: string;
 }
@@ -35,7 +38,8 @@ export function createApp(deps: AppDeps) {
         draining: () => deps.calls.draining,
       }),
     )
-    .use(mediaStreamRoutes(deps.bridge, deps.logger));
+    .use(mediaStreamRoutes(deps.bridge, deps.logger))
+    .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -74,7 +74,7 @@ export async function startService(
       "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
     );
   }
-  const app = createApp({ config, calls, bridge, logger, version: VERSION });
+  const app = createApp({ config, calls, bridge, store, logger, version: VERSION });
   app.listen({ hostname: config.server.host, port: config.server.port });
   const server = app.server;
   if (!server) throw new Error("server did not start");

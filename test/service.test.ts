@@ -75,3 +75,13 @@ test("calls still live after the drain time are hung up", async () => {
   expect(reasons).toEqual(["service shutting down"]);
   expect(lines.map((line) => line.msg)).toContain("drain time over, hanging up live calls");
 });
+
+test("without ENDPOINT_SECRET, call records answer direct loopback clients but not relayed ones", async () => {
+  const { service } = await start(0);
+  expect((await fetch(`${service.url}/calls`)).status).toBe(200);
+  const relayed = await fetch(`${service.url}/calls`, {
+    headers: { "x-forwarded-for": "203.0.113.9" },
+  });
+  expect(relayed.status).toBe(401);
+  await service.shutdown("test");
+});

@@ -53,7 +53,22 @@ export function docsRoutes(version: string) {
             description:
               "Bridges Twilio phone calls to a Deepgram Voice Agent. Places outbound calls, answers inbound ones, keeps transcripts and outcomes.",
           },
-          tags: [{ name: "Service", description: "Health and metadata" }],
+          tags: [
+            { name: "Service", description: "Health and metadata" },
+            {
+              name: "Calls",
+              description: "Call records with transcripts, function calls and outcomes",
+            },
+          ],
+          components: {
+            securitySchemes: {
+              bearerAuth: {
+                type: "http",
+                scheme: "bearer",
+                description: "The service's ENDPOINT_SECRET",
+              },
+            },
+          },
         },
       }),
     );

@@ -13,8 +13,18 @@ export interface ErrorBody {
   field?: string;
 }
 
-/** Names the first invalid field of a validation error, e.g. `body.to`. */
+/**
+ * Names the first invalid field of a validation error, e.g. `body.to`. Elysia loses the name of a
+ * coerced query/param number that is out of range; such schemas carry `error: "<field>: <why>"`.
+ */
 function describeValidation(error: ValidationError): ErrorBody {
+  if (typeof error.customError === "string" && error.customError.includes(": ")) {
+    return {
+      error: error.customError,
+      code: "VALIDATION",
+      field: error.customError.split(": ")[0],
+    };
+  }
   const first = error.all[0];
   if (!first) return { error: `Invalid ${error.type}`, code: "VALIDATION" };
   const path = "path" in first ? first.path : "";

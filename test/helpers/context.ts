@@ -5,7 +5,7 @@ import { StreamTokens } from "../../src/call/stream-tokens.ts";
 import { systemClock } from "../../src/clock.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
-import { openStore } from "../../src/store/index.ts";
+import type { Store } from "../../src/store/index.ts";
 
 /** A configuration for tests: in-memory database, random port, plus any overrides. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -30,10 +30,15 @@ export function captureLogger(): CapturedLogger {
 }
 
 /** A bridge with no scenarios and an agent that cannot be reached: for route tests that open no calls. */
-export function idleBridge(config: Config, calls: CallRegistry, logger: Logger): CallBridge {
+export function idleBridge(
+  config: Config,
+  calls: CallRegistry,
+  logger: Logger,
+  store: Store,
+): CallBridge {
   return new CallBridge({
     config,
-    store: openStore(":memory:"),
+    store,
     calls,
     tokens: new StreamTokens(systemClock),
     scenarios: new Map(),

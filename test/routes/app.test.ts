@@ -4,6 +4,7 @@ import { createApp } from "../../src/app.ts";
 import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
+import { openStore } from "../../src/store/index.ts";
 import { captureLogger, idleBridge, testConfig } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
 
@@ -19,14 +20,16 @@ function build(env: Record<string, string> = {}) {
   const calls = new CallRegistry();
   const captured = captureLogger();
   const config = testConfig(env);
+  const store = openStore(":memory:");
   const app = createApp({
     config,
     calls,
-    bridge: idleBridge(config, calls, captured.logger),
+    store,
+    bridge: idleBridge(config, calls, captured.logger, store),
     logger: captured.logger,
     version: "1.2.3",
   });
-  return { app, calls, config, ...captured };
+  return { app, calls, config, store, ...captured };
 }
 
 const get = (path: string) => new Request(`http://localhost${path}`);
@@ -82,7 +85,8 @@ describe("docs", () => {
     const document = await json(response);
     expect(document.openapi).toStartWith("3.");
     expect(document.info).toMatchObject({ title: "Voice Agent API", version: "1.2.3" });
-    expect(Object.keys(document.paths)).toEqual(["/health"]);
+    expect(Object.keys(document.paths).sort()).toEqual(["/calls", "/calls/{sid}", "/health"]);
+    expect(document.paths["/calls"].get.security).toEqual([{ bearerAuth: [] }]);
   });
 
   test("the docs page loads its script from this server, not a CDN", async () => {
@@ -199,5 +203,80 @@ describe("errors", () => {
       level: "error",
       path: "/boom",
     });
+  });
+});
+
+describe("call records", () => {
+  const SECRET = "s3cret-s3cret-s3cret";
+  const authed = (path: string, secret = SECRET) =>
+    new Request(`http://localhost${path}`, { headers: { authorization: `Bearer ${secret}` } });
+
+  function withCall() {
+    const built = build({ ENDPOINT_SECRET: SECRET });
+    built.store.calls.create({
+      sid: "CA1",
+      direction: "inbound",
+      from_number: "+15557654321",
+      to_number: "+15550001111",
+      scenario: "dental-receptionist",
+      status: "in-progress",
+    });
+    built.store.calls.appendEvent("CA1", {
+      kind: "transcript",
+      data: { role: "user", text: "Hi" },
+    });
+    return built;
+  }
+
+  test("need the bearer secret", async () => {
+    const { app } = withCall();
+    const missing = await app.handle(get("/calls"));
+    expect(missing.status).toBe(401);
+    expect(await json(missing)).toEqual({
+      error: "Missing Authorization: Bearer <ENDPOINT_SECRET>",
+      code: "UNAUTHORIZED",
+    });
+    const wrong = await app.handle(authed("/calls", "not-the-secret"));
+    expect(wrong.status).toBe(401);
+    expect((await json(wrong)).error).toBe("Wrong endpoint secret");
+  });
+
+  test("without a configured secret, a request that is not from loopback is refused and told why", async () => {
+    const response = await build().app.handle(get("/calls"));
+    expect(response.status).toBe(401);
+    expect((await json(response)).error).toContain(
+      "ENDPOINT_SECRET is not set, so only local requests are accepted",
+    );
+  });
+
+  test("list and detail with the timeline", async () => {
+    const { app } = withCall();
+    const list = await json(await app.handle(authed("/calls?limit=5")));
+    expect(list).toMatchObject({
+      limit: 5,
+      offset: 0,
+      calls: [{ sid: "CA1", status: "in-progress" }],
+    });
+    const detail = await json(await app.handle(authed("/calls/CA1")));
+    expect(detail.call.sid).toBe("CA1");
+    expect(detail.duration_ms).toBeNull();
+    expect(detail.timeline).toMatchObject([
+      { kind: "transcript", data: { role: "user", text: "Hi" } },
+    ]);
+  });
+
+  test("an unknown call is 404 and a bad query is 400 naming the field", async () => {
+    const { app } = withCall();
+    const missing = await app.handle(authed("/calls/CA404"));
+    expect(missing.status).toBe(404);
+    expect(await json(missing)).toEqual({ error: "No call CA404", code: "NOT_FOUND" });
+    const bad = await app.handle(authed("/calls?limit=5000"));
+    expect(bad.status).toBe(400);
+    expect((await json(bad)).field).toBe("query.limit");
+  });
+
+  test("the secret guard does not leak onto other routes", async () => {
+    const { app } = withCall();
+    expect((await app.handle(get("/health"))).status).toBe(200);
   });
 });

@@ -1,0 +1,106 @@
+/** `GET /calls` and `GET /calls/:sid`: call records with their timeline (transcript, functions, barge-ins, outcome). */
+import { Elysia, t } from "elysia";
+import { NotFoundError } from "../errors.ts";
+import type { CallRepository } from "../store/calls.ts";
+import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+
+const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
+  t.Union([schema, t.Null()]);
+
+export const CallRecordModel = t.Object({
+  sid: t.String(),
+  direction: t.Union([t.Literal("inbound"), t.Literal("outbound")]),
+  from_number: t.String(),
+  to_number: t.String(),
+  scenario: t.String(),
+  lead_id: Nullable(t.String()),
+  status: t.String(),
+  answered_by: Nullable(t.String()),
+  outcome: Nullable(t.String()),
+  outcome_detail: Nullable(t.String()),
+  end_reason: Nullable(t.String()),
+  created_at: t.String(),
+  answered_at: Nullable(t.String()),
+  ended_at: Nullable(t.String()),
+});
+
+const CallEventModel = t.Object({
+  id: t.Number(),
+  at: t.String(),
+  kind: t.String({ description: "status, amd, transcript, function_call, barge_in, error, ended" }),
+  data: t.Unknown(),
+});
+
+export function callRoutes(calls: CallRepository, secret: string | undefined) {
+  return new Elysia({ name: "calls" })
+    .use(endpointAuth(secret))
+    .get(
+      "/calls",
+      ({ query }) => {
+        const limit = query.limit ?? 20;
+        const offset = query.offset ?? 0;
+        return {
+          calls: calls.list({ limit, offset, ...(query.status ? { status: query.status } : {}) }),
+          limit,
+          offset,
+        };
+      },
+      {
+        query: t.Object({
+          status: t.Optional(
+            t.String({ description: "Only calls with this Twilio status, e.g. completed" }),
+          ),
+          limit: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 200,
+              default: 20,
+              error: "query.limit: expected an integer from 1 to 200",
+            }),
+          ),
+          offset: t.Optional(
+            t.Integer({
+              minimum: 0,
+              default: 0,
+              error: "query.offset: expected an integer of 0 or more",
+            }),
+          ),
+        }),
+        response: {
+          200: t.Object({ calls: t.Array(CallRecordModel), limit: t.Number(), offset: t.Number() }),
+        },
+        detail: { tags: ["Calls"], summary: "List calls, newest first", security: BEARER_SECURITY },
+      },
+    )
+    .get(
+      "/calls/:sid",
+      ({ params }) => {
+        const call = calls.get(params.sid);
+        if (!call) throw new NotFoundError(`No call ${params.sid}`);
+        const timeline = calls
+          .events(params.sid)
+          .map(({ id, at, kind, data }) => ({ id, at, kind, data }));
+        const duration_ms = call.ended_at
+          ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
+          : null;
+        return { call, duration_ms, timeline };
+      },
+      {
+        params: t.Object({ sid: t.String({ minLength: 2, maxLength: 64 }) }),
+        response: {
+          200: t.Object({
+            call: CallRecordModel,
+            duration_ms: Nullable(t.Number()),
+            timeline: t.Array(CallEventModel),
+          }),
+        },
+        detail: {
+          tags: ["Calls"],
+          summary: "One call with its timeline",
+          description:
+            "Numbers, status, AMD verdict, transcript, function calls with results, barge-ins, errors and why it ended.",
+          security: BEARER_SECURITY,
+        },
+      },
+    );
+}
