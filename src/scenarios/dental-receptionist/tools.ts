@@ -162,7 +162,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
       }),
       run: ({ confirmation_id, patient_name }, context) => {
         const booking = appointments.booking(confirmation_id);
-        if (!booking || booking.status !== "booked" || booking.calendar !== office.calendar) {
+        if (booking?.status !== "booked" || booking.calendar !== office.calendar) {
           return {
             cancelled: false,
             problem: "No live appointment has that code. Ask the caller to check it.",
