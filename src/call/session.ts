@@ -22,7 +22,8 @@ import { runTool } from "./tools.ts";
 
 /** The Twilio media-stream socket as the session sees it: already-encoded text frames out. */
 export interface PhoneChannel {
-  send(text: string): void;
+  /** Sends one frame, or two written together (audio and its mark). */
+  send(text: string, then?: string): void;
   /** Closing a `<Connect><Stream>` socket ends the phone call. */
   close(): void;
 }
@@ -151,7 +152,7 @@ export class CallSession implements LiveCall {
     return this.#ended.promise;
   }
 
-  /** Audio queued on the phone and not yet heard, in ms. */
+  /** Audio sent to the phone and not yet confirmed heard, in ms. */
   get queuedMs(): number {
     return this.#playback.queuedMs;
   }
@@ -254,6 +255,7 @@ export class CallSession implements LiveCall {
         return;
       case "AgentAudioDone":
         this.#agentSpeaking = false;
+        this.#markEnd();
         if (this.#ending) this.#ending.awaitingSpeech = false;
         if (this.#playback.idle) this.#playbackIdle();
         return;
@@ -294,9 +296,17 @@ export class CallSession implements LiveCall {
   }
 
   #play(audio: Uint8Array): void {
-    const { phone } = this.#deps;
-    phone.send(this.#encoder.media(audio));
-    phone.send(this.#encoder.mark(this.#playback.sent(audio.byteLength)));
+    const mark = this.#playback.sent(audio.byteLength);
+    this.#deps.phone.send(
+      this.#encoder.media(audio),
+      mark === undefined ? undefined : this.#encoder.mark(mark),
+    );
+  }
+
+  /** Marks the end of what has been sent, so its playback can be confirmed. */
+  #markEnd(): void {
+    const mark = this.#playback.flush();
+    if (mark !== undefined) this.#deps.phone.send(this.#encoder.mark(mark));
   }
 
   /** Caller speech: stop the agent's queued audio at once and restart the silence count. */
@@ -400,6 +410,7 @@ export class CallSession implements LiveCall {
       return;
     }
     this.#play(this.#deps.apologyAudio);
+    this.#markEnd();
     this.#ending = { reason, detail, awaitingSpeech: false };
     this.#safetyTimer = this.#deps.clock.setTimeout(
       () => this.#finish(reason, detail),

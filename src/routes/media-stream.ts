@@ -22,38 +22,62 @@ interface Connection {
 
 export function mediaStreamRoutes(bridge: CallBridge, logger: Logger) {
   const connections = new Map<string, Connection>();
+
+  const receive = (
+    connection: Connection,
+    message: unknown,
+    close: (code: number, reason: string) => void,
+  ) => {
+    if (connection.refused) return;
+    const decoded = decodeTwilio(message);
+    if (connection.session) {
+      connection.session.handlePhone(decoded);
+      return;
+    }
+    if (decoded.event === "start") {
+      const opened = bridge.open(decoded.start, connection.phone);
+      if (opened.ok) connection.session = opened.session;
+      else {
+        connection.refused = true;
+        close(REFUSED, opened.reason.slice(0, 120));
+      }
+    } else if (decoded.event === "ignored" && connection.ignoredBeforeStart++ === 0) {
+      logger.warn("ignored message before stream start", { reason: decoded.reason });
+    }
+  };
+
   return new Elysia({ name: "media-stream" }).ws("/twilio", {
     detail: { hide: true },
     open(ws) {
       const raw = ws.raw;
-      connections.set(ws.id, {
+      const connection: Connection = {
         phone: {
-          send: (text) => {
-            raw.send(text);
+          send: (text, then) => {
+            if (then === undefined) raw.sendText(text);
+            // Corked: both frames leave in one write.
+            else
+              raw.cork(() => {
+                raw.sendText(text);
+                raw.sendText(then);
+              });
           },
           close: () => raw.close(1000, "call ended"),
         },
         ignoredBeforeStart: 0,
-      });
+      };
+      connections.set(ws.id, connection);
+      // Hot path: Elysia dispatches each frame through `raw.data.message`, which wraps, parses and
+      // awaits per message. Fifty frames a second per call go straight to the codec instead. If a
+      // future Elysia dispatches differently, the `message` handler below still serves.
+      const data = raw.data as { message?: unknown };
+      if (typeof data.message === "function") {
+        data.message = (_socket: unknown, message: string | Buffer) =>
+          receive(connection, message, (code, reason) => raw.close(code, reason));
+      }
     },
     message(ws, message) {
       const connection = connections.get(ws.id);
-      if (!connection || connection.refused) return;
-      const decoded = decodeTwilio(message);
-      if (connection.session) {
-        connection.session.handlePhone(decoded);
-        return;
-      }
-      if (decoded.event === "start") {
-        const opened = bridge.open(decoded.start, connection.phone);
-        if (opened.ok) connection.session = opened.session;
-        else {
-          connection.refused = true;
-          ws.raw.close(REFUSED, opened.reason.slice(0, 120));
-        }
-      } else if (decoded.event === "ignored" && connection.ignoredBeforeStart++ === 0) {
-        logger.warn("ignored message before stream start", { reason: decoded.reason });
-      }
+      if (connection) receive(connection, message, (code, reason) => ws.raw.close(code, reason));
     },
     close(ws) {
       const connection = connections.get(ws.id);

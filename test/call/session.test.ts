@@ -140,13 +140,16 @@ describe("start and audio", () => {
     expect(frame.event === "media" && agent.audio[0] === frame.audio).toBe(true);
   });
 
-  test("agent audio goes to the phone, each chunk followed by a mark", async () => {
+  test("agent audio goes to the phone, marked every 100 ms and at the end of the turn", async () => {
     const agent = await live();
-    agent.speakAudio(320);
+    agent.speakAudio(480);
+    agent.speakAudio(480);
     agent.speakAudio(160);
-    expect(phone.events()).toEqual(["media", "mark", "media", "mark"]);
-    expect(phone.sent[0]?.audio?.byteLength).toBe(320);
-    expect(session.queuedMs).toBe(60);
+    expect(phone.events()).toEqual(["media", "media", "mark", "media"]);
+    expect(phone.sent[0]?.audio?.byteLength).toBe(480);
+    expect(session.queuedMs).toBe(140);
+    agent.emit({ type: "AgentAudioDone" });
+    expect(phone.events().at(-1)).toBe("mark");
     mark("a1");
     expect(session.queuedMs).toBe(20);
     mark("a2");
@@ -167,12 +170,12 @@ describe("start and audio", () => {
 describe("barge-in", () => {
   test("UserStartedSpeaking sends clear at once and records what was cut off", async () => {
     const agent = await live();
-    agentTurn(agent, 3);
+    for (let i = 0; i < 3; i++) agent.speakAudio(800);
     mark("a1");
     agent.emit({ type: "UserStartedSpeaking" });
     expect(phone.events().at(-1)).toBe("clear");
     expect(recorder.ofKind("barge_in")).toEqual([
-      { kind: "barge_in", data: { unplayed_marks: 2, unplayed_ms: 80 } },
+      { kind: "barge_in", data: { unplayed_marks: 2, unplayed_ms: 200 } },
     ]);
     expect(session.queuedMs).toBe(0);
   });

@@ -25,7 +25,12 @@ export class FakePhone implements PhoneChannel {
   readonly sent: SentToPhone[] = [];
   closed = false;
 
-  send(text: string): void {
+  send(text: string, then?: string): void {
+    this.#record(text);
+    if (then !== undefined) this.#record(then);
+  }
+
+  #record(text: string): void {
     const message = JSON.parse(text);
     if (message.event === "media")
       this.sent.push({ event: "media", audio: Buffer.from(message.media.payload, "base64") });

@@ -16,6 +16,8 @@ export interface FakeCallOptions {
   customParameters?: Record<string, string>;
   /** Playback speed: 1 is real time; tests use more so a second of audio plays in milliseconds. */
   speed?: number;
+  /** Keep every received message in `received` (default true; benchmarks turn it off to spare memory). */
+  keepMessages?: boolean;
   /** Extra upgrade headers (e.g. X-Twilio-Signature). */
   headers?: Record<string, string>;
   /** Send connected/start at once (default true). */
@@ -47,7 +49,13 @@ export class FakeTwilioCall {
   /** Agent audio dropped by a clear before it played. */
   droppedBytes = 0;
   readonly echoedMarks: string[] = [];
+  /** When each media frame was sent (performance.now()), for latency measurements. */
+  readonly sentMediaAt: number[] = [];
   clears = 0;
+  /** performance.now() of the last clear received. */
+  lastClearAt = 0;
+  /** Media messages received. */
+  mediaReceived = 0;
   readonly #socket: WebSocket;
   readonly #speed: number;
   readonly #closed = Promise.withResolvers<{ code: number; reason: string }>();
@@ -109,6 +117,7 @@ export class FakeTwilioCall {
 
   /** One `media` message carrying `audio` (any size; Twilio's own frames are 160 bytes). */
   sendMedia(audio: Uint8Array): void {
+    this.sentMediaAt.push(performance.now());
     this.sendJson({
       event: "media",
       sequenceNumber: this.#nextSequence(),
@@ -210,9 +219,11 @@ export class FakeTwilioCall {
   }
 
   #receive(text: string): void {
+    const at = performance.now();
     const message = JSON.parse(text) as ReceivedMessage["message"];
-    this.received.push({ at: performance.now(), message });
+    if (this.options.keepMessages !== false) this.received.push({ at, message });
     if (message.event === "media") {
+      this.mediaReceived += 1;
       this.#queue.push({
         kind: "audio",
         bytes: Buffer.from(message.media?.payload ?? "", "base64"),
@@ -223,6 +234,7 @@ export class FakeTwilioCall {
       this.#pump();
     } else if (message.event === "clear") {
       this.clears += 1;
+      this.lastClearAt = at;
       this.#stopPlayback();
       for (const item of this.#queue) {
         if (item.kind === "mark") this.#echo(item.name);
