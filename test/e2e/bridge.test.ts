@@ -268,3 +268,18 @@ describe("agent credentials", () => {
     expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("agent_unavailable");
   });
 });
+
+describe("development streams", () => {
+  test("with ALLOW_DEV_STREAMS a token-less stream is bridged, but never twice for one live call", async () => {
+    harness = await startBridgeHarness({ ALLOW_DEV_STREAMS: "true" });
+    const first = await harness.call({ customParameters: { token: "" } });
+    await harness.agent.nextSession();
+    const second = await harness.call({ callSid: first.callSid, customParameters: { token: "" } });
+    expect((await second.closed).code).toBe(1008);
+    expect(first.isClosed).toBe(false);
+    expect(harness.agent.sessions).toHaveLength(1);
+    expect(harness.logs.find((line) => line.msg === "media stream refused")).toMatchObject({
+      reason: "a stream for this call is already live",
+    });
+  });
+});
