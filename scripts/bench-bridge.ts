@@ -105,9 +105,8 @@ for (let i = 0; i < CALLS; i++) {
 const sessions = new Map<string, FakeAgentSession>();
 for (let i = 0; i < CALLS; i++) {
   const session = await agent.nextSession(30_000);
-  const from = /The caller's number is (\+\d+)/.exec(
-    String((session.settings?.agent as { think: { prompt: string } }).think.prompt),
-  )?.[1];
+  const agentSettings = session.settings?.agent as { think?: { prompt?: string } } | undefined;
+  const from = /The caller's number is (\+\d+)/.exec(agentSettings?.think?.prompt ?? "")?.[1];
   sessions.set(from ?? "", session);
 }
 await Promise.all(
