@@ -251,7 +251,7 @@ export class CallSession implements LiveCall {
         return;
       case "AgentThinking":
       case "AgentStartedSpeaking":
-        this.#silenceTimer?.cancel();
+        this.#stopSilenceTimer();
         return;
       case "AgentAudioDone":
         this.#agentSpeaking = false;
@@ -260,7 +260,7 @@ export class CallSession implements LiveCall {
         if (this.#playback.idle) this.#playbackIdle();
         return;
       case "FunctionCallRequest":
-        this.#silenceTimer?.cancel();
+        this.#stopSilenceTimer();
         void this.#runFunctions(message);
         return;
       case "InjectionRefused":
@@ -290,8 +290,8 @@ export class CallSession implements LiveCall {
   #onAgentAudio(audio: Buffer): void {
     if (this.#state !== "live" && this.#state !== "ending") return;
     this.#agentSpeaking = true;
-    this.#silenceTimer?.cancel();
-    this.#settleTimer?.cancel();
+    this.#stopSilenceTimer();
+    this.#stopSettleTimer();
     this.#play(audio);
   }
 
@@ -325,8 +325,18 @@ export class CallSession implements LiveCall {
     }
   }
 
-  #callerActive(): void {
+  #stopSilenceTimer(): void {
     this.#silenceTimer?.cancel();
+    this.#silenceTimer = undefined;
+  }
+
+  #stopSettleTimer(): void {
+    this.#settleTimer?.cancel();
+    this.#settleTimer = undefined;
+  }
+
+  #callerActive(): void {
+    this.#stopSilenceTimer();
     this.#silencePrompted = false;
   }
 
@@ -338,7 +348,7 @@ export class CallSession implements LiveCall {
 
   #armSilence(): void {
     const { clock, timings } = this.#deps;
-    this.#silenceTimer?.cancel();
+    this.#stopSilenceTimer();
     this.#silenceTimer = clock.setTimeout(
       () => {
         if (!this.#silencePrompted) {
@@ -363,7 +373,7 @@ export class CallSession implements LiveCall {
       this.#finish(ending.reason, ending.detail);
       return;
     }
-    this.#settleTimer?.cancel();
+    this.#stopSettleTimer();
     this.#settleTimer = this.#deps.clock.setTimeout(() => {
       if (this.#playback.idle && !this.#agentSpeaking) this.#finish(ending.reason, ending.detail);
     }, this.#deps.timings.endSettleMs);
@@ -381,7 +391,7 @@ export class CallSession implements LiveCall {
 
   #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean): void {
     if (!this.#transition("ending")) return;
-    this.#silenceTimer?.cancel();
+    this.#stopSilenceTimer();
     this.#ending = { reason, detail, awaitingSpeech };
     this.#safetyTimer = this.#deps.clock.setTimeout(
       () =>
@@ -403,7 +413,7 @@ export class CallSession implements LiveCall {
     this.#deps.phone.send(this.#encoder.clear());
     this.#playback.clear();
     this.#ending = undefined;
-    this.#settleTimer?.cancel();
+    this.#stopSettleTimer();
     this.#safetyTimer?.cancel();
     if (this.#state !== "ending" && !this.#transition("ending")) {
       this.#finish(reason, detail);
