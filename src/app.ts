@@ -2,6 +2,7 @@
 import { Elysia } from "elysia";
 import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
+import type { StreamTokens } from "./call/stream-tokens.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { callRoutes } from "./routes/calls.ts";
@@ -9,6 +10,7 @@ import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
+import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
 import type { Store } from "./store/index.ts";
 
 /** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket. */
@@ -19,6 +21,7 @@ export interface AppDeps {
   calls: CallRegistry;
   bridge: CallBridge;
   store: Store;
+  tokens: StreamTokens;
   logger: Logger;
   version: string;
 }
@@ -39,6 +42,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(mediaStreamRoutes(deps.bridge, deps.logger))
+    .use(twilioWebhookRoutes(deps))
     .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret));
 }
 

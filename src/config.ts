@@ -28,6 +28,9 @@ function variable<S extends TSchema>(schema: S, info: VariableInfo): S {
 
 const E164 = "^\\+[1-9][0-9]{1,14}$";
 
+/** One `+E164=scenario-id` pair of INBOUND_SCENARIOS. */
+const SCENARIO_ROUTE = "\\+[1-9][0-9]{1,14}=[a-z0-9][a-z0-9-]*";
+
 /** A duration in milliseconds with a default. */
 function duration(defaultMs: number, description: string) {
   return variable(Type.Integer({ default: defaultMs, minimum: 1, maximum: 86_400_000 }), {
@@ -72,6 +75,29 @@ export const Environment = Type.Object({
   DEFAULT_SCENARIO: variable(Type.String({ default: "dental-receptionist", minLength: 1 }), {
     description: "Scenario for a stream that names none (inbound calls, dev streams)",
     expected: "a scenario id",
+  }),
+  MAX_CONCURRENT_CALLS: variable(Type.Integer({ default: 20, minimum: 1, maximum: 10_000 }), {
+    description:
+      "Live calls (plus calls about to connect) this process takes at once; more get a polite busy message",
+    expected: "an integer from 1 to 10000",
+  }),
+  INBOUND_SCENARIOS: variable(
+    Type.Optional(Type.String({ pattern: `^${SCENARIO_ROUTE}(,\\s*${SCENARIO_ROUTE})*$` })),
+    {
+      description:
+        "Scenario per called number for inbound calls, e.g. +15551230000=dental-receptionist,+15559870000=other",
+      expected: "comma-separated +E164=scenario-id pairs",
+    },
+  ),
+  INBOUND_DISCLOSURE: variable(Type.Optional(Type.String({ maxLength: 500 })), {
+    description:
+      'Said to inbound callers before the agent answers, e.g. "This call may be recorded." (unset: nothing)',
+    expected: "up to 500 characters",
+  }),
+  TWILIO_VALIDATE_SIGNATURES: variable(Type.Boolean({ default: true }), {
+    description:
+      "Check X-Twilio-Signature on Twilio's webhooks (turning it off logs a warning at start-up)",
+    expected: "true or false",
   }),
   SILENCE_PROMPT_MS: duration(
     20_000,
@@ -186,6 +212,10 @@ export interface Config {
   calls: {
     allowDevStreams: boolean;
     defaultScenario: string;
+    maxConcurrent: number;
+    /** Called number → scenario id for inbound calls. */
+    inboundScenarios: ReadonlyMap<string, string>;
+    inboundDisclosure: string | undefined;
     silencePromptMs: number;
     silenceHangupMs: number;
     maxCallMs: number;
@@ -201,6 +231,7 @@ export interface Config {
     authToken: string | undefined;
     phoneNumber: string | undefined;
     apiUrl: string;
+    validateSignatures: boolean;
   };
   agent: {
     llmProvider: Environment["LLM_PROVIDER"];
@@ -263,6 +294,14 @@ function toConfig(env: Environment): Config {
     calls: {
       allowDevStreams: env.ALLOW_DEV_STREAMS,
       defaultScenario: env.DEFAULT_SCENARIO,
+      maxConcurrent: env.MAX_CONCURRENT_CALLS,
+      inboundScenarios: new Map(
+        (env.INBOUND_SCENARIOS ?? "")
+          .split(",")
+          .map((pair) => pair.trim().split("=") as [string, string])
+          .filter(([number]) => number !== ""),
+      ),
+      inboundDisclosure: env.INBOUND_DISCLOSURE,
       silencePromptMs: env.SILENCE_PROMPT_MS,
       silenceHangupMs: env.SILENCE_HANGUP_MS,
       maxCallMs: env.MAX_CALL_DURATION_MS,
@@ -282,6 +321,7 @@ function toConfig(env: Environment): Config {
       authToken: env.TWILIO_AUTH_TOKEN,
       phoneNumber: env.TWILIO_PHONE_NUMBER,
       apiUrl: env.TWILIO_API_URL.replace(/\/+$/, ""),
+      validateSignatures: env.TWILIO_VALIDATE_SIGNATURES,
     },
     agent: {
       llmProvider: env.LLM_PROVIDER,

@@ -10,7 +10,7 @@ import { CallRegistry } from "./call/registry.ts";
 import type { AgentConnector } from "./call/session.ts";
 import { StreamTokens } from "./call/stream-tokens.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { type Config, integrationStatus } from "./config.ts";
+import { type Config, ConfigError, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
@@ -44,10 +44,11 @@ export async function startService(
   overrides: ServiceOverrides = {},
 ): Promise<Service> {
   const clock = overrides.clock ?? systemClock;
+  const scenarios = overrides.scenarios ?? builtInScenarios;
+  checkScenarioNames(config, scenarios);
   const store = openStore(config.databasePath, clock);
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
-  const scenarios = overrides.scenarios ?? builtInScenarios;
   for (const scenario of scenarios.values()) scenario.seed?.({ store, clock });
   const bridge = new CallBridge({
     config,
@@ -69,12 +70,17 @@ export async function startService(
     clock,
     logger,
   });
+  if (!config.twilio.validateSignatures) {
+    logger.warn(
+      "TWILIO_VALIDATE_SIGNATURES is off: Twilio webhooks are accepted unsigned; never use this in production",
+    );
+  }
   if (config.calls.allowDevStreams) {
     logger.warn(
       "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
     );
   }
-  const app = createApp({ config, calls, bridge, store, logger, version: VERSION });
+  const app = createApp({ config, calls, bridge, store, tokens, logger, version: VERSION });
   app.listen({ hostname: config.server.host, port: config.server.port });
   const server = app.server;
   if (!server) throw new Error("server did not start");
@@ -114,4 +120,20 @@ export async function startService(
       return stopped;
     },
   };
+}
+
+/** Scenario ids named in the configuration must exist in this build. */
+function checkScenarioNames(config: Config, scenarios: ReadonlyMap<string, Scenario>): void {
+  const known = [...scenarios.keys()].join(", ");
+  const problems: string[] = [];
+  if (!scenarios.has(config.calls.defaultScenario)) {
+    problems.push(
+      `DEFAULT_SCENARIO: unknown scenario ${config.calls.defaultScenario} (known: ${known})`,
+    );
+  }
+  for (const [number, id] of config.calls.inboundScenarios) {
+    if (!scenarios.has(id))
+      problems.push(`INBOUND_SCENARIOS: ${number} names unknown scenario ${id} (known: ${known})`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
 }

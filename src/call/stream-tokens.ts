@@ -6,7 +6,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { Clock } from "../clock.ts";
 
-const DEFAULT_TTL_MS = 10 * 60_000;
+/** A stream starts when the call is answered: inbound at once, outbound after ringing (≤ 60 s by default). */
+const DEFAULT_TTL_MS = 3 * 60_000;
 
 export class StreamTokens {
   readonly #tokens = new Map<string, { token: Buffer; expiresAt: number }>();
@@ -16,10 +17,16 @@ export class StreamTokens {
     private readonly ttlMs = DEFAULT_TTL_MS,
   ) {}
 
+  /** Tokens issued and not yet used or expired: calls about to connect. */
+  get outstanding(): number {
+    this.#forgetExpired();
+    return this.#tokens.size;
+  }
+
   /** A fresh random token for `callSid`, replacing any earlier one. */
   issue(callSid: string): string {
     const now = this.clock.now().getTime();
-    for (const [sid, entry] of this.#tokens) if (entry.expiresAt <= now) this.#tokens.delete(sid);
+    this.#forgetExpired();
     const token = crypto.getRandomValues(new Uint8Array(24));
     this.#tokens.set(callSid, { token: Buffer.from(token), expiresAt: now + this.ttlMs });
     return Buffer.from(token).toString("base64url");
@@ -41,5 +48,10 @@ export class StreamTokens {
       return false;
     this.#tokens.delete(callSid);
     return true;
+  }
+
+  #forgetExpired(): void {
+    const now = this.clock.now().getTime();
+    for (const [sid, entry] of this.#tokens) if (entry.expiresAt <= now) this.#tokens.delete(sid);
   }
 }

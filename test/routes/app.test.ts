@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { t } from "elysia";
 import { createApp } from "../../src/app.ts";
 import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
+import { StreamTokens } from "../../src/call/stream-tokens.ts";
+import { systemClock } from "../../src/clock.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { openStore } from "../../src/store/index.ts";
@@ -26,6 +28,7 @@ function build(env: Record<string, string> = {}) {
     calls,
     store,
     bridge: idleBridge(config, calls, captured.logger, store),
+    tokens: new StreamTokens(systemClock),
     logger: captured.logger,
     version: "1.2.3",
   });
@@ -85,7 +88,12 @@ describe("docs", () => {
     const document = await json(response);
     expect(document.openapi).toStartWith("3.");
     expect(document.info).toMatchObject({ title: "Voice Agent API", version: "1.2.3" });
-    expect(Object.keys(document.paths).sort()).toEqual(["/calls", "/calls/{sid}", "/health"]);
+    expect(Object.keys(document.paths).sort()).toEqual([
+      "/calls",
+      "/calls/{sid}",
+      "/health",
+      "/incoming-call",
+    ]);
     expect(document.paths["/calls"].get.security).toEqual([{ bearerAuth: [] }]);
   });
 

@@ -1,0 +1,62 @@
+/**
+ * Twilio's side of webhooks: checking `X-Twilio-Signature` with the SDK's validator over the public
+ * URL (built from SERVER_EXTERNAL_URL, never from the Host a proxy forwarded), and building TwiML
+ * with the SDK's builder.
+ */
+import twilio from "twilio";
+import type { Config } from "../config.ts";
+import { AppError } from "../errors.ts";
+
+export class InvalidSignatureError extends AppError {
+  constructor(message: string) {
+    super(403, "INVALID_SIGNATURE", message);
+  }
+}
+
+/**
+ * Throws 403 unless the request carries Twilio's signature for its public URL and form parameters.
+ * A no-op when TWILIO_VALIDATE_SIGNATURES=false.
+ */
+export function verifyTwilioSignature(
+  config: Config,
+  request: Request,
+  params: Record<string, string>,
+): void {
+  if (!config.twilio.validateSignatures) return;
+  const signature = request.headers.get("x-twilio-signature");
+  if (!signature) throw new InvalidSignatureError("Missing X-Twilio-Signature");
+  const { pathname, search } = new URL(request.url);
+  const publicUrl = `${config.server.externalUrl}${pathname}${search}`;
+  if (!twilio.validateRequest(config.twilio.authToken ?? "", signature, publicUrl, params)) {
+    throw new InvalidSignatureError("X-Twilio-Signature does not match this request");
+  }
+}
+
+/** The media-stream URL Twilio should open: the public URL with ws(s) and /twilio. */
+export function streamUrl(externalUrl: string): string {
+  return `${externalUrl.replace(/^http/, "ws")}/twilio`;
+}
+
+export interface StreamTwiml {
+  url: string;
+  parameters: Record<string, string>;
+  /** Said before the stream opens. */
+  say?: string | undefined;
+}
+
+/** `<Connect><Stream>` with one `<Parameter>` per entry; nothing follows, so closing the socket ends the call. */
+export function connectStreamTwiml({ url, parameters, say }: StreamTwiml): string {
+  const response = new twilio.twiml.VoiceResponse();
+  if (say) response.say(say);
+  const stream = response.connect().stream({ url });
+  for (const [name, value] of Object.entries(parameters)) stream.parameter({ name, value });
+  return response.toString();
+}
+
+/** A polite message, then hang up. */
+export function sayAndHangUpTwiml(message: string): string {
+  const response = new twilio.twiml.VoiceResponse();
+  response.say(message);
+  response.hangup();
+  return response.toString();
+}

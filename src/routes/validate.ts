@@ -1,0 +1,23 @@
+/** Validation for inputs checked inside a handler (after a signature check): 400 naming the field. */
+import type { Static, TSchema } from "@sinclair/typebox";
+import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { AppError } from "../errors.ts";
+
+export class BadRequestError extends AppError {
+  constructor(message: string) {
+    super(400, "VALIDATION", message);
+  }
+}
+
+/**
+ * Compiles `schema` once; the returned function returns the value typed, or throws a 400 whose
+ * message starts with the field, e.g. "body.CallSid: Expected string".
+ */
+export function validator<S extends TSchema>(schema: S, where: string) {
+  const compiled = TypeCompiler.Compile(schema);
+  return (value: unknown): Static<S> => {
+    const first = compiled.Errors(value).First();
+    if (!first) return value as Static<S>;
+    throw new BadRequestError(`${where}${first.path.replaceAll("/", ".")}: ${first.message}`);
+  };
+}
