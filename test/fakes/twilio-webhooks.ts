@@ -63,7 +63,9 @@ export function readTwiml(xml: string): StreamInstruction {
   return {
     url: url ? decodeXmlEntities(url) : "",
     parameters,
-    say: [...xml.matchAll(/<Say>([^<]*)<\/Say>/g)].map((match) => decodeXmlEntities(match[1] ?? "")),
+    say: [...xml.matchAll(/<Say>([^<]*)<\/Say>/g)].map((match) =>
+      decodeXmlEntities(match[1] ?? ""),
+    ),
     hangup: xml.includes("<Hangup/>"),
   };
 }
