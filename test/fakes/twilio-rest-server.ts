@@ -1,0 +1,242 @@
+/**
+ * A fake Twilio REST API and call network on loopback. Speaks the 2010-04-01 Calls resource as the
+ * real SDK uses it (HTTP Basic auth, form-encoded bodies with repeated keys, snake_case JSON, Twilio's
+ * error shape), records every request, and plays Twilio's part of a call on demand: signed status
+ * callbacks, the media stream opened from the call's inline TwiML, and the async AMD callback, in
+ * whatever order a test asks for. Used by tests and the demo.
+ */
+import type { Server } from "bun";
+import twilio from "twilio";
+import type { FakeCallOptions, FakeTwilioCall } from "./twilio-media-client.ts";
+import { openStream } from "./twilio-webhooks.ts";
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  /** Form fields; repeated keys become arrays. */
+  form: Record<string, string | string[]>;
+  authorized: boolean;
+}
+
+export interface FakeCall {
+  sid: string;
+  to: string;
+  from: string;
+  status: string;
+  twiml: string;
+  statusCallback?: string;
+  asyncAmdStatusCallback?: string;
+  machineDetection?: string;
+  sequence: number;
+}
+
+export interface TwilioErrorReply {
+  status: number;
+  code: number;
+  message: string;
+}
+
+function twilioError({ status, code, message }: TwilioErrorReply): Response {
+  return Response.json(
+    { code, message, more_info: `https://www.twilio.com/docs/errors/${code}`, status },
+    { status },
+  );
+}
+
+function formOf(body: string): Record<string, string | string[]> {
+  const form: Record<string, string | string[]> = {};
+  for (const [key, value] of new URLSearchParams(body)) {
+    const existing = form[key];
+    if (existing === undefined) form[key] = value;
+    else form[key] = Array.isArray(existing) ? [...existing, value] : [existing, value];
+  }
+  return form;
+}
+
+export class FakeTwilioRest {
+  readonly requests: RecordedRequest[] = [];
+  readonly calls = new Map<string, FakeCall>();
+  /** Replies the next create with this error instead of placing the call. */
+  failNextCreate: TwilioErrorReply | undefined;
+  readonly #server: Server<undefined>;
+
+  private constructor(
+    readonly accountSid: string,
+    readonly authToken: string,
+  ) {
+    this.#server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (request) => this.#handle(request),
+    });
+  }
+
+  static start(accountSid: string, authToken: string): FakeTwilioRest {
+    return new FakeTwilioRest(accountSid, authToken);
+  }
+
+  /** The value for TWILIO_API_URL. */
+  get url(): string {
+    return `http://127.0.0.1:${this.#server.port}`;
+  }
+
+  stop(): void {
+    this.#server.stop(true);
+  }
+
+  /** The most recently placed call. */
+  lastCall(): FakeCall {
+    const call = [...this.calls.values()].at(-1);
+    if (!call) throw new Error("fake Twilio: no call was placed");
+    return call;
+  }
+
+  /** Sends a status callback as Twilio does (signed, form-encoded). */
+  async sendStatus(
+    callSid: string,
+    status: string,
+    extra: Record<string, string> = {},
+  ): Promise<Response | undefined> {
+    const call = this.#call(callSid);
+    call.status = status;
+    if (!call.statusCallback) return undefined;
+    call.sequence += 1;
+    return this.#postSigned(call.statusCallback, {
+      CallSid: call.sid,
+      AccountSid: this.accountSid,
+      From: call.from,
+      To: call.to,
+      Direction: "outbound-api",
+      CallStatus: status,
+      SequenceNumber: String(call.sequence),
+      Timestamp: new Date().toUTCString(),
+      ...extra,
+    });
+  }
+
+  /** Sends the async AMD result (signed). */
+  async sendAmd(callSid: string, answeredBy: string, detectionMs = 2400): Promise<Response> {
+    const call = this.#call(callSid);
+    if (!call.asyncAmdStatusCallback)
+      throw new Error("fake Twilio: the call asked for no AMD callback");
+    return this.#postSigned(call.asyncAmdStatusCallback, {
+      CallSid: call.sid,
+      AccountSid: this.accountSid,
+      AnsweredBy: answeredBy,
+      MachineDetectionDuration: String(detectionMs),
+    });
+  }
+
+  /** The callee picks up: "in-progress" callback, then the `<Connect><Stream>` of the call's TwiML opens. */
+  async answer(callSid: string, options: Partial<FakeCallOptions> = {}): Promise<FakeTwilioCall> {
+    await this.sendStatus(callSid, "in-progress");
+    return openStream(this.#call(callSid).twiml, callSid, options);
+  }
+
+  #call(callSid: string): FakeCall {
+    const call = this.calls.get(callSid);
+    if (!call) throw new Error(`fake Twilio: no call ${callSid}`);
+    return call;
+  }
+
+  #postSigned(url: string, params: Record<string, string>): Promise<Response> {
+    return fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio.getExpectedTwilioSignature(this.authToken, url, params),
+      },
+      body: new URLSearchParams(params).toString(),
+    });
+  }
+
+  async #handle(request: Request): Promise<Response> {
+    const { pathname } = new URL(request.url);
+    const expected = `Basic ${Buffer.from(`${this.accountSid}:${this.authToken}`).toString("base64")}`;
+    const authorized = request.headers.get("authorization") === expected;
+    const form = formOf(await request.text());
+    this.requests.push({ method: request.method, path: pathname, form, authorized });
+    if (!authorized) return twilioError({ status: 401, code: 20003, message: "Authenticate" });
+
+    const base = `/2010-04-01/Accounts/${this.accountSid}`;
+    if (request.method === "POST" && pathname === `${base}/Calls.json`) return this.#create(form);
+    const update = new RegExp(`^${base}/Calls/(CA[0-9a-f]+)\\.json$`).exec(pathname);
+    if (request.method === "POST" && update?.[1]) {
+      const call = this.calls.get(update[1]);
+      if (!call)
+        return twilioError({
+          status: 404,
+          code: 20404,
+          message: "The requested resource was not found",
+        });
+      if (typeof form.Status === "string") call.status = form.Status;
+      return Response.json(this.#json(call));
+    }
+    return twilioError({
+      status: 404,
+      code: 20404,
+      message: "The requested resource was not found",
+    });
+  }
+
+  #create(form: Record<string, string | string[]>): Response {
+    const field = (name: string) =>
+      typeof form[name] === "string" ? (form[name] as string) : undefined;
+    const to = field("To");
+    const from = field("From");
+    if (!to)
+      return twilioError({ status: 400, code: 21201, message: "No 'To' number is specified" });
+    if (!/^\+[1-9]\d{1,14}$/.test(to)) {
+      return twilioError({
+        status: 400,
+        code: 21211,
+        message: `The 'To' number ${to} is not a valid phone number.`,
+      });
+    }
+    if (!from)
+      return twilioError({
+        status: 400,
+        code: 21603,
+        message: "A 'From' phone number is required.",
+      });
+    const twiml = field("Twiml");
+    if (!twiml && !field("Url"))
+      return twilioError({ status: 400, code: 21205, message: "Url parameter is required." });
+    if (twiml && twiml.length > 4000)
+      return twilioError({ status: 400, code: 13230, message: "Twiml is too long" });
+    if (this.failNextCreate) {
+      const failure = this.failNextCreate;
+      this.failNextCreate = undefined;
+      return twilioError(failure);
+    }
+    const call: FakeCall = {
+      sid: `CA${crypto.randomUUID().replaceAll("-", "")}`,
+      to,
+      from,
+      status: "queued",
+      twiml: twiml ?? "",
+      sequence: 0,
+      ...(field("StatusCallback") ? { statusCallback: field("StatusCallback") } : {}),
+      ...(field("AsyncAmdStatusCallback")
+        ? { asyncAmdStatusCallback: field("AsyncAmdStatusCallback") }
+        : {}),
+      ...(field("MachineDetection") ? { machineDetection: field("MachineDetection") } : {}),
+    };
+    this.calls.set(call.sid, call);
+    return Response.json(this.#json(call), { status: 201 });
+  }
+
+  #json(call: FakeCall) {
+    return {
+      sid: call.sid,
+      account_sid: this.accountSid,
+      to: call.to,
+      from: call.from,
+      status: call.status,
+      direction: "outbound-api",
+      answered_by: null,
+      date_created: new Date().toUTCString(),
+      uri: `/2010-04-01/Accounts/${this.accountSid}/Calls/${call.sid}.json`,
+    };
+  }
+}
