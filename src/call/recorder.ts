@@ -19,6 +19,8 @@ export function storeRecorder(
   };
   return {
     event: (event) => attempt(event.kind, () => calls.appendEvent(callSid, event)),
+    outcome: (outcome, detail) =>
+      attempt("outcome", () => calls.update(callSid, { outcome, outcome_detail: detail })),
     ended: (reason, detail) =>
       attempt("end", () => {
         calls.appendEvent(callSid, { kind: "ended", data: { reason, detail } });

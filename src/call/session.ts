@@ -53,7 +53,25 @@ export interface Telephony {
 /** Where the session writes what happened; implementations must not throw. */
 export interface CallRecorder {
   event(event: CallEventInput): void;
+  /** The call's business result, e.g. no_answer_voicemail_left. */
+  outcome(outcome: string, detail: string): void;
   ended(reason: EndReason, detail: string): void;
+}
+
+/** Speech synthesis streamed as raw mu-law 8 kHz chunks. */
+export interface TextToSpeech {
+  stream(text: string): AsyncIterable<Uint8Array>;
+}
+
+/** Outbound calls wait for Twilio's answering-machine verdict before the agent is heard. */
+export interface OutboundOptions {
+  /** No verdict by then counts as a person. */
+  verdictTimeoutMs: number;
+  /** A verdict that arrived before the stream started. */
+  initialVerdict?: string | null;
+  /** What to say to an answering machine. */
+  voicemail: string;
+  tts: TextToSpeech;
 }
 
 export interface CallTimings {
@@ -97,8 +115,15 @@ export interface SessionDeps {
   timings: CallTimings;
   /** Raw mu-law 8 kHz apology played when the agent fails. */
   apologyAudio: Uint8Array;
+  /** Present for outbound calls: answering-machine handling. */
+  outbound?: OutboundOptions;
   /** Called once, when the call has ended. */
   onEnded(session: CallSession): void;
+}
+
+/** Twilio's AnsweredBy values that mean a machine took the call (DetectMessageEnd and Enable). */
+export function isMachine(answeredBy: string): boolean {
+  return answeredBy.startsWith("machine_");
 }
 
 interface Ending {
@@ -127,6 +152,11 @@ export class CallSession implements LiveCall {
   #settleTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
   #maxDurationTimer: Timer | undefined;
+  #verdictTimer: Timer | undefined;
+  /** Outbound, before the verdict: the agent's greeting, held until we know a person answered. */
+  #held: Buffer[] = [];
+  #heldTurnDone = false;
+  #heldEvents: CallEventInput[] = [];
 
   constructor(deps: SessionDeps) {
     this.#deps = deps;
@@ -157,9 +187,12 @@ export class CallSession implements LiveCall {
     return this.#playback.queuedMs;
   }
 
-  /** Opens the agent socket; the greeting starts as soon as the settings are applied. */
+  /**
+   * Opens the agent socket; the greeting starts as soon as the settings are applied, or, on an
+   * outbound call, as soon as the answering-machine verdict says a person answered.
+   */
   start(): void {
-    const { clock, timings } = this.#deps;
+    const { clock, timings, outbound } = this.#deps;
     this.#maxDurationTimer = clock.setTimeout(
       () =>
         this.#endWithWords(
@@ -169,6 +202,13 @@ export class CallSession implements LiveCall {
         ),
       timings.maxCallMs,
     );
+    if (outbound) {
+      this.#transition("awaiting_verdict");
+      this.#verdictTimer = clock.setTimeout(
+        () => this.verdict("unknown", `no verdict within ${outbound.verdictTimeoutMs} ms`),
+        outbound.verdictTimeoutMs,
+      );
+    }
     this.#deps
       .connectAgent(this.#deps.settings, {
         message: (message) => this.#onAgentMessage(message),
@@ -177,13 +217,13 @@ export class CallSession implements LiveCall {
       })
       .then(
         (agent) => {
-          if (this.#state !== "connecting") {
+          if (!["connecting", "awaiting_verdict", "live"].includes(this.#state)) {
             agent.close();
             return;
           }
           this.#agent = agent;
-          this.#transition("live");
-          if (!this.#deps.scenario.greeting) this.#playbackIdle();
+          if (this.#state === "connecting") this.#transition("live");
+          if (this.#state === "live" && !this.#deps.scenario.greeting) this.#playbackIdle();
         },
         (error: unknown) =>
           this.#agentFailed(
@@ -191,6 +231,27 @@ export class CallSession implements LiveCall {
             `agent connection failed: ${(error as Error).message}`,
           ),
       );
+    if (outbound?.initialVerdict)
+      this.verdict(outbound.initialVerdict, "verdict arrived before the stream");
+  }
+
+  /**
+   * Twilio's answering-machine verdict (`AnsweredBy`). A person (or "unknown") gets the agent, whose
+   * held greeting plays at once; a machine gets the voicemail, also when the verdict comes late in a
+   * live conversation; a fax gets a hang-up.
+   */
+  verdict(answeredBy: string, detail = `AnsweredBy=${answeredBy}`): void {
+    this.#deps.logger.info("answering-machine verdict", { answeredBy, state: this.#state, detail });
+    if (this.#state === "awaiting_verdict") {
+      this.#verdictTimer?.cancel();
+      if (answeredBy === "fax") {
+        this.#deps.recorder.outcome("fax", detail);
+        this.#finish("fax_detected", detail);
+      } else if (isMachine(answeredBy)) void this.#leaveVoicemail(detail);
+      else this.#goLive();
+    } else if (this.#state === "live" && isMachine(answeredBy)) {
+      void this.#leaveVoicemail(`late verdict ${answeredBy}: the agent had already started`);
+    }
   }
 
   /** A decoded message from this call's Twilio stream. */
@@ -239,13 +300,16 @@ export class CallSession implements LiveCall {
 
   #onAgentMessage(message: AgentServerMessage): void {
     switch (message.type) {
-      case "ConversationText":
-        this.#deps.recorder.event({
+      case "ConversationText": {
+        const line: CallEventInput = {
           kind: "transcript",
           data: { role: message.role, text: message.content },
-        });
+        };
+        if (this.#state === "awaiting_verdict") this.#heldEvents.push(line);
+        else this.#deps.recorder.event(line);
         if (message.role === "user") this.#callerActive();
         return;
+      }
       case "UserStartedSpeaking":
         this.#bargeIn();
         return;
@@ -255,6 +319,10 @@ export class CallSession implements LiveCall {
         return;
       case "AgentAudioDone":
         this.#agentSpeaking = false;
+        if (this.#state === "awaiting_verdict") {
+          this.#heldTurnDone = true;
+          return;
+        }
         this.#markEnd();
         if (this.#ending) this.#ending.awaitingSpeech = false;
         if (this.#playback.idle) this.#playbackIdle();
@@ -288,6 +356,10 @@ export class CallSession implements LiveCall {
   }
 
   #onAgentAudio(audio: Buffer): void {
+    if (this.#state === "awaiting_verdict") {
+      this.#held.push(audio);
+      return;
+    }
     if (this.#state !== "live" && this.#state !== "ending") return;
     this.#agentSpeaking = true;
     this.#stopSilenceTimer();
@@ -403,7 +475,8 @@ export class CallSession implements LiveCall {
 
   /** The agent failed: drop what was queued, play the recorded apology, hang up once it is heard. */
   #agentFailed(reason: "agent_error" | "agent_unavailable", detail: string): void {
-    if (this.#state === "ended" || this.#ending?.reason === reason) return;
+    if (this.#state === "ended" || this.#state === "voicemail" || this.#ending?.reason === reason)
+      return;
     this.#deps.logger.warn("agent failed", { reason, detail });
     this.#deps.recorder.event({ kind: "error", data: { source: "agent", message: detail } });
     const agent = this.#agent;
@@ -454,6 +527,59 @@ export class CallSession implements LiveCall {
         },
       });
     }
+  }
+
+  /** A person answered: the held greeting plays now, then the conversation is live. */
+  #goLive(): void {
+    if (!this.#transition("live")) return;
+    for (const event of this.#heldEvents) this.#deps.recorder.event(event);
+    for (const audio of this.#held) this.#play(audio);
+    if (this.#held.length > 0) this.#agentSpeaking = !this.#heldTurnDone;
+    if (this.#heldTurnDone) this.#markEnd();
+    this.#held = [];
+    this.#heldEvents = [];
+    if (this.#agent && !this.#deps.scenario.greeting) this.#playbackIdle();
+  }
+
+  /** A machine answered: drop the agent, speak the voicemail as it is synthesised, hang up once heard. */
+  async #leaveVoicemail(detail: string): Promise<void> {
+    const outbound = this.#deps.outbound;
+    if (!outbound || !this.#transition("voicemail")) return;
+    const { recorder, phone, clock, timings } = this.#deps;
+    this.#stopSilenceTimer();
+    const agent = this.#agent;
+    this.#agent = undefined;
+    agent?.close();
+    this.#agentSpeaking = false;
+    this.#held = [];
+    this.#heldEvents = [];
+    if (!this.#playback.idle) {
+      phone.send(this.#encoder.clear());
+      this.#playback.clear();
+    }
+    try {
+      for await (const chunk of outbound.tts.stream(outbound.voicemail)) {
+        if (this.#state !== "voicemail") return;
+        this.#play(chunk);
+      }
+    } catch (error) {
+      const reason = `voicemail could not be synthesised: ${(error as Error).message}`;
+      recorder.event({ kind: "error", data: { source: "tts", message: reason } });
+      recorder.outcome("voicemail_failed", reason);
+      this.#finish("voicemail_failed", reason);
+      return;
+    }
+    if (this.#state !== "voicemail") return;
+    this.#markEnd();
+    recorder.outcome("no_answer_voicemail_left", detail);
+    this.#transition("ending");
+    this.#ending = { reason: "voicemail_left", detail, awaitingSpeech: false };
+    this.#safetyTimer?.cancel();
+    this.#safetyTimer = clock.setTimeout(
+      () => this.#finish("voicemail_left", `${detail} (hung up by the safety limit)`),
+      timings.hangupSafetyMs,
+    );
+    if (this.#playback.idle) this.#finish("voicemail_left", detail);
   }
 
   #noteIgnored(source: "twilio" | "agent", reason: string): void {

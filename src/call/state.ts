@@ -38,4 +38,6 @@ export type EndReason =
   | "agent_error"
   | "agent_unavailable"
   | "service_shutdown"
-  | "hung_up";
+  | "voicemail_left"
+  | "voicemail_failed"
+  | "fax_detected";

@@ -1,11 +1,22 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { Type } from "@sinclair/typebox";
-import { CallSession, type CallTimings, PHRASES } from "../../src/call/session.ts";
+import {
+  CallSession,
+  type CallTimings,
+  PHRASES,
+  type SessionDeps,
+} from "../../src/call/session.ts";
 import { createLogger } from "../../src/log.ts";
 import { decodeTwilio } from "../../src/protocol/twilio-media.ts";
 import { defineTool, type PreparedScenario } from "../../src/scenarios/types.ts";
 import { ManualClock } from "../fakes/clock.ts";
-import { FakeConnector, FakePhone, FakeRecorder, FakeTelephony } from "../fakes/session-ports.ts";
+import {
+  FakeConnector,
+  FakePhone,
+  FakeRecorder,
+  FakeTelephony,
+  FakeTts,
+} from "../fakes/session-ports.ts";
 
 const timings: CallTimings = {
   silencePromptMs: 20_000,
@@ -62,8 +73,9 @@ let telephony: FakeTelephony;
 let endedCalls: string[];
 let session: CallSession;
 
-function newSession(overrides: Partial<PreparedScenario> = {}) {
+function newSession(overrides: Partial<PreparedScenario> = {}, outbound?: SessionDeps["outbound"]) {
   return new CallSession({
+    ...(outbound ? { outbound } : {}),
     callSid: "CA1",
     streamSid: "MZ1",
     customerNumber: "+15557654321",
@@ -460,6 +472,123 @@ describe("agent faults", () => {
   test("unknown agent messages are ignored and the call goes on", async () => {
     const agent = await live();
     agent.handlers.message({ type: "Ignored", reason: "unknown type Surprise" });
+    expect(session.state).toBe("live");
+  });
+});
+
+describe("outbound: answering-machine verdicts", () => {
+  const VERDICT_TIMEOUT = 8_000;
+  let tts: FakeTts;
+  const outbound = (initialVerdict?: string) => ({
+    verdictTimeoutMs: VERDICT_TIMEOUT,
+    voicemail: "Hi Alex, this is Sarah from Prestige Home Insurance…",
+    tts,
+    ...(initialVerdict ? { initialVerdict } : {}),
+  });
+  const flush = async () => {
+    for (let i = 0; i < 10; i++) await Promise.resolve();
+  };
+
+  beforeEach(() => {
+    tts = new FakeTts();
+  });
+
+  test("the greeting is held while the verdict is pending and plays at once for a person", async () => {
+    session = newSession({}, outbound());
+    session.start();
+    expect(session.state).toBe("awaiting_verdict");
+    const agent = await connector.accept();
+    session.handlePhone({ event: "media", audio: Buffer.alloc(160, 1) });
+    agentTurn(agent, 2);
+    agent.emit({ type: "ConversationText", role: "assistant", content: "Hi, is this Alex?" });
+    expect(phone.sent).toEqual([]);
+    expect(agent.audio).toEqual([]);
+    expect(recorder.ofKind("transcript")).toEqual([]);
+    session.verdict("human");
+    expect(session.state).toBe("live");
+    expect(phone.events()).toEqual(["media", "media", "mark"]);
+    expect(recorder.ofKind("transcript")).toHaveLength(1);
+    session.handlePhone({ event: "media", audio: Buffer.alloc(160, 1) });
+    expect(agent.audio).toHaveLength(1);
+  });
+
+  test("a verdict that came before the stream is acted on at once", async () => {
+    session = newSession({}, outbound("human"));
+    session.start();
+    expect(session.state).toBe("live");
+    const agent = await connector.accept();
+    agent.speakAudio(800);
+    expect(phone.events()).toEqual(["media", "mark"]);
+  });
+
+  test("no verdict in time counts as a person", async () => {
+    session = newSession({}, outbound());
+    session.start();
+    await connector.accept();
+    clock.advance(VERDICT_TIMEOUT);
+    expect(session.state).toBe("live");
+  });
+
+  test("a machine gets the voicemail, then a hang-up once it has been heard", async () => {
+    session = newSession({}, outbound());
+    session.start();
+    const agent = await connector.accept();
+    agentTurn(agent);
+    session.verdict("machine_end_beep");
+    expect(agent.closed).toBe(true);
+    await flush();
+    expect(tts.texts).toEqual(["Hi Alex, this is Sarah from Prestige Home Insurance…"]);
+    expect(phone.events()).toEqual(["media", "mark", "media", "mark"]);
+    expect(session.state).toBe("ending");
+    expect(phone.closed).toBe(false);
+    hearAll();
+    expect(session.state).toBe("ended");
+    expect(recorder.outcomes.map((o) => o.outcome)).toEqual(["no_answer_voicemail_left"]);
+    expect(recorder.end?.reason).toBe("voicemail_left");
+  });
+
+  test("a machine verdict after the agent started: queue cleared, agent closed, voicemail", async () => {
+    session = newSession({}, outbound("human"));
+    session.start();
+    const agent = await connector.accept();
+    agent.speakAudio(2_000);
+    session.verdict("machine_end_silence");
+    expect(agent.closed).toBe(true);
+    expect(phone.events()).toEqual(["media", "mark", "clear"]);
+    await flush();
+    expect(phone.events().slice(3)).toEqual(["media", "mark", "media", "mark"]);
+    hearAll();
+    expect(recorder.end?.reason).toBe("voicemail_left");
+    expect(recorder.end?.detail).toContain("late verdict");
+  });
+
+  test("a fax is hung up on", async () => {
+    session = newSession({}, outbound());
+    session.start();
+    session.verdict("fax");
+    expect(session.state).toBe("ended");
+    expect(recorder.outcomes[0]?.outcome).toBe("fax");
+  });
+
+  test("a voicemail that cannot be synthesised hangs up and says why", async () => {
+    tts.failure = new Error("Deepgram TTS answered 500: internal");
+    session = newSession({}, outbound());
+    session.start();
+    session.verdict("machine_end_other");
+    await flush();
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("voicemail_failed");
+    expect(recorder.outcomes[0]).toEqual({
+      outcome: "voicemail_failed",
+      detail: "voicemail could not be synthesised: Deepgram TTS answered 500: internal",
+    });
+  });
+
+  test("a late 'human' verdict changes nothing", async () => {
+    session = newSession({}, outbound("human"));
+    session.start();
+    await connector.accept();
+    session.verdict("human");
     expect(session.state).toBe("live");
   });
 });

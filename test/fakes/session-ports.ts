@@ -9,6 +9,7 @@ import type {
   CallRecorder,
   PhoneChannel,
   Telephony,
+  TextToSpeech,
 } from "../../src/call/session.ts";
 import type { EndReason } from "../../src/call/state.ts";
 import { type AgentServerMessage, decodeAgentMessage } from "../../src/protocol/deepgram-agent.ts";
@@ -126,6 +127,11 @@ export class FakeTelephony implements Telephony {
 export class FakeRecorder implements CallRecorder {
   readonly events: CallEventInput[] = [];
   end: { reason: EndReason; detail: string } | undefined;
+  outcomes: { outcome: string; detail: string }[] = [];
+
+  outcome(outcome: string, detail: string): void {
+    this.outcomes.push({ outcome, detail });
+  }
 
   event(event: CallEventInput): void {
     this.events.push(event);
@@ -139,5 +145,19 @@ export class FakeRecorder implements CallRecorder {
     return this.events.filter(
       (event): event is Extract<CallEventInput, { kind: K }> => event.kind === kind,
     );
+  }
+}
+
+/** Speech synthesis that yields the given chunks (or fails), recording what it was asked to say. */
+export class FakeTts implements TextToSpeech {
+  readonly texts: string[] = [];
+  failure: Error | undefined;
+
+  constructor(readonly chunks: Uint8Array[] = [Buffer.alloc(800, 0x11), Buffer.alloc(400, 0x22)]) {}
+
+  async *stream(text: string): AsyncIterable<Uint8Array> {
+    this.texts.push(text);
+    if (this.failure) throw this.failure;
+    for (const chunk of this.chunks) yield chunk;
   }
 }
