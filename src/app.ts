@@ -9,6 +9,8 @@ import { callRoutes } from "./routes/calls.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { leadRoutes } from "./routes/leads.ts";
+import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
 import type { Store } from "./store/index.ts";
@@ -22,6 +24,8 @@ export interface AppDeps {
   bridge: CallBridge;
   store: Store;
   tokens: StreamTokens;
+  /** Twilio REST, when its credentials are configured. */
+  twilio: CallPlacer | undefined;
   logger: Logger;
   version: string;
 }
@@ -43,7 +47,9 @@ export function createApp(deps: AppDeps) {
     )
     .use(mediaStreamRoutes(deps.bridge, deps.logger))
     .use(twilioWebhookRoutes(deps))
-    .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret));
+    .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret))
+    .use(leadRoutes(deps.store.leads, deps.config.server.endpointSecret))
+    .use(makeCallRoutes(deps));
 }
 
 export type App = ReturnType<typeof createApp>;

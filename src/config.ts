@@ -114,6 +114,10 @@ export const Environment = Type.Object({
     "Longest wait for the Voice Agent to apply its settings",
   ),
   AGENT_KEEPALIVE_MS: duration(5_000, "KeepAlive to the Voice Agent after this long without audio"),
+  AMD_VERDICT_TIMEOUT_MS: duration(
+    8_000,
+    "Outbound: without an answering-machine verdict by then, the callee counts as a person",
+  ),
   HANGUP_SETTLE_MS: duration(
     1_500,
     "When ending: quiet time after the last audio has been heard before hanging up",
@@ -222,6 +226,7 @@ export interface Config {
     toolTimeoutMs: number;
     agentConnectTimeoutMs: number;
     agentKeepAliveMs: number;
+    amdVerdictTimeoutMs: number;
     endSettleMs: number;
     hangupSafetyMs: number;
   };
@@ -308,6 +313,7 @@ function toConfig(env: Environment): Config {
       toolTimeoutMs: env.TOOL_TIMEOUT_MS,
       agentConnectTimeoutMs: env.AGENT_CONNECT_TIMEOUT_MS,
       agentKeepAliveMs: env.AGENT_KEEPALIVE_MS,
+      amdVerdictTimeoutMs: env.AMD_VERDICT_TIMEOUT_MS,
       endSettleMs: env.HANGUP_SETTLE_MS,
       hangupSafetyMs: env.HANGUP_SAFETY_MS,
     },

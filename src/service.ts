@@ -3,6 +3,8 @@
  * taking calls, let live ones finish within the drain time, hang up the rest, close the database.
  */
 import { deepgramAgentConnector } from "./adapters/deepgram-agent.ts";
+import { deepgramTts } from "./adapters/deepgram-tts.ts";
+import { TwilioRest } from "./adapters/twilio-rest.ts";
 import { type App, createApp } from "./app.ts";
 import { loadPrompts } from "./assets/prompts.ts";
 import { CallBridge } from "./call/bridge.ts";
@@ -30,6 +32,9 @@ export interface Service {
   shutdown(reason: string): Promise<void>;
 }
 
+/** Longest wait for Deepgram to start streaming synthesised speech. */
+const TTS_TIMEOUT_MS = 15_000;
+
 /** Parts tests (and the demo) may swap; production uses the defaults. */
 export interface ServiceOverrides {
   scenarios?: ReadonlyMap<string, Scenario>;
@@ -49,7 +54,12 @@ export async function startService(
   const store = openStore(config.databasePath, clock);
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
-  for (const scenario of scenarios.values()) scenario.seed?.({ store, clock });
+  const { accountSid, authToken } = config.twilio;
+  const twilio =
+    accountSid && authToken
+      ? new TwilioRest({ accountSid, authToken, apiUrl: config.twilio.apiUrl })
+      : undefined;
+  for (const scenario of scenarios.values()) scenario.seed?.({ store, clock, logger });
   const bridge = new CallBridge({
     config,
     store,
@@ -66,6 +76,13 @@ export async function startService(
         clock,
         logger,
       }),
+    ...(twilio ? { telephony: twilio } : {}),
+    tts: deepgramTts({
+      apiUrl: config.deepgram.apiUrl,
+      apiKey: config.deepgram.apiKey ?? "",
+      model: config.agent.voiceModel,
+      timeoutMs: TTS_TIMEOUT_MS,
+    }),
     apologyAudio: (await loadPrompts()).apology,
     clock,
     logger,
@@ -80,7 +97,7 @@ export async function startService(
       "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
     );
   }
-  const app = createApp({ config, calls, bridge, store, tokens, logger, version: VERSION });
+  const app = createApp({ config, calls, bridge, store, tokens, twilio, logger, version: VERSION });
   app.listen({ hostname: config.server.host, port: config.server.port });
   const server = app.server;
   if (!server) throw new Error("server did not start");

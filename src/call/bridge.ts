@@ -14,7 +14,13 @@ import type { CallDirection } from "../store/calls.ts";
 import type { Store } from "../store/index.ts";
 import { storeRecorder } from "./recorder.ts";
 import type { CallRegistry } from "./registry.ts";
-import { type AgentConnector, CallSession, type PhoneChannel, type Telephony } from "./session.ts";
+import {
+  type AgentConnector,
+  CallSession,
+  type PhoneChannel,
+  type Telephony,
+  type TextToSpeech,
+} from "./session.ts";
 import type { StreamTokens } from "./stream-tokens.ts";
 
 export interface BridgeDeps {
@@ -25,10 +31,15 @@ export interface BridgeDeps {
   scenarios: ReadonlyMap<string, Scenario>;
   connectAgent: AgentConnector;
   telephony?: Telephony;
+  /** Speech for voicemail on outbound calls. */
+  tts: TextToSpeech;
   apologyAudio: Uint8Array;
   clock: Clock;
   logger: Logger;
 }
+
+const GENERIC_VOICEMAIL =
+  "Hello, we called about your recent request and will try you again soon. Thank you!";
 
 export type OpenResult = { ok: true; session: CallSession } | { ok: false; reason: string };
 
@@ -52,6 +63,7 @@ export class CallBridge {
     const record = store.calls.ensure({
       sid: start.callSid,
       direction,
+      lead_id: parameters.lead_id ?? null,
       from_number: parameters.from ?? "unknown",
       to_number: parameters.to ?? "unknown",
       scenario: scenario.id,
@@ -67,7 +79,7 @@ export class CallBridge {
         startedAt: clock.now(),
         parameters,
       },
-      { store, clock },
+      { store, clock, logger },
     );
     const session = new CallSession({
       callSid: start.callSid,
@@ -100,12 +112,28 @@ export class CallBridge {
         hangupSafetyMs: config.calls.hangupSafetyMs,
       },
       apologyAudio: this.deps.apologyAudio,
+      ...(direction === "outbound"
+        ? {
+            outbound: {
+              verdictTimeoutMs: config.calls.amdVerdictTimeoutMs,
+              initialVerdict: record.answered_by,
+              voicemail: prepared.voicemail ?? GENERIC_VOICEMAIL,
+              tts: this.deps.tts,
+            },
+          }
+        : {}),
       onEnded: (ended) => calls.unregister(ended.callSid),
     });
     calls.register(session);
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();
     return { ok: true, session };
+  }
+
+  /** Hands Twilio's answering-machine verdict to the live session of that call, if there is one. */
+  verdict(callSid: string, answeredBy: string): void {
+    const live = this.deps.calls.get(callSid);
+    if (live instanceof CallSession) live.verdict(answeredBy);
   }
 
   #scenario(parameters: Record<string, string>): Scenario | undefined {

@@ -17,13 +17,29 @@ export class StreamTokens {
     private readonly ttlMs = DEFAULT_TTL_MS,
   ) {}
 
+  /**
+   * Moves a token to another key: an outbound call's token is issued before Twilio has given the
+   * call its SID (the TwiML carrying it is part of the create request), then bound to the SID.
+   */
+  rekey(from: string, to: string): void {
+    const entry = this.#tokens.get(from);
+    if (!entry) return;
+    this.#tokens.delete(from);
+    this.#tokens.set(to, entry);
+  }
+
+  /** Forgets the token of a call that will never stream (placing it failed, or it ended unanswered). */
+  revoke(key: string): void {
+    this.#tokens.delete(key);
+  }
+
   /** Tokens issued and not yet used or expired: calls about to connect. */
   get outstanding(): number {
     this.#forgetExpired();
     return this.#tokens.size;
   }
 
-  /** A fresh random token for `callSid`, replacing any earlier one. */
+  /** A fresh random token for `callSid` (or a provisional key), replacing any earlier one. */
   issue(callSid: string): string {
     const now = this.clock.now().getTime();
     this.#forgetExpired();

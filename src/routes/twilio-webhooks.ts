@@ -1,7 +1,9 @@
 /**
- * Twilio's voice webhooks. `POST /incoming-call`: checks the signature, records the call, picks the
+ * Twilio's voice webhooks, all signature-checked. `POST /incoming-call`: records the call, picks the
  * scenario by the called number, and answers TwiML that opens the media stream with a one-time token
- * (or, over capacity or while draining, a polite busy message and a hang-up).
+ * (or, over capacity or while draining, a polite busy message and a hang-up). `POST /amd-result`: the
+ * answering-machine verdict, stored at once and handed to the live session. `POST /call-status`: the
+ * call's progress, and the outcome of calls that never got to a conversation.
  */
 import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
@@ -11,6 +13,7 @@ import {
   streamUrl,
   verifyTwilioSignature,
 } from "../adapters/twilio-webhooks.ts";
+import type { CallBridge } from "../call/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
@@ -29,11 +32,44 @@ const IncomingCall = Type.Object({
 });
 const parseIncomingCall = validator(IncomingCall, "body");
 
+const AmdResult = Type.Object({
+  CallSid: Type.String({ minLength: 2 }),
+  AnsweredBy: Type.String({ minLength: 1 }),
+  MachineDetectionDuration: Type.Optional(Type.String({ pattern: "^\\d+$" })),
+});
+const parseAmdResult = validator(AmdResult, "body");
+
+const CallStatus = Type.Object({
+  CallSid: Type.String({ minLength: 2 }),
+  CallStatus: Type.String({ minLength: 1 }),
+  CallDuration: Type.Optional(Type.String()),
+});
+const parseCallStatus = validator(CallStatus, "body");
+
+/** Twilio's call statuses in the order a call goes through them; callbacks may arrive out of order. */
+const STATUS_RANK: Record<string, number> = {
+  queued: 0,
+  initiated: 1,
+  ringing: 2,
+  "in-progress": 3,
+};
+const TERMINAL = new Set(["completed", "busy", "failed", "no-answer", "canceled"]);
+const rank = (status: string) => STATUS_RANK[status] ?? (TERMINAL.has(status) ? 4 : -1);
+
+/** Outcome of a call that ended before any conversation. */
+const UNANSWERED_OUTCOMES: Record<string, string> = {
+  busy: "busy",
+  "no-answer": "no_answer",
+  failed: "failed",
+  canceled: "canceled",
+};
+
 export interface TwilioWebhookDeps {
   config: Config;
   store: Store;
   calls: CallRegistry;
   tokens: StreamTokens;
+  bridge: CallBridge;
   logger: Logger;
 }
 
@@ -43,59 +79,140 @@ const twiml = (xml: string) =>
 /** Form fields as Twilio posts them (application/x-www-form-urlencoded). */
 const TwilioForm = t.Record(t.String(), t.String());
 
-export function twilioWebhookRoutes({ config, store, calls, tokens, logger }: TwilioWebhookDeps) {
-  return new Elysia({ name: "twilio-webhooks" }).post(
-    "/incoming-call",
-    ({ body, request }) => {
-      requireIntegration(config, "twilio");
-      verifyTwilioSignature(config, request, body);
-      const call = parseIncomingCall(body);
-      const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
-      const record = {
-        sid: call.CallSid,
-        direction: "inbound" as const,
-        from_number: call.From,
-        to_number: call.To,
-        scenario,
-        status: call.CallStatus ?? "ringing",
-      };
-      const busy = calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
-      store.calls.ensure(record);
-      if (busy) {
-        store.calls.update(call.CallSid, {
-          outcome: "rejected_busy",
-          end_reason: calls.draining ? "service_shutdown" : "over_capacity",
-        });
-        logger.warn("inbound call turned away", {
-          callSid: call.CallSid,
-          draining: calls.draining,
-          live: calls.size,
-        });
-        return twiml(sayAndHangUpTwiml(BUSY_MESSAGE));
-      }
-      logger.info("inbound call", { callSid: call.CallSid, scenario });
-      return twiml(
-        connectStreamTwiml({
-          url: streamUrl(config.server.externalUrl ?? ""),
-          parameters: {
-            token: tokens.issue(call.CallSid),
-            scenario,
-            direction: "inbound",
-            from: call.From,
-            to: call.To,
-          },
-          say: config.calls.inboundDisclosure,
-        }),
-      );
-    },
-    {
-      body: TwilioForm,
-      detail: {
-        tags: ["Twilio webhooks"],
-        summary: "Twilio voice webhook for inbound calls",
-        description:
-          "Point a Twilio number's voice webhook here (POST). Requires a valid X-Twilio-Signature over SERVER_EXTERNAL_URL + /incoming-call. Answers TwiML.",
+export function twilioWebhookRoutes({
+  config,
+  store,
+  calls,
+  tokens,
+  bridge,
+  logger,
+}: TwilioWebhookDeps) {
+  return new Elysia({ name: "twilio-webhooks" })
+    .post(
+      "/amd-result",
+      ({ body, request, set }) => {
+        requireIntegration(config, "twilio");
+        verifyTwilioSignature(config, request, body);
+        const result = parseAmdResult(body);
+        const detectionMs = result.MachineDetectionDuration
+          ? Number(result.MachineDetectionDuration)
+          : undefined;
+        if (store.calls.update(result.CallSid, { answered_by: result.AnsweredBy })) {
+          store.calls.appendEvent(result.CallSid, {
+            kind: "amd",
+            data: {
+              answered_by: result.AnsweredBy,
+              ...(detectionMs === undefined ? {} : { detection_ms: detectionMs }),
+            },
+          });
+          bridge.verdict(result.CallSid, result.AnsweredBy);
+        } else logger.warn("AMD result for an unknown call", { callSid: result.CallSid });
+        set.status = 204;
       },
-    },
-  );
+      {
+        body: TwilioForm,
+        detail: {
+          tags: ["Twilio webhooks"],
+          summary: "Async answering-machine detection result",
+          description: "Set as AsyncAmdStatusCallback by /make-call. Signed by Twilio.",
+        },
+      },
+    )
+    .post(
+      "/call-status",
+      ({ body, request, set }) => {
+        requireIntegration(config, "twilio");
+        verifyTwilioSignature(config, request, body);
+        const update = parseCallStatus(body);
+        const call = store.calls.get(update.CallSid);
+        set.status = 204;
+        if (!call) {
+          logger.warn("status for an unknown call", {
+            callSid: update.CallSid,
+            status: update.CallStatus,
+          });
+          return;
+        }
+        if (rank(update.CallStatus) < rank(call.status) || TERMINAL.has(call.status)) return;
+        const now = new Date().toISOString();
+        const unanswered = UNANSWERED_OUTCOMES[update.CallStatus];
+        store.calls.update(update.CallSid, {
+          status: update.CallStatus,
+          ...(update.CallStatus === "in-progress" && !call.answered_at ? { answered_at: now } : {}),
+          ...(TERMINAL.has(update.CallStatus) && !call.ended_at ? { ended_at: now } : {}),
+          ...(unanswered && !call.outcome
+            ? { outcome: unanswered, outcome_detail: `Twilio: ${update.CallStatus}` }
+            : {}),
+        });
+        store.calls.appendEvent(update.CallSid, {
+          kind: "status",
+          data: { status: update.CallStatus },
+        });
+        if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
+      },
+      {
+        body: TwilioForm,
+        detail: {
+          tags: ["Twilio webhooks"],
+          summary: "Call status callback",
+          description:
+            "initiated, ringing, answered (in-progress), completed, busy, no-answer, failed, canceled. Signed by Twilio.",
+        },
+      },
+    )
+    .post(
+      "/incoming-call",
+      ({ body, request }) => {
+        requireIntegration(config, "twilio");
+        verifyTwilioSignature(config, request, body);
+        const call = parseIncomingCall(body);
+        const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
+        const record = {
+          sid: call.CallSid,
+          direction: "inbound" as const,
+          from_number: call.From,
+          to_number: call.To,
+          scenario,
+          status: call.CallStatus ?? "ringing",
+        };
+        const busy =
+          calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
+        store.calls.ensure(record);
+        if (busy) {
+          store.calls.update(call.CallSid, {
+            outcome: "rejected_busy",
+            end_reason: calls.draining ? "service_shutdown" : "over_capacity",
+          });
+          logger.warn("inbound call turned away", {
+            callSid: call.CallSid,
+            draining: calls.draining,
+            live: calls.size,
+          });
+          return twiml(sayAndHangUpTwiml(BUSY_MESSAGE));
+        }
+        logger.info("inbound call", { callSid: call.CallSid, scenario });
+        return twiml(
+          connectStreamTwiml({
+            url: streamUrl(config.server.externalUrl ?? ""),
+            parameters: {
+              token: tokens.issue(call.CallSid),
+              scenario,
+              direction: "inbound",
+              from: call.From,
+              to: call.To,
+            },
+            say: config.calls.inboundDisclosure,
+          }),
+        );
+      },
+      {
+        body: TwilioForm,
+        detail: {
+          tags: ["Twilio webhooks"],
+          summary: "Twilio voice webhook for inbound calls",
+          description:
+            "Point a Twilio number's voice webhook here (POST). Requires a valid X-Twilio-Signature over SERVER_EXTERNAL_URL + /incoming-call. Answers TwiML.",
+        },
+      },
+    );
 }

@@ -4,6 +4,7 @@
  */
 import type { Static, TSchema } from "@sinclair/typebox";
 import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
 import type { CallDirection } from "../store/calls.ts";
 import type { Store } from "../store/index.ts";
 
@@ -48,6 +49,7 @@ export interface ScenarioCall {
 export interface ScenarioDeps {
   store: Store;
   clock: Clock;
+  logger: Logger;
 }
 
 /** What the agent needs for one call. */
@@ -55,6 +57,8 @@ export interface PreparedScenario {
   prompt: string;
   greeting: string;
   tools: Tool[];
+  /** What to say to an answering machine (outbound scenarios). */
+  voicemail?: string;
 }
 
 export interface Scenario {

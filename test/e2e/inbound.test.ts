@@ -193,6 +193,6 @@ test("a scenario named in the configuration must exist", async () => {
   await expect(
     startService(config, createLogger({ level: "error", write: () => {} })),
   ).rejects.toThrow(
-    "INBOUND_SCENARIOS: +15550001111 names unknown scenario pizza-shop (known: dental-receptionist)",
+    "INBOUND_SCENARIOS: +15550001111 names unknown scenario pizza-shop (known: dental-receptionist, insurance-followup)",
   );
 });

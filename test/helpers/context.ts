@@ -6,6 +6,7 @@ import { systemClock } from "../../src/clock.ts";
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import type { Store } from "../../src/store/index.ts";
+import { FakeTts } from "../fakes/session-ports.ts";
 
 /** A configuration for tests: in-memory database, random port, plus any overrides. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
@@ -43,6 +44,7 @@ export function idleBridge(
     tokens: new StreamTokens(systemClock),
     scenarios: new Map(),
     connectAgent: () => Promise.reject(new Error("no agent in this test")),
+    tts: new FakeTts([]),
     apologyAudio: new Uint8Array(0),
     clock: systemClock,
     logger,

@@ -29,6 +29,7 @@ function build(env: Record<string, string> = {}) {
     store,
     bridge: idleBridge(config, calls, captured.logger, store),
     tokens: new StreamTokens(systemClock),
+    twilio: undefined,
     logger: captured.logger,
     version: "1.2.3",
   });
@@ -89,11 +90,19 @@ describe("docs", () => {
     expect(document.openapi).toStartWith("3.");
     expect(document.info).toMatchObject({ title: "Voice Agent API", version: "1.2.3" });
     expect(Object.keys(document.paths).sort()).toEqual([
+      "/amd-result",
+      "/call-status",
       "/calls",
       "/calls/{sid}",
       "/health",
       "/incoming-call",
+      "/leads",
+      "/leads/{id}",
+      "/make-call",
     ]);
+    expect(
+      document.paths["/make-call"].post.requestBody.content["application/json"].schema.examples,
+    ).toHaveLength(3);
     expect(document.paths["/calls"].get.security).toEqual([{ bearerAuth: [] }]);
   });
 

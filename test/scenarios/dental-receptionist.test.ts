@@ -1,11 +1,13 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { runTool } from "../../src/call/tools.ts";
+import { createLogger } from "../../src/log.ts";
 import { dentalReceptionist } from "../../src/scenarios/dental-receptionist/index.ts";
 import type { PreparedScenario, ToolContext } from "../../src/scenarios/types.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { ManualClock } from "../fakes/clock.ts";
 
 const CALLER = "+15557654321";
+const silent = createLogger({ level: "error", write: () => {} });
 // Monday 2026-03-02, 10:00 in New York.
 const NOW = "2026-03-02T15:00:00.000Z";
 
@@ -41,7 +43,7 @@ async function call(name: string, args: unknown, customerNumber = CALLER) {
 beforeEach(() => {
   clock = new ManualClock(NOW);
   store = openStore(":memory:", clock);
-  dentalReceptionist.seed?.({ store, clock });
+  dentalReceptionist.seed?.({ store, clock, logger: silent });
   store.calls.create({
     sid: "CA1",
     direction: "inbound",
@@ -59,7 +61,7 @@ beforeEach(() => {
       startedAt: clock.now(),
       parameters: {},
     },
-    { store, clock },
+    { store, clock, logger: silent },
   );
   ended = [];
 });
@@ -75,7 +77,7 @@ describe("seed", () => {
       });
     const count = all().length;
     expect(count).toBeGreaterThan(500);
-    dentalReceptionist.seed?.({ store, clock });
+    dentalReceptionist.seed?.({ store, clock, logger: silent });
     expect(all().length).toBe(count);
     const sunday = store.appointments.openSlots({
       calendar: "dental",

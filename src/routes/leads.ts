@@ -1,0 +1,97 @@
+/** `POST /leads`, `GET /leads`, `GET /leads/:id`: the people outbound calls follow up on (behind the endpoint secret). */
+import { Elysia, t } from "elysia";
+import { NotFoundError } from "../errors.ts";
+import { LeadInput, type LeadRepository } from "../store/leads.ts";
+import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+
+const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
+  t.Union([schema, t.Null()]);
+
+export const LeadModel = t.Object({
+  id: t.String(),
+  first_name: t.String(),
+  last_name: t.String(),
+  phone: Nullable(t.String()),
+  email: Nullable(t.String()),
+  property_address: Nullable(t.String()),
+  property_type: Nullable(t.String()),
+  year_built: Nullable(t.Number()),
+  square_footage: Nullable(t.Number()),
+  insurance_status: Nullable(t.String()),
+  coverage_start: Nullable(t.String()),
+  quote_submitted_at: Nullable(t.String()),
+  source: Nullable(t.String()),
+  created_at: t.String(),
+  updated_at: t.String(),
+});
+
+export const LEAD_EXAMPLE = {
+  first_name: "Alex",
+  last_name: "Mitchell",
+  phone: "+15551234567",
+  email: "alex.mitchell@example.com",
+  property_address: "742 Evergreen Terrace, Springfield, IL 62704",
+  property_type: "single family home",
+  year_built: 1992,
+  square_footage: 2100,
+  insurance_status: "switching from current provider",
+  coverage_start: "2026-04-15",
+  quote_submitted_at: "2026-03-01T18:30:00Z",
+  source: "website quote form",
+};
+
+export function leadRoutes(leads: LeadRepository, secret: string | undefined) {
+  return new Elysia({ name: "leads" })
+    .use(endpointAuth(secret))
+    .post(
+      "/leads",
+      ({ body, set }) => {
+        set.status = 201;
+        return leads.create(body);
+      },
+      {
+        body: t.Composite([LeadInput], { examples: [LEAD_EXAMPLE] }),
+        response: { 201: LeadModel },
+        detail: { tags: ["Leads"], summary: "Store a lead", security: BEARER_SECURITY },
+      },
+    )
+    .get(
+      "/leads",
+      ({ query }) => {
+        const limit = query.limit ?? 20;
+        const offset = query.offset ?? 0;
+        return { leads: leads.list(limit, offset), limit, offset };
+      },
+      {
+        query: t.Object({
+          limit: t.Optional(
+            t.Integer({
+              minimum: 1,
+              maximum: 200,
+              error: "query.limit: expected an integer from 1 to 200",
+            }),
+          ),
+          offset: t.Optional(
+            t.Integer({ minimum: 0, error: "query.offset: expected an integer of 0 or more" }),
+          ),
+        }),
+        response: {
+          200: t.Object({ leads: t.Array(LeadModel), limit: t.Number(), offset: t.Number() }),
+        },
+        detail: { tags: ["Leads"], summary: "List leads, newest first", security: BEARER_SECURITY },
+      },
+    )
+    .get(
+      "/leads/:id",
+      ({ params }) => {
+        const lead = leads.get(params.id);
+        if (!lead) throw new NotFoundError(`No lead ${params.id}`);
+        return lead;
+      },
+      {
+        params: t.Object({ id: t.String() }),
+        response: { 200: LeadModel },
+        detail: { tags: ["Leads"], summary: "One lead", security: BEARER_SECURITY },
+      },
+    );
+}

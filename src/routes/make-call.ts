@@ -1,0 +1,147 @@
+/**
+ * `POST /make-call`: places an outbound insurance follow-up. Validates the number and the lead (inline,
+ * stored, or the demo lead), checks capacity, and asks Twilio (through the SDK) to dial with inline
+ * TwiML that opens the media stream with a one-time token, async AMD and status callbacks.
+ */
+import { Elysia, t } from "elysia";
+import type { OutboundCall } from "../adapters/twilio-rest.ts";
+import { connectStreamTwiml, streamUrl } from "../adapters/twilio-webhooks.ts";
+import type { CallRegistry } from "../call/registry.ts";
+import type { StreamTokens } from "../call/stream-tokens.ts";
+import { type Config, requireIntegration } from "../config.ts";
+import { AppError, NotFoundError, ShuttingDownError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
+import type { Store } from "../store/index.ts";
+import { LeadInput } from "../store/leads.ts";
+import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+import { LEAD_EXAMPLE } from "./leads.ts";
+import { BadRequestError } from "./validate.ts";
+
+export const OUTBOUND_SCENARIO = "insurance-followup";
+
+export class TooManyCallsError extends AppError {
+  constructor(limit: number) {
+    super(
+      429,
+      "TOO_MANY_CALLS",
+      `The limit of ${limit} concurrent calls is reached (MAX_CONCURRENT_CALLS); try again shortly`,
+    );
+  }
+}
+
+export const MakeCallRequest = t.Object(
+  {
+    to: t.String({
+      pattern: "^\\+[1-9][0-9]{1,14}$",
+      description: "Number to call, E.164",
+      examples: ["+15551234567"],
+    }),
+    lead: t.Optional(LeadInput),
+    lead_id: t.Optional(t.String({ minLength: 1, description: "A lead stored with POST /leads" })),
+  },
+  {
+    additionalProperties: false,
+    examples: [
+      { to: "+15551234567" },
+      { to: "+15551234567", lead: LEAD_EXAMPLE },
+      { to: "+15551234567", lead_id: "lead_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f" },
+    ],
+  },
+);
+
+export const MakeCallResponse = t.Object({
+  call_sid: t.String(),
+  status: t.Literal("initiated"),
+  lead_id: t.String(),
+});
+
+/** What the route needs from Twilio: placing a call. */
+export interface CallPlacer {
+  placeCall(call: OutboundCall): Promise<{ sid: string; status: string }>;
+}
+
+export interface MakeCallDeps {
+  config: Config;
+  store: Store;
+  calls: CallRegistry;
+  tokens: StreamTokens;
+  twilio: CallPlacer | undefined;
+  logger: Logger;
+}
+
+export function makeCallRoutes({ config, store, calls, tokens, twilio, logger }: MakeCallDeps) {
+  return new Elysia({ name: "make-call" }).use(endpointAuth(config.server.endpointSecret)).post(
+    "/make-call",
+    async ({ body }) => {
+      requireIntegration(config, "twilio");
+      requireIntegration(config, "deepgram");
+      if (!twilio) throw new Error("Twilio client missing although configured");
+      if (body.lead && body.lead_id)
+        throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
+      if (calls.draining) throw new ShuttingDownError();
+      if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
+        throw new TooManyCallsError(config.calls.maxConcurrent);
+      const stored = body.lead_id ? store.leads.get(body.lead_id) : undefined;
+      if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
+      const lead =
+        stored ??
+        store.leads.create({ ...(body.lead ?? DEMO_LEAD), phone: body.lead?.phone ?? body.to });
+
+      const externalUrl = config.server.externalUrl ?? "";
+      const from = config.twilio.phoneNumber ?? "";
+      const provisional = `pending:${crypto.randomUUID()}`;
+      const twiml = connectStreamTwiml({
+        url: streamUrl(externalUrl),
+        parameters: {
+          token: tokens.issue(provisional),
+          scenario: OUTBOUND_SCENARIO,
+          direction: "outbound",
+          lead_id: lead.id,
+          from,
+          to: body.to,
+        },
+      });
+      let placed: { sid: string; status: string };
+      try {
+        placed = await twilio.placeCall({
+          to: body.to,
+          from,
+          twiml,
+          statusCallback: `${externalUrl}/call-status`,
+          asyncAmdStatusCallback: `${externalUrl}/amd-result`,
+        });
+      } catch (error) {
+        tokens.revoke(provisional);
+        throw error;
+      }
+      tokens.rekey(provisional, placed.sid);
+      store.calls.ensure({
+        sid: placed.sid,
+        direction: "outbound",
+        from_number: from,
+        to_number: body.to,
+        scenario: OUTBOUND_SCENARIO,
+        lead_id: lead.id,
+        status: placed.status,
+      });
+      logger.info("outbound call placed", {
+        callSid: placed.sid,
+        leadId: lead.id,
+        pii: { to: body.to },
+      });
+      return { call_sid: placed.sid, status: "initiated" as const, lead_id: lead.id };
+    },
+    {
+      body: MakeCallRequest,
+      response: { 200: MakeCallResponse },
+      detail: {
+        tags: ["Calls"],
+        summary: "Place an outbound follow-up call",
+        description:
+          "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell). Errors: 400 (field named), 401, 404 unknown lead_id, 429 at MAX_CONCURRENT_CALLS, 502 Twilio refused (its message), 503 Twilio or Deepgram not configured.",
+        security: BEARER_SECURITY,
+      },
+    },
+  );
+}

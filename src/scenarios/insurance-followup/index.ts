@@ -1,0 +1,24 @@
+/** Outbound follow-up on a homeowners-insurance quote request: verify, gather, schedule, record the outcome. */
+import type { Scenario } from "../types.ts";
+import { company } from "./company.ts";
+import { DEMO_LEAD } from "./demo-lead.ts";
+import { greeting, systemPrompt, voicemail } from "./prompt.ts";
+import { consultationSlots, followUpTools } from "./tools.ts";
+
+export const insuranceFollowUp: Scenario = {
+  id: "insurance-followup",
+  description: `Outbound quote follow-up for ${company.name}`,
+  prepare(call, { store, clock, logger }) {
+    const stored = call.parameters.lead_id ? store.leads.get(call.parameters.lead_id) : undefined;
+    const lead = stored ?? store.leads.create(DEMO_LEAD);
+    return {
+      prompt: systemPrompt(company, lead, call.startedAt),
+      greeting: greeting(company, lead),
+      voicemail: voicemail(company, lead),
+      tools: followUpTools(company, lead, store, clock, logger),
+    };
+  },
+  seed({ store, clock }) {
+    store.appointments.addSlots(consultationSlots(company, clock.now()));
+  },
+};
