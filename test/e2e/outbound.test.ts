@@ -1,0 +1,299 @@
+/** Outbound calls end to end: POST /make-call → real twilio SDK → fake Twilio → stream + AMD → agent or voicemail. */
+import { afterEach, describe, expect, test } from "bun:test";
+import { DEMO_LEAD } from "../../src/scenarios/insurance-followup/demo-lead.ts";
+import { FakeTtsServer } from "../fakes/tts-server.ts";
+import { readTwiml } from "../fakes/twilio-webhooks.ts";
+import { json } from "../helpers/http.ts";
+import {
+  ACCOUNT_SID,
+  FROM,
+  type OutboundHarness,
+  startOutboundHarness,
+} from "../helpers/outbound-harness.ts";
+
+const TO = "+15557654321";
+const GREETING_BYTES = 300 * 8;
+let harness: OutboundHarness;
+afterEach(async () => {
+  await harness.stop();
+});
+
+async function placeCall(body: unknown = { to: TO }) {
+  const response = await harness.makeCall(body);
+  expect(response.status).toBe(200);
+  return (await json(response)) as { call_sid: string; status: string; lead_id: string };
+}
+
+describe("placing a call", () => {
+  test("POST /make-call dials through the SDK with inline TwiML, async AMD and status callbacks", async () => {
+    harness = await startOutboundHarness();
+    const placed = await placeCall({
+      to: TO,
+      lead: { ...DEMO_LEAD, first_name: "Jordan", last_name: "Lee" },
+    });
+    expect(placed.status).toBe("initiated");
+    expect(placed.call_sid).toMatch(/^CA[0-9a-f]{32}$/);
+    const create = harness.twilio.requests.find((request) => request.path.endsWith("/Calls.json"));
+    const base = harness.service.url;
+    expect(create?.form).toMatchObject({
+      To: TO,
+      From: FROM,
+      MachineDetection: "DetectMessageEnd",
+      AsyncAmd: "true",
+      AsyncAmdStatusCallback: `${base}/amd-result`,
+      StatusCallback: `${base}/call-status`,
+      StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+    });
+    const twiml = readTwiml(String(create?.form.Twiml));
+    expect(twiml.url).toBe(`${base.replace("http", "ws")}/twilio`);
+    expect(twiml.parameters).toMatchObject({
+      scenario: "insurance-followup",
+      direction: "outbound",
+      lead_id: placed.lead_id,
+      to: TO,
+      from: FROM,
+    });
+    const lead = await json(await harness.get(`/leads/${placed.lead_id}`));
+    expect(lead).toMatchObject({ first_name: "Jordan", last_name: "Lee", phone: TO });
+    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      direction: "outbound",
+      lead_id: placed.lead_id,
+      status: "queued",
+    });
+  });
+
+  test("errors: 401 without the secret, 400 naming the field, 404 unknown lead, 502 with Twilio's message, 429 at the limit", async () => {
+    harness = await startOutboundHarness({ MAX_CONCURRENT_CALLS: "1" });
+    expect((await harness.makeCall({ to: TO }, null)).status).toBe(401);
+    const badNumber = await harness.makeCall({ to: "555-1234" });
+    expect(badNumber.status).toBe(400);
+    expect((await json(badNumber)).field).toBe("body.to");
+    const badLead = await harness.makeCall({ to: TO, lead: { first_name: "A" } });
+    expect((await json(badLead)).field).toBe("body.lead.last_name");
+    const both = await harness.makeCall({ to: TO, lead: DEMO_LEAD, lead_id: "x" });
+    expect(both.status).toBe(400);
+    const unknown = await harness.makeCall({ to: TO, lead_id: "lead_nope" });
+    expect(unknown.status).toBe(404);
+    expect(await json(unknown)).toEqual({ error: "No lead lead_nope", code: "NOT_FOUND" });
+
+    harness.twilio.failNextCreate = {
+      status: 400,
+      code: 21215,
+      message: "Account not authorized to call +15557654321.",
+    };
+    const refused = await harness.makeCall({ to: TO });
+    expect(refused.status).toBe(502);
+    expect(await json(refused)).toEqual({
+      error: "Twilio refused to place the call: Account not authorized to call +15557654321.",
+      code: "TWILIO_ERROR",
+    });
+    expect(harness.service.tokens.outstanding).toBe(0);
+
+    await placeCall();
+    const full = await harness.makeCall({ to: TO });
+    expect(full.status).toBe(429);
+    expect((await json(full)).code).toBe("TOO_MANY_CALLS");
+  });
+
+  test("a busy line is recorded as the outcome and frees its place", async () => {
+    harness = await startOutboundHarness({ MAX_CONCURRENT_CALLS: "1" });
+    const placed = await placeCall();
+    expect((await harness.twilio.sendStatus(placed.call_sid, "ringing"))?.status).toBe(204);
+    expect((await harness.twilio.sendStatus(placed.call_sid, "busy"))?.status).toBe(204);
+    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      status: "busy",
+      outcome: "busy",
+    });
+    await harness.twilio.sendStatus(placed.call_sid, "ringing");
+    expect(harness.service.store.calls.get(placed.call_sid)?.status).toBe("busy");
+    await placeCall();
+  });
+
+  test("with Twilio not configured: 503 naming the variables", async () => {
+    harness = await startOutboundHarness({ TWILIO_AUTH_TOKEN: "", TWILIO_PHONE_NUMBER: "" });
+    const response = await harness.makeCall({ to: TO });
+    expect(response.status).toBe(503);
+    expect((await json(response)).error).toBe(
+      "Twilio is not configured: set TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER",
+    );
+  });
+});
+
+describe("a person answers", () => {
+  test("the agent waits for the verdict, then books a consultation and records the outcome", async () => {
+    harness = await startOutboundHarness();
+    const placed = await placeCall();
+    await harness.twilio.sendStatus(placed.call_sid, "ringing");
+    const phone = await harness.twilio.answer(placed.call_sid);
+    const agent = await harness.agent.nextSession();
+    expect(agent.settings).toMatchObject({
+      tags: ["outbound", "insurance-followup"],
+      agent: {
+        greeting:
+          "Hi, this is Sarah, an AI assistant calling on behalf of Prestige Home Insurance. Am I speaking with Alex Mitchell?",
+      },
+    });
+    expect(JSON.stringify(agent.settings)).toContain("742 Evergreen Terrace");
+    phone.sendMedia(Buffer.alloc(160, 0x55));
+    await Bun.sleep(50);
+    expect(phone.received).toEqual([]);
+    expect(agent.audioBytes).toBe(0);
+
+    expect((await harness.twilio.sendAmd(placed.call_sid, "human")).status).toBe(204);
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "greeting heard");
+
+    const open = JSON.parse(await agent.callFunction("check_availability", {}));
+    expect(open.available.length).toBeGreaterThan(0);
+    const booked = JSON.parse(
+      await agent.callFunction("book_appointment", { slot_id: open.available[0].slot_id }),
+    );
+    expect(booked).toMatchObject({ booked: true, time: open.available[0].time });
+    const recorded = await agent.callFunction("update_lead", {
+      call_outcome: "completed",
+      disposition: "appointment_booked",
+      appointment_id: booked.appointment_id,
+      new_info: { roof_age_years: 12, claims_last_5_years: 0 },
+      summary: "Verified address, booked a consultation.",
+    });
+    expect(recorded).toContain("Recorded");
+    await agent.callFunction("end_call", { reason: "done" });
+    agent.say("Thanks Alex, goodbye!", 200);
+    await phone.closed;
+    await harness.twilio.sendStatus(placed.call_sid, "completed", { CallDuration: "95" });
+
+    const { call, timeline } = await json(await harness.get(`/calls/${placed.call_sid}`));
+    expect(call).toMatchObject({
+      answered_by: "human",
+      outcome: "appointment_booked",
+      outcome_detail: "Verified address, booked a consultation.",
+      end_reason: "agent_ended_call",
+      status: "completed",
+    });
+    const kinds = timeline.map((event: { kind: string }) => event.kind);
+    expect(kinds).toContain("amd");
+    expect(kinds.filter((kind: string) => kind === "function_call")).toHaveLength(4);
+    expect(harness.service.store.appointments.booking(booked.appointment_id)).toMatchObject({
+      lead_id: placed.lead_id,
+      phone: TO,
+      calendar: "insurance-consultation",
+    });
+    expect(harness.logs.find((line) => line.msg === "lead update")).toMatchObject({
+      disposition: "appointment_booked",
+    });
+  });
+
+  test("an AMD verdict that arrives before the stream starts is not lost", async () => {
+    harness = await startOutboundHarness();
+    const placed = await placeCall();
+    expect((await harness.twilio.sendAmd(placed.call_sid, "human")).status).toBe(204);
+    expect(harness.service.store.calls.get(placed.call_sid)?.answered_by).toBe("human");
+    const phone = await harness.twilio.answer(placed.call_sid);
+    await phone.waitFor(
+      () => phone.heardBytes === GREETING_BYTES,
+      "greeting heard without waiting for a timeout",
+      2_000,
+    );
+  });
+});
+
+describe("a machine answers", () => {
+  test("the personalised voicemail is streamed from TTS and the call hangs up after it has played", async () => {
+    harness = await startOutboundHarness();
+    const placed = await placeCall();
+    const phone = await harness.twilio.answer(placed.call_sid);
+    const agent = await harness.agent.nextSession();
+    await harness.twilio.sendAmd(placed.call_sid, "machine_end_beep");
+    await phone.closed;
+    await agent.whenClosed;
+    const request = harness.tts.requests[0];
+    expect(request).toMatchObject({
+      authorized: true,
+      query: {
+        model: "aura-2-thalia-en",
+        encoding: "mulaw",
+        sample_rate: "8000",
+        container: "none",
+      },
+    });
+    expect(request?.text).toStartWith(
+      "Hi Alex, this is Sarah calling on behalf of Prestige Home Insurance",
+    );
+    expect(request?.text).toContain("call us back");
+    expect(phone.receivedAudio().length).toBe(FakeTtsServer.audioBytes(request?.text ?? ""));
+    expect(phone.heardBytes).toBe(phone.receivedAudio().length);
+    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      answered_by: "machine_end_beep",
+      outcome: "no_answer_voicemail_left",
+      end_reason: "voicemail_left",
+    });
+  });
+
+  test("a late machine verdict, mid-conversation, still gets the voicemail", async () => {
+    harness = await startOutboundHarness({ AMD_VERDICT_TIMEOUT_MS: "50" });
+    const placed = await placeCall();
+    const phone = await harness.twilio.answer(placed.call_sid, { speed: 1 });
+    const agent = await harness.agent.nextSession();
+    await phone.waitFor(
+      () => phone.received.length > 0,
+      "greeting started after the verdict timeout",
+    );
+    await harness.twilio.sendAmd(placed.call_sid, "machine_end_other");
+    await phone.closed;
+    await agent.whenClosed;
+    expect(phone.clears).toBe(1);
+    expect(harness.tts.requests).toHaveLength(1);
+    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      outcome: "no_answer_voicemail_left",
+    });
+  }, 20_000);
+
+  test("a TTS failure hangs up and the outcome says why", async () => {
+    harness = await startOutboundHarness();
+    harness.tts.failNext = 500;
+    const placed = await placeCall();
+    const phone = await harness.twilio.answer(placed.call_sid);
+    await harness.agent.nextSession();
+    await harness.twilio.sendAmd(placed.call_sid, "machine_end_silence");
+    await phone.closed;
+    const call = harness.service.store.calls.get(placed.call_sid);
+    expect(call).toMatchObject({ outcome: "voicemail_failed", end_reason: "voicemail_failed" });
+    expect(call?.outcome_detail).toContain("The fake failed as asked");
+  });
+});
+
+describe("refusals", () => {
+  test("unsigned callbacks change nothing; a stream with a wrong token gets no agent", async () => {
+    harness = await startOutboundHarness();
+    const placed = await placeCall();
+    const unsigned = await fetch(`${harness.service.url}/amd-result`, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        CallSid: placed.call_sid,
+        AccountSid: ACCOUNT_SID,
+        AnsweredBy: "machine_end_beep",
+      }),
+    });
+    expect(unsigned.status).toBe(403);
+    const status = await fetch(`${harness.service.url}/call-status`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": "forged",
+      },
+      body: new URLSearchParams({ CallSid: placed.call_sid, CallStatus: "completed" }),
+    });
+    expect(status.status).toBe(403);
+    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      answered_by: null,
+      status: "queued",
+    });
+
+    const call = harness.twilio.calls.get(placed.call_sid);
+    if (!call) throw new Error("no call");
+    call.twiml = call.twiml.replace(/name="token" value="[^"]*"/, 'name="token" value="Zm9yZ2Vk"');
+    const phone = await harness.twilio.answer(placed.call_sid);
+    expect((await phone.closed).code).toBe(1008);
+    expect(harness.agent.sessions).toHaveLength(0);
+  });
+});
