@@ -45,7 +45,7 @@ export function createApp(deps: AppDeps) {
         draining: () => deps.calls.draining,
       }),
     )
-    .use(mediaStreamRoutes(deps.bridge, deps.logger))
+    .use(mediaStreamRoutes(deps.bridge, deps.config, deps.logger))
     .use(twilioWebhookRoutes(deps))
     .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret))
     .use(leadRoutes(deps.store.leads, deps.config.server.endpointSecret))

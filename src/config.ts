@@ -162,6 +162,11 @@ export const Environment = Type.Object({
     description: "Twilio REST base URL (point it at a local fake in tests)",
     expected: "an absolute http(s) URL",
   }),
+  TWILIO_VALIDATE_STREAM_SIGNATURES: variable(Type.Boolean({ default: false }), {
+    description:
+      "Also require a valid X-Twilio-Signature on the media-stream WebSocket upgrade (the one-time token is always required)",
+    expected: "true or false",
+  }),
   LLM_PROVIDER: variable(
     Type.Union([Type.Literal("open_ai"), Type.Literal("anthropic"), Type.Literal("google")], {
       default: "open_ai",
@@ -237,6 +242,7 @@ export interface Config {
     phoneNumber: string | undefined;
     apiUrl: string;
     validateSignatures: boolean;
+    validateStreamSignatures: boolean;
   };
   agent: {
     llmProvider: Environment["LLM_PROVIDER"];
@@ -328,6 +334,7 @@ function toConfig(env: Environment): Config {
       phoneNumber: env.TWILIO_PHONE_NUMBER,
       apiUrl: env.TWILIO_API_URL.replace(/\/+$/, ""),
       validateSignatures: env.TWILIO_VALIDATE_SIGNATURES,
+      validateStreamSignatures: env.TWILIO_VALIDATE_STREAM_SIGNATURES,
     },
     agent: {
       llmProvider: env.LLM_PROVIDER,

@@ -32,6 +32,20 @@ export function verifyTwilioSignature(
   }
 }
 
+/**
+ * True when the media-stream upgrade carries Twilio's signature, computed over the wss:// URL exactly as
+ * written in the TwiML, with no parameters.
+ */
+export function streamSignatureValid(config: Config, signature: string | null): boolean {
+  if (!signature || !config.server.externalUrl) return false;
+  return twilio.validateRequest(
+    config.twilio.authToken ?? "",
+    signature,
+    streamUrl(config.server.externalUrl),
+    {},
+  );
+}
+
 /** The media-stream URL Twilio should open: the public URL with ws(s) and /twilio. */
 export function streamUrl(externalUrl: string): string {
   return `${externalUrl.replace(/^http/, "ws")}/twilio`;

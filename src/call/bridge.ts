@@ -51,11 +51,7 @@ export class CallBridge {
 
   open(start: StreamStart, phone: PhoneChannel): OpenResult {
     const refusal = this.#refusal(start);
-    if (refusal) {
-      this.refusedStreams += 1;
-      this.deps.logger.warn("media stream refused", { callSid: start.callSid, reason: refusal });
-      return { ok: false, reason: refusal };
-    }
+    if (refusal) return this.refuse(start, refusal);
     const { config, store, clock, calls } = this.deps;
     const parameters = start.customParameters;
     const scenario = this.#scenario(parameters) as Scenario;
@@ -128,6 +124,13 @@ export class CallBridge {
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();
     return { ok: true, session };
+  }
+
+  /** Counts and logs a stream that will not be bridged. */
+  refuse(start: StreamStart, reason: string): OpenResult {
+    this.refusedStreams += 1;
+    this.deps.logger.warn("media stream refused", { callSid: start.callSid, reason });
+    return { ok: false, reason };
   }
 
   /** Hands Twilio's answering-machine verdict to the live session of that call, if there is one. */

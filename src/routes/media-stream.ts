@@ -5,8 +5,10 @@
  * agent connection is opened.
  */
 import { Elysia } from "elysia";
+import { streamSignatureValid } from "../adapters/twilio-webhooks.ts";
 import type { CallBridge } from "../call/bridge.ts";
 import type { CallSession, PhoneChannel } from "../call/session.ts";
+import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import { decodeTwilio } from "../protocol/twilio-media.ts";
 
@@ -15,12 +17,14 @@ const REFUSED = 1008;
 
 interface Connection {
   phone: PhoneChannel;
+  /** Why this stream may not be bridged whatever its start says (e.g. a bad upgrade signature). */
+  refusal?: string;
   session?: CallSession;
   refused?: boolean;
   ignoredBeforeStart: number;
 }
 
-export function mediaStreamRoutes(bridge: CallBridge, logger: Logger) {
+export function mediaStreamRoutes(bridge: CallBridge, config: Config, logger: Logger) {
   const connections = new Map<string, Connection>();
 
   const receive = (
@@ -35,7 +39,9 @@ export function mediaStreamRoutes(bridge: CallBridge, logger: Logger) {
       return;
     }
     if (decoded.event === "start") {
-      const opened = bridge.open(decoded.start, connection.phone);
+      const opened = connection.refusal
+        ? bridge.refuse(decoded.start, connection.refusal)
+        : bridge.open(decoded.start, connection.phone);
       if (opened.ok) connection.session = opened.session;
       else {
         connection.refused = true;
@@ -65,6 +71,11 @@ export function mediaStreamRoutes(bridge: CallBridge, logger: Logger) {
         },
         ignoredBeforeStart: 0,
       };
+      if (config.twilio.validateStreamSignatures) {
+        const signature = ws.data.request.headers.get("x-twilio-signature");
+        if (!streamSignatureValid(config, signature))
+          connection.refusal = "missing or wrong X-Twilio-Signature on the upgrade";
+      }
       connections.set(ws.id, connection);
       // Hot path: Elysia dispatches each frame through `raw.data.message`, which wraps, parses and
       // awaits per message. Fifty frames a second per call go straight to the codec instead. If a

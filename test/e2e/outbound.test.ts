@@ -297,3 +297,19 @@ describe("refusals", () => {
     expect(harness.agent.sessions).toHaveLength(0);
   });
 });
+
+describe("stream signatures", () => {
+  test("with TWILIO_VALIDATE_STREAM_SIGNATURES the upgrade must be signed too", async () => {
+    harness = await startOutboundHarness({ TWILIO_VALIDATE_STREAM_SIGNATURES: "true" });
+    const unsigned = await placeCall();
+    const stranger = await harness.twilio.answer(unsigned.call_sid, {
+      headers: { "x-twilio-signature": "" },
+    });
+    expect((await stranger.closed).code).toBe(1008);
+    expect(harness.agent.sessions).toHaveLength(0);
+    const signed = await placeCall();
+    const phone = await harness.twilio.answer(signed.call_sid);
+    await harness.agent.nextSession();
+    expect(phone.isClosed).toBe(false);
+  });
+});

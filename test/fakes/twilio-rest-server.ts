@@ -8,7 +8,7 @@
 import type { Server } from "bun";
 import twilio from "twilio";
 import type { FakeCallOptions, FakeTwilioCall } from "./twilio-media-client.ts";
-import { openStream } from "./twilio-webhooks.ts";
+import { openStream, readTwiml } from "./twilio-webhooks.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -127,10 +127,19 @@ export class FakeTwilioRest {
     });
   }
 
-  /** The callee picks up: "in-progress" callback, then the `<Connect><Stream>` of the call's TwiML opens. */
+  /**
+   * The callee picks up: "in-progress" callback, then the `<Connect><Stream>` of the call's TwiML
+   * opens, its upgrade signed as Twilio signs it (over the wss:// URL, no parameters).
+   */
   async answer(callSid: string, options: Partial<FakeCallOptions> = {}): Promise<FakeTwilioCall> {
     await this.sendStatus(callSid, "in-progress");
-    return openStream(this.#call(callSid).twiml, callSid, options);
+    const { twiml } = this.#call(callSid);
+    const url = readTwiml(twiml).url;
+    const signature = twilio.getExpectedTwilioSignature(this.authToken, url, {});
+    return openStream(twiml, callSid, {
+      ...options,
+      headers: { "x-twilio-signature": signature, ...options.headers },
+    });
   }
 
   #call(callSid: string): FakeCall {
