@@ -4,6 +4,7 @@
  * service and turns SIGTERM/SIGINT into a graceful drain. Exit codes: 0 ok, 1 failure, 64 usage, 78 config.
  */
 import { parseArgs } from "node:util";
+import { runCallCommand } from "./cli/call.ts";
 import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { startService } from "./service.ts";
@@ -24,6 +25,7 @@ function usage(): string {
 Usage:
   voice-agent [serve]        run the HTTP/WebSocket service (default)
   voice-agent health         exit 0 when the local service answers GET /health with 200
+  voice-agent call --to N    place an outbound call through a running service (call --help)
   voice-agent --version      print the version
   voice-agent --help         print this help
 
@@ -69,6 +71,13 @@ async function serve(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === "call") {
+    return runCallCommand(argv.slice(1), process.env, {
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readFile: (path) => Bun.file(path).text(),
+    });
+  }
   const { values, positionals } = parseArgs({
     args: argv,
     options: { version: { type: "boolean", short: "v" }, help: { type: "boolean", short: "h" } },

@@ -98,6 +98,13 @@ describe("compiled binary", () => {
     expect(stderr).toContain("SERVER_EXTERNAL_URL: expected an absolute http(s) URL");
   });
 
+  test("call --help describes the call command; call without --to is a usage error", () => {
+    const help = run(["call", "--help"]);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout.toString()).toContain("--lead-file");
+    expect(run(["call"]).exitCode).toBe(64);
+  });
+
   test("health exits 1 when nothing answers", () => {
     const result = run(["health"], { SERVER_PORT: "1" });
     expect(result.exitCode).toBe(1);
