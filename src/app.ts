@@ -47,7 +47,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(mediaStreamRoutes(deps.bridge, deps.config, deps.logger))
     .use(twilioWebhookRoutes(deps))
-    .use(callRoutes(deps.store.calls, deps.config.server.endpointSecret))
+    .use(callRoutes(deps.store, deps.config.server.endpointSecret))
     .use(leadRoutes(deps.store.leads, deps.config.server.endpointSecret))
     .use(makeCallRoutes(deps));
 }

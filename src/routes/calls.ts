@@ -1,8 +1,9 @@
 /** `GET /calls` and `GET /calls/:sid`: call records with their timeline (transcript, functions, barge-ins, outcome). */
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
-import type { CallRepository } from "../store/calls.ts";
+import type { Store } from "../store/index.ts";
 import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+import { LeadModel } from "./leads.ts";
 
 const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
   t.Union([schema, t.Null()]);
@@ -31,7 +32,10 @@ const CallEventModel = t.Object({
   data: t.Unknown(),
 });
 
-export function callRoutes(calls: CallRepository, secret: string | undefined) {
+export function callRoutes(
+  { calls, leads }: Pick<Store, "calls" | "leads">,
+  secret: string | undefined,
+) {
   return new Elysia({ name: "calls" })
     .use(endpointAuth(secret))
     .get(
@@ -83,13 +87,15 @@ export function callRoutes(calls: CallRepository, secret: string | undefined) {
         const duration_ms = call.ended_at
           ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
           : null;
-        return { call, duration_ms, timeline };
+        const lead = call.lead_id ? (leads.get(call.lead_id) ?? null) : null;
+        return { call, lead, duration_ms, timeline };
       },
       {
         params: t.Object({ sid: t.String({ minLength: 2, maxLength: 64 }) }),
         response: {
           200: t.Object({
             call: CallRecordModel,
+            lead: Nullable(LeadModel),
             duration_ms: Nullable(t.Number()),
             timeline: t.Array(CallEventModel),
           }),

@@ -161,7 +161,8 @@ describe("a person answers", () => {
     await phone.closed;
     await harness.twilio.sendStatus(placed.call_sid, "completed", { CallDuration: "95" });
 
-    const { call, timeline } = await json(await harness.get(`/calls/${placed.call_sid}`));
+    const { call, lead, timeline } = await json(await harness.get(`/calls/${placed.call_sid}`));
+    expect(lead).toMatchObject({ id: placed.lead_id, first_name: "Alex", last_name: "Mitchell" });
     expect(call).toMatchObject({
       answered_by: "human",
       outcome: "appointment_booked",

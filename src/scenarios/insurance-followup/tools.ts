@@ -18,6 +18,8 @@ import type { Company } from "./company.ts";
 
 const NOON = 12 * 60;
 const MAX_OFFERED = 3;
+/** A consultation is offered at least this far ahead, so the licensed agent can prepare. */
+const MIN_NOTICE_MS = 60 * 60_000;
 
 export const DISPOSITIONS = [
   "appointment_booked",
@@ -48,7 +50,7 @@ export function followUpTools(
     time: spokenTime(new Date(slot.starts_at), company.timeZone),
   });
   const openSlots = (from: Date, days: number, partOfDay?: "morning" | "afternoon") => {
-    const start = new Date(Math.max(from.getTime(), clock.now().getTime()));
+    const start = new Date(Math.max(from.getTime(), clock.now().getTime() + MIN_NOTICE_MS));
     const to = zonedToUtc(addDays(localDate(start, company.timeZone), days), 0, company.timeZone);
     return appointments
       .openSlots({

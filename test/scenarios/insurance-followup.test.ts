@@ -1,0 +1,154 @@
+import { beforeEach, describe, expect, test } from "bun:test";
+import { runTool } from "../../src/call/tools.ts";
+import { createLogger } from "../../src/log.ts";
+import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
+import type { PreparedScenario } from "../../src/scenarios/types.ts";
+import { openStore, type Store } from "../../src/store/index.ts";
+import { ManualClock } from "../fakes/clock.ts";
+
+// Monday 2026-03-02, 9:00 in Chicago.
+const NOW = "2026-03-02T15:00:00.000Z";
+const CALLEE = "+15557654321";
+const lines: Record<string, unknown>[] = [];
+const logger = createLogger({ level: "info", write: (line) => lines.push(JSON.parse(line)) });
+
+let store: Store;
+let clock: ManualClock;
+let scenario: PreparedScenario;
+let leadId: string;
+
+beforeEach(() => {
+  clock = new ManualClock(NOW);
+  store = openStore(":memory:", clock);
+  insuranceFollowUp.seed?.({ store, clock, logger });
+  leadId = store.leads.create({
+    first_name: "Jordan",
+    last_name: "Lee",
+    property_address: "1 Elm St",
+    year_built: 2001,
+  }).id;
+  store.calls.create({
+    sid: "CA1",
+    direction: "outbound",
+    from_number: "+15550001111",
+    to_number: CALLEE,
+    scenario: "insurance-followup",
+    status: "in-progress",
+    lead_id: leadId,
+  });
+  scenario = insuranceFollowUp.prepare(
+    {
+      callSid: "CA1",
+      direction: "outbound",
+      from: "+15550001111",
+      to: CALLEE,
+      startedAt: clock.now(),
+      parameters: { lead_id: leadId },
+    },
+    { store, clock, logger },
+  );
+});
+
+async function call(name: string, args: unknown) {
+  const tool = scenario.tools.find((candidate) => candidate.name === name);
+  const context = { callSid: "CA1", customerNumber: CALLEE, now: clock.now(), endCall: () => {} };
+  const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
+  return {
+    ...outcome,
+    result: outcome.content.startsWith("{") ? JSON.parse(outcome.content) : outcome.content,
+  };
+}
+
+describe("prepared for a lead", () => {
+  test("greeting names the lead and the company; the prompt carries the lead, the date and the rules", () => {
+    expect(scenario.greeting).toBe(
+      "Hi, this is Sarah, an AI assistant calling on behalf of Prestige Home Insurance. Am I speaking with Jordan Lee?",
+    );
+    for (const text of [
+      "1 Elm St",
+      "Year built: 2001",
+      "Today is Monday, March 2, 2026",
+      "not a licensed insurance agent",
+      "roof",
+      "five years",
+    ]) {
+      expect(scenario.prompt).toContain(text);
+    }
+    expect(scenario.prompt).not.toContain("Email:");
+    expect(scenario.voicemail).toStartWith(
+      "Hi Jordan, this is Sarah calling on behalf of Prestige Home Insurance",
+    );
+  });
+
+  test("an unknown lead id falls back to the demo lead", () => {
+    const demo = insuranceFollowUp.prepare(
+      {
+        callSid: "CA2",
+        direction: "outbound",
+        from: "+1",
+        to: CALLEE,
+        startedAt: clock.now(),
+        parameters: {},
+      },
+      { store, clock, logger },
+    );
+    expect(demo.greeting).toContain("Alex Mitchell");
+  });
+});
+
+describe("tools", () => {
+  test("check_availability offers three distinct upcoming times with licensed agents", async () => {
+    const { result } = await call("check_availability", {});
+    expect(result.available).toHaveLength(3);
+    expect(result.available[0]).toMatchObject({ time: "Monday, March 2 at 10:00 AM" });
+    expect(new Set(result.available.map((slot: { time: string }) => slot.time)).size).toBe(3);
+    const afternoon = (
+      await call("check_availability", { day: "2026-03-03", part_of_day: "afternoon" })
+    ).result;
+    expect(afternoon.available[0].time).toBe("Tuesday, March 3 at 1:00 PM");
+    const weekend = (await call("check_availability", { day: "2026-03-07" })).result;
+    expect(weekend.available).toEqual([]);
+  });
+
+  test("book_appointment books for the lead; a taken time comes back with alternatives", async () => {
+    const [first] = (await call("check_availability", { day: "2026-03-03" })).result.available;
+    const booked = (await call("book_appointment", { slot_id: first.slot_id })).result;
+    expect(booked).toMatchObject({ booked: true, time: first.time });
+    expect(store.appointments.booking(booked.appointment_id)).toMatchObject({
+      lead_id: leadId,
+      name: "Jordan Lee",
+      phone: CALLEE,
+    });
+    const again = (await call("book_appointment", { slot_id: first.slot_id })).result;
+    expect(again.booked).toBe(false);
+    expect(again.alternatives.length).toBeGreaterThan(0);
+  });
+
+  test("update_lead stores the disposition and summary on the call and logs the block", async () => {
+    const { result } = await call("update_lead", {
+      call_outcome: "completed",
+      disposition: "callback_requested",
+      summary: "Asked to be called back next week.",
+      new_info: { roof_age_years: 8 },
+    });
+    expect(result).toContain("Recorded");
+    expect(store.calls.get("CA1")).toMatchObject({
+      outcome: "callback_requested",
+      outcome_detail: "Asked to be called back next week.",
+    });
+    expect(lines.find((line) => line.msg === "lead update")).toMatchObject({
+      disposition: "callback_requested",
+      leadId,
+    });
+  });
+
+  test("update_lead refuses an unknown disposition", async () => {
+    const { ok, content } = await call("update_lead", {
+      call_outcome: "completed",
+      disposition: "maybe",
+      summary: "x",
+    });
+    expect(ok).toBe(false);
+    expect(content).toContain("disposition");
+  });
+});
