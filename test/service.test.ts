@@ -85,3 +85,16 @@ test("without ENDPOINT_SECRET, call records answer direct loopback clients but n
   expect(relayed.status).toBe(401);
   await service.shutdown("test");
 });
+
+test("turning Twilio signature checks off is logged as a warning at start-up", async () => {
+  const { logger, lines } = captureLogger();
+  const config = testConfig({
+    DATABASE_PATH: join(dir, "warn.db"),
+    TWILIO_VALIDATE_SIGNATURES: "false",
+  });
+  const service = await startService(config, logger);
+  expect(
+    lines.find((line) => String(line.msg).startsWith("TWILIO_VALIDATE_SIGNATURES is off")),
+  ).toMatchObject({ level: "warn" });
+  await service.shutdown("test");
+});
