@@ -5,22 +5,10 @@
  * (scripted as the insurance follow-up conversation) and Deepgram TTS; places one call that a person
  * answers and one that goes to voicemail, then prints what the service stored.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { loadConfig } from "../src/config.ts";
-import { createLogger } from "../src/log.ts";
-import { startService } from "../src/service.ts";
-import { FakeTtsServer } from "../test/fakes/tts-server.ts";
 import type { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
-import { FakeTwilioRest } from "../test/fakes/twilio-rest-server.ts";
-import { freePort } from "../test/fakes/twilio-webhooks.ts";
-import { type FakeAgentSession, FakeVoiceAgentServer } from "../test/fakes/voice-agent-server.ts";
+import type { FakeAgentSession } from "../test/fakes/voice-agent-server.ts";
+import { startOutboundHarness } from "../test/helpers/outbound-harness.ts";
 
-const ACCOUNT_SID = `AC${"d".repeat(32)}`;
-const AUTH_TOKEN = "demo-auth-token";
-const SECRET = "demo-endpoint-secret";
-const KEY = "demo-deepgram-key";
 /** Playback speed of the simulated phone: the demo runs faster than real time. */
 const SPEED = 8;
 
@@ -28,36 +16,11 @@ console.log(
   "SIMULATED CALLS: no phone, Twilio or Deepgram is contacted. Local fakes (test/fakes/) play their parts.\n",
 );
 
-const dir = mkdtempSync(join(tmpdir(), "voice-agent-demo-"));
-const twilio = FakeTwilioRest.start(ACCOUNT_SID, AUTH_TOKEN);
-const agentServer = FakeVoiceAgentServer.start({ apiKey: KEY, greetingMs: 1500 });
-const tts = FakeTtsServer.start(KEY);
-const port = freePort();
-const config = loadConfig({
-  SERVER_HOST: "127.0.0.1",
-  SERVER_PORT: String(port),
-  SERVER_EXTERNAL_URL: `http://127.0.0.1:${port}`,
-  ENDPOINT_SECRET: SECRET,
-  DATABASE_PATH: join(dir, "demo.db"),
-  DEEPGRAM_API_KEY: KEY,
-  DEEPGRAM_AGENT_URL: agentServer.url,
-  DEEPGRAM_API_URL: tts.url,
-  TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-  TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-  TWILIO_PHONE_NUMBER: "+15550001111",
-  TWILIO_API_URL: twilio.url,
-  HANGUP_SETTLE_MS: "200",
-  SHUTDOWN_DRAIN_MS: "100",
-});
-const service = await startService(config, createLogger({ level: "error" }));
-const headers = { authorization: `Bearer ${SECRET}`, "content-type": "application/json" };
+const world = await startOutboundHarness({ HANGUP_SETTLE_MS: "200" }, { greetingMs: 1500 });
+const { twilio, tts, agent: agentServer } = world;
 
 async function makeCall(): Promise<string> {
-  const response = await fetch(`${service.url}/make-call`, {
-    method: "POST",
-    headers,
-    body: JSON.stringify({ to: "+15551234567" }),
-  });
+  const response = await world.makeCall({ to: "+15551234567" });
   const placed = (await response.json()) as { call_sid: string; lead_id: string };
   console.log(
     `POST /make-call → ${response.status} call ${placed.call_sid}, demo lead ${placed.lead_id}`,
@@ -87,7 +50,7 @@ async function callerSays(agent: FakeAgentSession, text: string) {
 }
 
 async function printCall(callSid: string) {
-  const response = await fetch(`${service.url}/calls/${callSid}`, { headers });
+  const response = await world.get(`/calls/${callSid}`);
   const { call, timeline } = (await response.json()) as {
     call: Record<string, string | null>;
     timeline: { kind: string; data: Record<string, unknown> }[];
@@ -168,10 +131,6 @@ await twilio.sendStatus(second, "completed", { CallDuration: "31" });
 console.log(`voicemail spoken (Deepgram TTS, simulated): "${tts.requests.at(-1)?.text}"`);
 await printCall(second);
 
-await service.shutdown("demo over");
-twilio.stop();
-agentServer.stop();
-tts.stop();
-rmSync(dir, { recursive: true, force: true });
+await world.stop();
 console.log("Done. Everything above was simulated; see README.md to place real calls.");
 process.exit(0);

@@ -1,6 +1,7 @@
 /** `POST /leads`, `GET /leads`, `GET /leads/:id`: the people outbound calls follow up on (behind the endpoint secret). */
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
+import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import { LeadInput, type LeadRepository } from "../store/leads.ts";
 import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
 
@@ -25,20 +26,7 @@ export const LeadModel = t.Object({
   updated_at: t.String(),
 });
 
-export const LEAD_EXAMPLE = {
-  first_name: "Alex",
-  last_name: "Mitchell",
-  phone: "+15551234567",
-  email: "alex.mitchell@example.com",
-  property_address: "742 Evergreen Terrace, Springfield, IL 62704",
-  property_type: "single family home",
-  year_built: 1992,
-  square_footage: 2100,
-  insurance_status: "switching from current provider",
-  coverage_start: "2026-04-15",
-  quote_submitted_at: "2026-03-01T18:30:00Z",
-  source: "website quote form",
-};
+export const LEAD_EXAMPLE = { ...DEMO_LEAD, phone: "+15551234567" };
 
 export function leadRoutes(leads: LeadRepository, secret: string | undefined) {
   return new Elysia({ name: "leads" })

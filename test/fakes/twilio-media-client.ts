@@ -7,6 +7,8 @@
  * Records everything it receives with arrival times. Used by tests, the dev client and benchmarks.
  */
 
+import { Conditions } from "./conditions.ts";
+
 export interface FakeCallOptions {
   /** ws:// URL of the server's media-stream endpoint. */
   url: string;
@@ -59,7 +61,7 @@ export class FakeTwilioCall {
   readonly #socket: WebSocket;
   readonly #speed: number;
   readonly #closed = Promise.withResolvers<{ code: number; reason: string }>();
-  readonly #waiters = new Set<() => void>();
+  readonly #conditions = new Conditions("fake Twilio");
   #sequence = 0;
   #chunk = 0;
   #startedAt = performance.now();
@@ -201,21 +203,8 @@ export class FakeTwilioCall {
   }
 
   /** Resolves once `condition` holds, re-checked on every message and playback step. */
-  async waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
-    if (condition()) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`fake Twilio: timed out waiting for ${what}`));
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve();
-      };
-      this.#waiters.add(check);
-    });
+  waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
+    return this.#conditions.waitFor(condition, what, timeoutMs);
   }
 
   #receive(text: string): void {
@@ -289,6 +278,6 @@ export class FakeTwilioCall {
   }
 
   #notify(): void {
-    for (const waiter of [...this.#waiters]) waiter();
+    this.#conditions.changed();
   }
 }

@@ -5,6 +5,7 @@
  * call functions, fail, drop) and recording everything it receives. Used by tests, the demo and benchmarks.
  */
 import type { Server, ServerWebSocket } from "bun";
+import { Conditions } from "./conditions.ts";
 import { mulawTone } from "./mulaw.ts";
 
 export interface FakeAgentOptions {
@@ -86,7 +87,7 @@ export class FakeAgentSession {
   readonly audioArrivals: number[] = [];
   closed = false;
   readonly #closed = Promise.withResolvers<void>();
-  readonly #waiters = new Set<() => void>();
+  readonly #conditions = new Conditions("fake agent");
   readonly #responses = new Map<string, (content: string) => void>();
   #functionIds = 0;
 
@@ -159,21 +160,8 @@ export class FakeAgentSession {
   }
 
   /** Resolves once `condition` holds, re-checked on every message received. */
-  async waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
-    if (condition()) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`fake agent: timed out waiting for ${what}`));
-      }, timeoutMs);
-      const check = () => {
-        if (!condition()) return;
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-        resolve();
-      };
-      this.#waiters.add(check);
-    });
+  waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
+    return this.#conditions.waitFor(condition, what, timeoutMs);
   }
 
   /** @internal called by the server */
@@ -195,7 +183,7 @@ export class FakeAgentSession {
       this.messages.push(parsed);
       this.#react(parsed);
     } finally {
-      for (const waiter of [...this.#waiters]) waiter();
+      this.#conditions.changed();
     }
   }
 

@@ -8,7 +8,7 @@ import { type Service, startService } from "../../src/service.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
-import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { type FakeAgentOptions, FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 
 export const ACCOUNT_SID = `AC${"7".repeat(32)}`;
 export const AUTH_TOKEN = "outbound-auth-token";
@@ -31,9 +31,14 @@ export interface OutboundHarness {
 
 export async function startOutboundHarness(
   env: Record<string, string> = {},
+  agentOptions: Omit<FakeAgentOptions, "apiKey"> = {},
 ): Promise<OutboundHarness> {
   const twilio = FakeTwilioRest.start(ACCOUNT_SID, AUTH_TOKEN);
-  const agent = FakeVoiceAgentServer.start({ apiKey: DEEPGRAM_KEY, greetingMs: 300 });
+  const agent = FakeVoiceAgentServer.start({
+    apiKey: DEEPGRAM_KEY,
+    greetingMs: 300,
+    ...agentOptions,
+  });
   const tts = FakeTtsServer.start(DEEPGRAM_KEY);
   const port = freePort();
   const config = loadConfig({

@@ -1,6 +1,7 @@
 /** Inbound dental front desk: checks slots, books, looks up and cancels appointments for callers. */
 import type { NewSlot } from "../../store/appointments.ts";
-import { addDays, isoWeekday, localDate, zonedToUtc } from "../shared/time.ts";
+import { slotsForDay } from "../shared/slots.ts";
+import { addDays, isoWeekday, localDate } from "../shared/time.ts";
 import type { Scenario } from "../types.ts";
 import { office } from "./office.ts";
 import { greeting, systemPrompt } from "./prompt.ts";
@@ -22,24 +23,16 @@ export const dentalReceptionist: Scenario = {
     for (let day = 0; day < office.bookingWeeks * 7; day++) {
       const date = addDays(today, day);
       for (const provider of office.providers) {
-        for (const [open, close] of provider.hours[isoWeekday(date)] ?? []) {
-          for (
-            let start = open;
-            start + provider.slotMinutes <= close;
-            start += provider.slotMinutes
-          ) {
-            slots.push({
-              calendar: office.calendar,
-              provider: provider.name,
-              starts_at: zonedToUtc(date, start, office.timeZone).toISOString(),
-              ends_at: zonedToUtc(
-                date,
-                start + provider.slotMinutes,
-                office.timeZone,
-              ).toISOString(),
-            });
-          }
-        }
+        slots.push(
+          ...slotsForDay({
+            calendar: office.calendar,
+            provider: provider.name,
+            date,
+            periods: provider.hours[isoWeekday(date)] ?? [],
+            slotMinutes: provider.slotMinutes,
+            timeZone: office.timeZone,
+          }),
+        );
       }
     }
     store.appointments.addSlots(slots);

@@ -1,4 +1,5 @@
 /** The dental office as data: name, time zone, providers and their weekly hours. Edit here to change the practice. */
+import { at } from "../shared/slots.ts";
 
 export interface Provider {
   name: string;
@@ -11,7 +12,6 @@ export interface Provider {
 
 const weekdays = (periods: [number, number][]) =>
   Object.fromEntries([1, 2, 3, 4, 5].map((day) => [day, periods]));
-const H = (hour: number, minute = 0) => hour * 60 + minute;
 
 export const office = {
   name: "Bright Smile Dental",
@@ -27,10 +27,10 @@ export const office = {
       slotMinutes: 30,
       hours: {
         ...weekdays([
-          [H(8), H(12)],
-          [H(13), H(17)],
+          [at(8), at(12)],
+          [at(13), at(17)],
         ]),
-        6: [[H(9), H(13)]],
+        6: [[at(9), at(13)]],
       },
     },
     {
@@ -38,8 +38,8 @@ export const office = {
       role: "general dentist",
       slotMinutes: 30,
       hours: weekdays([
-        [H(9), H(12)],
-        [H(13), H(18)],
+        [at(9), at(12)],
+        [at(13), at(18)],
       ]),
     },
     {
@@ -47,8 +47,8 @@ export const office = {
       role: "dental hygienist (cleanings)",
       slotMinutes: 60,
       hours: weekdays([
-        [H(8), H(12)],
-        [H(13), H(16)],
+        [at(8), at(12)],
+        [at(13), at(16)],
       ]),
     },
   ] satisfies Provider[],

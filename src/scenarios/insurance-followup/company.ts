@@ -1,6 +1,5 @@
 /** The insurer as data: name, the AI caller, time zone, licensed agents and consultation hours. */
-
-const H = (hour: number, minute = 0) => hour * 60 + minute;
+import { at } from "../shared/slots.ts";
 
 export const company = {
   name: "Prestige Home Insurance",
@@ -13,8 +12,8 @@ export const company = {
   bookingBusinessDays: 10,
   /** Consultation hours on business days, [start, end) minutes of the day. */
   hours: [
-    [H(9), H(12)],
-    [H(13), H(17)],
+    [at(9), at(12)],
+    [at(13), at(17)],
   ] as [number, number][],
   licensedAgents: ["Maria Lopez", "James Carter"],
 };

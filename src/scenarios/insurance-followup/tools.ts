@@ -2,9 +2,10 @@
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import type { Logger } from "../../log.ts";
-import type { Slot } from "../../store/appointments.ts";
+import type { NewSlot, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
 import type { Lead } from "../../store/leads.ts";
+import { slotsForDay } from "../shared/slots.ts";
 import {
   addDays,
   isoWeekday,
@@ -185,32 +186,24 @@ export function followUpTools(
 }
 
 /** Consultation slots for the next business days, per licensed agent. */
-export function consultationSlots(company: Company, now: Date) {
+export function consultationSlots(company: Company, now: Date): NewSlot[] {
   const today = localDate(now, company.timeZone);
-  const slots = [];
+  const slots: NewSlot[] = [];
   for (let day = 0, businessDays = 0; businessDays < company.bookingBusinessDays; day++) {
     const date = addDays(today, day);
     if (isoWeekday(date) > 5) continue;
     businessDays++;
     for (const agent of company.licensedAgents) {
-      for (const [open, close] of company.hours) {
-        for (
-          let start = open;
-          start + company.consultationMinutes <= close;
-          start += company.consultationMinutes
-        ) {
-          slots.push({
-            calendar: company.calendar,
-            provider: agent,
-            starts_at: zonedToUtc(date, start, company.timeZone).toISOString(),
-            ends_at: zonedToUtc(
-              date,
-              start + company.consultationMinutes,
-              company.timeZone,
-            ).toISOString(),
-          });
-        }
-      }
+      slots.push(
+        ...slotsForDay({
+          calendar: company.calendar,
+          provider: agent,
+          date,
+          periods: company.hours,
+          slotMinutes: company.consultationMinutes,
+          timeZone: company.timeZone,
+        }),
+      );
     }
   }
   return slots;
