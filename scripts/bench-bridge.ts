@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { mulawTone } from "../test/fakes/mulaw.ts";
 import { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
 import { type FakeAgentSession, FakeVoiceAgentServer } from "../test/fakes/voice-agent-server.ts";
+import { listeningUrl } from "../test/helpers/listening.ts";
 
 const { values } = parseArgs({
   options: {
@@ -73,19 +74,7 @@ const server = Bun.spawn(command, {
   stdout: "pipe",
   stderr: "inherit",
 });
-const listening = Promise.withResolvers<string>();
-(async () => {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of server.stdout) {
-    pending += decoder.decode(chunk, { stream: true });
-    const lines = pending.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines)
-      if (line.includes('"msg":"listening"')) listening.resolve(JSON.parse(line).url);
-  }
-})();
-const base = await listening.promise;
+const base = await listeningUrl(server.stdout, async () => `exit code ${await server.exited}`);
 await Bun.sleep(500);
 const idle = usage(server.pid);
 

@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 import { json } from "./helpers/http.ts";
+import { listeningUrl } from "./helpers/listening.ts";
 
 const repo = resolve(import.meta.dir, "..");
 let dir: string;
@@ -54,25 +55,8 @@ async function serve(): Promise<Running> {
     stdout: "pipe",
     stderr: "pipe",
   });
-  // Keep reading stdout for the whole life of the child: closing the pipe early would kill it with EPIPE.
-  const listening = Promise.withResolvers<string>();
-  (async () => {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of child.stdout) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop() ?? "";
-      for (const line of lines) {
-        const entry = line.startsWith("{") ? JSON.parse(line) : {};
-        if (entry.msg === "listening") listening.resolve(entry.url);
-      }
-    }
-    listening.reject(
-      new Error(`voice-agent exited before listening: ${await new Response(child.stderr).text()}`),
-    );
-  })();
-  return { url: await listening.promise, cwd, process: child };
+  const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
+  return { url, cwd, process: child };
 }
 
 describe("compiled binary", () => {
