@@ -1,6 +1,6 @@
 /**
  * Twilio REST through the official SDK: places outbound calls (inline TwiML, async AMD, status
- * callbacks) and hangs calls up. The SDK's own HTTP client is kept and only re-based onto
+ * callbacks), hangs calls up, and manages the account's phone numbers for the setup wizard. The SDK's own HTTP client is kept and only re-based onto
  * TWILIO_API_URL, so a local fake can stand in for api.twilio.com with nothing else different.
  */
 import twilio from "twilio";
@@ -50,12 +50,58 @@ class RebasedRequestClient extends twilio.RequestClient {
   }
 }
 
+function owned(number: {
+  sid: string;
+  phoneNumber: string;
+  friendlyName: string;
+  voiceUrl: string;
+  voiceMethod: string;
+  statusCallback: string;
+  statusCallbackMethod: string;
+}): OwnedNumber {
+  const {
+    sid,
+    phoneNumber,
+    friendlyName,
+    voiceUrl,
+    voiceMethod,
+    statusCallback,
+    statusCallbackMethod,
+  } = number;
+  return {
+    sid,
+    phoneNumber,
+    friendlyName,
+    voiceUrl: voiceUrl ?? "",
+    voiceMethod: voiceMethod ?? "POST",
+    statusCallback: statusCallback ?? "",
+    statusCallbackMethod: statusCallbackMethod ?? "POST",
+  };
+}
+
 function asTwilioError(error: unknown, action: string): TwilioApiError {
   if (error instanceof twilio.RestException) {
     return new TwilioApiError(`Twilio refused to ${action}: ${error.message}`, error.code);
   }
   return new TwilioApiError(`Could not reach Twilio to ${action}: ${(error as Error).message}`);
 }
+
+/** A phone number of the account and where its calls go. */
+export interface OwnedNumber {
+  sid: string;
+  phoneNumber: string;
+  friendlyName: string;
+  voiceUrl: string;
+  voiceMethod: string;
+  statusCallback: string;
+  statusCallbackMethod: string;
+}
+
+/** Where a number sends its calls: what the wizard sets and what teardown restores. */
+export type NumberWebhooks = Pick<
+  OwnedNumber,
+  "voiceUrl" | "voiceMethod" | "statusCallback" | "statusCallbackMethod"
+>;
 
 export class TwilioRest implements Telephony {
   readonly #client: twilio.Twilio;
@@ -86,6 +132,58 @@ export class TwilioRest implements Telephony {
       return { sid: created.sid, status: created.status };
     } catch (error) {
       throw asTwilioError(error, "place the call");
+    }
+  }
+
+  /** Checks the credentials with a real request. @returns the account's friendly name and status */
+  async verifyAccount(accountSid: string): Promise<{ friendlyName: string; status: string }> {
+    try {
+      const account = await this.#client.api.v2010.accounts(accountSid).fetch();
+      return { friendlyName: account.friendlyName, status: account.status };
+    } catch (error) {
+      throw asTwilioError(error, "check the credentials");
+    }
+  }
+
+  async listNumbers(): Promise<OwnedNumber[]> {
+    try {
+      return (await this.#client.incomingPhoneNumbers.list({ limit: 100 })).map(owned);
+    } catch (error) {
+      throw asTwilioError(error, "list the account's numbers");
+    }
+  }
+
+  /** Local numbers for sale, e.g. ("US", 415). */
+  async searchNumbers(
+    country: string,
+    areaCode?: number,
+  ): Promise<{ phoneNumber: string; locality: string }[]> {
+    try {
+      const found = await this.#client
+        .availablePhoneNumbers(country)
+        .local.list({ limit: 10, voiceEnabled: true, ...(areaCode ? { areaCode } : {}) });
+      return found.map((number) => ({
+        phoneNumber: number.phoneNumber,
+        locality: number.locality,
+      }));
+    } catch (error) {
+      throw asTwilioError(error, "search for numbers");
+    }
+  }
+
+  async buyNumber(phoneNumber: string): Promise<OwnedNumber> {
+    try {
+      return owned(await this.#client.incomingPhoneNumbers.create({ phoneNumber }));
+    } catch (error) {
+      throw asTwilioError(error, `buy ${phoneNumber}`);
+    }
+  }
+
+  async configureNumber(sid: string, webhooks: NumberWebhooks): Promise<OwnedNumber> {
+    try {
+      return owned(await this.#client.incomingPhoneNumbers(sid).update(webhooks));
+    } catch (error) {
+      throw asTwilioError(error, "configure the number");
     }
   }
 

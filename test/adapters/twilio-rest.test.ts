@@ -76,3 +76,29 @@ test("an unreachable API is a 502 that says so", async () => {
   const gone = new TwilioRest({ accountSid: SID, authToken: "x", apiUrl: "http://127.0.0.1:9" });
   await expect(gone.placeCall(call)).rejects.toThrow("Could not reach Twilio to place the call");
 });
+
+test("account check, numbers list, search, purchase and webhook update through the SDK", async () => {
+  expect(await rest.verifyAccount(SID)).toEqual({ friendlyName: "Fake account", status: "active" });
+  const existing = fake.addNumber("+15550009999");
+  expect((await rest.listNumbers()).map((number) => number.phoneNumber)).toContain("+15550009999");
+  const found = await rest.searchNumbers("US", 415);
+  expect(found.map((number) => number.phoneNumber)).toEqual(["+14155550101", "+14155550102"]);
+  const bought = await rest.buyNumber("+14155550101");
+  expect(bought.phoneNumber).toBe("+14155550101");
+  const configured = await rest.configureNumber(existing.sid, {
+    voiceUrl: "https://voice.example.com/incoming-call",
+    voiceMethod: "POST",
+    statusCallback: "https://voice.example.com/call-status",
+    statusCallbackMethod: "POST",
+  });
+  expect(configured).toMatchObject({
+    voiceUrl: "https://voice.example.com/incoming-call",
+    statusCallback: "https://voice.example.com/call-status",
+  });
+  fake.failNextPurchase = {
+    status: 400,
+    code: 21631,
+    message: "Phone Number Requires an Address but the 'AddressSid' parameter was empty.",
+  };
+  await expect(rest.buyNumber("+14155550102")).rejects.toThrow("Requires an Address");
+});

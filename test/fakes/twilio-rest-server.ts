@@ -1,6 +1,6 @@
 /**
- * A fake Twilio REST API and call network on loopback. Speaks the 2010-04-01 Calls resource as the
- * real SDK uses it (HTTP Basic auth, form-encoded bodies with repeated keys, snake_case JSON, Twilio's
+ * A fake Twilio REST API and call network on loopback. Speaks the 2010-04-01 Accounts, Calls,
+ * IncomingPhoneNumbers and AvailablePhoneNumbers resources as the real SDK uses them (HTTP Basic auth, form-encoded bodies with repeated keys, snake_case JSON, Twilio's
  * error shape), records every request, and plays Twilio's part of a call on demand: signed status
  * callbacks, the media stream opened from the call's inline TwiML, and the async AMD callback, in
  * whatever order a test asks for. Used by tests and the demo.
@@ -28,6 +28,16 @@ export interface FakeCall {
   asyncAmdStatusCallback?: string;
   machineDetection?: string;
   sequence: number;
+}
+
+export interface FakeNumber {
+  sid: string;
+  phone_number: string;
+  friendly_name: string;
+  voice_url: string;
+  voice_method: string;
+  status_callback: string;
+  status_callback_method: string;
 }
 
 export interface TwilioErrorReply {
@@ -58,6 +68,14 @@ export class FakeTwilioRest {
   readonly calls = new Map<string, FakeCall>();
   /** Replies the next create with this error instead of placing the call. */
   failNextCreate: TwilioErrorReply | undefined;
+  /** Replies the next number purchase with this error (e.g. an address requirement). */
+  failNextPurchase: TwilioErrorReply | undefined;
+  /** The account's phone numbers. */
+  readonly numbers = new Map<string, FakeNumber>();
+  /** Numbers for sale: country → numbers (area code = digits 2–4 of a +1 number). */
+  readonly forSale = new Map<string, string[]>([
+    ["US", ["+14155550101", "+14155550102", "+12125550103"]],
+  ]);
   readonly #server: Server<undefined>;
 
   private constructor(
@@ -82,6 +100,21 @@ export class FakeTwilioRest {
 
   stop(): void {
     this.#server.stop(true);
+  }
+
+  /** Adds a number to the account, as if bought earlier, with its current webhook. */
+  addNumber(phoneNumber: string, voiceUrl = "https://demo.twilio.com/welcome/voice/"): FakeNumber {
+    const number: FakeNumber = {
+      sid: `PN${crypto.randomUUID().replaceAll("-", "")}`,
+      phone_number: phoneNumber,
+      friendly_name: phoneNumber,
+      voice_url: voiceUrl,
+      voice_method: "POST",
+      status_callback: "",
+      status_callback_method: "POST",
+    };
+    this.numbers.set(number.sid, number);
+    return number;
   }
 
   /** The most recently placed call. */
@@ -168,7 +201,43 @@ export class FakeTwilioRest {
     if (!authorized) return twilioError({ status: 401, code: 20003, message: "Authenticate" });
 
     const base = `/2010-04-01/Accounts/${this.accountSid}`;
+    if (request.method === "GET" && pathname === `${base}.json`) {
+      return Response.json({
+        sid: this.accountSid,
+        friendly_name: "Fake account",
+        status: "active",
+        type: "Full",
+      });
+    }
     if (request.method === "POST" && pathname === `${base}/Calls.json`) return this.#create(form);
+    if (pathname === `${base}/IncomingPhoneNumbers.json`) {
+      return request.method === "GET"
+        ? this.#page("incoming_phone_numbers", [...this.numbers.values()])
+        : this.#buy(form);
+    }
+    const numberUpdate = new RegExp(`^${base}/IncomingPhoneNumbers/(PN[0-9a-f]+)\\.json$`).exec(
+      pathname,
+    );
+    if (request.method === "POST" && numberUpdate?.[1])
+      return this.#configure(numberUpdate[1], form);
+    const search = new RegExp(`^${base}/AvailablePhoneNumbers/([A-Z]{2})/Local\\.json$`).exec(
+      pathname,
+    );
+    if (request.method === "GET" && search?.[1]) {
+      const areaCode = new URL(request.url).searchParams.get("AreaCode");
+      const found = (this.forSale.get(search[1]) ?? []).filter(
+        (number) => !areaCode || number.slice(2, 5) === areaCode,
+      );
+      return this.#page(
+        "available_phone_numbers",
+        found.map((phone_number) => ({
+          phone_number,
+          friendly_name: phone_number,
+          locality: "Springfield",
+          iso_country: search[1],
+        })),
+      );
+    }
     const update = new RegExp(`^${base}/Calls/(CA[0-9a-f]+)\\.json$`).exec(pathname);
     if (request.method === "POST" && update?.[1]) {
       const call = this.calls.get(update[1]);
@@ -186,6 +255,64 @@ export class FakeTwilioRest {
       code: 20404,
       message: "The requested resource was not found",
     });
+  }
+
+  #page(key: string, records: unknown[]): Response {
+    return Response.json({
+      [key]: records,
+      first_page_uri: "/first",
+      next_page_uri: null,
+      previous_page_uri: null,
+      page: 0,
+      page_size: 100,
+      start: 0,
+      end: records.length,
+      uri: "/this",
+    });
+  }
+
+  #buy(form: Record<string, string | string[]>): Response {
+    const phoneNumber = typeof form.PhoneNumber === "string" ? form.PhoneNumber : "";
+    if (this.failNextPurchase) {
+      const failure = this.failNextPurchase;
+      this.failNextPurchase = undefined;
+      return twilioError(failure);
+    }
+    const forSale = [...this.forSale.values()].flat();
+    if (!forSale.includes(phoneNumber)) {
+      return twilioError({
+        status: 400,
+        code: 21422,
+        message: `PhoneNumber ${phoneNumber} is not available`,
+      });
+    }
+    for (const [country, numbers] of this.forSale)
+      this.forSale.set(
+        country,
+        numbers.filter((n) => n !== phoneNumber),
+      );
+    return Response.json(this.addNumber(phoneNumber, ""), { status: 201 });
+  }
+
+  #configure(sid: string, form: Record<string, string | string[]>): Response {
+    const number = this.numbers.get(sid);
+    if (!number)
+      return twilioError({
+        status: 404,
+        code: 20404,
+        message: "The requested resource was not found",
+      });
+    const fields: [string, keyof FakeNumber][] = [
+      ["VoiceUrl", "voice_url"],
+      ["VoiceMethod", "voice_method"],
+      ["StatusCallback", "status_callback"],
+      ["StatusCallbackMethod", "status_callback_method"],
+    ];
+    for (const [field, key] of fields) {
+      const value = form[field];
+      if (typeof value === "string") number[key] = value;
+    }
+    return Response.json(number);
   }
 
   #create(form: Record<string, string | string[]>): Response {
