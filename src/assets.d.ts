@@ -7,3 +7,8 @@ declare module "*.ulaw" {
   const path: string;
   export default path;
 }
+
+declare module "*.service" {
+  const text: string;
+  export default text;
+}

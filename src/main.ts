@@ -5,6 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { runCallCommand } from "./cli/call.ts";
+import { runSetup } from "./cli/setup.ts";
 import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { startService } from "./service.ts";
@@ -26,6 +27,7 @@ Usage:
   voice-agent [serve]        run the HTTP/WebSocket service (default)
   voice-agent health         exit 0 when the local service answers GET /health with 200
   voice-agent call --to N    place an outbound call through a running service (call --help)
+  voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM (setup --help)
   voice-agent --version      print the version
   voice-agent --help         print this help
 
@@ -71,6 +73,13 @@ async function serve(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === "setup") {
+    return runSetup(argv.slice(1), process.env, {
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      interactive: process.stdin.isTTY === true,
+    });
+  }
   if (argv[0] === "call") {
     return runCallCommand(argv.slice(1), process.env, {
       out: (line) => console.log(line),

@@ -89,6 +89,12 @@ describe("compiled binary", () => {
     expect(run(["call"]).exitCode).toBe(64);
   });
 
+  test("setup --help works from the binary", () => {
+    const help = run(["setup", "--help"]);
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout.toString()).toContain("--install-service");
+  });
+
   test("health exits 1 when nothing answers", () => {
     const result = run(["health"], { SERVER_PORT: "1" });
     expect(result.exitCode).toBe(1);

@@ -1,0 +1,52 @@
+/**
+ * Reading and updating a `.env` file in place: changed keys keep their line, new keys are appended,
+ * comments and unrelated lines stay as they were, and the file is left readable by its owner only.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
+
+const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/;
+
+function unquote(raw: string): string {
+  const value = raw.trim();
+  const quoted = value.match(/^(["'])(.*)\1$/);
+  return quoted ? (quoted[2] ?? "") : value;
+}
+
+function quote(value: string): string {
+  return /^[A-Za-z0-9_./:@+,=-]*$/.test(value) ? value : JSON.stringify(value);
+}
+
+/** The variables a .env file sets (empty when it does not exist). */
+export function readEnvFile(path: string): Record<string, string> {
+  if (!existsSync(path)) return {};
+  const values: Record<string, string> = {};
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    const match = ASSIGNMENT.exec(line);
+    if (match?.[1]) values[match[1]] = unquote(match[2] ?? "");
+  }
+  return values;
+}
+
+/**
+ * Sets `updates` in the file at `path` (created with its folder if missing), mode 0600.
+ * @returns true when the file's content changed
+ */
+export function updateEnvFile(path: string, updates: Record<string, string>): boolean {
+  const before = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const pending = new Map(Object.entries(updates));
+  const lines = before === "" ? [] : before.replace(/\n$/, "").split("\n");
+  const written = lines.map((line) => {
+    const key = ASSIGNMENT.exec(line)?.[1];
+    if (!key || !pending.has(key)) return line;
+    const value = pending.get(key) ?? "";
+    pending.delete(key);
+    return `${key}=${quote(value)}`;
+  });
+  for (const [key, value] of pending) written.push(`${key}=${quote(value)}`);
+  const after = `${written.join("\n")}\n`;
+  mkdirSync(dirname(path), { recursive: true });
+  if (after !== before) writeFileSync(path, after, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return after !== before;
+}
