@@ -4,15 +4,7 @@
  * Where systemd is absent (or a --root is given) it prints the systemctl commands instead. Running
  * it twice changes nothing the second time.
  */
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import unitText from "../../scripts/voice-agent.service" with { type: "text" };
 import { readEnvFile } from "./env-file.ts";
