@@ -366,7 +366,10 @@ async function pickNumber(
     [
       ...owned.map((number) => ({
         value: number.sid,
-        label: `${number.phoneNumber} ${number.friendlyName}`,
+        label:
+          number.friendlyName === number.phoneNumber
+            ? number.phoneNumber
+            : `${number.phoneNumber} (${number.friendlyName})`,
       })),
       { value: BUY, label: "Buy a new local number" },
     ],
