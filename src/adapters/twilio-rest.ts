@@ -36,6 +36,9 @@ export interface OutboundCall {
 
 type RequestOptions<T> = RequestClient.RequestOptions<T>;
 
+/** Twilio's error when updating a call that has already ended (e.g. closing the stream hung it up). */
+const CALL_NOT_IN_PROGRESS = 21220;
+
 /** The SDK's HTTP client, sending every request to `apiUrl` instead of Twilio's hosts. */
 class RebasedRequestClient extends twilio.RequestClient {
   constructor(private readonly base: URL) {
@@ -187,11 +190,12 @@ export class TwilioRest implements Telephony {
     }
   }
 
-  /** Ends a call in progress. */
+  /** Ends a call in progress; a call that has already ended is not an error. */
   async hangUp(callSid: string): Promise<void> {
     try {
       await this.#client.calls(callSid).update({ status: "completed" });
     } catch (error) {
+      if (error instanceof twilio.RestException && error.code === CALL_NOT_IN_PROGRESS) return;
       throw asTwilioError(error, "hang up");
     }
   }

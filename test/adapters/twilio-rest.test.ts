@@ -48,6 +48,7 @@ test("hang-up updates the call to completed", async () => {
     form: { Status: "completed" },
   });
   expect(fake.calls.get(placed.sid)?.status).toBe("completed");
+  await expect(rest.hangUp(placed.sid)).resolves.toBeUndefined();
 });
 
 test("Twilio's refusals come back with its message and code", async () => {

@@ -247,6 +247,14 @@ export class FakeTwilioRest {
           code: 20404,
           message: "The requested resource was not found",
         });
+      const ended = ["completed", "busy", "failed", "no-answer", "canceled"].includes(call.status);
+      if (form.Status === "completed" && ended) {
+        return twilioError({
+          status: 400,
+          code: 21220,
+          message: "Call is not in-progress. Cannot redirect.",
+        });
+      }
       if (typeof form.Status === "string") call.status = form.Status;
       return Response.json(this.#json(call));
     }
