@@ -159,6 +159,10 @@ describe("a person answers", () => {
     await agent.callFunction("end_call", { reason: "done" });
     agent.say("Thanks Alex, goodbye!", 200);
     await phone.closed;
+    const hangUp = await harness.twilio.waitForRequest((request) =>
+      request.path.endsWith(`/Calls/${placed.call_sid}.json`),
+    );
+    expect(hangUp.form).toEqual({ Status: "completed" });
     await harness.twilio.sendStatus(placed.call_sid, "completed", { CallDuration: "95" });
 
     const { call, lead, timeline } = await json(await harness.get(`/calls/${placed.call_sid}`));

@@ -7,6 +7,7 @@
  */
 import type { Server } from "bun";
 import twilio from "twilio";
+import { Conditions } from "./conditions.ts";
 import type { FakeCallOptions, FakeTwilioCall } from "./twilio-media-client.ts";
 import { openStream, readTwiml } from "./twilio-webhooks.ts";
 
@@ -77,6 +78,7 @@ export class FakeTwilioRest {
     ["US", ["+14155550101", "+14155550102", "+12125550103"]],
   ]);
   readonly #server: Server<undefined>;
+  readonly #conditions = new Conditions("fake Twilio REST");
 
   private constructor(
     readonly accountSid: string,
@@ -100,6 +102,15 @@ export class FakeTwilioRest {
 
   stop(): void {
     this.#server.stop(true);
+  }
+
+  /** Resolves with the first recorded request matching `predicate`, waiting for it if need be. */
+  async waitForRequest(
+    predicate: (request: RecordedRequest) => boolean,
+    what = "request",
+  ): Promise<RecordedRequest> {
+    await this.#conditions.waitFor(() => this.requests.some(predicate), what, 5_000);
+    return this.requests.find(predicate) as RecordedRequest;
   }
 
   /** Adds a number to the account, as if bought earlier, with its current webhook. */
@@ -198,6 +209,7 @@ export class FakeTwilioRest {
     const authorized = request.headers.get("authorization") === expected;
     const form = formOf(await request.text());
     this.requests.push({ method: request.method, path: pathname, form, authorized });
+    this.#conditions.changed();
     if (!authorized) return twilioError({ status: 401, code: 20003, message: "Authenticate" });
 
     const base = `/2010-04-01/Accounts/${this.accountSid}`;
