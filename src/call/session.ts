@@ -209,6 +209,11 @@ export class CallSession implements LiveCall {
         outbound.verdictTimeoutMs,
       );
     }
+    if (outbound?.initialVerdict) {
+      this.verdict(outbound.initialVerdict, "verdict arrived before the stream");
+      // A machine or a fax: no agent is needed at all.
+      if (this.#state !== "live") return;
+    }
     this.#deps
       .connectAgent(this.#deps.settings, {
         message: (message) => this.#onAgentMessage(message),
@@ -231,8 +236,6 @@ export class CallSession implements LiveCall {
             `agent connection failed: ${(error as Error).message}`,
           ),
       );
-    if (outbound?.initialVerdict)
-      this.verdict(outbound.initialVerdict, "verdict arrived before the stream");
   }
 
   /**

@@ -521,6 +521,16 @@ describe("outbound: answering-machine verdicts", () => {
     expect(phone.events()).toEqual(["media", "mark"]);
   });
 
+  test("a machine verdict that came before the stream opens no agent at all", async () => {
+    session = newSession({}, outbound("machine_end_beep"));
+    session.start();
+    expect(connector.settings).toBeUndefined();
+    await flush();
+    expect(session.state).toBe("ending");
+    hearAll();
+    expect(recorder.end?.reason).toBe("voicemail_left");
+  });
+
   test("no verdict in time counts as a person", async () => {
     session = newSession({}, outbound());
     session.start();
