@@ -392,7 +392,7 @@ export class CallSession implements LiveCall {
     this.#deps.phone.send(this.#encoder.clear());
     const queuedMs = this.#playback.queuedMs;
     const unplayed = this.#playback.clear();
-    if (unplayed > 0) {
+    if (queuedMs > 0) {
       this.#deps.recorder.event({
         kind: "barge_in",
         data: { unplayed_marks: unplayed, unplayed_ms: queuedMs },

@@ -192,6 +192,15 @@ describe("barge-in", () => {
     expect(session.queuedMs).toBe(0);
   });
 
+  test("audio too short to have its mark yet still counts as cut off", async () => {
+    const agent = await live();
+    agent.speakAudio(160);
+    agent.emit({ type: "UserStartedSpeaking" });
+    expect(recorder.ofKind("barge_in")).toEqual([
+      { kind: "barge_in", data: { unplayed_marks: 0, unplayed_ms: 20 } },
+    ]);
+  });
+
   test("marks echoed after a clear count as dropped, not heard", async () => {
     const agent = await live();
     agentTurn(agent, 2);
