@@ -53,32 +53,16 @@ class RebasedRequestClient extends twilio.RequestClient {
   }
 }
 
-function owned(number: {
-  sid: string;
-  phoneNumber: string;
-  friendlyName: string;
-  voiceUrl: string;
-  voiceMethod: string;
-  statusCallback: string;
-  statusCallbackMethod: string;
-}): OwnedNumber {
-  const {
-    sid,
-    phoneNumber,
-    friendlyName,
-    voiceUrl,
-    voiceMethod,
-    statusCallback,
-    statusCallbackMethod,
-  } = number;
+/** The fields we keep of an SDK phone-number instance (Twilio sends null for unset webhooks). */
+function owned(number: OwnedNumber): OwnedNumber {
   return {
-    sid,
-    phoneNumber,
-    friendlyName,
-    voiceUrl: voiceUrl ?? "",
-    voiceMethod: voiceMethod ?? "POST",
-    statusCallback: statusCallback ?? "",
-    statusCallbackMethod: statusCallbackMethod ?? "POST",
+    sid: number.sid,
+    phoneNumber: number.phoneNumber,
+    friendlyName: number.friendlyName,
+    voiceUrl: number.voiceUrl ?? "",
+    voiceMethod: number.voiceMethod ?? "POST",
+    statusCallback: number.statusCallback ?? "",
+    statusCallbackMethod: number.statusCallbackMethod ?? "POST",
   };
 }
 
