@@ -3,7 +3,7 @@
  * only by its environment. Also renders /docs in headless Chromium with every non-loopback request blocked.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
@@ -93,6 +93,18 @@ describe("compiled binary", () => {
     const help = run(["setup", "--help"]);
     expect(help.exitCode).toBe(0);
     expect(help.stdout.toString()).toContain("--install-service");
+  });
+
+  test("setup --install-service from the binary installs the binary itself under a root", () => {
+    const root = join(dir, "install-root");
+    const envFile = join(dir, "install.env");
+    writeFileSync(envFile, "SERVER_PORT=8080\n");
+    const result = run(["setup", "--install-service", "--root", root, "--env-file", envFile]);
+    expect(result.exitCode).toBe(0);
+    expect(readFileSync(join(root, "usr/local/bin/voice-agent")).equals(readFileSync(binary))).toBe(
+      true,
+    );
+    expect(result.stdout.toString()).toContain("systemctl enable --now voice-agent");
   });
 
   test("health exits 1 when nothing answers", () => {
