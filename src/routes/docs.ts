@@ -12,8 +12,8 @@ const SCALAR_ASSET = "/docs/assets/scalar.js";
 type ScalarConfig = NonNullable<Parameters<typeof swagger>[0]>["scalarConfig"];
 
 /**
- * Keeps the page self-contained: no web fonts, no telemetry, none of Scalar's hosted extras
- * (AI agent, MCP, deploy toolbar). The plugin's bundled types predate some of these keys.
+ * Keeps the page self-contained: no web fonts, no telemetry, no request proxy, none of Scalar's
+ * hosted extras (AI agent, MCP, deploy toolbar). The plugin's bundled types predate some of these keys.
  */
 const offlineScalarConfig = {
   withDefaultFonts: false,
@@ -22,6 +22,8 @@ const offlineScalarConfig = {
   showToolbar: "never",
   agent: { disabled: true },
   mcp: { disabled: true },
+  // Without this, "Test request" goes through Scalar's hosted proxy, carrying the Bearer secret to a third party.
+  proxyUrl: "",
 } as ScalarConfig;
 
 export function docsRoutes(version: string) {

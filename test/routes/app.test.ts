@@ -114,6 +114,7 @@ describe("docs", () => {
     expect(sources).toEqual(["/docs/assets/scalar.js"]);
     expect(html).not.toMatch(/https?:\/\/(cdn|unpkg|fonts)\./);
     expect(html).toContain('data-url="docs/json"');
+    expect(html).toContain('"proxyUrl":""');
   });
 
   test("the reference UI script is served from the bundled package", async () => {
