@@ -5,6 +5,11 @@ export class Conditions {
 
   constructor(private readonly owner: string) {}
 
+  /** True while someone waits for a condition. */
+  get waiting(): boolean {
+    return this.#waiters.size > 0;
+  }
+
   /** Re-checks every pending condition; the fake calls it after each change of state. */
   changed(): void {
     for (const waiter of [...this.#waiters]) waiter();

@@ -37,7 +37,17 @@ export interface ReceivedMessage {
   };
 }
 
-type QueueItem = { kind: "audio"; length: number } | { kind: "mark"; name: string };
+/** A chunk of queued agent audio and when it will have finished playing (performance.now() time). */
+interface Segment {
+  end: number;
+  length: number;
+}
+
+/** A mark waiting for the audio queued before it; echoed by its timer, or at once by a clear. */
+interface PendingMark {
+  name: string;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 /** Bytes a base64 string decodes to, without decoding it. */
 function decodedLength(base64: string): number {
@@ -55,8 +65,11 @@ export class FakeTwilioCall {
   readonly callSid: string;
   readonly streamSid: string;
   readonly received: ReceivedMessage[] = [];
-  /** Agent audio that has finished playing (was heard). */
-  heardBytes = 0;
+  /** Agent audio whose playing has finished (was heard) by now. */
+  get heardBytes(): number {
+    this.#advance();
+    return this.#heard;
+  }
   /** Agent audio dropped by a clear before it played. */
   droppedBytes = 0;
   readonly echoedMarks: string[] = [];
@@ -74,8 +87,14 @@ export class FakeTwilioCall {
   #sequence = 0;
   #chunk = 0;
   #startedAt = performance.now();
-  #queue: QueueItem[] = [];
-  #playing: ReturnType<typeof setTimeout> | undefined;
+  /** When the audio queued so far will have finished playing. */
+  #playhead = 0;
+  #segments: Segment[] = [];
+  #heard = 0;
+  #pendingMarks: PendingMark[] = [];
+  #endNotice: ReturnType<typeof setTimeout> | undefined;
+  #lastAudio: Uint8Array | undefined;
+  #lastPayload = "";
   isClosed = false;
 
   private constructor(
@@ -89,7 +108,7 @@ export class FakeTwilioCall {
     socket.onmessage = (event) => this.#receive(String(event.data));
     socket.onclose = (event) => {
       this.isClosed = true;
-      this.#stopPlayback();
+      this.#cancelPlayback();
       this.#closed.resolve({ code: event.code, reason: event.reason });
       this.#notify();
     };
@@ -128,18 +147,19 @@ export class FakeTwilioCall {
 
   /** One `media` message carrying `audio` (any size; Twilio's own frames are 160 bytes). */
   sendMedia(audio: Uint8Array): void {
-    this.sentMediaAt.push(performance.now());
-    this.sendJson({
-      event: "media",
-      sequenceNumber: this.#nextSequence(),
-      streamSid: this.streamSid,
-      media: {
-        track: "inbound",
-        chunk: String(++this.#chunk),
-        timestamp: String(Math.round(performance.now() - this.#startedAt)),
-        payload: Buffer.from(audio).toString("base64"),
-      },
-    });
+    const now = performance.now();
+    this.sentMediaAt.push(now);
+    if (this.isClosed) return;
+    // Benchmarks send one frame object over and over: encode it once.
+    if (audio !== this.#lastAudio) {
+      this.#lastAudio = audio;
+      this.#lastPayload = Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength).toString(
+        "base64",
+      );
+    }
+    this.#socket.send(
+      `{"event":"media","sequenceNumber":"${this.#nextSequence()}","streamSid":"${this.streamSid}","media":{"track":"inbound","chunk":"${++this.#chunk}","timestamp":"${Math.round(now - this.#startedAt)}","payload":"${this.#lastPayload}"}}`,
+    );
   }
 
   /**
@@ -213,7 +233,9 @@ export class FakeTwilioCall {
 
   /** Resolves once `condition` holds, re-checked on every message and playback step. */
   waitFor(condition: () => boolean, what = "condition", timeoutMs = 5_000): Promise<void> {
-    return this.#conditions.waitFor(condition, what, timeoutMs);
+    const waiting = this.#conditions.waitFor(condition, what, timeoutMs);
+    this.#noticeEnd();
+    return waiting;
   }
 
   #receive(text: string): void {
@@ -230,53 +252,75 @@ export class FakeTwilioCall {
     if (message.event === "media") {
       this.#queueAudio(decodedLength(message.media?.payload ?? ""));
     } else if (message.event === "mark") {
-      this.#queue.push({ kind: "mark", name: message.mark?.name ?? "" });
-      this.#pump();
+      this.#queueMark(message.mark?.name ?? "");
     } else if (message.event === "clear") {
       this.clears += 1;
       this.lastClearAt = at;
-      this.#stopPlayback();
-      for (const item of this.#queue) {
-        if (item.kind === "mark") this.#echo(item.name);
-        else this.droppedBytes += item.length;
-      }
-      this.#queue = [];
+      this.#advance();
+      for (const segment of this.#segments) this.droppedBytes += segment.length;
+      this.#segments = [];
+      this.#playhead = at;
+      const marks = this.#pendingMarks;
+      this.#cancelPlayback();
+      for (const mark of marks) this.#echo(mark.name);
     }
     this.#notify();
   }
 
   #queueAudio(length: number): void {
     this.mediaReceived += 1;
-    this.#queue.push({ kind: "audio", length });
-    this.#pump();
+    const start = Math.max(performance.now(), this.#playhead);
+    this.#playhead = start + length / BYTES_PER_MS / this.#speed;
+    this.#segments.push({ end: this.#playhead, length });
+    if (this.#conditions.waiting) this.#noticeEnd();
   }
 
-  /** Plays the head of the queue: marks echo at once, audio takes its duration. */
-  #pump(): void {
-    while (!this.#playing && this.#queue.length > 0) {
-      const head = this.#queue[0];
-      if (!head) return;
-      if (head.kind === "mark") {
-        this.#queue.shift();
-        this.#echo(head.name);
-        continue;
-      }
-      this.#playing = setTimeout(
-        () => {
-          this.#playing = undefined;
-          this.#queue.shift();
-          this.heardBytes += head.length;
-          this.#pump();
-          this.#notify();
-        },
-        head.length / BYTES_PER_MS / this.#speed,
-      );
+  /** Twilio echoes a mark once the audio before it has played: one timer per mark, none per chunk. */
+  #queueMark(name: string): void {
+    const delay = this.#playhead - performance.now();
+    if (delay <= 0) {
+      this.#echo(name);
+      return;
+    }
+    const mark: PendingMark = {
+      name,
+      timer: setTimeout(() => {
+        this.#pendingMarks.splice(this.#pendingMarks.indexOf(mark), 1);
+        this.#echo(name);
+        this.#notify();
+      }, delay),
+    };
+    this.#pendingMarks.push(mark);
+  }
+
+  /** Moves finished segments into the heard count. */
+  #advance(): void {
+    const now = performance.now();
+    while (
+      this.#segments.length > 0 &&
+      (this.#segments[0]?.end ?? Number.POSITIVE_INFINITY) <= now
+    ) {
+      this.#heard += this.#segments.shift()?.length ?? 0;
     }
   }
 
-  #stopPlayback(): void {
-    clearTimeout(this.#playing);
-    this.#playing = undefined;
+  /** While someone waits on this phone, wakes them when the queued audio has finished playing. */
+  #noticeEnd(): void {
+    if (this.#endNotice) return;
+    const delay = this.#playhead - performance.now();
+    if (delay <= 0) return;
+    this.#endNotice = setTimeout(() => {
+      this.#endNotice = undefined;
+      this.#notify();
+      if (this.#conditions.waiting) this.#noticeEnd();
+    }, delay + 1);
+  }
+
+  #cancelPlayback(): void {
+    for (const mark of this.#pendingMarks) clearTimeout(mark.timer);
+    this.#pendingMarks = [];
+    clearTimeout(this.#endNotice);
+    this.#endNotice = undefined;
   }
 
   #echo(name: string): void {
