@@ -5,6 +5,7 @@ import type { CallRegistry } from "./call/registry.ts";
 import type { StreamTokens } from "./call/stream-tokens.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { accessLog } from "./routes/access-log.ts";
 import { callRoutes } from "./routes/calls.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
@@ -35,6 +36,7 @@ export interface AppDeps {
  */
 export function createApp(deps: AppDeps) {
   return new Elysia({ websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES } })
+    .use(accessLog(deps.logger))
     .use(errorHandler(deps.logger))
     .use(docsRoutes(deps.version))
     .use(

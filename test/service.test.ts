@@ -98,3 +98,16 @@ test("turning Twilio signature checks off is logged as a warning at start-up", a
   ).toMatchObject({ level: "warn" });
   await service.shutdown("test");
 });
+
+test("every HTTP request is logged once with its status; health checks only at debug", async () => {
+  const { service, lines } = await start(0);
+  await fetch(`${service.url}/health`);
+  await fetch(`${service.url}/calls/CA404?from=%2B15551234567`);
+  await service.shutdown("test");
+  const http = lines.filter((line) => line.msg === "http");
+  expect(http.map(({ level, method, path, status }) => ({ level, method, path, status }))).toEqual([
+    { level: "debug", method: "GET", path: "/health", status: 200 },
+    { level: "info", method: "GET", path: "/calls/CA404", status: 404 },
+  ]);
+  expect(JSON.stringify(http)).not.toContain("15551234567");
+});
