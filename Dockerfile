@@ -6,6 +6,7 @@ WORKDIR /src
 COPY package.json bun.lock bunfig.toml tsconfig.json ./
 RUN bun install --frozen-lockfile
 COPY src ./src
+COPY scripts/voice-agent.service ./scripts/voice-agent.service
 RUN bun run build
 
 FROM debian:bookworm-slim

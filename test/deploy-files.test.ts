@@ -1,6 +1,14 @@
 /** The files around the code stay true to it: documented variables, the systemd unit, the Dockerfile. */
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describeEnvironment, loadConfig } from "../src/config.ts";
@@ -88,6 +96,36 @@ describe("Dockerfile", () => {
     const pinned = JSON.parse(read("package.json")).packageManager.split("@")[1];
     expect(dockerfile).toContain(`FROM oven/bun:${pinned} AS build`);
   });
+
+  test("its build stage copies everything the binary is built from", () => {
+    const context = mkdtempSync(join(tmpdir(), "voice-agent-docker-"));
+    try {
+      const build = dockerfile.slice(
+        0,
+        dockerfile.indexOf("\nFROM ", dockerfile.indexOf("FROM ") + 1),
+      );
+      for (const [, sources] of build.matchAll(/^COPY (.+) \S+$/gm)) {
+        for (const source of (sources ?? "").split(" "))
+          cpSync(join(repo, source), join(context, source), { recursive: true });
+      }
+      symlinkSync(join(repo, "node_modules"), join(context, "node_modules"));
+      const result = Bun.spawnSync(
+        [
+          process.execPath,
+          "build",
+          "--compile",
+          "src/main.ts",
+          "--outfile",
+          join(context, "voice-agent"),
+        ],
+        { cwd: context, stderr: "pipe" },
+      );
+      expect(result.stderr.toString()).not.toContain("error");
+      expect(result.exitCode).toBe(0);
+    } finally {
+      rmSync(context, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   test("runs non-root with the database on a volume and a health check", () => {
     expect(dockerfile).toMatch(/\nUSER voice-agent\n/);
