@@ -9,6 +9,7 @@ import { join, resolve } from "node:path";
 import { chromium } from "playwright-core";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
+import { FakeTwilioRest } from "./fakes/twilio-rest-server.ts";
 import { json } from "./helpers/http.ts";
 import { listeningUrl } from "./helpers/listening.ts";
 
@@ -41,7 +42,7 @@ interface Running {
 }
 
 /** Starts `voice-agent` on a random loopback port and waits for its "listening" log line. */
-async function serve(): Promise<Running> {
+async function serve(env: Record<string, string> = {}): Promise<Running> {
   const cwd = mkdtempSync(join(dir, "serve-"));
   const child = Bun.spawn([binary], {
     cwd,
@@ -50,6 +51,7 @@ async function serve(): Promise<Running> {
       SERVER_PORT: "0",
       SERVER_HOST: "127.0.0.1",
       SHUTDOWN_DRAIN_MS: "100",
+      ...env,
     },
     stdin: "ignore",
     stdout: "pipe",
@@ -137,6 +139,41 @@ describe("compiled binary", () => {
     }
     expect(await server.process.exited).toBe(0);
     expect(existsSync(join(server.cwd, "data", "voice-agent.db"))).toBe(true);
+  }, 30_000);
+});
+
+describe("compiled binary with Twilio", () => {
+  test("POST /make-call places the call through the bundled twilio SDK", async () => {
+    const sid = `AC${"9".repeat(32)}`;
+    const twilio = FakeTwilioRest.start(sid, "binary-token");
+    const server = await serve({
+      SERVER_EXTERNAL_URL: "https://voice.example.com",
+      ENDPOINT_SECRET: "binary-endpoint-secret",
+      DEEPGRAM_API_KEY: "dg",
+      TWILIO_ACCOUNT_SID: sid,
+      TWILIO_AUTH_TOKEN: "binary-token",
+      TWILIO_PHONE_NUMBER: "+15550001111",
+      TWILIO_API_URL: twilio.url,
+    });
+    try {
+      const response = await fetch(`${server.url}/make-call`, {
+        method: "POST",
+        headers: {
+          authorization: "Bearer binary-endpoint-secret",
+          "content-type": "application/json",
+        },
+        body: JSON.stringify({ to: "+15557654321" }),
+      });
+      expect(response.status).toBe(200);
+      expect(twilio.lastCall()).toMatchObject({
+        to: "+15557654321",
+        machineDetection: "DetectMessageEnd",
+      });
+    } finally {
+      server.process.kill("SIGTERM");
+      await server.process.exited;
+      twilio.stop();
+    }
   }, 30_000);
 });
 
