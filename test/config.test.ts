@@ -1,14 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError, integrationStatus, loadConfig, requireIntegration } from "../src/config.ts";
 import { IntegrationNotConfiguredError } from "../src/errors.ts";
-
-const twilioAndDeepgram = {
-  TWILIO_ACCOUNT_SID: `AC${"a1".repeat(16)}`,
-  TWILIO_AUTH_TOKEN: "twilio-token-value",
-  TWILIO_PHONE_NUMBER: "+15550001111",
-  SERVER_EXTERNAL_URL: "https://voice.example.com/",
-  DEEPGRAM_API_KEY: "dg-key-value",
-};
+import { INTEGRATIONS_ENV } from "./helpers/context.ts";
 
 function configError(env: Record<string, string>): ConfigError {
   try {
@@ -53,7 +46,7 @@ describe("loadConfig", () => {
       SHUTDOWN_DRAIN_MS: "1500",
       TWILIO_API_URL: "http://127.0.0.1:4010/",
       LOG_LEVEL: "debug",
-      ...twilioAndDeepgram,
+      ...INTEGRATIONS_ENV,
     });
     expect(config.server.port).toBe(9000);
     expect(config.server.shutdownDrainMs).toBe(1500);
@@ -130,13 +123,13 @@ describe("integrations", () => {
   });
 
   test("all credentials present: both configured", () => {
-    const status = integrationStatus(loadConfig(twilioAndDeepgram));
+    const status = integrationStatus(loadConfig(INTEGRATIONS_ENV));
     expect(status.twilio).toEqual({ configured: true, missing: [] });
     expect(status.deepgram).toEqual({ configured: true, missing: [] });
   });
 
   test("requireIntegration answers 503 naming what is missing", () => {
-    const config = loadConfig({ ...twilioAndDeepgram, TWILIO_AUTH_TOKEN: "" });
+    const config = loadConfig({ ...INTEGRATIONS_ENV, TWILIO_AUTH_TOKEN: "" });
     expect(() => requireIntegration(config, "deepgram")).not.toThrow();
     let thrown: unknown;
     try {

@@ -4,9 +4,7 @@ import { NotFoundError } from "../errors.ts";
 import type { Store } from "../store/index.ts";
 import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
-
-const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
-  t.Union([schema, t.Null()]);
+import { Nullable, PageQuery, page } from "./models.ts";
 
 export const CallRecordModel = t.Object({
   sid: t.String(),
@@ -41,8 +39,7 @@ export function callRoutes(
     .get(
       "/calls",
       ({ query }) => {
-        const limit = query.limit ?? 20;
-        const offset = query.offset ?? 0;
+        const { limit, offset } = page(query);
         return {
           calls: calls.list({ limit, offset, ...(query.status ? { status: query.status } : {}) }),
           limit,
@@ -54,21 +51,7 @@ export function callRoutes(
           status: t.Optional(
             t.String({ description: "Only calls with this Twilio status, e.g. completed" }),
           ),
-          limit: t.Optional(
-            t.Integer({
-              minimum: 1,
-              maximum: 200,
-              default: 20,
-              error: "query.limit: expected an integer from 1 to 200",
-            }),
-          ),
-          offset: t.Optional(
-            t.Integer({
-              minimum: 0,
-              default: 0,
-              error: "query.offset: expected an integer of 0 or more",
-            }),
-          ),
+          ...PageQuery,
         }),
         response: {
           200: t.Object({ calls: t.Array(CallRecordModel), limit: t.Number(), offset: t.Number() }),

@@ -4,9 +4,7 @@ import { NotFoundError } from "../errors.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import { LeadInput, type LeadRepository } from "../store/leads.ts";
 import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
-
-const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
-  t.Union([schema, t.Null()]);
+import { Nullable, PageQuery, page } from "./models.ts";
 
 export const LeadModel = t.Object({
   id: t.String(),
@@ -46,22 +44,12 @@ export function leadRoutes(leads: LeadRepository, secret: string | undefined) {
     .get(
       "/leads",
       ({ query }) => {
-        const limit = query.limit ?? 20;
-        const offset = query.offset ?? 0;
+        const { limit, offset } = page(query);
         return { leads: leads.list(limit, offset), limit, offset };
       },
       {
         query: t.Object({
-          limit: t.Optional(
-            t.Integer({
-              minimum: 1,
-              maximum: 200,
-              error: "query.limit: expected an integer from 1 to 200",
-            }),
-          ),
-          offset: t.Optional(
-            t.Integer({ minimum: 0, error: "query.offset: expected an integer of 0 or more" }),
-          ),
+          ...PageQuery,
         }),
         response: {
           200: t.Object({ leads: t.Array(LeadModel), limit: t.Number(), offset: t.Number() }),

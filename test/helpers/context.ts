@@ -8,6 +8,15 @@ import { createLogger, type Logger } from "../../src/log.ts";
 import type { Store } from "../../src/store/index.ts";
 import { FakeTts } from "../fakes/session-ports.ts";
 
+/** Every variable Twilio and Deepgram need, set (the trailing slash checks it is stripped). */
+export const INTEGRATIONS_ENV = {
+  TWILIO_ACCOUNT_SID: `AC${"a1".repeat(16)}`,
+  TWILIO_AUTH_TOKEN: "twilio-token-value",
+  TWILIO_PHONE_NUMBER: "+15550001111",
+  SERVER_EXTERNAL_URL: "https://voice.example.com/",
+  DEEPGRAM_API_KEY: "dg-key-value",
+};
+
 /** A configuration for tests: in-memory database, random port, plus any overrides. */
 export function testConfig(overrides: Record<string, string> = {}): Config {
   return loadConfig({

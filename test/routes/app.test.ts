@@ -7,16 +7,8 @@ import { systemClock } from "../../src/clock.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { openStore } from "../../src/store/index.ts";
-import { captureLogger, idleBridge, testConfig } from "../helpers/context.ts";
+import { captureLogger, INTEGRATIONS_ENV, idleBridge, testConfig } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
-
-const configured = {
-  TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
-  TWILIO_AUTH_TOKEN: "token",
-  TWILIO_PHONE_NUMBER: "+15550001111",
-  SERVER_EXTERNAL_URL: "https://voice.example.com",
-  DEEPGRAM_API_KEY: "key",
-};
 
 function build(env: Record<string, string> = {}) {
   const calls = new CallRegistry();
@@ -66,7 +58,7 @@ describe("GET /health", () => {
   });
 
   test("reports configured integrations", async () => {
-    const body = await json(await build(configured).app.handle(get("/health")));
+    const body = await json(await build(INTEGRATIONS_ENV).app.handle(get("/health")));
     expect(body.integrations).toEqual({
       twilio: { configured: true, missing: [] },
       deepgram: { configured: true, missing: [] },

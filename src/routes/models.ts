@@ -1,0 +1,32 @@
+/** Small TypeBox building blocks shared by the route models. */
+import { t } from "elysia";
+
+/** `schema` or null (columns that may be empty). */
+export const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
+  t.Union([schema, t.Null()]);
+
+/**
+ * `limit` and `offset` of a listing. The field name sits in each `error`: Elysia drops it when a
+ * coerced query number is out of range.
+ */
+export const PageQuery = {
+  limit: t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum: 200,
+      default: 20,
+      error: "query.limit: expected an integer from 1 to 200",
+    }),
+  ),
+  offset: t.Optional(
+    t.Integer({ minimum: 0, default: 0, error: "query.offset: expected an integer of 0 or more" }),
+  ),
+};
+
+/** The page a listing query asks for, with its defaults. */
+export function page(query: { limit?: number; offset?: number }): {
+  limit: number;
+  offset: number;
+} {
+  return { limit: query.limit ?? 20, offset: query.offset ?? 0 };
+}
