@@ -3,6 +3,7 @@ import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import type { BookingDetails, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
+import { endCallTool } from "../shared/end-call.ts";
 import { addDays, localMinutes, spokenTime, zonedToUtc } from "../shared/time.ts";
 import { defineTool, type Tool } from "../types.ts";
 import type { Office } from "./office.ts";
@@ -182,14 +183,6 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           : { cancelled: false, problem: "It was already cancelled." };
       },
     }),
-    defineTool({
-      name: "end_call",
-      description: "End the call once the caller has nothing more. Say goodbye first.",
-      parameters: Type.Object({ reason: Type.String({ description: "Why the call is ending" }) }),
-      run: ({ reason }, context) => {
-        context.endCall(reason);
-        return "The call will end after your goodbye.";
-      },
-    }),
+    endCallTool,
   ];
 }

@@ -5,6 +5,7 @@ import type { Logger } from "../../log.ts";
 import type { NewSlot, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
 import type { Lead } from "../../store/leads.ts";
+import { endCallTool } from "../shared/end-call.ts";
 import { slotsForDay } from "../shared/slots.ts";
 import {
   addDays,
@@ -173,15 +174,7 @@ export function followUpTools(
         return "Recorded. Now say goodbye and call end_call.";
       },
     }),
-    defineTool({
-      name: "end_call",
-      description: "End the call after saying goodbye.",
-      parameters: Type.Object({ reason: Type.String() }),
-      run: ({ reason }, context) => {
-        context.endCall(reason);
-        return "The call will end after your goodbye.";
-      },
-    }),
+    endCallTool,
   ];
 }
 
