@@ -16,13 +16,25 @@ import { mulawTone } from "../test/fakes/mulaw.ts";
 import { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
 import { type FakeAgentSession, FakeVoiceAgentServer } from "../test/fakes/voice-agent-server.ts";
 import { listeningUrl } from "../test/helpers/listening.ts";
+import { captureLoopback, type WireCapture } from "./lib/wire-capture.ts";
 
 const { values } = parseArgs({
   options: {
     calls: { type: "string", default: "100" },
     seconds: { type: "string", default: "10" },
     binary: { type: "string" },
-    "barge-ins": { type: "string", default: "50" },
+    /** Barge-ins spread over the run while every call streams, one per call at most. */
+    "barge-ins": { type: "string", default: "500" },
+    /**
+     * The server on CPU 0 and this process (every phone and the agent) on CPU 1, so that the load
+     * generator does not take turns with the server on its core (needs `taskset`).
+     */
+    pin: { type: "boolean", default: false },
+    /**
+     * Also time each barge-in on the wire with tcpdump: `UserStartedSpeaking` reaching the server's
+     * socket → `clear` leaving it, the server's own share without the load generator's (needs root).
+     */
+    capture: { type: "boolean", default: false },
     /** Write the server's CPU profile (markdown) into this folder; source runs only. */
     "cpu-prof": { type: "string" },
   },
@@ -36,13 +48,12 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
-/** utime+stime of a process in clock ticks, and its resident set in KiB. */
-function usage(pid: number): { ticks: number; rssKiB: number } {
+/** User and system CPU time of a process in clock ticks, and its resident set in KiB. */
+function usage(pid: number): { userTicks: number; systemTicks: number; rssKiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  const ticks = Number(fields[11]) + Number(fields[12]);
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-  return { ticks, rssKiB: Number(rss) };
+  return { userTicks: Number(fields[11]), systemTicks: Number(fields[12]), rssKiB: Number(rss) };
 }
 const TICKS_PER_SECOND =
   Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
@@ -55,9 +66,21 @@ const agent = FakeVoiceAgentServer.start({
 });
 const dir = mkdtempSync(join(tmpdir(), "bench-bridge-"));
 const profile = values["cpu-prof"] ? ["--cpu-prof-md", `--cpu-prof-dir=${values["cpu-prof"]}`] : [];
-const command = values.binary
-  ? [values.binary]
-  : [process.execPath, ...profile, "run", "src/main.ts"];
+const command = [
+  ...(values.pin ? ["taskset", "--cpu-list", "0"] : []),
+  ...(values.binary ? [values.binary] : [process.execPath, ...profile, "run", "src/main.ts"]),
+];
+if (values.pin) {
+  const pinned = Bun.spawnSync([
+    "taskset",
+    "--all-tasks",
+    "--cpu-list",
+    "--pid",
+    "1",
+    `${process.pid}`,
+  ]);
+  if (!pinned.success) throw new Error(`--pin: taskset failed: ${pinned.stderr.toString().trim()}`);
+}
 const server = Bun.spawn(command, {
   env: {
     PATH: process.env.PATH ?? "",
@@ -109,21 +132,39 @@ for (const { agent: session } of pairs) session.audioArrivals.length = 0;
 for (const { phone } of pairs) phone.sentMediaAt.length = 0;
 console.log(`all ${CALLS} calls live; streaming`);
 
+// WebSocket frames under 126 bytes that a server sends carry a 2-byte header and no mask.
+const USER_STARTED_SPEAKING_BYTES = JSON.stringify({ type: "UserStartedSpeaking" }).length + 2;
+const CLEAR_BYTES =
+  `{"event":"clear","streamSid":${JSON.stringify(phones[0]?.streamSid)}}`.length + 2;
+const capture: WireCapture | undefined = values.capture
+  ? await captureLoopback([
+      { sourcePort: Number(new URL(agent.url).port), payloadBytes: USER_STARTED_SPEAKING_BYTES },
+      { sourcePort: Number(new URL(base).port), payloadBytes: CLEAR_BYTES },
+    ])
+  : undefined;
+
 const started = usage(server.pid);
 const benchCpuStart = process.cpuUsage();
 const startedAt = performance.now();
 let lateTicks = 0;
 let nextTick = startedAt;
-const bargeInLatencies: number[] = [];
 const bargeIns = Math.min(Number(values["barge-ins"]), CALLS);
 // Real calls start at random moments, so their frames are spread over each 20 ms period: each call
 // gets a fixed slot in one of GROUPS sub-ticks rather than all sending in one burst.
 const GROUPS = 10;
 let tick = 0;
+// Barge-ins happen while every call streams: one call at a time, evenly spaced over the run.
+const bargeInEvery = Math.max(1, Math.floor((SECONDS * 1000) / (20 / GROUPS) / (bargeIns + 1)));
+const bargeInsSent: { phone: FakeTwilioCall; sentAt: number; clearsBefore: number }[] = [];
 while (performance.now() - startedAt < SECONDS * 1000) {
   nextTick += 20 / GROUPS;
   const group = tick++ % GROUPS;
   for (let i = group; i < pairs.length; i += GROUPS) pairs[i]?.phone.sendMedia(FRAME);
+  if (tick % bargeInEvery === 0 && bargeInsSent.length < bargeIns) {
+    const { phone, agent: session } = pairs[bargeInsSent.length] as (typeof pairs)[number];
+    bargeInsSent.push({ phone, sentAt: performance.now(), clearsBefore: phone.clears });
+    session.userStartedSpeaking();
+  }
   const delay = nextTick - performance.now();
   if (delay > 0) await Bun.sleep(delay);
   else lateTicks++;
@@ -133,15 +174,24 @@ const elapsed = (performance.now() - startedAt) / 1000;
 const benchCpu = process.cpuUsage(benchCpuStart);
 const benchCpuPercent = ((benchCpu.user + benchCpu.system) / 1e6 / elapsed) * 100;
 
-for (let i = 0; i < bargeIns; i++) {
-  const { phone, agent: session } = pairs[i] as (typeof pairs)[number];
-  const clears = phone.clears;
-  const sentAt = performance.now();
-  session.userStartedSpeaking();
-  await phone.waitFor(() => phone.clears > clears, "clear", 5_000);
-  bargeInLatencies.push(phone.lastClearAt - sentAt);
-}
 await Bun.sleep(500);
+const bargeInLatencies = bargeInsSent
+  .filter(({ phone, clearsBefore }) => phone.clears > clearsBefore)
+  .map(({ phone, sentAt }) => phone.lastClearAt - sentAt);
+// On the wire each barge-in is one UserStartedSpeaking segment followed by one clear segment; they
+// are tens of milliseconds apart, so each clear answers the UserStartedSpeaking just before it.
+const wireBargeIns: number[] = [];
+if (capture) {
+  let heardAt: number | undefined;
+  for (const packet of await capture.stop()) {
+    if (packet.payloadBytes === USER_STARTED_SPEAKING_BYTES) heardAt = packet.at;
+    else if (heardAt !== undefined) {
+      wireBargeIns.push((packet.at - heardAt) * 1000);
+      heardAt = undefined;
+    }
+  }
+  wireBargeIns.sort((a, b) => a - b);
+}
 
 const latencies: number[] = [];
 let sent = 0;
@@ -155,7 +205,9 @@ for (const { phone, agent: session } of pairs) {
 }
 latencies.sort((a, b) => a - b);
 bargeInLatencies.sort((a, b) => a - b);
-const cpuSeconds = (loaded.ticks - started.ticks) / TICKS_PER_SECOND;
+const userSeconds = (loaded.userTicks - started.userTicks) / TICKS_PER_SECOND;
+const systemSeconds = (loaded.systemTicks - started.systemTicks) / TICKS_PER_SECOND;
+const cpuSeconds = userSeconds + systemSeconds;
 const ms = (value: number) => `${value.toFixed(2)} ms`;
 
 console.log(`
@@ -164,10 +216,15 @@ duration                   ${elapsed.toFixed(1)} s (${lateTicks} late sender tic
 frames sent → agent        ${sent} → ${received} (loss ${sent - received}, ${(((sent - received) / sent) * 100).toFixed(3)} %)
 frames/s through server    ${(received / elapsed).toFixed(0)} in + ${(received / elapsed).toFixed(0)} echoed out
 added latency p50 / p99    ${ms(percentile(latencies, 50))} / ${ms(percentile(latencies, 99))} (max ${ms(latencies.at(-1) ?? Number.NaN)})
-server CPU                 ${((cpuSeconds / elapsed) * 100).toFixed(1)} % of one core (${((cpuSeconds / elapsed / CALLS) * 100).toFixed(3)} % per call)
-bench (fakes) CPU          ${benchCpuPercent.toFixed(1)} % of one core (phones and agent share this process and the machine's 2 cores)
+server CPU                 ${((cpuSeconds / elapsed) * 100).toFixed(1)} % of one core (user ${((userSeconds / elapsed) * 100).toFixed(1)} %, kernel ${((systemSeconds / elapsed) * 100).toFixed(1)} %; ${((cpuSeconds / elapsed / CALLS) * 100).toFixed(3)} % per call)
+bench (fakes) CPU          ${benchCpuPercent.toFixed(1)} % of one core (every phone and the agent, in this process${values.pin ? "; server on CPU 0, bench on CPU 1" : ", sharing the machine's cores with the server"})
 server RSS                 idle ${(idle.rssKiB / 1024).toFixed(1)} MiB, loaded ${(loaded.rssKiB / 1024).toFixed(1)} MiB (${((loaded.rssKiB - idle.rssKiB) / CALLS).toFixed(1)} KiB per call)
-barge-in → clear p50 / p99 ${ms(percentile(bargeInLatencies, 50))} / ${ms(percentile(bargeInLatencies, 99))} over ${bargeInLatencies.length} (fake agent send → fake phone receive)
+barge-in → clear p50 / p99 ${ms(percentile(bargeInLatencies, 50))} / ${ms(percentile(bargeInLatencies, 99))} (max ${ms(bargeInLatencies.at(-1) ?? Number.NaN)}) over ${bargeInLatencies.length} of ${bargeInsSent.length} under load (fake agent send → fake phone receive)${
+  capture
+    ? `
+  server alone (wire)      ${ms(percentile(wireBargeIns, 50))} / ${ms(percentile(wireBargeIns, 99))} (max ${ms(wireBargeIns.at(-1) ?? Number.NaN)}) over ${wireBargeIns.length} (UserStartedSpeaking reaches the server's socket → clear leaves it, tcpdump)`
+    : ""
+}
 `);
 
 for (const phone of phones) phone.hangUp();

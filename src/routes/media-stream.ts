@@ -82,8 +82,9 @@ export function mediaStreamRoutes(bridge: CallBridge, config: Config, logger: Lo
       // future Elysia dispatches differently, the `message` handler below still serves.
       const data = raw.data as { message?: unknown };
       if (typeof data.message === "function") {
+        const close = (code: number, reason: string) => raw.close(code, reason);
         data.message = (_socket: unknown, message: string | Buffer) =>
-          receive(connection, message, (code, reason) => raw.close(code, reason));
+          receive(connection, message, close);
       }
     },
     message(ws, message) {

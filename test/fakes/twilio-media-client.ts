@@ -269,6 +269,7 @@ export class FakeTwilioCall {
 
   #queueAudio(length: number): void {
     this.mediaReceived += 1;
+    this.#advance();
     const start = Math.max(performance.now(), this.#playhead);
     this.#playhead = start + length / BYTES_PER_MS / this.#speed;
     this.#segments.push({ end: this.#playhead, length });
