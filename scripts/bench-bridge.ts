@@ -1,12 +1,15 @@
 #!/usr/bin/env bun
 /**
  * Bridge benchmark: N concurrent simulated calls at real-time cadence (one 20 ms frame per call every
- * 20 ms, as Twilio sends, spread over the period as independent calls are) through the real server, in its own process, to the fake Voice Agent, which
- * echoes the audio back so both directions carry traffic (with marks). Prints per-frame added latency
- * (phone send → agent receive) p50/p99, frame loss, server CPU and RSS per call, and barge-in latency
- * (agent sends UserStartedSpeaking → phone receives clear). Results go in docs/PERFORMANCE.md.
+ * 20 ms, as Twilio sends, spread over the period as independent calls are) through the real server,
+ * in its own process, to the fake Voice Agent, which echoes the audio back so both directions carry
+ * traffic (with marks). Prints per-frame added latency (phone send → agent receive) p50/p99, frame
+ * loss, server CPU and RSS per call, and barge-in latency under load (agent sends
+ * UserStartedSpeaking → phone receives clear; with --capture also on the wire, the server alone).
+ * Results go in docs/PERFORMANCE.md.
  *
- *   bun run scripts/bench-bridge.ts --calls 500 --seconds 20 [--binary dist/voice-agent] [--cpu-prof DIR]
+ *   bun run scripts/bench-bridge.ts --calls 500 --seconds 20 [--binary dist/voice-agent] [--pin]
+ *     [--capture] [--barge-ins K] [--cpu-prof DIR]
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
