@@ -232,6 +232,58 @@ describe("agent failures", () => {
   });
 });
 
+describe("isolation", () => {
+  test("faults in three calls leave a fourth, concurrent call untouched", async () => {
+    harness = await startBridgeHarness();
+    const pairs = [];
+    for (let i = 0; i < 4; i++) {
+      const phone = await harness.call({ customParameters: { from: `+1555000000${i}` } });
+      pairs.push({ phone, agent: await harness.agent.nextSession() });
+    }
+    const [erroring, dropping, garbling, healthy] = pairs as [
+      (typeof pairs)[number],
+      (typeof pairs)[number],
+      (typeof pairs)[number],
+      (typeof pairs)[number],
+    ];
+    await healthy.phone.waitFor(() => healthy.phone.heardBytes === GREETING_BYTES, "greeting");
+
+    erroring.agent.error("INTERNAL_SERVER_ERROR", "the LLM is down");
+    dropping.agent.drop();
+    garbling.phone.sendRaw("{not json");
+    garbling.phone.sendRaw(new Uint8Array([1, 2, 3]));
+    garbling.phone.sendJson({
+      event: "media",
+      streamSid: garbling.phone.streamSid,
+      media: { payload: "A".repeat(200_000) },
+    });
+    garbling.phone.hangUp();
+    await Promise.all([erroring.phone.closed, dropping.phone.closed, garbling.phone.closed]);
+
+    const audio = mulawTone(200, 300);
+    await healthy.phone.streamAudio(audio, { realtime: false });
+    await healthy.agent.waitFor(
+      () => healthy.agent.audioBytes === audio.length,
+      "caller audio after the faults",
+    );
+    healthy.agent.say("Still here.", 100);
+    await healthy.phone.waitFor(
+      () => healthy.phone.heardBytes === GREETING_BYTES + 800,
+      "agent audio after the faults",
+    );
+    expect(healthy.phone.isClosed).toBe(false);
+    expect(harness.service.calls.size).toBe(1);
+    const endOf = (phone: { callSid: string }) =>
+      harness.service.store.calls.get(phone.callSid)?.end_reason;
+    expect(endOf(healthy.phone)).toBeNull();
+    expect([erroring, dropping, garbling].map(({ phone }) => endOf(phone))).toEqual([
+      "agent_error",
+      "agent_error",
+      "caller_hung_up",
+    ]);
+  });
+});
+
 describe("stream authentication", () => {
   beforeEach(async () => {
     harness = await startBridgeHarness();
