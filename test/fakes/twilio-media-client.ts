@@ -46,7 +46,7 @@ interface Segment {
 /** A mark waiting for the audio queued before it; echoed by its timer, or at once by a clear. */
 interface PendingMark {
   name: string;
-  timer: ReturnType<typeof setTimeout>;
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /** Bytes a base64 string decodes to, without decoding it. */
@@ -278,19 +278,24 @@ export class FakeTwilioCall {
 
   /** Twilio echoes a mark once the audio before it has played: one timer per mark, none per chunk. */
   #queueMark(name: string): void {
-    const delay = this.#playhead - performance.now();
-    if (delay <= 0) {
+    const due = this.#playhead;
+    if (due <= performance.now()) {
       this.#echo(name);
       return;
     }
-    const mark: PendingMark = {
-      name,
-      timer: setTimeout(() => {
-        this.#pendingMarks.splice(this.#pendingMarks.indexOf(mark), 1);
-        this.#echo(name);
-        this.#notify();
-      }, delay),
+    const mark: PendingMark = { name, timer: undefined };
+    // Timers may fire a fraction of a millisecond early: never echo before the audio has played.
+    const echoWhenPlayed = () => {
+      const left = due - performance.now();
+      if (left > 0) {
+        mark.timer = setTimeout(echoWhenPlayed, Math.ceil(left));
+        return;
+      }
+      this.#pendingMarks.splice(this.#pendingMarks.indexOf(mark), 1);
+      this.#echo(name);
+      this.#notify();
     };
+    mark.timer = setTimeout(echoWhenPlayed, Math.ceil(due - performance.now()));
     this.#pendingMarks.push(mark);
   }
 
