@@ -82,9 +82,23 @@ function plainUi(io: SetupIo, yes: boolean): Ui {
 }
 
 function clackUi(): Ui {
-  const answered = <T>(value: T | symbol): T => {
-    if (typeof value === "symbol") throw new SetupError("cancelled");
-    return value as T;
+  /**
+   * Runs one prompt; Ctrl-C (clack's cancel) and Ctrl-D (end of input, which clack ignores while
+   * its line reader closes underneath it) both end the wizard with "cancelled".
+   */
+  const answer = async <T>(ask: (signal: AbortSignal) => Promise<T | symbol>): Promise<T> => {
+    const controller = new AbortController();
+    const onKey = (_text: unknown, key?: { ctrl?: boolean; name?: string }) => {
+      if (key?.ctrl && key.name === "d") controller.abort();
+    };
+    process.stdin.on("keypress", onKey);
+    try {
+      const value = await ask(controller.signal);
+      if (typeof value === "symbol") throw new SetupError("cancelled");
+      return value;
+    } finally {
+      process.stdin.off("keypress", onKey);
+    }
   };
   return {
     async step(label, work) {
@@ -101,27 +115,30 @@ function clackUi(): Ui {
     },
     info: (text) => clack.log.info(text),
     ask: async (question, options = {}) =>
-      answered<string>(
+      (await answer<string>((signal) =>
         options.secret
-          ? await clack.password({ message: question })
-          : await clack.text({
+          ? clack.password({ message: question, signal })
+          : clack.text({
               message: question,
+              signal,
               ...(options.initial ? { initialValue: options.initial } : {}),
             }),
-      ) || undefined,
+      )) || undefined,
     choose: async <T extends string>(
       question: string,
       options: { value: T; label: string }[],
       initial?: T,
     ) =>
-      answered(
-        await clack.select<string>({
+      (await answer((signal) =>
+        clack.select<string>({
           message: question,
           options,
+          signal,
           ...(initial ? { initialValue: initial } : {}),
         }),
-      ) as T,
-    confirm: async (question) => answered<boolean>(await clack.confirm({ message: question })),
+      )) as T,
+    confirm: (question) =>
+      answer<boolean>((signal) => clack.confirm({ message: question, signal })),
   };
 }
 

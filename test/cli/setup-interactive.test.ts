@@ -70,10 +70,13 @@ test("a person answers every prompt: hidden secrets, arrow-key choices, a confir
   expect(tty.screen).not.toContain(TOKEN);
 });
 
-test("Ctrl-C at a prompt cancels: exit 1 and nothing written", async () => {
+test.each([
+  ["Ctrl-C", KEYS.ctrlC],
+  ["Ctrl-D", KEYS.ctrlD],
+])("%s at a prompt cancels: exit 1 and nothing written", async (_name, key) => {
   const tty = setupOnTerminal();
   await tty.answer("Deepgram API key", `${DEEPGRAM_KEY}${KEYS.enter}`);
-  await tty.answer("Twilio Account SID", KEYS.ctrlC);
+  await tty.answer("Twilio Account SID", key);
   await tty.waitFor("cancelled");
   expect(await tty.exited).toBe(1);
   expect(existsSync(envFile)).toBe(false);

@@ -4,7 +4,7 @@
  */
 import { Conditions } from "../fakes/conditions.ts";
 
-export const KEYS = { enter: "\r", down: "\x1b[B", ctrlC: "\x03" } as const;
+export const KEYS = { enter: "\r", down: "\x1b[B", ctrlC: "\x03", ctrlD: "\x04" } as const;
 
 /** Escape sequences (colours, cursor moves) removed, so tests match the words a person sees. */
 function visible(text: string): string {
