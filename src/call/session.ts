@@ -192,21 +192,22 @@ export class CallSession implements LiveCall {
    * outbound call, as soon as the answering-machine verdict says a person answered.
    */
   start(): void {
-    const { clock, timings, outbound } = this.#deps;
-    this.#maxDurationTimer = clock.setTimeout(
-      () =>
-        this.#endWithWords(
-          "max_duration",
-          `call reached ${timings.maxCallMs} ms`,
-          PHRASES.timeLimit,
-        ),
-      timings.maxCallMs,
+    try {
+      this.#start();
+    } catch (error) {
+      this.#fault(error);
+    }
+  }
+
+  #start(): void {
+    const { timings, outbound } = this.#deps;
+    this.#maxDurationTimer = this.#after(timings.maxCallMs, () =>
+      this.#endWithWords("max_duration", `call reached ${timings.maxCallMs} ms`, PHRASES.timeLimit),
     );
     if (outbound) {
       this.#transition("awaiting_verdict");
-      this.#verdictTimer = clock.setTimeout(
-        () => this.verdict("unknown", `no verdict within ${outbound.verdictTimeoutMs} ms`),
-        outbound.verdictTimeoutMs,
+      this.#verdictTimer = this.#after(outbound.verdictTimeoutMs, () =>
+        this.verdict("unknown", `no verdict within ${outbound.verdictTimeoutMs} ms`),
       );
     }
     if (outbound?.initialVerdict) {
@@ -216,9 +217,11 @@ export class CallSession implements LiveCall {
     }
     this.#deps
       .connectAgent(this.#deps.settings, {
-        message: (message) => this.#onAgentMessage(message),
-        audio: (audio) => this.#onAgentAudio(audio),
-        closed: (reason) => this.#agentFailed("agent_error", `agent socket closed: ${reason}`),
+        message: this.#contained((message: AgentServerMessage) => this.#onAgentMessage(message)),
+        audio: this.#contained((audio: Buffer) => this.#onAgentAudio(audio)),
+        closed: this.#contained((reason: string) =>
+          this.#agentFailed("agent_error", `agent socket closed: ${reason}`),
+        ),
       })
       .then(
         (agent) => {
@@ -235,7 +238,8 @@ export class CallSession implements LiveCall {
             "agent_unavailable",
             `agent connection failed: ${(error as Error).message}`,
           ),
-      );
+      )
+      .catch((error: unknown) => this.#fault(error));
   }
 
   /**
@@ -244,21 +248,37 @@ export class CallSession implements LiveCall {
    * live conversation; a fax gets a hang-up.
    */
   verdict(answeredBy: string, detail = `AnsweredBy=${answeredBy}`): void {
+    try {
+      this.#verdict(answeredBy, detail);
+    } catch (error) {
+      this.#fault(error);
+    }
+  }
+
+  #verdict(answeredBy: string, detail: string): void {
     this.#deps.logger.info("answering-machine verdict", { answeredBy, state: this.#state, detail });
     if (this.#state === "awaiting_verdict") {
       this.#verdictTimer?.cancel();
       if (answeredBy === "fax") {
         this.#deps.recorder.outcome("fax", detail);
         this.#finish("fax_detected", detail);
-      } else if (isMachine(answeredBy)) void this.#leaveVoicemail(detail);
+      } else if (isMachine(answeredBy)) this.#voicemail(detail);
       else this.#goLive();
     } else if (this.#state === "live" && isMachine(answeredBy)) {
-      void this.#leaveVoicemail(`late verdict ${answeredBy}: the agent had already started`);
+      this.#voicemail(`late verdict ${answeredBy}: the agent had already started`);
     }
   }
 
   /** A decoded message from this call's Twilio stream. */
   handlePhone(message: TwilioInbound): void {
+    try {
+      this.#handlePhone(message);
+    } catch (error) {
+      this.#fault(error);
+    }
+  }
+
+  #handlePhone(message: TwilioInbound): void {
     switch (message.event) {
       case "media":
         if (this.#state === "live") this.#agent?.sendAudio(message.audio);
@@ -290,7 +310,11 @@ export class CallSession implements LiveCall {
 
   /** Ends the call politely (used when the service shuts down); resolves when it has ended. */
   hangUp(reason: string): Promise<void> {
-    this.#endWithWords("service_shutdown", reason, PHRASES.shutdown);
+    try {
+      this.#endWithWords("service_shutdown", reason, PHRASES.shutdown);
+    } catch (error) {
+      this.#fault(error);
+    }
     return this.#ended.promise;
   }
 
@@ -332,7 +356,7 @@ export class CallSession implements LiveCall {
         return;
       case "FunctionCallRequest":
         this.#stopSilenceTimer();
-        void this.#runFunctions(message);
+        this.#runFunctions(message).catch((error: unknown) => this.#fault(error));
         return;
       case "InjectionRefused":
         if (this.#ending) this.#ending.awaitingSpeech = false;
@@ -422,9 +446,10 @@ export class CallSession implements LiveCall {
   }
 
   #armSilence(): void {
-    const { clock, timings } = this.#deps;
+    const { timings } = this.#deps;
     this.#stopSilenceTimer();
-    this.#silenceTimer = clock.setTimeout(
+    this.#silenceTimer = this.#after(
+      this.#silencePrompted ? timings.silenceHangupMs : timings.silencePromptMs,
       () => {
         if (!this.#silencePrompted) {
           this.#silencePrompted = true;
@@ -437,7 +462,6 @@ export class CallSession implements LiveCall {
           );
         }
       },
-      this.#silencePrompted ? timings.silenceHangupMs : timings.silencePromptMs,
     );
   }
 
@@ -449,9 +473,9 @@ export class CallSession implements LiveCall {
       return;
     }
     this.#stopSettleTimer();
-    this.#settleTimer = this.#deps.clock.setTimeout(() => {
+    this.#settleTimer = this.#after(this.#deps.timings.endSettleMs, () => {
       if (this.#playback.idle && !this.#agentSpeaking) this.#finish(ending.reason, ending.detail);
-    }, this.#deps.timings.endSettleMs);
+    });
   }
 
   /** Has the agent say `words`, then hangs up once they have been heard. */
@@ -468,10 +492,8 @@ export class CallSession implements LiveCall {
     if (!this.#transition("ending")) return;
     this.#stopSilenceTimer();
     this.#ending = { reason, detail, awaitingSpeech };
-    this.#safetyTimer = this.#deps.clock.setTimeout(
-      () =>
-        this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
-      this.#deps.timings.hangupSafetyMs,
+    this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
+      this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
     );
     if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
   }
@@ -498,9 +520,8 @@ export class CallSession implements LiveCall {
     this.#play(this.#deps.apologyAudio);
     this.#markEnd();
     this.#ending = { reason, detail, awaitingSpeech: false };
-    this.#safetyTimer = this.#deps.clock.setTimeout(
-      () => this.#finish(reason, detail),
-      this.#deps.timings.hangupSafetyMs,
+    this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
+      this.#finish(reason, detail),
     );
   }
 
@@ -544,11 +565,15 @@ export class CallSession implements LiveCall {
     if (this.#agent && !this.#deps.scenario.greeting) this.#playbackIdle();
   }
 
+  #voicemail(detail: string): void {
+    this.#leaveVoicemail(detail).catch((error: unknown) => this.#fault(error));
+  }
+
   /** A machine answered: drop the agent, speak the voicemail as it is synthesised, hang up once heard. */
   async #leaveVoicemail(detail: string): Promise<void> {
     const outbound = this.#deps.outbound;
     if (!outbound || !this.#transition("voicemail")) return;
-    const { recorder, phone, clock, timings } = this.#deps;
+    const { recorder, phone, timings } = this.#deps;
     this.#stopSilenceTimer();
     const agent = this.#agent;
     this.#agent = undefined;
@@ -578,9 +603,8 @@ export class CallSession implements LiveCall {
     this.#transition("ending");
     this.#ending = { reason: "voicemail_left", detail, awaitingSpeech: false };
     this.#safetyTimer?.cancel();
-    this.#safetyTimer = clock.setTimeout(
-      () => this.#finish("voicemail_left", `${detail} (hung up by the safety limit)`),
-      timings.hangupSafetyMs,
+    this.#safetyTimer = this.#after(timings.hangupSafetyMs, () =>
+      this.#finish("voicemail_left", `${detail} (hung up by the safety limit)`),
     );
     if (this.#playback.idle) this.#finish("voicemail_left", detail);
   }
@@ -591,7 +615,10 @@ export class CallSession implements LiveCall {
       this.#deps.logger.warn("ignored malformed or unknown message", { source, reason });
   }
 
-  /** Ends the call now; every path out of a call comes here, once. Synchronous by design. */
+  /**
+   * Ends the call now; every path out of a call comes here, once. Synchronous by design, and it
+   * never throws: each step is attempted on its own, so the call always leaves the registry.
+   */
   #finish(reason: EndReason, detail: string): void {
     if (!this.#transition("ended")) return;
     for (const timer of [
@@ -599,23 +626,65 @@ export class CallSession implements LiveCall {
       this.#settleTimer,
       this.#safetyTimer,
       this.#maxDurationTimer,
+      this.#verdictTimer,
     ]) {
       timer?.cancel();
     }
+    const { phone, telephony, recorder, logger, onEnded } = this.#deps;
+    const attempt = (step: string, work: () => void) => {
+      try {
+        work();
+      } catch (error) {
+        logger.error("call end step failed", { step, error });
+      }
+    };
     const agent = this.#agent;
     this.#agent = undefined;
-    agent?.close();
-    this.#deps.phone.close();
-    if (reason !== "caller_hung_up" && this.#deps.telephony) {
-      this.#deps.telephony.hangUp(this.callSid).catch((error: unknown) => {
-        this.#deps.logger.warn("telephony hang-up failed", { error });
-      });
+    attempt("close the agent socket", () => agent?.close());
+    attempt("close the media stream", () => phone.close());
+    if (reason !== "caller_hung_up" && telephony) {
+      attempt("hang up", () =>
+        telephony.hangUp(this.callSid).catch((error: unknown) => {
+          logger.warn("telephony hang-up failed", { error });
+        }),
+      );
     }
-    if (this.#ignored > 0)
-      this.#deps.logger.info("ignored messages during call", { count: this.#ignored });
-    this.#deps.recorder.ended(reason, detail);
-    this.#deps.logger.info("call ended", { reason, detail });
-    this.#deps.onEnded(this);
+    if (this.#ignored > 0) logger.info("ignored messages during call", { count: this.#ignored });
+    attempt("record the end", () => recorder.ended(reason, detail));
+    logger.info("call ended", { reason, detail });
+    attempt("leave the registry", () => onEnded(this));
     this.#ended.resolve();
+  }
+
+  /**
+   * A bug while handling this call (an exception out of any of its entry points): log it, record
+   * it and end this call at once, so that one call's fault never reaches the process or other calls.
+   */
+  #fault(error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#deps.logger.error("internal error in a call", { error, state: this.#state });
+    if (this.#state === "ended") return;
+    try {
+      this.#deps.recorder.event({ kind: "error", data: { source: "internal", message } });
+    } catch {
+      // The recorder's own failure is already logged by it; ending the call matters more.
+    }
+    this.#finish("internal_error", message);
+  }
+
+  /** `work` as a callback whose exceptions end this call instead of escaping (timers, socket events). */
+  #contained<A extends unknown[]>(work: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        work(...args);
+      } catch (error) {
+        this.#fault(error);
+      }
+    };
+  }
+
+  /** A timer of this call whose callback is contained. */
+  #after(ms: number, work: () => void): Timer {
+    return this.#deps.clock.setTimeout(this.#contained(work), ms);
   }
 }

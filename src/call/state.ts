@@ -40,4 +40,6 @@ export type EndReason =
   | "service_shutdown"
   | "voicemail_left"
   | "voicemail_failed"
-  | "fax_detected";
+  | "fax_detected"
+  /** A bug in the service while handling this call; the error is in the call's events and the log. */
+  | "internal_error";

@@ -485,6 +485,78 @@ describe("agent faults", () => {
   });
 });
 
+describe("internal faults stay inside their call", () => {
+  const endedByBug = (message: string) => {
+    expect(session.state).toBe("ended");
+    expect(recorder.end).toEqual({ reason: "internal_error", detail: message });
+    expect(recorder.ofKind("error").at(-1)?.data).toEqual({ source: "internal", message });
+    expect(endedCalls).toEqual(["CA1"]);
+    expect(telephony.hungUp).toEqual(["CA1"]);
+  };
+
+  test("a bug on the agent's audio path ends this call, nothing escapes", async () => {
+    const agent = await live();
+    phone.send = () => {
+      throw new Error("encoder bug");
+    };
+    expect(() => agent.speakAudio(800)).not.toThrow();
+    endedByBug("encoder bug");
+    expect(agent.closed).toBe(true);
+    expect(phone.closed).toBe(true);
+  });
+
+  test("a bug on the caller's audio path ends this call, nothing escapes", async () => {
+    const agent = await live();
+    agent.sendAudio = () => {
+      throw new Error("socket wrapper bug");
+    };
+    const frame = decodeTwilio({
+      event: "media",
+      streamSid: "MZ1",
+      media: { payload: Buffer.alloc(160, 2).toString("base64") },
+    });
+    expect(() => session.handlePhone(frame)).not.toThrow();
+    endedByBug("socket wrapper bug");
+  });
+
+  test("a bug inside a timer callback ends this call, the clock carries on", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    agent.send = () => {
+      throw new Error("inject bug");
+    };
+    expect(() => clock.advance(timings.silencePromptMs)).not.toThrow();
+    endedByBug("inject bug");
+  });
+
+  test("a bug after a function call's await ends this call instead of an unhandled rejection", async () => {
+    const agent = await live();
+    const record = recorder.event.bind(recorder);
+    recorder.event = (event) => {
+      if (event.kind === "function_call") throw new Error("recorder bug");
+      record(event);
+    };
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [{ id: "fc1", name: "lookup", arguments: '{"code":"ABC"}', client_side: true }],
+    });
+    await session.ended;
+    endedByBug("recorder bug");
+  });
+
+  test("a failing step while ending still takes the call out of the registry", async () => {
+    await live();
+    phone.close = () => {
+      throw new Error("close bug");
+    };
+    session.handlePhone({ event: "stop" });
+    await session.ended;
+    expect(endedCalls).toEqual(["CA1"]);
+    expect(recorder.end?.reason).toBe("caller_hung_up");
+  });
+});
+
 describe("outbound: answering-machine verdicts", () => {
   const VERDICT_TIMEOUT = 8_000;
   let tts: FakeTts;
