@@ -8,6 +8,7 @@ import { runCallCommand } from "./cli/call.ts";
 import { runSetup } from "./cli/setup.ts";
 import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
+import { keepServingOnUncaughtErrors } from "./process-guard.ts";
 import { startService } from "./service.ts";
 import { VERSION } from "./version.ts";
 
@@ -54,6 +55,7 @@ async function checkHealth(): Promise<number> {
 async function serve(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ level: config.logLevel });
+  keepServingOnUncaughtErrors(logger);
   const service = await startService(config, logger);
   const onSignal = (signal: NodeJS.Signals) => {
     if (service.calls.draining) {

@@ -41,7 +41,10 @@ export interface BridgeDeps {
 const GENERIC_VOICEMAIL =
   "Hello, we called about your recent request and will try you again soon. Thank you!";
 
-export type OpenResult = { ok: true; session: CallSession } | { ok: false; reason: string };
+export type OpenResult =
+  | { ok: true; session: CallSession }
+  /** `internal`: the stream was acceptable but setting the call up failed (a bug or the database). */
+  | { ok: false; reason: string; internal?: boolean };
 
 export class CallBridge {
   /** Streams closed without an agent connection (bad token, duplicate, shutdown, …). */
@@ -52,6 +55,27 @@ export class CallBridge {
   open(start: StreamStart, phone: PhoneChannel): OpenResult {
     const refusal = this.#refusal(start);
     if (refusal) return this.refuse(start, refusal);
+    try {
+      return { ok: true, session: this.#open(start, phone) };
+    } catch (error) {
+      const { store, clock, logger } = this.deps;
+      logger.error("could not set up the call", { callSid: start.callSid, error });
+      try {
+        if (store.calls.get(start.callSid)) {
+          const message = error instanceof Error ? error.message : String(error);
+          const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
+          recorder.event({ kind: "error", data: { source: "internal", message } });
+          recorder.ended("internal_error", message);
+        }
+      } catch (recordError) {
+        logger.error("could not record the failed set-up", { error: recordError });
+      }
+      this.refusedStreams += 1;
+      return { ok: false, reason: "internal error while setting up the call", internal: true };
+    }
+  }
+
+  #open(start: StreamStart, phone: PhoneChannel): CallSession {
     const { config, store, clock, calls } = this.deps;
     const parameters = start.customParameters;
     const scenario = this.#scenario(parameters) as Scenario;
@@ -123,7 +147,7 @@ export class CallBridge {
     calls.register(session);
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();
-    return { ok: true, session };
+    return session;
   }
 
   /** Counts and logs a stream that will not be bridged. */

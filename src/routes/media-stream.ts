@@ -14,6 +14,8 @@ import { decodeTwilio } from "../protocol/twilio-media.ts";
 
 /** Close code for a refused stream (policy violation). */
 const REFUSED = 1008;
+/** Close code when setting the call up failed on our side. */
+const INTERNAL_ERROR = 1011;
 
 interface Connection {
   phone: PhoneChannel;
@@ -45,7 +47,7 @@ export function mediaStreamRoutes(bridge: CallBridge, config: Config, logger: Lo
       if (opened.ok) connection.session = opened.session;
       else {
         connection.refused = true;
-        close(REFUSED, opened.reason.slice(0, 120));
+        close(opened.internal ? INTERNAL_ERROR : REFUSED, opened.reason.slice(0, 120));
       }
     } else if (decoded.event === "ignored" && connection.ignoredBeforeStart++ === 0) {
       logger.warn("ignored message before stream start", { reason: decoded.reason });

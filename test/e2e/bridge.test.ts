@@ -1,8 +1,9 @@
 /** Whole calls over real sockets: fake Twilio phone → WS /twilio → CallSession → real agent adapter → fake Voice Agent. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { PHRASES } from "../../src/call/session.ts";
+import type { Scenario } from "../../src/scenarios/types.ts";
 import { mulawTone } from "../fakes/mulaw.ts";
-import { TEST_CALENDAR } from "../fakes/test-scenario.ts";
+import { TEST_CALENDAR, testScenario } from "../fakes/test-scenario.ts";
 import { type BridgeHarness, startBridgeHarness } from "../helpers/bridge-harness.ts";
 
 let harness: BridgeHarness;
@@ -281,6 +282,31 @@ describe("isolation", () => {
       "agent_error",
       "caller_hung_up",
     ]);
+  });
+
+  test("a scenario that throws while setting a call up: that stream closes 1011, the next call works", async () => {
+    const broken: Scenario = {
+      ...testScenario,
+      id: "broken",
+      prepare: () => {
+        throw new Error("scenario bug");
+      },
+    };
+    harness = await startBridgeHarness({}, {}, [broken]);
+    const failing = await harness.call({ customParameters: { scenario: "broken" } });
+    expect(await failing.closed).toMatchObject({ code: 1011 });
+    const record = harness.service.store.calls.get(failing.callSid);
+    expect(record?.end_reason).toBe("internal_error");
+    expect(
+      harness.service.store.calls.events(failing.callSid).find((event) => event.kind === "error")
+        ?.data,
+    ).toEqual({ source: "internal", message: "scenario bug" });
+    expect(harness.logs.some((line) => line.msg === "could not set up the call")).toBe(true);
+
+    const phone = await harness.call();
+    await harness.agent.nextSession();
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "greeting of the next call");
+    expect(harness.service.calls.size).toBe(1);
   });
 });
 

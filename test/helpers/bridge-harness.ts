@@ -4,6 +4,7 @@
  */
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
+import type { Scenario } from "../../src/scenarios/types.ts";
 import { type Service, startService } from "../../src/service.ts";
 import { testScenario } from "../fakes/test-scenario.ts";
 import { type FakeCallOptions, FakeTwilioCall } from "../fakes/twilio-media-client.ts";
@@ -25,6 +26,7 @@ export interface BridgeHarness {
 export async function startBridgeHarness(
   env: Record<string, string> = {},
   agentOptions: FakeAgentOptions = {},
+  extraScenarios: Scenario[] = [],
 ): Promise<BridgeHarness> {
   const agent = FakeVoiceAgentServer.start({ apiKey: AGENT_KEY, greetingMs: 400, ...agentOptions });
   const logs: Record<string, unknown>[] = [];
@@ -41,7 +43,9 @@ export async function startBridgeHarness(
   });
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
   const service = await startService(config, logger, {
-    scenarios: new Map([[testScenario.id, testScenario]]),
+    scenarios: new Map(
+      [testScenario, ...extraScenarios].map((scenario) => [scenario.id, scenario]),
+    ),
   });
   const streamUrl = `${service.url.replace("http", "ws")}/twilio`;
   return {
