@@ -5,6 +5,7 @@
  * (scripted as the insurance follow-up conversation) and Deepgram TTS; places one call that a person
  * answers and one that goes to voicemail, then prints what the service stored.
  */
+import { CallSession } from "../src/call/session.ts";
 import type { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
 import type { FakeAgentSession } from "../test/fakes/voice-agent-server.ts";
 import { startOutboundHarness } from "../test/helpers/outbound-harness.ts";
@@ -28,12 +29,17 @@ async function makeCall(): Promise<string> {
   return placed.call_sid;
 }
 
-const heard = (phone: FakeTwilioCall) =>
-  phone.waitFor(
+/** The phone has played everything, and the service has seen the marks saying so. */
+async function heard(phone: FakeTwilioCall) {
+  await phone.waitFor(
     () => phone.heardBytes + phone.droppedBytes === phone.receivedAudio().length,
     "playback",
     30_000,
   );
+  // The last mark echo may still be on its way: a caller who spoke now would barge in on nothing.
+  const session = world.service.calls.get(phone.callSid);
+  while (session instanceof CallSession && session.queuedMs > 0) await Bun.sleep(1);
+}
 const words = (text: string) => text.split(/\s+/).length * 60;
 
 /** The agent says `text`; resolves once the caller has heard all of it. */
