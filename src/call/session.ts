@@ -3,6 +3,7 @@
  * the call's state machine, plays agent audio with mark tracking, handles barge-in, function calls,
  * silence prompts, the time limit, agent faults and hang-up after the last words have been heard.
  * No sockets or timers of its own: everything arrives through `SessionDeps`, so tests drive it directly.
+ * Every way in is contained: an exception ends this call as `internal_error`, never the process.
  */
 import type { Clock, Timer } from "../clock.ts";
 import type { Logger } from "../log.ts";
