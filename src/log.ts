@@ -48,6 +48,15 @@ function sanitize(value: unknown, depth: number): unknown {
   return out;
 }
 
+/** Runs `work`; an exception is logged at error as `message` with `fields`, never thrown. */
+export function tryLogged(logger: Logger, message: string, fields: LogFields, work: () => void) {
+  try {
+    work();
+  } catch (error) {
+    logger.error(message, { ...fields, error });
+  }
+}
+
 /**
  * @example createLogger({ level: "info" }).child({ callSid }).info("call started", { pii: { from } })
  */

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { createLogger } from "../src/log.ts";
+import { createLogger, tryLogged } from "../src/log.ts";
 import { ManualClock } from "./fakes/clock.ts";
 
 function capture(level: "debug" | "info" | "warn" | "error") {
@@ -63,5 +63,26 @@ test("errors keep their name and message", () => {
   expect(JSON.parse(lines[0] ?? "").error).toMatchObject({
     name: "RangeError",
     message: "too far",
+  });
+});
+
+test("tryLogged runs the work, and logs instead of throwing when it fails", () => {
+  const { logger, lines } = capture("info");
+  let ran = false;
+  tryLogged(logger, "step failed", { step: "a" }, () => {
+    ran = true;
+  });
+  expect(ran).toBe(true);
+  expect(lines).toHaveLength(0);
+  expect(() =>
+    tryLogged(logger, "step failed", { step: "b" }, () => {
+      throw new Error("boom");
+    }),
+  ).not.toThrow();
+  expect(JSON.parse(lines[0] ?? "{}")).toMatchObject({
+    level: "error",
+    msg: "step failed",
+    step: "b",
+    error: { message: "boom" },
   });
 });

@@ -6,7 +6,7 @@
 
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, tryLogged } from "../log.ts";
 import { settingsMessage } from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
@@ -60,16 +60,13 @@ export class CallBridge {
     } catch (error) {
       const { store, clock, logger } = this.deps;
       logger.error("could not set up the call", { callSid: start.callSid, error });
-      try {
-        if (store.calls.get(start.callSid)) {
-          const message = error instanceof Error ? error.message : String(error);
-          const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
-          recorder.event({ kind: "error", data: { source: "internal", message } });
-          recorder.ended("internal_error", message);
-        }
-      } catch (recordError) {
-        logger.error("could not record the failed set-up", { error: recordError });
-      }
+      tryLogged(logger, "could not record the failed set-up", {}, () => {
+        if (!store.calls.get(start.callSid)) return;
+        const message = error instanceof Error ? error.message : String(error);
+        const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
+        recorder.event({ kind: "error", data: { source: "internal", message } });
+        recorder.ended("internal_error", message);
+      });
       this.refusedStreams += 1;
       return { ok: false, reason: "internal error while setting up the call", internal: true };
     }

@@ -1,6 +1,6 @@
 /** Writes a call's timeline and end to the store; a failing write is logged, never thrown into the call. */
 import type { Clock } from "../clock.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, tryLogged } from "../log.ts";
 import type { CallRepository } from "../store/calls.ts";
 import type { CallRecorder } from "./session.ts";
 
@@ -10,13 +10,8 @@ export function storeRecorder(
   clock: Clock,
   logger: Logger,
 ): CallRecorder {
-  const attempt = (what: string, write: () => void) => {
-    try {
-      write();
-    } catch (error) {
-      logger.error("could not record call data", { what, error });
-    }
-  };
+  const attempt = (what: string, write: () => void) =>
+    tryLogged(logger, "could not record call data", { what }, write);
   return {
     event: (event) => attempt(event.kind, () => calls.appendEvent(callSid, event)),
     outcome: (outcome, detail) =>

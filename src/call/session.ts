@@ -6,7 +6,7 @@
  * Every way in is contained: an exception ends this call as `internal_error`, never the process.
  */
 import type { Clock, Timer } from "../clock.ts";
-import type { Logger } from "../log.ts";
+import { type Logger, tryLogged } from "../log.ts";
 import {
   type AgentMessage,
   type AgentServerMessage,
@@ -632,13 +632,8 @@ export class CallSession implements LiveCall {
       timer?.cancel();
     }
     const { phone, telephony, recorder, logger, onEnded } = this.#deps;
-    const attempt = (step: string, work: () => void) => {
-      try {
-        work();
-      } catch (error) {
-        logger.error("call end step failed", { step, error });
-      }
-    };
+    const attempt = (step: string, work: () => void) =>
+      tryLogged(logger, "call end step failed", { step }, work);
     const agent = this.#agent;
     this.#agent = undefined;
     attempt("close the agent socket", () => agent?.close());

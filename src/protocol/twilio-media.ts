@@ -174,7 +174,11 @@ export class TwilioEncoder {
 
   /** `media` with raw mu-law 8 kHz audio (no header). */
   media(audio: Uint8Array): string {
-    return `${this.#mediaPrefix}${Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength).toString("base64")}"}}`;
+    // Agent audio arrives as a Buffer already: no wrapper object per frame.
+    const bytes = Buffer.isBuffer(audio)
+      ? audio
+      : Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
+    return `${this.#mediaPrefix}${bytes.toString("base64")}"}}`;
   }
 
   /** `mark`: Twilio echoes it once all audio queued before it has played (or was cleared). */
