@@ -64,6 +64,7 @@ const BYTES_PER_MS = 8;
 export class FakeTwilioCall {
   readonly callSid: string;
   readonly streamSid: string;
+  readonly accountSid: string;
   readonly received: ReceivedMessage[] = [];
   /** Agent audio whose playing has finished (was heard) by now. */
   get heardBytes(): number {
@@ -104,6 +105,7 @@ export class FakeTwilioCall {
     this.#socket = socket;
     this.#speed = options.speed ?? 1;
     this.callSid = options.callSid ?? `CA${crypto.randomUUID().replaceAll("-", "")}`;
+    this.accountSid = options.accountSid ?? `AC${"0".repeat(32)}`;
     this.streamSid = options.streamSid ?? `MZ${crypto.randomUUID().replaceAll("-", "")}`;
     socket.onmessage = (event) => this.#receive(String(event.data));
     socket.onclose = (event) => {
@@ -135,7 +137,7 @@ export class FakeTwilioCall {
       sequenceNumber: this.#nextSequence(),
       streamSid: this.streamSid,
       start: {
-        accountSid: this.options.accountSid ?? "AC00000000000000000000000000000000",
+        accountSid: this.accountSid,
         streamSid: this.streamSid,
         callSid: this.callSid,
         tracks: ["inbound"],
@@ -206,7 +208,7 @@ export class FakeTwilioCall {
       sequenceNumber: this.#nextSequence(),
       streamSid: this.streamSid,
       stop: {
-        accountSid: this.options.accountSid ?? "AC00000000000000000000000000000000",
+        accountSid: this.accountSid,
         callSid: this.callSid,
       },
     });
