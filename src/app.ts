@@ -3,16 +3,21 @@ import { Elysia } from "elysia";
 import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
 import type { StreamTokens } from "./call/stream-tokens.ts";
+import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { accessLog } from "./routes/access-log.ts";
+import { EndpointGuard } from "./routes/auth.ts";
+import { MAX_BODY_BYTES } from "./routes/body.ts";
 import { callRoutes } from "./routes/calls.ts";
+import { ClientAddresses } from "./routes/client-address.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { leadRoutes } from "./routes/leads.ts";
 import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
+import { FailureThrottle } from "./routes/throttle.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
 import type { Store } from "./store/index.ts";
 
@@ -27,6 +32,7 @@ export interface AppDeps {
   tokens: StreamTokens;
   /** Twilio REST, when its credentials are configured. */
   twilio: CallPlacer | undefined;
+  clock: Clock;
   logger: Logger;
   version: string;
 }
@@ -35,7 +41,18 @@ export interface AppDeps {
  * @example const app = createApp(deps); const res = await app.handle(new Request("http://localhost/health"));
  */
 export function createApp(deps: AppDeps) {
-  return new Elysia({ websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES } })
+  const clients = new ClientAddresses(deps.config.server.trustedProxies);
+  const guard = new EndpointGuard({
+    secret: deps.config.server.endpointSecret,
+    externalUrl: deps.config.server.externalUrl,
+    clients,
+    throttle: new FailureThrottle(deps.clock),
+  });
+  return new Elysia({
+    websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES },
+    // Bun refuses bigger bodies before routing; each route group reads within its own, smaller limit.
+    serve: { maxRequestBodySize: MAX_BODY_BYTES },
+  })
     .use(accessLog(deps.logger))
     .use(errorHandler(deps.logger))
     .use(docsRoutes(deps.version))
@@ -47,11 +64,11 @@ export function createApp(deps: AppDeps) {
         draining: () => deps.calls.draining,
       }),
     )
-    .use(mediaStreamRoutes(deps.bridge, deps.config, deps.logger))
+    .use(mediaStreamRoutes({ ...deps, clients }))
     .use(twilioWebhookRoutes(deps))
-    .use(callRoutes(deps.store, deps.config.server.endpointSecret))
-    .use(leadRoutes(deps.store.leads, deps.config.server.endpointSecret))
-    .use(makeCallRoutes(deps));
+    .use(callRoutes(deps.store, guard))
+    .use(leadRoutes(deps.store.leads, guard))
+    .use(makeCallRoutes({ ...deps, guard }));
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -2,6 +2,7 @@
  * The service's configuration: one TypeBox schema for the environment, validated once at start-up
  * into a typed `Config` that is passed to everything else (nothing else reads `process.env`).
  */
+import { isIP } from "node:net";
 import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { IntegrationNotConfiguredError } from "./errors.ts";
@@ -9,6 +10,15 @@ import { LOG_LEVELS, type LogLevel } from "./log.ts";
 
 FormatRegistry.Set("http-url", (value) => hasProtocol(value, ["http:", "https:"]));
 FormatRegistry.Set("ws-url", (value) => hasProtocol(value, ["ws:", "wss:"]));
+FormatRegistry.Set("ip-list", (value) => splitList(value).every((address) => isIP(address) !== 0));
+
+/** Comma-separated values, trimmed, empty ones dropped. */
+function splitList(value: string): string[] {
+  return value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "");
+}
 
 function hasProtocol(value: string, protocols: string[]): boolean {
   const url = URL.parse(value);
@@ -55,9 +65,15 @@ export const Environment = Type.Object({
     expected: "an absolute http(s) URL such as https://voice.example.com",
   }),
   ENDPOINT_SECRET: variable(Type.Optional(Type.String({ minLength: 16 })), {
-    description: "Bearer secret for the call-placing and call-record endpoints",
+    description:
+      "Bearer secret for the call-placing and call-record endpoints (required once Twilio is configured; 32+ characters advised)",
     expected: "at least 16 characters",
     secret: true,
+  }),
+  TRUSTED_PROXIES: variable(Type.Optional(Type.String({ format: "ip-list" })), {
+    description:
+      "Reverse proxies whose X-Forwarded-For is believed, e.g. 127.0.0.1 behind a local Caddy or nginx (unset: none)",
+    expected: "comma-separated IP addresses",
   }),
   DATABASE_PATH: variable(Type.String({ default: "./data/voice-agent.db", minLength: 1 }), {
     description: "SQLite database file (created with its folder if missing; ':memory:' for none)",
@@ -67,6 +83,25 @@ export const Environment = Type.Object({
     description: "On SIGTERM/SIGINT, how long live calls may go on before they are hung up (ms)",
     expected: "an integer number of milliseconds from 0 to 3600000",
   }),
+  SHUTDOWN_GOODBYE_MS: duration(
+    5_000,
+    "When the drain time is over, how long calls still live get to hear the goodbye before the sockets are closed",
+  ),
+  STREAM_START_TIMEOUT_MS: duration(
+    5_000,
+    "A media stream that has not sent a valid start by then is closed",
+  ),
+  MAX_PENDING_STREAMS: variable(Type.Integer({ default: 200, minimum: 1, maximum: 100_000 }), {
+    description: "Media streams open at once that have not started yet; more are refused",
+    expected: "an integer from 1 to 100000",
+  }),
+  MAX_PENDING_STREAMS_PER_CLIENT: variable(
+    Type.Integer({ default: 20, minimum: 1, maximum: 100_000 }),
+    {
+      description: "The same, per client address (see TRUSTED_PROXIES)",
+      expected: "an integer from 1 to 100000",
+    },
+  ),
   ALLOW_DEV_STREAMS: variable(Type.Boolean({ default: false }), {
     description:
       "Accept media streams without a one-time token (local development with scripts/dev-client.ts only)",
@@ -215,9 +250,17 @@ export interface Config {
     /** Public base URL without a trailing slash, or undefined when not set. */
     externalUrl: string | undefined;
     endpointSecret: string | undefined;
+    /** Peers whose X-Forwarded-For names the client. */
+    trustedProxies: ReadonlySet<string>;
     shutdownDrainMs: number;
+    shutdownGoodbyeMs: number;
   };
   databasePath: string;
+  streams: {
+    startTimeoutMs: number;
+    maxPending: number;
+    maxPendingPerClient: number;
+  };
   calls: {
     allowDevStreams: boolean;
     defaultScenario: string;
@@ -299,7 +342,14 @@ function toConfig(env: Environment): Config {
       port: env.SERVER_PORT,
       externalUrl: env.SERVER_EXTERNAL_URL?.replace(/\/+$/, ""),
       endpointSecret: env.ENDPOINT_SECRET,
+      trustedProxies: new Set(splitList(env.TRUSTED_PROXIES ?? "")),
       shutdownDrainMs: env.SHUTDOWN_DRAIN_MS,
+      shutdownGoodbyeMs: env.SHUTDOWN_GOODBYE_MS,
+    },
+    streams: {
+      startTimeoutMs: env.STREAM_START_TIMEOUT_MS,
+      maxPending: env.MAX_PENDING_STREAMS,
+      maxPendingPerClient: env.MAX_PENDING_STREAMS_PER_CLIENT,
     },
     databasePath: env.DATABASE_PATH,
     calls: {

@@ -2,6 +2,9 @@
 
 /** Base of every error the API answers on purpose; anything else is a 500. */
 export class AppError extends Error {
+  /** Response headers that go with the error, e.g. Retry-After. */
+  readonly headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     readonly code: string,

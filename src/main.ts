@@ -14,6 +14,8 @@ import { VERSION } from "./version.ts";
 
 const EXIT_USAGE = 64;
 const EXIT_CONFIG = 78;
+/** Beyond the drain and the goodbye, the longest closing sockets and the database may take. */
+const SHUTDOWN_SLACK_MS = 2_000;
 
 function usage(): string {
   const variables = describeEnvironment()
@@ -57,11 +59,27 @@ async function serve(): Promise<void> {
   const logger = createLogger({ level: config.logLevel });
   keepServingOnUncaughtErrors(logger);
   const service = await startService(config, logger);
+  /** Exits at once, with the calls this process holds ended on their records first. */
+  const exitNow = (why: string) => {
+    logger.warn(why, { activeCalls: service.calls.size });
+    try {
+      service.store.calls.endOpen("interrupted", { mine: true });
+    } catch (error) {
+      logger.error("could not record the end of live calls", { error });
+    }
+    process.exit(1);
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (service.calls.draining) {
-      logger.warn("second signal, exiting without waiting for calls", { signal });
-      process.exit(1);
+      exitNow(`second ${signal}, exiting without waiting for calls`);
+      return;
     }
+    // Whatever clients and calls do, the process is gone by the drain, the goodbye and two seconds.
+    const { shutdownDrainMs, shutdownGoodbyeMs } = config.server;
+    setTimeout(
+      () => exitNow("shutdown took too long, exiting"),
+      shutdownDrainMs + shutdownGoodbyeMs + SHUTDOWN_SLACK_MS,
+    ).unref();
     service.shutdown(signal).then(
       () => process.exit(0),
       (error: unknown) => {

@@ -50,8 +50,15 @@ export async function startService(
 ): Promise<Service> {
   const clock = overrides.clock ?? systemClock;
   const scenarios = overrides.scenarios ?? builtInScenarios;
-  checkScenarioNames(config, scenarios);
+  checkServeConfig(config, scenarios);
   const store = openStore(config.databasePath, clock);
+  const interrupted = store.calls.endOpen("interrupted", { mine: false });
+  if (interrupted.length > 0) {
+    logger.warn("ended calls a previous run left open", {
+      count: interrupted.length,
+      callSids: interrupted.map((call) => call.sid),
+    });
+  }
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
   const { accountSid, authToken } = config.twilio;
@@ -87,6 +94,12 @@ export async function startService(
     clock,
     logger,
   });
+  const secretLength = config.server.endpointSecret?.length ?? 0;
+  if (secretLength > 0 && secretLength < STRONG_SECRET_LENGTH) {
+    logger.warn(
+      `ENDPOINT_SECRET is shorter than ${STRONG_SECRET_LENGTH} characters; make a longer one with: openssl rand -hex 32`,
+    );
+  }
   if (!config.twilio.validateSignatures) {
     logger.warn(
       "TWILIO_VALIDATE_SIGNATURES is off: Twilio webhooks are accepted unsigned; never use this in production",
@@ -97,7 +110,17 @@ export async function startService(
       "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
     );
   }
-  const app = createApp({ config, calls, bridge, store, tokens, twilio, logger, version: VERSION });
+  const app = createApp({
+    config,
+    calls,
+    bridge,
+    store,
+    tokens,
+    twilio,
+    clock,
+    logger,
+    version: VERSION,
+  });
   app.listen({ hostname: config.server.host, port: config.server.port });
   const server = app.server;
   if (!server) throw new Error("server did not start");
@@ -117,9 +140,10 @@ export async function startService(
     logger.info("shutting down", { reason, activeCalls: calls.size, drainMs });
     if (!(await calls.waitUntilEmpty(drainMs))) {
       logger.warn("drain time over, hanging up live calls", { activeCalls: calls.size });
-      await calls.hangUpAll("service shutting down");
+      await calls.hangUpAll("service shutting down", config.server.shutdownGoodbyeMs);
     }
-    await app.stop();
+    // Every socket closes now, also the idle and never-started ones a client would keep open.
+    await app.stop(true);
     store.close();
     logger.info("stopped", { reason });
   };
@@ -139,10 +163,21 @@ export async function startService(
   };
 }
 
-/** Scenario ids named in the configuration must exist in this build. */
-function checkScenarioNames(config: Config, scenarios: ReadonlyMap<string, Scenario>): void {
+/** Below this length ENDPOINT_SECRET is accepted with a warning (below 16 it is refused). */
+const STRONG_SECRET_LENGTH = 32;
+
+/**
+ * What serving needs beyond each variable being valid: scenario ids named in the configuration
+ * exist in this build, and a service that can place calls has a secret guarding that.
+ */
+function checkServeConfig(config: Config, scenarios: ReadonlyMap<string, Scenario>): void {
   const known = [...scenarios.keys()].join(", ");
   const problems: string[] = [];
+  if (integrationStatus(config).twilio.configured && !config.server.endpointSecret) {
+    problems.push(
+      "ENDPOINT_SECRET: required once Twilio is configured, or anyone who can reach the service could place calls; make one with: openssl rand -hex 32 (or run voice-agent setup)",
+    );
+  }
   if (!scenarios.has(config.calls.defaultScenario)) {
     problems.push(
       `DEFAULT_SCENARIO: unknown scenario ${config.calls.defaultScenario} (known: ${known})`,

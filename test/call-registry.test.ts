@@ -9,6 +9,7 @@ function fakeCall(callSid: string, registry: CallRegistry) {
       hungUp.push(reason);
       registry.unregister(callSid);
     },
+    terminate: () => registry.unregister(callSid),
   };
   return { call, hungUp };
 }
@@ -58,7 +59,7 @@ test("hangUpAll hangs up every live call with the reason", async () => {
   const second = fakeCall("CA2", registry);
   registry.register(first.call);
   registry.register(second.call);
-  await registry.hangUpAll("service shutting down");
+  await registry.hangUpAll("service shutting down", 1_000);
   expect(first.hungUp).toEqual(["service shutting down"]);
   expect(second.hungUp).toEqual(["service shutting down"]);
   expect(registry.size).toBe(0);

@@ -21,7 +21,14 @@ describe("loadConfig", () => {
       port: 8080,
       externalUrl: undefined,
       endpointSecret: undefined,
+      trustedProxies: new Set(),
       shutdownDrainMs: 60_000,
+      shutdownGoodbyeMs: 5_000,
+    });
+    expect(config.streams).toEqual({
+      startTimeoutMs: 5_000,
+      maxPending: 200,
+      maxPendingPerClient: 20,
     });
     expect(config.databasePath).toBe("./data/voice-agent.db");
     expect(config.deepgram).toEqual({

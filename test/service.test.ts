@@ -41,6 +41,7 @@ test("shutdown waits for live calls to finish, then closes server and database",
     hangUp: async () => {
       hungUp = true;
     },
+    terminate: () => {},
   };
   service.calls.register(call);
   service.store.leads.create({ first_name: "Kept", last_name: "Lead" });
@@ -70,6 +71,7 @@ test("calls still live after the drain time are hung up", async () => {
       reasons.push(reason);
       service.calls.unregister("CA1");
     },
+    terminate: () => {},
   });
   await service.shutdown("SIGTERM");
   expect(reasons).toEqual(["service shutting down"]);

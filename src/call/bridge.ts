@@ -1,7 +1,8 @@
 /**
  * Turns a Twilio stream's `start` into a running CallSession: authenticates the stream (one-time
- * token, or the explicit development switch), refuses duplicates and streams during shutdown, picks
- * the scenario, makes sure the call has a record, builds the agent settings and registers the session.
+ * token, or the explicit development switch), refuses duplicates and streams during shutdown, takes
+ * the scenario, direction, numbers and lead from what the service granted (never from the stream),
+ * marks the call in progress, builds the agent settings and registers the session.
  */
 
 import type { Clock } from "../clock.ts";
@@ -10,7 +11,6 @@ import { type Logger, tryLogged } from "../log.ts";
 import { settingsMessage } from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
-import type { CallDirection } from "../store/calls.ts";
 import type { Store } from "../store/index.ts";
 import { storeRecorder } from "./recorder.ts";
 import type { CallRegistry } from "./registry.ts";
@@ -21,7 +21,7 @@ import {
   type Telephony,
   type TextToSpeech,
 } from "./session.ts";
-import type { StreamTokens } from "./stream-tokens.ts";
+import type { StreamGrant, StreamTokens } from "./stream-tokens.ts";
 
 export interface BridgeDeps {
   config: Config;
@@ -53,10 +53,13 @@ export class CallBridge {
   constructor(private readonly deps: BridgeDeps) {}
 
   open(start: StreamStart, phone: PhoneChannel): OpenResult {
-    const refusal = this.#refusal(start);
-    if (refusal) return this.refuse(start, refusal);
+    const admitted = this.#admit(start);
+    if (!admitted.ok) {
+      if (admitted.grant) this.#endRefused(start.callSid, admitted.reason);
+      return this.refuse(start, admitted.reason);
+    }
     try {
-      return { ok: true, session: this.#open(start, phone) };
+      return { ok: true, session: this.#open(start, admitted.grant, admitted.scenario, phone) };
     } catch (error) {
       const { store, clock, logger } = this.deps;
       logger.error("could not set up the call", { callSid: start.callSid, error });
@@ -72,20 +75,20 @@ export class CallBridge {
     }
   }
 
-  #open(start: StreamStart, phone: PhoneChannel): CallSession {
+  #open(start: StreamStart, grant: StreamGrant, scenario: Scenario, phone: PhoneChannel) {
     const { config, store, clock, calls } = this.deps;
-    const parameters = start.customParameters;
-    const scenario = this.#scenario(parameters) as Scenario;
-    const direction: CallDirection = parameters.direction === "outbound" ? "outbound" : "inbound";
-    const record = store.calls.ensure({
+    const { direction } = grant;
+    store.calls.ensure({
       sid: start.callSid,
       direction,
-      lead_id: parameters.lead_id ?? null,
-      from_number: parameters.from ?? "unknown",
-      to_number: parameters.to ?? "unknown",
+      lead_id: grant.leadId ?? null,
+      from_number: grant.from,
+      to_number: grant.to,
       scenario: scenario.id,
       status: "in-progress",
     });
+    const record = store.calls.started(start.callSid);
+    if (!record) throw new Error("the call's record is already ended");
     const logger = this.deps.logger.child({ callSid: start.callSid, scenario: scenario.id });
     const prepared = scenario.prepare(
       {
@@ -94,7 +97,7 @@ export class CallBridge {
         from: record.from_number,
         to: record.to_number,
         startedAt: clock.now(),
-        parameters,
+        ...(grant.leadId ? { leadId: grant.leadId } : {}),
       },
       { store, clock, logger },
     );
@@ -160,25 +163,55 @@ export class CallBridge {
     if (live instanceof CallSession) live.verdict(answeredBy);
   }
 
-  #scenario(parameters: Record<string, string>): Scenario | undefined {
-    return this.deps.scenarios.get(parameters.scenario ?? this.deps.config.calls.defaultScenario);
-  }
-
-  #refusal(start: StreamStart): string | undefined {
-    const { config, calls, tokens } = this.deps;
+  /**
+   * Decides whether a stream may be bridged. The token is checked (and used up) before anything
+   * else about the call, so nothing the stream says is trusted unless the service issued it.
+   */
+  #admit(
+    start: StreamStart,
+  ):
+    | { ok: true; grant: StreamGrant; scenario: Scenario }
+    | { ok: false; reason: string; grant?: StreamGrant } {
+    const { config, calls, tokens, scenarios } = this.deps;
     if (start.encoding !== "audio/x-mulaw" || start.sampleRate !== 8000) {
-      return `unsupported media format ${start.encoding}/${start.sampleRate}`;
+      return {
+        ok: false,
+        reason: `unsupported media format ${start.encoding}/${start.sampleRate}`,
+      };
     }
-    const tokenValid = tokens.consume(start.callSid, start.customParameters.token);
-    if (!tokenValid && !config.calls.allowDevStreams) return "missing, used or wrong stream token";
-    if (calls.draining) return "service is shutting down";
-    if (calls.get(start.callSid)) return "a stream for this call is already live";
+    const grant =
+      tokens.consume(start.callSid, start.customParameters.token) ??
+      (config.calls.allowDevStreams ? this.#devGrant(start.customParameters) : undefined);
+    if (!grant) return { ok: false, reason: "missing, used or wrong stream token" };
+    const refused = (reason: string) => ({ ok: false as const, reason, grant });
+    if (calls.draining) return refused("service is shutting down");
+    if (calls.get(start.callSid)) return refused("a stream for this call is already live");
     const deepgram = integrationStatus(config).deepgram;
     if (!deepgram.configured)
-      return `Deepgram is not configured: set ${deepgram.missing.join(", ")}`;
-    if (!this.#scenario(start.customParameters)) {
-      return `unknown scenario ${start.customParameters.scenario ?? config.calls.defaultScenario}`;
-    }
-    return undefined;
+      return refused(`Deepgram is not configured: set ${deepgram.missing.join(", ")}`);
+    const scenario = scenarios.get(grant.scenario);
+    if (!scenario) return refused(`unknown scenario ${grant.scenario}`);
+    return { ok: true, grant, scenario };
+  }
+
+  /**
+   * ALLOW_DEV_STREAMS only: a stream without a token describes itself (scripts/dev-client.ts), and
+   * is always an inbound call.
+   */
+  #devGrant(parameters: Record<string, string>): StreamGrant {
+    return {
+      scenario: parameters.scenario ?? this.deps.config.calls.defaultScenario,
+      direction: "inbound",
+      from: parameters.from ?? "unknown",
+      to: parameters.to ?? "unknown",
+    };
+  }
+
+  /** A stream the service had issued a token for was refused: its record must not stay open. */
+  #endRefused(callSid: string, reason: string): void {
+    const { store, calls, clock, logger } = this.deps;
+    if (calls.get(callSid) || !store.calls.get(callSid)) return;
+    const endReason = calls.draining ? "service_shutdown" : "stream_refused";
+    storeRecorder(store.calls, callSid, clock, logger).ended(endReason, reason);
   }
 }

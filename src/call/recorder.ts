@@ -19,7 +19,12 @@ export function storeRecorder(
     ended: (reason, detail) =>
       attempt("end", () => {
         calls.appendEvent(callSid, { kind: "ended", data: { reason, detail } });
-        calls.update(callSid, { ended_at: clock.now().toISOString(), end_reason: reason });
+        // The stream's end is the call's end: closing a <Connect><Stream> socket hangs up.
+        calls.update(callSid, {
+          status: "completed",
+          ended_at: clock.now().toISOString(),
+          end_reason: reason,
+        });
       }),
   };
 }

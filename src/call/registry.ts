@@ -8,6 +8,8 @@ export interface LiveCall {
   readonly callSid: string;
   /** Ends the call politely (e.g. a goodbye, then hang-up); resolves when it has ended. */
   hangUp(reason: string): Promise<void>;
+  /** Ends the call at once, whatever is still being said. */
+  terminate(reason: string): void;
 }
 
 export type RegisterResult = "registered" | "draining" | "duplicate";
@@ -62,8 +64,20 @@ export class CallRegistry<Call extends LiveCall = LiveCall> {
     });
   }
 
-  /** Hangs up every live call and waits for all of them to end. */
-  async hangUpAll(reason: string): Promise<void> {
-    await Promise.allSettled([...this.#calls.values()].map((call) => call.hangUp(reason)));
+  /**
+   * Hangs up every live call politely, waits up to `goodbyeMs` for them to end, then ends the rest
+   * at once. Resolves when every call has left the registry or been told to end.
+   */
+  async hangUpAll(reason: string, goodbyeMs: number): Promise<void> {
+    const live = [...this.#calls.values()];
+    for (const call of live) call.hangUp(reason).catch(() => {});
+    if (await this.waitUntilEmpty(goodbyeMs)) return;
+    for (const call of this.#calls.values()) {
+      try {
+        call.terminate(reason);
+      } catch {
+        this.#calls.delete(call.callSid);
+      }
+    }
   }
 }

@@ -319,6 +319,11 @@ export class CallSession implements LiveCall {
     return this.#ended.promise;
   }
 
+  /** Ends the call now (the shutdown's goodbye time is over). */
+  terminate(reason: string): void {
+    this.#finish("service_shutdown", `${reason} (ended before the goodbye was heard)`);
+  }
+
   #transition(to: CallState): boolean {
     if (!canTransition(this.#state, to)) return false;
     this.#deps.logger.debug("call state", { from: this.#state, to });

@@ -41,5 +41,7 @@ export type EndReason =
   | "voicemail_left"
   | "voicemail_failed"
   | "fax_detected"
+  /** The service had issued the stream's token but refused the stream (e.g. it was shutting down). */
+  | "stream_refused"
   /** A bug in the service while handling this call; the error is in the call's events and the log. */
   | "internal_error";

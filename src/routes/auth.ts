@@ -1,15 +1,28 @@
 /**
- * The endpoint secret: `Authorization: Bearer <ENDPOINT_SECRET>`, compared in constant time. With no
- * secret configured only direct loopback clients are let in (never requests relayed by a proxy), and
- * the error says so.
+ * The guard of the bearer-secret endpoints, checked before a body is read:
+ * - refuses cross-site browser requests that change state (`Sec-Fetch-Site`, else `Origin`), so a
+ *   web page the operator visits cannot make the service place a call, whatever the mode;
+ * - `Authorization: Bearer <ENDPOINT_SECRET>`, compared in constant time; a client that keeps
+ *   presenting wrong secrets is throttled (429 + Retry-After);
+ * - with no secret configured (only possible while Twilio is not configured), only direct loopback
+ *   clients are let in, never requests relayed by a proxy, and the error says so.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import { AppError } from "../errors.ts";
+import { limitedBody, MAX_BODY_BYTES, readJson } from "./body.ts";
+import type { ClientAddresses } from "./client-address.ts";
+import type { FailureThrottle } from "./throttle.ts";
 
 export class UnauthorizedError extends AppError {
   constructor(message: string) {
     super(401, "UNAUTHORIZED", message);
+  }
+}
+
+export class CrossSiteRequestError extends AppError {
+  constructor(message: string) {
+    super(403, "CROSS_SITE_REQUEST", message);
   }
 }
 
@@ -25,22 +38,86 @@ function isLoopback(address: string | undefined): boolean {
   return address === "::1" || address.startsWith("127.") || address.startsWith("::ffff:127.");
 }
 
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** `Sec-Fetch-Site` values of requests a page of this service, or no page at all, made. */
+const OWN_SITE = new Set(["same-origin", "none"]);
+
 /** OpenAPI security requirement for routes behind the secret. */
 export const BEARER_SECURITY = [{ bearerAuth: [] }];
 
-export function endpointAuth(secret: string | undefined) {
-  // No plugin name on purpose: Elysia de-duplicates named plugins, and each route group needs its own copy.
-  return new Elysia().onBeforeHandle({ as: "scoped" }, ({ request, server }) => {
+export interface EndpointGuardOptions {
+  secret: string | undefined;
+  /** The public URL: a browser on it sends this Origin (the Host seen here may be a proxy's). */
+  externalUrl: string | undefined;
+  clients: ClientAddresses;
+  throttle: FailureThrottle;
+}
+
+export class EndpointGuard {
+  readonly #checked = new WeakSet<Request>();
+  readonly #ownHosts: ReadonlySet<string>;
+
+  constructor(private readonly options: EndpointGuardOptions) {
+    const external = options.externalUrl ? URL.parse(options.externalUrl)?.host : undefined;
+    this.#ownHosts = new Set(external ? [external] : []);
+  }
+
+  /** Throws 403, 429 or 401 unless the request may use a guarded endpoint; checks each request once. */
+  authorize(request: Request, server: Bun.Server<unknown> | null): void {
+    if (this.#checked.has(request)) return;
+    if (!SAFE_METHODS.has(request.method)) this.#refuseCrossSite(request);
+    const { secret, clients, throttle } = this.options;
     if (secret === undefined) {
       const relayed = request.headers.has("x-forwarded-for") || request.headers.has("forwarded");
-      if (!relayed && isLoopback(server?.requestIP(request)?.address)) return;
-      throw new UnauthorizedError(
-        "ENDPOINT_SECRET is not set, so only local requests are accepted; set ENDPOINT_SECRET and send Authorization: Bearer <secret>",
+      if (relayed || !isLoopback(server?.requestIP(request)?.address)) {
+        throw new UnauthorizedError(
+          "ENDPOINT_SECRET is not set, so only local requests are accepted; set ENDPOINT_SECRET and send Authorization: Bearer <secret>",
+        );
+      }
+    } else {
+      const client = clients.of(request, server);
+      throttle.check(client);
+      const header = request.headers.get("authorization") ?? "";
+      const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+      if (!presented)
+        throw new UnauthorizedError("Missing Authorization: Bearer <ENDPOINT_SECRET>");
+      if (!secretMatches(presented, secret)) {
+        throttle.fail(client);
+        throw new UnauthorizedError("Wrong endpoint secret");
+      }
+    }
+    this.#checked.add(request);
+  }
+
+  #refuseCrossSite(request: Request): void {
+    const fetchSite = request.headers.get("sec-fetch-site");
+    if (fetchSite !== null) {
+      if (OWN_SITE.has(fetchSite)) return;
+      throw new CrossSiteRequestError(
+        `Sec-Fetch-Site: ${fetchSite} requests may not change anything here`,
       );
     }
-    const header = request.headers.get("authorization") ?? "";
-    const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-    if (!presented) throw new UnauthorizedError("Missing Authorization: Bearer <ENDPOINT_SECRET>");
-    if (!secretMatches(presented, secret)) throw new UnauthorizedError("Wrong endpoint secret");
-  });
+    const origin = request.headers.get("origin");
+    if (origin === null) return; // not a browser, or a same-origin GET-style navigation
+    const host = URL.parse(origin)?.host;
+    const own =
+      host !== undefined && (host === request.headers.get("host") || this.#ownHosts.has(host));
+    if (!own) throw new CrossSiteRequestError(`Origin ${origin} may not change anything here`);
+  }
+}
+
+/** Puts a group of routes behind the guard; for GETs too, which have no body to read. */
+export function endpointAuth(guard: EndpointGuard) {
+  // No plugin name on purpose: Elysia de-duplicates named plugins, and each route group needs its own copy.
+  return new Elysia().onBeforeHandle({ as: "scoped" }, ({ request, server }) =>
+    guard.authorize(request, server),
+  );
+}
+
+/** JSON bodies of guarded routes: the guard runs before a byte of the body is read. */
+export function guardedJson(guard: EndpointGuard, limit = MAX_BODY_BYTES) {
+  return limitedBody(
+    (request) => readJson(request, limit),
+    ({ request, server }) => guard.authorize(request, server),
+  );
 }

@@ -2,7 +2,7 @@
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
 import type { Store } from "../store/index.ts";
-import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
 import { Nullable, PageQuery, page } from "./models.ts";
 
@@ -30,12 +30,9 @@ const CallEventModel = t.Object({
   data: t.Unknown(),
 });
 
-export function callRoutes(
-  { calls, leads }: Pick<Store, "calls" | "leads">,
-  secret: string | undefined,
-) {
+export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, guard: EndpointGuard) {
   return new Elysia({ name: "calls" })
-    .use(endpointAuth(secret))
+    .use(endpointAuth(guard))
     .get(
       "/calls",
       ({ query }) => {
@@ -49,7 +46,10 @@ export function callRoutes(
       {
         query: t.Object({
           status: t.Optional(
-            t.String({ description: "Only calls with this Twilio status, e.g. completed" }),
+            t.String({
+              maxLength: 32,
+              description: "Only calls with this Twilio status, e.g. completed",
+            }),
           ),
           ...PageQuery,
         }),

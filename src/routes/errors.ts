@@ -5,6 +5,7 @@
 import { Elysia, ValidationError } from "elysia";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { BadRequestError } from "./validate.ts";
 
 export interface ErrorBody {
   error: string;
@@ -29,7 +30,13 @@ function describeValidation(error: ValidationError): ErrorBody {
   if (!first) return { error: `Invalid ${error.type}`, code: "VALIDATION" };
   const path = "path" in first ? first.path : "";
   const field = `${error.type}${path.replaceAll("/", ".")}`;
-  const reason = "message" in first && first.message ? first.message : "is invalid";
+  const message = "message" in first && first.message ? first.message : "is invalid";
+  // A pattern means nothing to a reader; the field's description says what it accepts.
+  const description = "schema" in first ? first.schema?.description : undefined;
+  const reason =
+    message.startsWith("Expected string to match") && description
+      ? `expected ${description.charAt(0).toLowerCase()}${description.slice(1)}`
+      : message;
   return { error: `${field}: ${reason}`, code: "VALIDATION", field };
 }
 
@@ -39,9 +46,14 @@ export function errorHandler(logger: Logger) {
     ({ code, error, set, request }) => {
       let status: number;
       let body: ErrorBody;
-      if (error instanceof AppError) {
-        status = error.status;
-        body = { error: error.message, code: error.code };
+      // A guard or limit thrown while the body was being read arrives wrapped in Elysia's ParseError.
+      const cause = code === "PARSE" && error instanceof Error ? error.cause : undefined;
+      const appError = error instanceof AppError ? error : cause instanceof AppError ? cause : null;
+      if (appError) {
+        status = appError.status;
+        body = { error: appError.message, code: appError.code };
+        if (appError instanceof BadRequestError && appError.field) body.field = appError.field;
+        Object.assign(set.headers, appError.headers);
       } else if (error instanceof ValidationError) {
         status = 400;
         body = describeValidation(error);

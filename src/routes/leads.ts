@@ -3,7 +3,7 @@ import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import { LeadInput, type LeadRepository } from "../store/leads.ts";
-import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { Nullable, PageQuery, page } from "./models.ts";
 
 export const LeadModel = t.Object({
@@ -26,9 +26,10 @@ export const LeadModel = t.Object({
 
 export const LEAD_EXAMPLE = { ...DEMO_LEAD, phone: "+15551234567" };
 
-export function leadRoutes(leads: LeadRepository, secret: string | undefined) {
+export function leadRoutes(leads: LeadRepository, guard: EndpointGuard) {
   return new Elysia({ name: "leads" })
-    .use(endpointAuth(secret))
+    .use(endpointAuth(guard))
+    .use(guardedJson(guard))
     .post(
       "/leads",
       ({ body, set }) => {
@@ -65,7 +66,7 @@ export function leadRoutes(leads: LeadRepository, secret: string | undefined) {
         return lead;
       },
       {
-        params: t.Object({ id: t.String() }),
+        params: t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) }),
         response: { 200: LeadModel },
         detail: { tags: ["Leads"], summary: "One lead", security: BEARER_SECURITY },
       },

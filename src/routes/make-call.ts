@@ -14,7 +14,7 @@ import type { Logger } from "../log.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import type { Store } from "../store/index.ts";
 import { LeadInput } from "../store/leads.ts";
-import { BEARER_SECURITY, endpointAuth } from "./auth.ts";
+import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { LEAD_EXAMPLE } from "./leads.ts";
 import { BadRequestError } from "./validate.ts";
 
@@ -67,81 +67,98 @@ export interface MakeCallDeps {
   calls: CallRegistry;
   tokens: StreamTokens;
   twilio: CallPlacer | undefined;
+  guard: EndpointGuard;
   logger: Logger;
 }
 
-export function makeCallRoutes({ config, store, calls, tokens, twilio, logger }: MakeCallDeps) {
-  return new Elysia({ name: "make-call" }).use(endpointAuth(config.server.endpointSecret)).post(
-    "/make-call",
-    async ({ body }) => {
-      requireIntegration(config, "twilio");
-      requireIntegration(config, "deepgram");
-      if (!twilio) throw new Error("Twilio client missing although configured");
-      if (body.lead && body.lead_id)
-        throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
-      if (calls.draining) throw new ShuttingDownError();
-      if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
-        throw new TooManyCallsError(config.calls.maxConcurrent);
-      const stored = body.lead_id ? store.leads.get(body.lead_id) : undefined;
-      if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
-      const lead =
-        stored ??
-        store.leads.create({ ...(body.lead ?? DEMO_LEAD), phone: body.lead?.phone ?? body.to });
+export function makeCallRoutes({
+  config,
+  store,
+  calls,
+  tokens,
+  twilio,
+  guard,
+  logger,
+}: MakeCallDeps) {
+  return new Elysia({ name: "make-call" })
+    .use(endpointAuth(guard))
+    .use(guardedJson(guard))
+    .post(
+      "/make-call",
+      async ({ body }) => {
+        requireIntegration(config, "twilio");
+        requireIntegration(config, "deepgram");
+        if (!twilio) throw new Error("Twilio client missing although configured");
+        if (body.lead && body.lead_id)
+          throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
+        if (calls.draining) throw new ShuttingDownError();
+        if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
+          throw new TooManyCallsError(config.calls.maxConcurrent);
+        const stored = body.lead_id ? store.leads.get(body.lead_id) : undefined;
+        if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
+        const lead =
+          stored ??
+          store.leads.create({ ...(body.lead ?? DEMO_LEAD), phone: body.lead?.phone ?? body.to });
 
-      const externalUrl = config.server.externalUrl ?? "";
-      const from = config.twilio.phoneNumber ?? "";
-      const provisional = `pending:${crypto.randomUUID()}`;
-      const twiml = connectStreamTwiml({
-        url: streamUrl(externalUrl),
-        parameters: {
-          token: tokens.issue(provisional),
-          scenario: OUTBOUND_SCENARIO,
-          direction: "outbound",
-          lead_id: lead.id,
-          from,
-          to: body.to,
-        },
-      });
-      let placed: { sid: string; status: string };
-      try {
-        placed = await twilio.placeCall({
-          to: body.to,
-          from,
-          twiml,
-          statusCallback: `${externalUrl}/call-status`,
-          asyncAmdStatusCallback: `${externalUrl}/amd-result`,
+        const externalUrl = config.server.externalUrl ?? "";
+        const from = config.twilio.phoneNumber ?? "";
+        const provisional = `pending:${crypto.randomUUID()}`;
+        const twiml = connectStreamTwiml({
+          url: streamUrl(externalUrl),
+          parameters: {
+            token: tokens.issue(
+              provisional,
+              {
+                scenario: OUTBOUND_SCENARIO,
+                direction: "outbound",
+                leadId: lead.id,
+                from,
+                to: body.to,
+              },
+              { answered: false },
+            ),
+          },
         });
-      } catch (error) {
-        tokens.revoke(provisional);
-        throw error;
-      }
-      tokens.rekey(provisional, placed.sid);
-      store.calls.ensure({
-        sid: placed.sid,
-        direction: "outbound",
-        from_number: from,
-        to_number: body.to,
-        scenario: OUTBOUND_SCENARIO,
-        lead_id: lead.id,
-        status: placed.status,
-      });
-      logger.info("outbound call placed", {
-        callSid: placed.sid,
-        leadId: lead.id,
-        pii: { to: body.to },
-      });
-      return { call_sid: placed.sid, status: "initiated" as const, lead_id: lead.id };
-    },
-    {
-      body: MakeCallRequest,
-      response: { 200: MakeCallResponse },
-      detail: {
-        tags: ["Calls"],
-        summary: "Place an outbound follow-up call",
-        description:
-          "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell). Errors: 400 (field named), 401, 404 unknown lead_id, 429 at MAX_CONCURRENT_CALLS, 502 Twilio refused (its message), 503 Twilio or Deepgram not configured.",
-        security: BEARER_SECURITY,
+        let placed: { sid: string; status: string };
+        try {
+          placed = await twilio.placeCall({
+            to: body.to,
+            from,
+            twiml,
+            statusCallback: `${externalUrl}/call-status`,
+            asyncAmdStatusCallback: `${externalUrl}/amd-result`,
+          });
+        } catch (error) {
+          tokens.revoke(provisional);
+          throw error;
+        }
+        tokens.rekey(provisional, placed.sid);
+        store.calls.ensure({
+          sid: placed.sid,
+          direction: "outbound",
+          from_number: from,
+          to_number: body.to,
+          scenario: OUTBOUND_SCENARIO,
+          lead_id: lead.id,
+          status: placed.status,
+        });
+        logger.info("outbound call placed", {
+          callSid: placed.sid,
+          leadId: lead.id,
+          pii: { to: body.to },
+        });
+        return { call_sid: placed.sid, status: "initiated" as const, lead_id: lead.id };
       },
-    },
-  );
+      {
+        body: MakeCallRequest,
+        response: { 200: MakeCallResponse },
+        detail: {
+          tags: ["Calls"],
+          summary: "Place an outbound follow-up call",
+          description:
+            "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell). Errors: 400 (field named), 401, 404 unknown lead_id, 429 at MAX_CONCURRENT_CALLS, 502 Twilio refused (its message), 503 Twilio or Deepgram not configured.",
+          security: BEARER_SECURITY,
+        },
+      },
+    );
 }

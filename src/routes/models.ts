@@ -5,6 +5,9 @@ import { t } from "elysia";
 export const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
   t.Union([schema, t.Null()]);
 
+/** Deepest page a listing serves: far beyond any table here, well inside SQLite's integers. */
+const MAX_OFFSET = 1_000_000_000;
+
 /**
  * `limit` and `offset` of a listing. The field name sits in each `error`: Elysia drops it when a
  * coerced query number is out of range.
@@ -19,7 +22,12 @@ export const PageQuery = {
     }),
   ),
   offset: t.Optional(
-    t.Integer({ minimum: 0, default: 0, error: "query.offset: expected an integer of 0 or more" }),
+    t.Integer({
+      minimum: 0,
+      maximum: MAX_OFFSET,
+      default: 0,
+      error: `query.offset: expected an integer from 0 to ${MAX_OFFSET}`,
+    }),
   ),
 };
 

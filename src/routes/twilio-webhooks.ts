@@ -1,7 +1,8 @@
 /**
  * Twilio's voice webhooks, all signature-checked. `POST /incoming-call`: records the call, picks the
  * scenario by the called number, and answers TwiML that opens the media stream with a one-time token
- * (or, over capacity or while draining, a polite busy message and a hang-up). `POST /amd-result`: the
+ * (or, over capacity or while draining, a polite busy message and a hang-up); a repeat for a known
+ * call is refused (409), so a replayed request can neither steal nor reopen a call. `POST /amd-result`: the
  * answering-machine verdict, stored at once and handed to the live session. `POST /call-status`: the
  * call's progress, and the outcome of calls that never got to a conversation.
  */
@@ -17,12 +18,25 @@ import type { CallBridge } from "../call/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
+import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/index.ts";
+import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
 import { validator } from "./validate.ts";
 
 export const BUSY_MESSAGE =
   "We're sorry, all of our lines are busy right now. Please call again in a few minutes. Goodbye.";
+
+/** A second `/incoming-call` for a call the service already knows (a replay, or a misconfiguration). */
+export class DuplicateWebhookError extends AppError {
+  constructor(callSid: string) {
+    super(
+      409,
+      "DUPLICATE_CALL",
+      `Call ${callSid} was already answered; its webhook is not repeated`,
+    );
+  }
+}
 
 const IncomingCall = Type.Object({
   CallSid: Type.String({ pattern: "^CA[0-9a-zA-Z]{2,64}$" }),
@@ -88,6 +102,7 @@ export function twilioWebhookRoutes({
   logger,
 }: TwilioWebhookDeps) {
   return new Elysia({ name: "twilio-webhooks" })
+    .use(limitedBody((request) => readForm(request, WEBHOOK_BODY_BYTES)))
     .post(
       "/amd-result",
       ({ body, request, set }) => {
@@ -105,6 +120,7 @@ export function twilioWebhookRoutes({
               ...(detectionMs === undefined ? {} : { detection_ms: detectionMs }),
             },
           });
+          tokens.answered(result.CallSid);
           bridge.verdict(result.CallSid, result.AnsweredBy);
         } else logger.warn("AMD result for an unknown call", { callSid: result.CallSid });
         set.status = 204;
@@ -148,6 +164,7 @@ export function twilioWebhookRoutes({
           kind: "status",
           data: { status: update.CallStatus },
         });
+        if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
         if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
       },
       {
@@ -167,21 +184,33 @@ export function twilioWebhookRoutes({
         verifyTwilioSignature(config, request, body);
         const call = parseIncomingCall(body);
         const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
-        const record = {
+        // One webhook per call: a replay must neither replace the token Twilio was given nor
+        // reopen a call that has streamed or ended.
+        const existing = store.calls.get(call.CallSid);
+        if (existing) {
+          logger.warn("repeated /incoming-call refused", {
+            callSid: call.CallSid,
+            status: existing.status,
+            waitingForStream: tokens.pending(call.CallSid),
+          });
+          throw new DuplicateWebhookError(call.CallSid);
+        }
+        const busy =
+          calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
+        store.calls.create({
           sid: call.CallSid,
-          direction: "inbound" as const,
+          direction: "inbound",
           from_number: call.From,
           to_number: call.To,
           scenario,
           status: call.CallStatus ?? "ringing",
-        };
-        const busy =
-          calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
-        store.calls.ensure(record);
+        });
         if (busy) {
           store.calls.update(call.CallSid, {
+            status: "completed",
             outcome: "rejected_busy",
             end_reason: calls.draining ? "service_shutdown" : "over_capacity",
+            ended_at: new Date().toISOString(),
           });
           logger.warn("inbound call turned away", {
             callSid: call.CallSid,
@@ -191,16 +220,11 @@ export function twilioWebhookRoutes({
           return twiml(sayAndHangUpTwiml(BUSY_MESSAGE));
         }
         logger.info("inbound call", { callSid: call.CallSid, scenario });
+        const grant = { scenario, direction: "inbound" as const, from: call.From, to: call.To };
         return twiml(
           connectStreamTwiml({
             url: streamUrl(config.server.externalUrl ?? ""),
-            parameters: {
-              token: tokens.issue(call.CallSid),
-              scenario,
-              direction: "inbound",
-              from: call.From,
-              to: call.To,
-            },
+            parameters: { token: tokens.issue(call.CallSid, grant, { answered: true }) },
             say: config.calls.inboundDisclosure,
           }),
         );

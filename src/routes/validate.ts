@@ -3,9 +3,13 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 import { AppError } from "../errors.ts";
 
+/** A 400 whose message starts with the field it is about, e.g. "body.to: …"; `field` names it. */
 export class BadRequestError extends AppError {
+  readonly field: string | undefined;
+
   constructor(message: string) {
     super(400, "VALIDATION", message);
+    this.field = /^((?:body|query|params|headers)(?:\.[\w-]+)*): /.exec(message)?.[1];
   }
 }
 

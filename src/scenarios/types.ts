@@ -42,8 +42,8 @@ export interface ScenarioCall {
   from: string;
   to: string;
   startedAt: Date;
-  /** The stream's custom parameters (from TwiML `<Parameter>`). */
-  parameters: Record<string, string>;
+  /** The lead an outbound call follows up on, as the service issued it (never from the stream). */
+  leadId?: string;
 }
 
 export interface ScenarioDeps {

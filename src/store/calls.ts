@@ -23,6 +23,8 @@ export interface CallRecord {
   created_at: string;
   answered_at: string | null;
   ended_at: string | null;
+  /** The process (instance id) that holds the call while it is open. */
+  owner: string | null;
 }
 
 export type NewCall = Pick<
@@ -89,14 +91,32 @@ export class CallRepository {
   readonly #page: Statement<CallRecord, [NamedParams]>;
   readonly #appendEvent: Statement<EventRow, [NamedParams]>;
   readonly #events: Statement<EventRow, [string]>;
+  readonly #started: Statement<CallRecord, [NamedParams]>;
+  readonly #endOpen: Statement<CallRecord, [NamedParams]>;
+  readonly #db: Database;
 
+  /** @param owner this process's instance id, written on every call it creates or streams */
   constructor(
     db: Database,
     private readonly clock: Clock,
+    readonly owner: string,
   ) {
+    this.#db = db;
     this.#insert = db.prepare(
-      `INSERT INTO calls (sid, direction, from_number, to_number, scenario, lead_id, status, created_at)
-       VALUES ($sid, $direction, $from_number, $to_number, $scenario, $lead_id, $status, $created_at)
+      `INSERT INTO calls (sid, direction, from_number, to_number, scenario, lead_id, status, created_at, owner)
+       VALUES ($sid, $direction, $from_number, $to_number, $scenario, $lead_id, $status, $created_at, $owner)
+       RETURNING *`,
+    );
+    this.#started = db.prepare(
+      `UPDATE calls SET status = 'in-progress', answered_at = coalesce(answered_at, $now), owner = $owner
+       WHERE sid = $sid AND ended_at IS NULL RETURNING *`,
+    );
+    // Answered calls completed; calls that never got that far were cancelled with the process.
+    this.#endOpen = db.prepare(
+      `UPDATE calls SET ended_at = $now, end_reason = $reason,
+         status = CASE WHEN answered_at IS NOT NULL OR status = 'in-progress' THEN 'completed' ELSE 'canceled' END
+       WHERE ended_at IS NULL
+         AND CASE WHEN $mine = 1 THEN owner = $owner ELSE (owner IS NULL OR owner <> $owner) END
        RETURNING *`,
     );
     this.#update = db.prepare(
@@ -126,7 +146,40 @@ export class CallRepository {
       lead_id: null,
       ...call,
       created_at: this.clock.now().toISOString(),
+      owner: this.owner,
     }) as CallRecord;
+  }
+
+  /**
+   * The call's stream has started in this process: `in-progress`, answered now unless it already
+   * was, held by this process. A no-op for a call that has ended.
+   */
+  started(sid: string): CallRecord | undefined {
+    const now = this.clock.now().toISOString();
+    return this.#started.get({ sid, now, owner: this.owner }) ?? undefined;
+  }
+
+  /**
+   * Ends every open call record, with `reason` on the record and its timeline. `mine`: the records
+   * this process holds (it is about to exit); otherwise those held by anyone else, which at start-up
+   * are the calls a previous life of the service left open (one instance per database).
+   * @returns the ended records
+   */
+  endOpen(reason: string, { mine }: { mine: boolean }): CallRecord[] {
+    return this.#db.transaction(() => {
+      const now = this.clock.now().toISOString();
+      const ended = this.#endOpen.all({ now, reason, owner: this.owner, mine: mine ? 1 : 0 });
+      for (const call of ended) {
+        this.appendEvent(call.sid, {
+          kind: "ended",
+          data: {
+            reason,
+            detail: mine ? "the service exited" : "the service stopped unexpectedly",
+          },
+        });
+      }
+      return ended;
+    })();
   }
 
   /** Creates the call unless a row with this SID exists (a webhook may have created it first). */

@@ -4,7 +4,32 @@ import { type Static, Type } from "@sinclair/typebox";
 import type { Clock } from "../clock.ts";
 import type { NamedParams } from "./sql.ts";
 
-const Text = (maxLength: number) => Type.String({ minLength: 1, maxLength });
+/**
+ * Characters no lead field may hold, as the body of a regex class: C0 controls (NUL, TAB, LF, CR…),
+ * DEL and C1 controls, and invisible Unicode format controls: the Arabic letter mark, zero-width
+ * spaces and joiners, left-to-right/right-to-left marks, line and paragraph separators, bidi
+ * embeddings, overrides and isolates, and the byte-order mark. Written as escapes so the pattern
+ * (shown in the API docs and in 400 messages) is readable ASCII.
+ */
+const UNSAFE =
+  "\\u0000-\\u001F\\u007F-\\u009F\\u061C\\u200B-\\u200F\\u2028-\\u202E\\u2060-\\u206F\\uFEFF";
+
+/**
+ * One line of plain text with at least one visible character: no control or invisible formatting
+ * character anywhere (the look-ahead asks for a non-space; the pattern runs in linear time).
+ */
+export const PLAIN_TEXT = `^(?=[^${UNSAFE}]*[^\\s${UNSAFE}])[^${UNSAFE}]*$`;
+
+const PLAIN_TEXT_RULE =
+  "one line of plain text, not blank, without control characters (line breaks, tabs, NUL) or invisible formatting characters (zero-width or bidirectional controls)";
+
+const Text = (maxLength: number) =>
+  Type.String({
+    minLength: 1,
+    maxLength,
+    pattern: PLAIN_TEXT,
+    description: `Up to ${maxLength} characters: ${PLAIN_TEXT_RULE}.`,
+  });
 
 /** What a caller may say about a lead; everything but the name is optional. */
 export const LeadInput = Type.Object(
@@ -13,7 +38,13 @@ export const LeadInput = Type.Object(
     last_name: Text(100),
     phone: Type.Optional(Type.String({ pattern: "^\\+[1-9][0-9]{1,14}$", description: "E.164" })),
     email: Type.Optional(
-      Type.String({ pattern: "^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", maxLength: 254 }),
+      Type.String({
+        // Dots split the domain, so the match is linear; no space, control or invisible character.
+        pattern: `^[^@\\s${UNSAFE}]+@[^@.\\s${UNSAFE}]+(?:\\.[^@.\\s${UNSAFE}]+)+$`,
+        maxLength: 254,
+        description:
+          "An email address, without spaces, control or invisible formatting characters.",
+      }),
     ),
     property_address: Type.Optional(Text(300)),
     property_type: Type.Optional(Text(100)),

@@ -92,6 +92,14 @@ export const migrations: Migration[] = [
       CREATE INDEX bookings_by_phone ON bookings (phone);
     `,
   },
+  {
+    version: 2,
+    name: "the process that holds each call",
+    sql: `
+      ALTER TABLE calls ADD COLUMN owner TEXT;
+      CREATE INDEX calls_open_by_owner ON calls (owner) WHERE ended_at IS NULL;
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -72,12 +72,8 @@ describe("POST /incoming-call", () => {
     const instruction = readTwiml(xml);
     expect(instruction.say).toEqual(["This call may be recorded."]);
     expect(instruction.url).toBe(`${publicUrl.replace("http", "ws")}/twilio`);
-    expect(instruction.parameters).toMatchObject({
-      scenario: "dental-receptionist",
-      direction: "inbound",
-      from: CALLER,
-      to: OFFICE_NUMBER,
-    });
+    // Only the token: scenario, direction and numbers are what the service granted, not parameters.
+    expect(Object.keys(instruction.parameters)).toEqual(["token"]);
     expect(instruction.parameters.token?.length).toBeGreaterThan(20);
 
     const phone = await openStream(xml, "CA100");
@@ -171,9 +167,11 @@ describe("POST /incoming-call", () => {
 
   test("numbers not in INBOUND_SCENARIOS get the default scenario", async () => {
     await start({ INBOUND_SCENARIOS: "+15559990000=dental-receptionist" });
-    expect(readTwiml(await (await incoming("CA401")).text()).parameters.scenario).toBe(
-      "dental-receptionist",
-    );
+    const xml = await (await incoming("CA401")).text();
+    expect(service.store.calls.get("CA401")?.scenario).toBe("dental-receptionist");
+    await openStream(xml, "CA401");
+    const session = await agent.nextSession();
+    expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
   });
 
   test("with Twilio not configured: 503 naming what to set", async () => {

@@ -46,13 +46,7 @@ describe("placing a call", () => {
     });
     const twiml = readTwiml(String(create?.form.Twiml));
     expect(twiml.url).toBe(`${base.replace("http", "ws")}/twilio`);
-    expect(twiml.parameters).toMatchObject({
-      scenario: "insurance-followup",
-      direction: "outbound",
-      lead_id: placed.lead_id,
-      to: TO,
-      from: FROM,
-    });
+    expect(Object.keys(twiml.parameters)).toEqual(["token"]);
     const lead = await json(await harness.get(`/leads/${placed.lead_id}`));
     expect(lead).toMatchObject({ first_name: "Jordan", last_name: "Lee", phone: TO });
     expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({

@@ -18,7 +18,10 @@ export interface BridgeHarness {
   /** Log lines written by the service, parsed. */
   logs: Record<string, unknown>[];
   streamUrl: string;
-  /** A fake Twilio call with a valid one-time token (unless `customParameters.token` is given). */
+  /**
+   * A fake Twilio call with a valid one-time token (unless `customParameters.token` is given), granted
+   * for the scenario, direction and numbers in `customParameters`.
+   */
   call(options?: Partial<FakeCallOptions>): Promise<FakeTwilioCall>;
   stop(): Promise<void>;
 }
@@ -55,18 +58,28 @@ export async function startBridgeHarness(
     streamUrl,
     async call(options = {}) {
       const callSid = options.callSid ?? `CA${crypto.randomUUID().replaceAll("-", "")}`;
-      const token = service.tokens.issue(callSid);
+      const parameters: Record<string, string> = {
+        from: "+15557654321",
+        to: "+15550001111",
+        ...options.customParameters,
+      };
+      // What the service would have granted for this call; the stream itself carries only the token.
+      const token = service.tokens.issue(
+        callSid,
+        {
+          scenario: parameters.scenario ?? testScenario.id,
+          direction: parameters.direction === "outbound" ? "outbound" : "inbound",
+          from: parameters.from ?? "",
+          to: parameters.to ?? "",
+        },
+        { answered: true },
+      );
       return FakeTwilioCall.connect({
         url: streamUrl,
         speed: 20,
         ...options,
         callSid,
-        customParameters: {
-          token,
-          from: "+15557654321",
-          to: "+15550001111",
-          ...options.customParameters,
-        },
+        customParameters: { token, ...parameters },
       });
     },
     async stop() {

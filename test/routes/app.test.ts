@@ -22,6 +22,7 @@ function build(env: Record<string, string> = {}) {
     bridge: idleBridge(config, calls, captured.logger, store),
     tokens: new StreamTokens(systemClock),
     twilio: undefined,
+    clock: systemClock,
     logger: captured.logger,
     version: "1.2.3",
   });
@@ -30,7 +31,11 @@ function build(env: Record<string, string> = {}) {
 
 const get = (path: string) => new Request(`http://localhost${path}`);
 
-const liveCall = (callSid: string): LiveCall => ({ callSid, hangUp: async () => {} });
+const liveCall = (callSid: string): LiveCall => ({
+  callSid,
+  hangUp: async () => {},
+  terminate: () => {},
+});
 
 describe("GET /health", () => {
   test("reports version, live calls and missing integrations", async () => {

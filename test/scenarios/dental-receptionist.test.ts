@@ -59,7 +59,6 @@ beforeEach(() => {
       from: CALLER,
       to: "+15550001111",
       startedAt: clock.now(),
-      parameters: {},
     },
     { store, clock, logger: silent },
   );
@@ -111,6 +110,30 @@ describe("prompt and greeting", () => {
   });
 });
 
+describe("prompt and privacy", () => {
+  test("tells the agent to ask for the code and the patient's name when the caller's number finds nothing", () => {
+    expect(scenario.prompt).toContain(
+      "ask for the confirmation code and the patient's full name and look it up with both",
+    );
+    expect(scenario.prompt).toContain("Never look up another phone number");
+  });
+
+  test("a withheld caller ID is not presented as the caller's number", () => {
+    const withheld = dentalReceptionist.prepare(
+      {
+        callSid: "CA2",
+        direction: "inbound",
+        from: "anonymous",
+        to: "+15550001111",
+        startedAt: clock.now(),
+      },
+      { store, clock, logger: silent },
+    );
+    expect(withheld.prompt).toContain("The caller's number is withheld");
+    expect(withheld.prompt).not.toContain("anonymous");
+  });
+});
+
 describe("check_available_slots", () => {
   test("with no date: the next open times, none in the past", async () => {
     const { result } = await call("check_available_slots", {});
@@ -152,7 +175,7 @@ describe("booking, look-up and cancellation", () => {
     return result.available[0] as { slot_id: number; time: string; provider: string };
   }
 
-  test("books with the caller's number and finds it again by number and by code", async () => {
+  test("books with the caller's number and finds it again by number, and by code and name from another number", async () => {
     const slot = await firstSlot();
     const { result } = await call("book_appointment", {
       slot_id: slot.slot_id,
@@ -173,11 +196,18 @@ describe("booking, look-up and cancellation", () => {
     const byCode = (
       await call(
         "check_appointment",
-        { confirmation_id: result.confirmation_id.toLowerCase() },
+        { confirmation_id: result.confirmation_id.toLowerCase(), patient_name: "Jamie Fox" },
         "+15550000000",
       )
     ).result;
-    expect(byCode.appointments).toHaveLength(1);
+    expect(byCode.appointments).toEqual([
+      {
+        confirmation_id: result.confirmation_id,
+        patient_first_name: "Jamie",
+        provider: slot.provider,
+        time: slot.time,
+      },
+    ]);
     const slotsNow = (await call("check_available_slots", { date: "2026-03-03" })).result.available;
     expect(slotsNow.map((s: { slot_id: number }) => s.slot_id)).not.toContain(slot.slot_id);
   });

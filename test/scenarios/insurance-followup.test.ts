@@ -43,7 +43,7 @@ beforeEach(() => {
       from: "+15550001111",
       to: CALLEE,
       startedAt: clock.now(),
-      parameters: { lead_id: leadId },
+      leadId,
     },
     { store, clock, logger },
   );
@@ -71,6 +71,8 @@ describe("prepared for a lead", () => {
       "not a licensed insurance agent",
       "roof",
       "five years",
+      "Until the person has confirmed they are the lead named above",
+      '- Property address: "1 Elm St"',
     ]) {
       expect(scenario.prompt).toContain(text);
     }
@@ -88,7 +90,6 @@ describe("prepared for a lead", () => {
         from: "+1",
         to: CALLEE,
         startedAt: clock.now(),
-        parameters: {},
       },
       { store, clock, logger },
     );

@@ -1,8 +1,15 @@
-/** The receptionist's functions: open slots, booking, look-up and cancellation against the SQLite store. */
+/**
+ * The receptionist's functions: open slots, booking, look-up and cancellation against the SQLite
+ * store. Privacy is enforced here, not left to the prompt: a caller sees and cancels the
+ * appointments booked from the number they call from, or one whose confirmation code and patient
+ * name they both give; a refusal never tells whether a code exists; read-backs carry the first
+ * name, provider, time and code, never the reason for the visit or a phone number.
+ */
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import type { BookingDetails, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
+import { callerNumber, firstName, sameName } from "../shared/caller.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { addDays, localMinutes, spokenTime, zonedToUtc } from "../shared/time.ts";
 import { defineTool, type Tool } from "../types.ts";
@@ -13,8 +20,18 @@ const CODE = Type.String({
   pattern: "^[A-Za-z0-9]{6}$",
   description: "Six-character confirmation code",
 });
+const E164 = "^\\+[1-9][0-9]{1,14}$";
+const PATIENT_NAME = Type.String({
+  minLength: 2,
+  maxLength: 100,
+  description: "The patient's full name, as the caller says it",
+});
 const NOON = 12 * 60;
 const MAX_OFFERED = 6;
+
+/** One answer for "no such code", "not yours" and "wrong name", so a refusal is no oracle. */
+const NO_MATCH_BY_CODE =
+  "No upcoming appointment matches for this caller. Unless it was booked from the number they are calling from, both the confirmation code and the patient's full name as booked are needed: ask them to check both. Do not guess and do not say whether the code exists.";
 
 export function receptionistTools(office: Office, store: Store, clock: Clock): Tool[] {
   const { appointments } = store;
@@ -23,13 +40,28 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
     provider: slot.provider,
     time: spokenTime(new Date(slot.starts_at), office.timeZone),
   });
+  /** What a read-back needs: whose (first name), with whom, when, and the code. No reason, no phone. */
   const describeBooking = (booking: BookingDetails) => ({
     confirmation_id: booking.id,
-    patient_name: booking.name,
+    patient_first_name: firstName(booking.name),
     provider: booking.provider,
     time: spokenTime(new Date(booking.starts_at), office.timeZone),
-    reason: booking.reason,
   });
+  const isUpcoming = (booking: BookingDetails | undefined): booking is BookingDetails =>
+    booking?.status === "booked" &&
+    booking.calendar === office.calendar &&
+    new Date(booking.starts_at) > clock.now();
+  /**
+   * The booking with this code, if this caller may see and change it: booked from the number they
+   * call from, or they also gave the patient's name as booked.
+   */
+  const bookingFor = (code: string, patientName: string | undefined, customerNumber: string) => {
+    const booking = appointments.booking(code);
+    if (!isUpcoming(booking)) return undefined;
+    const own = callerNumber(customerNumber);
+    const fromItsNumber = own !== undefined && booking.phone === own;
+    return fromItsNumber || sameName(patientName, booking.name) ? booking : undefined;
+  };
   const openSlots = (
     from: Date,
     to: Date,
@@ -93,11 +125,11 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
       description: "Book an open slot for a patient. Use a slot_id from check_available_slots.",
       parameters: Type.Object({
         slot_id: Type.Integer({ minimum: 1 }),
-        patient_name: Type.String({ minLength: 2, maxLength: 100 }),
+        patient_name: PATIENT_NAME,
         reason: Type.String({ minLength: 2, maxLength: 200 }),
         phone: Type.Optional(
           Type.String({
-            pattern: "^\\+[1-9][0-9]{1,14}$",
+            pattern: E164,
             description: "E.164; defaults to the caller's number",
           }),
         ),
@@ -114,7 +146,8 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           slot_id,
           name: patient_name,
           reason,
-          phone: phone ?? context.customerNumber,
+          // A withheld caller ID is no one's number: such a booking is found by code and name only.
+          phone: phone ?? callerNumber(context.customerNumber) ?? null,
           call_sid: context.callSid,
         });
         if (!result.ok) {
@@ -124,60 +157,71 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
             .map(describeSlot);
           return { booked: false, problem: "That time was just taken.", alternatives };
         }
-        return { booked: true, ...describeBooking(result.booking) };
+        const { booking } = result;
+        return {
+          booked: true,
+          confirmation_id: booking.id,
+          patient_name: booking.name,
+          provider: booking.provider,
+          time: spokenTime(new Date(booking.starts_at), office.timeZone),
+        };
       },
     }),
     defineTool({
       name: "check_appointment",
       description:
-        "Look up upcoming appointments by confirmation code, or by phone number (the caller's by default).",
+        "Look up upcoming appointments. With no arguments: those booked from the caller's own number. Otherwise a confirmation code, plus the patient's full name unless it was booked from the caller's number. Never another phone number.",
       parameters: Type.Object({
         confirmation_id: Type.Optional(CODE),
-        phone: Type.Optional(Type.String({ pattern: "^\\+[1-9][0-9]{1,14}$" })),
+        patient_name: Type.Optional(PATIENT_NAME),
+        phone: Type.Optional(
+          Type.String({
+            pattern: E164,
+            description: "Only the caller's own number; leave it out",
+          }),
+        ),
       }),
-      run: ({ confirmation_id, phone }, context) => {
-        const found = confirmation_id
-          ? [appointments.booking(confirmation_id)].filter(
-              (booking): booking is BookingDetails =>
-                booking?.status === "booked" && booking.calendar === office.calendar,
-            )
-          : appointments
-              .bookingsByPhone(phone ?? context.customerNumber)
-              .filter((booking) => booking.calendar === office.calendar);
-        const upcoming = found.filter((booking) => new Date(booking.starts_at) > clock.now());
+      run: ({ confirmation_id, patient_name, phone }, context) => {
+        if (confirmation_id) {
+          const booking = bookingFor(confirmation_id, patient_name, context.customerNumber);
+          return booking
+            ? { appointments: [describeBooking(booking)] }
+            : { appointments: [], note: NO_MATCH_BY_CODE };
+        }
+        const own = callerNumber(context.customerNumber);
+        if (own === undefined) {
+          return {
+            appointments: [],
+            note: "The caller's number is withheld, so nothing can be looked up by number. Ask for the confirmation code and the patient's full name.",
+          };
+        }
+        if (phone !== undefined && phone !== own) {
+          return {
+            appointments: [],
+            note: "For privacy, appointments are only looked up by the number the caller is calling from. For one booked from another number, ask for the confirmation code and the patient's full name.",
+          };
+        }
+        const upcoming = appointments.bookingsByPhone(own).filter(isUpcoming);
         return upcoming.length > 0
           ? { appointments: upcoming.map(describeBooking) }
           : {
               appointments: [],
-              note: "No upcoming appointment found. Ask for the confirmation code or the number used to book.",
+              note: "No upcoming appointment was booked from the number they are calling from. Ask for the confirmation code and the patient's full name, and look it up with both.",
             };
       },
     }),
     defineTool({
       name: "cancel_appointment",
       description:
-        "Cancel an appointment by confirmation code. If it was booked from another number, include the patient's name.",
+        "Cancel an upcoming appointment by confirmation code. Unless it was booked from the number the caller is calling from, include the patient's full name.",
       parameters: Type.Object({
         confirmation_id: CODE,
-        patient_name: Type.Optional(Type.String()),
+        patient_name: Type.Optional(PATIENT_NAME),
       }),
       run: ({ confirmation_id, patient_name }, context) => {
-        const booking = appointments.booking(confirmation_id);
-        if (booking?.status !== "booked" || booking.calendar !== office.calendar) {
-          return {
-            cancelled: false,
-            problem: "No live appointment has that code. Ask the caller to check it.",
-          };
-        }
-        const sameCaller = booking.phone === context.customerNumber;
-        const sameName = patient_name?.trim().toLowerCase() === booking.name.trim().toLowerCase();
-        if (!sameCaller && !sameName) {
-          return {
-            cancelled: false,
-            problem: "It was booked from another number: ask for the patient's full name.",
-          };
-        }
-        const cancelled = appointments.cancel(confirmation_id);
+        const booking = bookingFor(confirmation_id, patient_name, context.customerNumber);
+        if (!booking) return { cancelled: false, problem: NO_MATCH_BY_CODE };
+        const cancelled = appointments.cancel(booking.id);
         return cancelled
           ? { cancelled: true, ...describeBooking(cancelled) }
           : { cancelled: false, problem: "It was already cancelled." };

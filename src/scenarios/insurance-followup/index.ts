@@ -9,7 +9,7 @@ export const insuranceFollowUp: Scenario = {
   id: "insurance-followup",
   description: `Outbound quote follow-up for ${company.name}`,
   prepare(call, { store, clock, logger }) {
-    const stored = call.parameters.lead_id ? store.leads.get(call.parameters.lead_id) : undefined;
+    const stored = call.leadId ? store.leads.get(call.leadId) : undefined;
     const lead = stored ?? store.leads.create(DEMO_LEAD);
     return {
       prompt: systemPrompt(company, lead, call.startedAt),

@@ -1,4 +1,8 @@
-/** The follow-up's functions: consultation slots, booking, the lead update (outcome) and hang-up. */
+/**
+ * The follow-up's functions: consultation slots, booking, the lead update (outcome) and hang-up.
+ * Everything is tied to the call's own lead and number, set when the call was placed: no argument
+ * names another lead, books for another number, or links another lead's booking to this call.
+ */
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import type { Logger } from "../../log.ts";
@@ -138,7 +142,13 @@ export function followUpTools(
       parameters: Type.Object({
         call_outcome: literals(CALL_OUTCOMES),
         disposition: literals(DISPOSITIONS),
-        appointment_id: Type.Optional(Type.String()),
+        appointment_id: Type.Optional(
+          Type.String({
+            maxLength: 20,
+            description:
+              "The appointment_id book_appointment returned in this call, if one was booked",
+          }),
+        ),
         verified_info: Type.Optional(
           Type.Record(Type.String(), Type.String(), { description: "Facts the lead confirmed" }),
         ),
@@ -155,6 +165,13 @@ export function followUpTools(
         summary: Type.String({ minLength: 1, maxLength: 1000 }),
       }),
       run: (update, context) => {
+        const appointment = update.appointment_id
+          ? appointments.booking(update.appointment_id)
+          : undefined;
+        if (update.appointment_id && appointment?.lead_id !== lead.id) {
+          // The same answer whether the id exists or not: no oracle for other leads' bookings.
+          return "Nothing was recorded: that appointment_id was not booked for this lead. Call update_lead again with the appointment_id book_appointment returned in this call, or without one.";
+        }
         store.calls.update(context.callSid, {
           outcome: update.disposition,
           outcome_detail: update.summary,
@@ -164,7 +181,7 @@ export function followUpTools(
           leadId: lead.id,
           callOutcome: update.call_outcome,
           disposition: update.disposition,
-          appointmentId: update.appointment_id ?? null,
+          appointmentId: appointment?.id ?? null,
           pii: {
             verified: update.verified_info ?? {},
             new: update.new_info ?? {},

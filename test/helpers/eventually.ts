@@ -1,0 +1,14 @@
+/** Waits for something another process or socket will do soon: polls each millisecond, up to a bound. */
+export async function eventually<T>(
+  read: () => T,
+  what: string,
+  timeoutMs = 2_000,
+): Promise<NonNullable<T>> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const value = read();
+    if (value) return value as NonNullable<T>;
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(1);
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * The real service as Twilio and an operator meet it: Twilio and Deepgram configured (the fake
+ * Voice Agent behind it), a public URL that is the local port, an endpoint secret, signed webhooks.
+ * Shared by the security tests, which attack it the way an outsider would.
+ */
+import { type Config, loadConfig } from "../../src/config.ts";
+import { createLogger } from "../../src/log.ts";
+import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
+import { freePort, postSigned } from "../fakes/twilio-webhooks.ts";
+import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+
+export const AUTH_TOKEN = "twilio-auth-token-for-tests";
+export const SECRET = "endpoint-secret-for-tests-0123456789";
+export const OFFICE_NUMBER = "+15550001111";
+export const CALLER = "+15557654321";
+export const ACCOUNT_SID = `AC${"1".repeat(32)}`;
+
+export interface SignedService {
+  service: Service;
+  config: Config;
+  agent: FakeVoiceAgentServer;
+  publicUrl: string;
+  logs: Record<string, unknown>[];
+  /** A signed `/incoming-call` for `callSid` from CALLER to OFFICE_NUMBER. */
+  incoming(callSid: string, params?: Record<string, string>): Promise<Response>;
+  /** A signed webhook to any path. */
+  signed(path: string, params: Record<string, string>): Promise<Response>;
+  /** A request with the endpoint secret. */
+  authed(path: string, init?: RequestInit): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+export async function startSignedService(
+  env: Record<string, string> = {},
+  overrides: ServiceOverrides = {},
+): Promise<SignedService> {
+  const agent = FakeVoiceAgentServer.start({ apiKey: "dg-key", greetingMs: 100 });
+  const port = freePort();
+  const publicUrl = `http://127.0.0.1:${port}`;
+  const config = loadConfig({
+    SERVER_HOST: "127.0.0.1",
+    SERVER_PORT: String(port),
+    SERVER_EXTERNAL_URL: publicUrl,
+    ENDPOINT_SECRET: SECRET,
+    DATABASE_PATH: ":memory:",
+    DEEPGRAM_API_KEY: "dg-key",
+    DEEPGRAM_AGENT_URL: agent.url,
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_PHONE_NUMBER: OFFICE_NUMBER,
+    INBOUND_SCENARIOS: `${OFFICE_NUMBER}=dental-receptionist`,
+    HANGUP_SETTLE_MS: "30",
+    SHUTDOWN_DRAIN_MS: "50",
+    ...env,
+  });
+  const logs: Record<string, unknown>[] = [];
+  const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
+  const service = await startService(config, logger, overrides);
+  const signed = (path: string, params: Record<string, string>) =>
+    postSigned({ serverUrl: service.url, publicUrl, path, params, authToken: AUTH_TOKEN });
+  return {
+    service,
+    config,
+    agent,
+    publicUrl,
+    logs,
+    signed,
+    incoming: (callSid, params = {}) =>
+      signed("/incoming-call", {
+        CallSid: callSid,
+        AccountSid: ACCOUNT_SID,
+        From: CALLER,
+        To: OFFICE_NUMBER,
+        CallStatus: "ringing",
+        ...params,
+      }),
+    authed: (path, init = {}) =>
+      fetch(`${service.url}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${SECRET}`, ...init.headers },
+      }),
+    async stop() {
+      await service.shutdown("test over");
+      agent.stop();
+    },
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * Security issue points 6, 8, 9 and 13: what a replayed webhook or a stream's own parameters can do
+ * to a call, how long an answered call with no stream holds a place, and inbound call status
+ * without Twilio's status callback.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { ManualClock } from "../fakes/clock.ts";
+import { FakeTwilioCall } from "../fakes/twilio-media-client.ts";
+import { openStream } from "../fakes/twilio-webhooks.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { json } from "../helpers/http.ts";
+import { CALLER, type SignedService, startSignedService } from "../helpers/signed-service.ts";
+
+let running: SignedService | undefined;
+afterEach(async () => {
+  await running?.stop();
+  running = undefined;
+});
+
+async function start(env: Record<string, string> = {}, clock?: ManualClock) {
+  running = await startSignedService(env, clock ? { clock } : {});
+  return running;
+}
+
+describe("6. a replayed /incoming-call", () => {
+  test("while the call waits for its stream: refused, and the token Twilio was given still works", async () => {
+    const { incoming, agent } = await start();
+    const first = await incoming("CA600");
+    expect(first.status).toBe(200);
+    const xml = await first.text();
+
+    const replay = await incoming("CA600");
+    expect(replay.status).toBe(409);
+    expect((await json(replay)).code).toBe("DUPLICATE_CALL");
+
+    const phone = await openStream(xml, "CA600");
+    const session = await agent.nextSession();
+    expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
+    phone.hangUp();
+  });
+
+  test("after the call has streamed and ended: refused, no new session, the record unchanged", async () => {
+    const { incoming, agent, service } = await start();
+    const xml = await (await incoming("CA601")).text();
+    const phone = await openStream(xml, "CA601");
+    await agent.nextSession();
+    phone.hangUp();
+    await eventually(() => service.store.calls.get("CA601")?.ended_at, "the call's end recorded");
+    const ended = service.store.calls.get("CA601");
+
+    const replay = await incoming("CA601");
+    expect(replay.status).toBe(409);
+    expect(agent.sessions).toHaveLength(1);
+    expect(service.store.calls.get("CA601")).toEqual(ended);
+  });
+});
+
+describe("8. a stream's parameters cannot change what the service granted", () => {
+  test("a token for an inbound dental call with outbound, insurance and another lead's id gets the dental call", async () => {
+    const { incoming, agent, service } = await start();
+    const lead = service.store.leads.create({
+      first_name: "Secret",
+      last_name: "Person",
+      property_address: "1 Private Lane",
+    });
+    const xml = await (await incoming("CA800")).text();
+    const phone = await openStream(xml, "CA800", {
+      customParameters: {
+        token: /name="token" value="([^"]+)"/.exec(xml)?.[1] ?? "",
+        scenario: "insurance-followup",
+        direction: "outbound",
+        lead_id: lead.id,
+        from: "+15550009999",
+      },
+    });
+    const session = await agent.nextSession();
+    expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
+    const settings = JSON.stringify(session.settings);
+    expect(settings).not.toContain("Secret");
+    expect(settings).not.toContain("Private Lane");
+    expect(service.store.calls.get("CA800")).toMatchObject({
+      direction: "inbound",
+      scenario: "dental-receptionist",
+      lead_id: null,
+      from_number: CALLER,
+    });
+    phone.hangUp();
+  });
+});
+
+describe("9. an answered call whose stream never opens", () => {
+  test("gives its place back within 30 s", async () => {
+    const clock = new ManualClock(new Date().toISOString());
+    const { incoming } = await start({ MAX_CONCURRENT_CALLS: "1" }, clock);
+    expect((await (await incoming("CA900")).text()).includes("<Stream")).toBe(true);
+    expect(await (await incoming("CA901")).text()).toContain("lines are busy");
+    clock.advance(30_000);
+    expect(await (await incoming("CA902")).text()).toContain("<Stream");
+  });
+
+  test("gives its place back at once when Twilio reports the call over", async () => {
+    const { incoming, signed } = await start({ MAX_CONCURRENT_CALLS: "1" });
+    expect(await (await incoming("CA910")).text()).toContain("<Stream");
+    const status = await signed("/call-status", { CallSid: "CA910", CallStatus: "completed" });
+    expect(status.status).toBe(204);
+    expect(await (await incoming("CA911")).text()).toContain("<Stream");
+  });
+
+  test("an outbound call keeps its place while it rings, and 30 s once answered", async () => {
+    const clock = new ManualClock(new Date().toISOString());
+    const { service, signed } = await start({}, clock);
+    const grant = {
+      scenario: "insurance-followup",
+      direction: "outbound" as const,
+      from: "+1",
+      to: "+2",
+    };
+    service.tokens.issue("CA920", grant, { answered: false });
+    clock.advance(60_000);
+    expect(service.tokens.outstanding).toBe(1);
+    service.store.calls.create({
+      sid: "CA920",
+      direction: "outbound",
+      from_number: "+1",
+      to_number: "+2",
+      scenario: "insurance-followup",
+      status: "ringing",
+    });
+    await signed("/call-status", { CallSid: "CA920", CallStatus: "in-progress" });
+    clock.advance(29_999);
+    expect(service.tokens.outstanding).toBe(1);
+    clock.advance(1);
+    expect(service.tokens.outstanding).toBe(0);
+  });
+});
+
+describe("13. inbound calls without Twilio's status callback", () => {
+  test("are in-progress while streaming and completed after", async () => {
+    const { incoming, agent, authed, service } = await start();
+    const xml = await (await incoming("CA1300")).text();
+    const phone = await openStream(xml, "CA1300");
+    await agent.nextSession();
+    const live = await json(await authed("/calls?status=in-progress"));
+    expect(live.calls.map((call: { sid: string }) => call.sid)).toEqual(["CA1300"]);
+    expect(service.store.calls.get("CA1300")?.answered_at).not.toBeNull();
+    phone.hangUp();
+    await eventually(() => service.store.calls.get("CA1300")?.ended_at, "the call's end recorded");
+    expect(service.store.calls.get("CA1300")).toMatchObject({
+      status: "completed",
+      end_reason: "caller_hung_up",
+    });
+    expect((await json(await authed("/calls?status=in-progress"))).calls).toEqual([]);
+  });
+});
+
+test("a forged token is refused before anything about the call is looked at", async () => {
+  const { service, agent } = await start();
+  const url = `${service.url.replace("http", "ws")}/twilio`;
+  const phone = await FakeTwilioCall.connect({
+    url,
+    callSid: "CA1",
+    customParameters: { token: "Zm9yZ2Vk", scenario: "dental-receptionist" },
+  });
+  expect((await phone.closed).code).toBe(1008);
+  expect(agent.sessions).toHaveLength(0);
+  expect(service.store.calls.get("CA1")).toBeUndefined();
+});

@@ -1,0 +1,398 @@
+/**
+ * What a caller can learn or change about someone else through the agent's tools. The rules live in
+ * the tool code, so these tests call the tools directly, the way the session does (JSON arguments,
+ * validation, handler), as a caller on one number asking about a patient or lead of another.
+ */
+import { beforeEach, describe, expect, test } from "bun:test";
+import { runTool } from "../../src/call/tools.ts";
+import { createLogger } from "../../src/log.ts";
+import { dentalReceptionist } from "../../src/scenarios/dental-receptionist/index.ts";
+import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
+import type { PreparedScenario } from "../../src/scenarios/types.ts";
+import { openStore, type Store } from "../../src/store/index.ts";
+import { ManualClock } from "../fakes/clock.ts";
+
+// Monday 2026-03-02, 10:00 in New York.
+const NOW = "2026-03-02T15:00:00.000Z";
+const PATIENT_PHONE = "+15551110000";
+const STRANGER = "+15552220000";
+const REASON = "tooth pain, possible abscess";
+
+let store: Store;
+let clock: ManualClock;
+let lines: Record<string, unknown>[];
+
+/** Runs a tool of `scenario` as the customer on `customerNumber`; `result` is the parsed content. */
+async function run(
+  scenario: PreparedScenario,
+  name: string,
+  args: unknown,
+  customerNumber: string,
+  callSid = "CA1",
+) {
+  const tool = scenario.tools.find((candidate) => candidate.name === name);
+  const context = { callSid, customerNumber, now: clock.now(), endCall: () => {} };
+  const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
+  const result = outcome.content.startsWith("{") ? JSON.parse(outcome.content) : outcome.content;
+  return { ...outcome, result };
+}
+
+beforeEach(() => {
+  clock = new ManualClock(NOW);
+  store = openStore(":memory:", clock);
+  lines = [];
+});
+
+describe("dental receptionist: one caller, someone else's appointment", () => {
+  let scenario: PreparedScenario;
+  let code: string;
+  const dental = (name: string, args: unknown, from: string) => run(scenario, name, args, from);
+
+  /** Nothing of the patient's booking appears in what the agent was told. */
+  function expectNothingLeaked(content: string) {
+    for (const secret of ["Quinn", REASON, "abscess", code, PATIENT_PHONE]) {
+      expect(content).not.toContain(secret);
+    }
+  }
+
+  beforeEach(async () => {
+    const logger = createLogger({ level: "error", write: () => {} });
+    dentalReceptionist.seed?.({ store, clock, logger });
+    store.calls.create({
+      sid: "CA1",
+      direction: "inbound",
+      from_number: STRANGER,
+      to_number: "+15550001111",
+      scenario: "dental-receptionist",
+      status: "in-progress",
+    });
+    scenario = dentalReceptionist.prepare(
+      {
+        callSid: "CA1",
+        direction: "inbound",
+        from: STRANGER,
+        to: "+15550001111",
+        startedAt: clock.now(),
+      },
+      { store, clock, logger },
+    );
+    const [slot] = (await dental("check_available_slots", { date: "2026-03-03" }, PATIENT_PHONE))
+      .result.available;
+    const booked = await dental(
+      "book_appointment",
+      { slot_id: slot.slot_id, patient_name: "Pat Quinn", reason: REASON },
+      PATIENT_PHONE,
+    );
+    code = booked.result.confirmation_id;
+    expect(store.appointments.booking(code)?.phone).toBe(PATIENT_PHONE);
+  });
+
+  test("check_appointment refuses a phone number other than the caller's", async () => {
+    const { ok, content, result } = await dental(
+      "check_appointment",
+      { phone: PATIENT_PHONE },
+      STRANGER,
+    );
+    expect(ok).toBe(true);
+    expect(result.appointments).toEqual([]);
+    expect(result.note).toContain("confirmation code");
+    expectNothingLeaked(content);
+  });
+
+  test("check_appointment by code alone from another number: the same answer as a code that does not exist", async () => {
+    const theirs = await dental("check_appointment", { confirmation_id: code }, STRANGER);
+    const none = await dental("check_appointment", { confirmation_id: "ZZZZZZ" }, STRANGER);
+    expect(theirs.result.appointments).toEqual([]);
+    expect(theirs.content).toBe(none.content);
+    expectNothingLeaked(theirs.content);
+  });
+
+  test("check_appointment by code with the wrong name from another number: the same answer as a code that does not exist", async () => {
+    const wrongName = await dental(
+      "check_appointment",
+      { confirmation_id: code, patient_name: "Pat Quincy" },
+      STRANGER,
+    );
+    const none = await dental(
+      "check_appointment",
+      { confirmation_id: "ZZZZZZ", patient_name: "Pat Quincy" },
+      STRANGER,
+    );
+    expect(wrongName.result.appointments).toEqual([]);
+    expect(wrongName.content).toBe(none.content);
+    expectNothingLeaked(wrongName.content);
+  });
+
+  test("check_appointment by code and the patient's name (any case and spacing) from another number finds it, with no medical detail", async () => {
+    const { content, result } = await dental(
+      "check_appointment",
+      { confirmation_id: code.toLowerCase(), patient_name: "  pat   QUINN " },
+      STRANGER,
+    );
+    expect(result.appointments).toHaveLength(1);
+    expect(result.appointments[0]).toEqual({
+      confirmation_id: code,
+      patient_first_name: "Pat",
+      provider: expect.any(String),
+      time: "Tuesday, March 3 at 8:00 AM",
+    });
+    expect(content).not.toContain("abscess");
+    expect(content).not.toContain(PATIENT_PHONE);
+  });
+
+  test("check_appointment from the booking's own number: first name, provider, time and code, no reason", async () => {
+    const { content, result } = await dental("check_appointment", {}, PATIENT_PHONE);
+    expect(result.appointments).toEqual([
+      {
+        confirmation_id: code,
+        patient_first_name: "Pat",
+        provider: expect.any(String),
+        time: "Tuesday, March 3 at 8:00 AM",
+      },
+    ]);
+    expect(content).not.toContain("abscess");
+    expect(
+      (await dental("check_appointment", { confirmation_id: code }, PATIENT_PHONE)).result,
+    ).toEqual(result);
+    expect(
+      (await dental("check_appointment", { phone: PATIENT_PHONE }, PATIENT_PHONE)).result,
+    ).toEqual(result);
+  });
+
+  test("check_appointment from another number without arguments lists only that number's bookings", async () => {
+    const { content, result } = await dental("check_appointment", {}, STRANGER);
+    expect(result.appointments).toEqual([]);
+    expectNothingLeaked(content);
+  });
+
+  test("cancel_appointment by code alone from another number is refused like an unknown code, and the booking stays", async () => {
+    const theirs = await dental("cancel_appointment", { confirmation_id: code }, STRANGER);
+    const none = await dental("cancel_appointment", { confirmation_id: "ZZZZZZ" }, STRANGER);
+    expect(theirs.result.cancelled).toBe(false);
+    expect(theirs.content).toBe(none.content);
+    expectNothingLeaked(theirs.content);
+    expect(store.appointments.booking(code)?.status).toBe("booked");
+  });
+
+  test("cancel_appointment with the code and a wrong name from another number is refused like an unknown code", async () => {
+    const wrongName = await dental(
+      "cancel_appointment",
+      { confirmation_id: code, patient_name: "Someone Else" },
+      STRANGER,
+    );
+    const none = await dental(
+      "cancel_appointment",
+      { confirmation_id: "ZZZZZZ", patient_name: "Someone Else" },
+      STRANGER,
+    );
+    expect(wrongName.result.cancelled).toBe(false);
+    expect(wrongName.content).toBe(none.content);
+    expect(store.appointments.booking(code)?.status).toBe("booked");
+  });
+
+  test("cancel_appointment with the code and the patient's name from another number cancels, without medical detail", async () => {
+    const { content, result } = await dental(
+      "cancel_appointment",
+      { confirmation_id: code, patient_name: "pat quinn" },
+      STRANGER,
+    );
+    expect(result).toMatchObject({
+      cancelled: true,
+      confirmation_id: code,
+      patient_first_name: "Pat",
+    });
+    expect(content).not.toContain("abscess");
+    expect(store.appointments.booking(code)?.status).toBe("cancelled");
+  });
+
+  test("cancel_appointment with the code alone from the booking's own number cancels, without medical detail", async () => {
+    const { content, result } = await dental(
+      "cancel_appointment",
+      { confirmation_id: code },
+      PATIENT_PHONE,
+    );
+    expect(result).toMatchObject({ cancelled: true, confirmation_id: code });
+    expect(content).not.toContain("abscess");
+  });
+
+  test("book_appointment tells back what the caller said, not the reason, and a taken slot does not say who took it", async () => {
+    const [slot] = (await dental("check_available_slots", { date: "2026-03-04" }, STRANGER)).result
+      .available;
+    const booked = await dental(
+      "book_appointment",
+      { slot_id: slot.slot_id, patient_name: "Pat Quinn", reason: REASON, phone: STRANGER },
+      PATIENT_PHONE,
+    );
+    expect(booked.result).toEqual({
+      booked: true,
+      confirmation_id: expect.any(String),
+      patient_name: "Pat Quinn",
+      provider: slot.provider,
+      time: slot.time,
+    });
+    const taken = await dental(
+      "book_appointment",
+      { slot_id: slot.slot_id, patient_name: "Other Person", reason: "cleaning" },
+      "+15553330000",
+    );
+    expect(taken.result.booked).toBe(false);
+    expectNothingLeaked(taken.content);
+    expect(taken.content).not.toContain(booked.result.confirmation_id);
+  });
+
+  test("a withheld caller ID is nobody's number: bookings made from it cannot be listed by another withheld caller", async () => {
+    const [slot] = (await dental("check_available_slots", { date: "2026-03-05" }, STRANGER)).result
+      .available;
+    const booked = await dental(
+      "book_appointment",
+      { slot_id: slot.slot_id, patient_name: "Hidden Harper", reason: REASON },
+      "anonymous",
+    );
+    expect(booked.result.booked).toBe(true);
+    expect(store.appointments.booking(booked.result.confirmation_id)?.phone).toBeNull();
+    for (const withheld of ["anonymous", "+266696687"]) {
+      const listed = await dental("check_appointment", {}, withheld);
+      expect(listed.result.appointments).toEqual([]);
+      expect(listed.content).not.toContain("Harper");
+      const byCode = await dental(
+        "check_appointment",
+        { confirmation_id: booked.result.confirmation_id },
+        withheld,
+      );
+      expect(byCode.result.appointments).toEqual([]);
+      const cancel = await dental(
+        "cancel_appointment",
+        { confirmation_id: booked.result.confirmation_id },
+        withheld,
+      );
+      expect(cancel.result.cancelled).toBe(false);
+    }
+    const withName = await dental(
+      "check_appointment",
+      { confirmation_id: booked.result.confirmation_id, patient_name: "Hidden Harper" },
+      "anonymous",
+    );
+    expect(withName.result.appointments).toHaveLength(1);
+  });
+});
+
+describe("insurance follow-up: the callee and other leads", () => {
+  const CALLEE = "+15557654321";
+  let scenario: PreparedScenario;
+  let leadId: string;
+  let otherCode: string;
+  const followUp = (name: string, args: unknown) => run(scenario, name, args, CALLEE);
+
+  beforeEach(async () => {
+    const logger = createLogger({ level: "info", write: (line) => lines.push(JSON.parse(line)) });
+    insuranceFollowUp.seed?.({ store, clock, logger });
+    leadId = store.leads.create({ first_name: "Jordan", last_name: "Lee", phone: CALLEE }).id;
+    const other = store.leads.create({ first_name: "Morgan", last_name: "Diaz" });
+    const [slot] = store.appointments.openSlots({
+      calendar: "insurance-consultation",
+      from: "2026-03-03T00:00:00.000Z",
+      to: "2026-03-04T00:00:00.000Z",
+      limit: 1,
+    });
+    const result = store.appointments.book({
+      slot_id: slot?.id ?? 0,
+      name: "Morgan Diaz",
+      phone: "+15559990000",
+      lead_id: other.id,
+    });
+    if (!result.ok) throw new Error("could not book the other lead's consultation");
+    otherCode = result.booking.id;
+    store.calls.create({
+      sid: "CA1",
+      direction: "outbound",
+      from_number: "+15550001111",
+      to_number: CALLEE,
+      scenario: "insurance-followup",
+      status: "in-progress",
+      lead_id: leadId,
+    });
+    scenario = insuranceFollowUp.prepare(
+      {
+        callSid: "CA1",
+        direction: "outbound",
+        from: "+15550001111",
+        to: CALLEE,
+        startedAt: clock.now(),
+        leadId,
+      },
+      { store, clock, logger },
+    );
+  });
+
+  test("update_lead refuses an appointment id booked for another lead, and records nothing", async () => {
+    const { content } = await followUp("update_lead", {
+      call_outcome: "completed",
+      disposition: "appointment_booked",
+      appointment_id: otherCode,
+      summary: "Booked.",
+    });
+    expect(content).not.toContain("Recorded");
+    expect(content).not.toContain("Morgan");
+    expect(store.calls.get("CA1")?.outcome ?? null).toBeNull();
+    expect(lines.find((line) => line.msg === "lead update")).toBeUndefined();
+  });
+
+  test("update_lead refuses an appointment id nobody booked, with the same answer", async () => {
+    const other = await followUp("update_lead", {
+      call_outcome: "completed",
+      disposition: "appointment_booked",
+      appointment_id: otherCode,
+      summary: "Booked.",
+    });
+    const made = await followUp("update_lead", {
+      call_outcome: "completed",
+      disposition: "appointment_booked",
+      appointment_id: "ZZZZZZ",
+      summary: "Booked.",
+    });
+    expect(made.content).toBe(other.content);
+    expect(lines.find((line) => line.msg === "lead update")).toBeUndefined();
+  });
+
+  test("update_lead takes the appointment booked in this call, in any case", async () => {
+    const [first] = (await followUp("check_availability", { day: "2026-03-04" })).result.available;
+    const booked = (await followUp("book_appointment", { slot_id: first.slot_id })).result;
+    const { content } = await followUp("update_lead", {
+      call_outcome: "completed",
+      disposition: "appointment_booked",
+      appointment_id: booked.appointment_id.toLowerCase(),
+      summary: "Booked.",
+    });
+    expect(content).toContain("Recorded");
+    expect(lines.find((line) => line.msg === "lead update")).toMatchObject({
+      leadId,
+      appointmentId: booked.appointment_id,
+    });
+  });
+
+  test("book_appointment books for this call's lead and number whatever else the arguments say", async () => {
+    const [first] = (await followUp("check_availability", { day: "2026-03-04" })).result.available;
+    const booked = await followUp("book_appointment", {
+      slot_id: first.slot_id,
+      lead_id: "lead_someone_else",
+      phone: "+15559990000",
+      name: "Morgan Diaz",
+    });
+    expect(booked.result.booked).toBe(true);
+    expect(store.appointments.booking(booked.result.appointment_id)).toMatchObject({
+      lead_id: leadId,
+      name: "Jordan Lee",
+      phone: CALLEE,
+      call_sid: "CA1",
+    });
+  });
+
+  test("a consultation time someone else holds does not say who holds it", async () => {
+    const booking = store.appointments.booking(otherCode);
+    const taken = await followUp("book_appointment", { slot_id: booking?.slot_id ?? 0 });
+    expect(taken.result.booked).toBe(false);
+    for (const secret of ["Morgan", "Diaz", otherCode, "+15559990000"]) {
+      expect(taken.content).not.toContain(secret);
+    }
+  });
+});
