@@ -75,7 +75,7 @@ export class EndpointGuard {
         );
       }
     } else {
-      const client = clients.of(request, server);
+      const client = clients.of(request, server?.requestIP(request)?.address);
       throttle.check(client);
       const header = request.headers.get("authorization") ?? "";
       const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";

@@ -38,11 +38,8 @@ export class ClientAddresses {
     this.#trusted = new Set([...trustedProxies].map(normalizeAddress));
   }
 
-  of(request: Request, server: Bun.Server<unknown> | null): string {
-    return clientAddress(
-      server?.requestIP(request)?.address,
-      request.headers.get("x-forwarded-for"),
-      this.#trusted,
-    );
+  /** @param peer the TCP peer's address, e.g. `server.requestIP(request)?.address` */
+  of(request: Request, peer: string | undefined): string {
+    return clientAddress(peer, request.headers.get("x-forwarded-for"), this.#trusted);
   }
 }

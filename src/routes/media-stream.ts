@@ -121,11 +121,12 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
     detail: { hide: true },
     beforeHandle({ request, server }) {
       // Refused before the upgrade when already full; counted exactly in `open`.
-      if (pendingStreams.full(clients.of(request, server))) throw new TooManyPendingStreamsError();
+      const client = clients.of(request, server?.requestIP(request)?.address);
+      if (pendingStreams.full(client)) throw new TooManyPendingStreamsError();
     },
     open(ws) {
       const raw = ws.raw;
-      const client = clients.of(ws.data.request, ws.data.server ?? null);
+      const client = clients.of(ws.data.request, raw.remoteAddress);
       if (!pendingStreams.add(client)) {
         raw.close(TRY_AGAIN_LATER, "too many streams waiting to start");
         return;
