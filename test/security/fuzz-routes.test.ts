@@ -15,7 +15,6 @@ import {
   ACCOUNT_SID,
   AUTH_TOKEN,
   CALLER,
-  OFFICE_NUMBER,
   SECRET,
   type SignedService,
   startSignedService,
