@@ -67,9 +67,10 @@ describe("systemd unit", () => {
     }
   });
 
-  test("gives the drain time to finish before systemd kills the process", () => {
+  test("gives the drain, the goodbye and the exit bound's 2 s before systemd kills the process", () => {
     const stopSeconds = Number(unit.match(/\nTimeoutStopSec=(\d+)\n/)?.[1]);
-    expect(stopSeconds * 1000).toBeGreaterThan(loadConfig({}).server.shutdownDrainMs + 5_000);
+    const { shutdownDrainMs, shutdownGoodbyeMs } = loadConfig({}).server;
+    expect(stopSeconds * 1000).toBeGreaterThan(shutdownDrainMs + shutdownGoodbyeMs + 2_000);
   });
 
   test.skipIf(!existsSync("/usr/bin/systemd-analyze"))("passes systemd-analyze verify", () => {
