@@ -55,6 +55,25 @@ describe("6. a replayed /incoming-call", () => {
   });
 });
 
+describe("5. a stream refused during the drain", () => {
+  test("ends its call record instead of leaving it ringing", async () => {
+    const { incoming, agent, service } = await start({ SHUTDOWN_DRAIN_MS: "60000" });
+    const live = await openStream(await (await incoming("CA500")).text(), "CA500");
+    await agent.nextSession();
+    const waiting = await (await incoming("CA501")).text();
+    const stopping = service.shutdown("SIGTERM");
+    const late = await openStream(waiting, "CA501");
+    expect((await late.closed).code).toBe(1008);
+    expect(service.store.calls.get("CA501")).toMatchObject({
+      status: "completed",
+      end_reason: "service_shutdown",
+    });
+    expect(service.store.calls.get("CA501")?.ended_at).not.toBeNull();
+    live.hangUp();
+    await stopping;
+  });
+});
+
 describe("8. a stream's parameters cannot change what the service granted", () => {
   test("a token for an inbound dental call with outbound, insurance and another lead's id gets the dental call", async () => {
     const { incoming, agent, service } = await start();
