@@ -155,6 +155,33 @@ test("API bodies with the secret: never 5xx", async () => {
   );
 });
 
+test("deeply nested or malformed JSON text with the secret: never 5xx", async () => {
+  const nested = fc
+    .tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom("[", '{"a":'), fc.boolean())
+    .map(([depth, open, closed]) => {
+      const close = open === "[" ? "]" : "}";
+      return `${open.repeat(depth)}1${closed ? close.repeat(depth) : ""}`;
+    });
+  const wrapped = nested.map((inner) => `{"to":"+15551234567","lead":${inner}}`);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom("/make-call", "/leads"),
+      fc.oneof(nested, wrapped, fc.string({ maxLength: 200 })),
+      async (path, body) => {
+        const response = await handle(
+          new Request(url(path), {
+            method: "POST",
+            headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+            body,
+          }),
+        );
+        expect(response.status).toBeLessThan(500);
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
 test("raw bytes under any content type, to every route: never 5xx", async () => {
   const paths = fc.constantFrom(
     "/make-call",

@@ -83,7 +83,10 @@ describe("8. a stream's parameters cannot change what the service granted", () =
       property_address: "1 Private Lane",
     });
     const xml = await (await incoming("CA800")).text();
-    const phone = await openStream(xml, "CA800", {
+    // The attacker's own start: the right token, everything else chosen by them.
+    const phone = await FakeTwilioCall.connect({
+      url: `${service.url.replace("http", "ws")}/twilio`,
+      callSid: "CA800",
       customParameters: {
         token: /name="token" value="([^"]+)"/.exec(xml)?.[1] ?? "",
         scenario: "insurance-followup",
