@@ -21,8 +21,8 @@ import { FailureThrottle } from "./routes/throttle.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
 import type { Store } from "./store/index.ts";
 
-/** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket. */
-const MAX_WS_MESSAGE_BYTES = 1024 * 1024;
+/** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket (1009). */
+export const MAX_WS_MESSAGE_BYTES = 64 * 1024;
 
 export interface AppDeps {
   config: Config;

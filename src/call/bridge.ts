@@ -56,7 +56,7 @@ export class CallBridge {
     const admitted = this.#admit(start);
     if (!admitted.ok) {
       if (admitted.grant) this.#endRefused(start.callSid, admitted.reason);
-      return this.refuse(start, admitted.reason);
+      return this.#refuse(start, admitted.reason);
     }
     try {
       return { ok: true, session: this.#open(start, admitted.grant, admitted.scenario, phone) };
@@ -151,7 +151,7 @@ export class CallBridge {
   }
 
   /** Counts and logs a stream that will not be bridged. */
-  refuse(start: StreamStart, reason: string): OpenResult {
+  #refuse(start: StreamStart, reason: string): OpenResult {
     this.refusedStreams += 1;
     this.deps.logger.warn("media stream refused", { callSid: start.callSid, reason });
     return { ok: false, reason };

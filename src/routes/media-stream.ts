@@ -3,16 +3,17 @@
  * the wrapper object, which is new on every event) it waits for `start`, asks the bridge for a call
  * session, then hands every decoded frame to that session. A refused stream is closed before any
  * agent connection is opened. Until its `start`, a stream is unauthenticated: it must send it within
- * STREAM_START_TIMEOUT_MS, and only so many such streams may be open at once, per client address
- * and in total, so idle sockets cannot use up the process's file descriptors.
+ * STREAM_START_TIMEOUT_MS, in a few small messages, and only so many such streams may be open at
+ * once, per client address and in total (the oldest is closed to make room), so idle sockets cannot
+ * use up the process's file descriptors nor its event loop, and cannot crowd out Twilio's streams,
+ * which send their `start` within milliseconds of opening.
  */
 import { Elysia } from "elysia";
-import { streamSignatureValid } from "../adapters/twilio-webhooks.ts";
+import { InvalidSignatureError, streamSignatureValid } from "../adapters/twilio-webhooks.ts";
 import type { CallBridge } from "../call/bridge.ts";
 import type { CallSession, PhoneChannel } from "../call/session.ts";
 import type { Clock, Timer } from "../clock.ts";
 import type { Config } from "../config.ts";
-import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { decodeTwilio } from "../protocol/twilio-media.ts";
 import type { ClientAddresses } from "./client-address.ts";
@@ -21,42 +22,56 @@ import type { ClientAddresses } from "./client-address.ts";
 const REFUSED = 1008;
 /** Close code when setting the call up failed on our side. */
 const INTERNAL_ERROR = 1011;
-/** Close code for "try again later": too many streams waiting for their start. */
+/** Close code for "try again later": too many streams waiting to start. */
 const TRY_AGAIN_LATER = 1013;
 
-export class TooManyPendingStreamsError extends AppError {
-  constructor() {
-    super(429, "TOO_MANY_PENDING_STREAMS", "Too many media streams are waiting to start");
-  }
+/** Before its `start` a stream sends `connected` and `start` (under 1 KB each); nothing bigger. */
+export const MAX_PRESTART_MESSAGE_BYTES = 8 * 1024;
+/** Messages a stream may send before its `start` (Twilio sends one, `connected`). */
+export const MAX_PRESTART_MESSAGES = 16;
+
+/** A stream waiting for its `start`, as the pending pool knows it. */
+interface PendingStream {
+  client: string;
+  deadline: Timer;
+  /** Closes the socket to make room for a newer stream. */
+  evict(): void;
 }
 
-/** Counts streams that have not started yet, per client address and in total. */
+/**
+ * Streams that have not started yet, per client address and in total. When a limit is reached the
+ * oldest such stream (of that client, or of all) is closed to make room: a genuine stream starts
+ * within milliseconds, so to crowd it out a flood would have to fill the whole limit in that time.
+ */
 class PendingStreams {
-  #total = 0;
-  readonly #byClient = new Map<string, number>();
+  /** Insertion order is age order. */
+  readonly #all = new Set<PendingStream>();
+  readonly #byClient = new Map<string, Set<PendingStream>>();
 
   constructor(private readonly limits: { maxPending: number; maxPendingPerClient: number }) {}
 
-  full(client: string): boolean {
-    return (
-      this.#total >= this.limits.maxPending ||
-      (this.#byClient.get(client) ?? 0) >= this.limits.maxPendingPerClient
-    );
+  add(stream: PendingStream): void {
+    const own = this.#byClient.get(stream.client) ?? new Set();
+    if (own.size >= this.limits.maxPendingPerClient) this.#evictOldest(own);
+    if (this.#all.size >= this.limits.maxPending) this.#evictOldest(this.#all);
+    own.add(stream);
+    this.#byClient.set(stream.client, own);
+    this.#all.add(stream);
   }
 
-  /** @returns false (and counts nothing) when the client or the process has no room left */
-  add(client: string): boolean {
-    if (this.full(client)) return false;
-    this.#total += 1;
-    this.#byClient.set(client, (this.#byClient.get(client) ?? 0) + 1);
+  /** @returns false when the stream was no longer pending (already started, evicted or gone) */
+  remove(stream: PendingStream): boolean {
+    if (!this.#all.delete(stream)) return false;
+    stream.deadline.cancel();
+    const own = this.#byClient.get(stream.client);
+    own?.delete(stream);
+    if (own?.size === 0) this.#byClient.delete(stream.client);
     return true;
   }
 
-  remove(client: string): void {
-    this.#total -= 1;
-    const left = (this.#byClient.get(client) ?? 1) - 1;
-    if (left > 0) this.#byClient.set(client, left);
-    else this.#byClient.delete(client);
+  #evictOldest(streams: Set<PendingStream>): void {
+    const oldest = streams.values().next().value;
+    if (oldest && this.remove(oldest)) oldest.evict();
   }
 }
 
@@ -70,13 +85,18 @@ export interface MediaStreamDeps {
 
 interface Connection {
   phone: PhoneChannel;
-  /** Set while the stream has not started: its client address and its start deadline. */
-  pending?: { client: string; deadline: Timer };
-  /** Why this stream may not be bridged whatever its start says (e.g. a bad upgrade signature). */
-  refusal?: string;
+  /** Set while the stream has not started. */
+  pending?: PendingStream;
   session?: CallSession;
   refused?: boolean;
+  messagesBeforeStart: number;
   ignoredBeforeStart: number;
+}
+
+/** Bytes in a frame as it arrived (text or binary). */
+function frameSize(message: unknown): number {
+  if (typeof message === "string") return message.length;
+  return message instanceof Uint8Array ? message.byteLength : 0;
 }
 
 export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: MediaStreamDeps) {
@@ -85,9 +105,7 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
 
   /** The stream has started (or is gone): it no longer counts as pending. */
   const settle = (connection: Connection) => {
-    if (!connection.pending) return;
-    connection.pending.deadline.cancel();
-    pendingStreams.remove(connection.pending.client);
+    if (connection.pending) pendingStreams.remove(connection.pending);
     connection.pending = undefined;
   };
 
@@ -97,16 +115,23 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
     close: (code: number, reason: string) => void,
   ) => {
     if (connection.refused) return;
-    const decoded = decodeTwilio(message);
     if (connection.session) {
-      connection.session.handlePhone(decoded);
+      connection.session.handlePhone(decodeTwilio(message));
       return;
     }
+    if (
+      frameSize(message) > MAX_PRESTART_MESSAGE_BYTES ||
+      ++connection.messagesBeforeStart > MAX_PRESTART_MESSAGES
+    ) {
+      connection.refused = true;
+      settle(connection);
+      close(REFUSED, "too much before start");
+      return;
+    }
+    const decoded = decodeTwilio(message);
     if (decoded.event === "start") {
       settle(connection);
-      const opened = connection.refusal
-        ? bridge.refuse(decoded.start, connection.refusal)
-        : bridge.open(decoded.start, connection.phone);
+      const opened = bridge.open(decoded.start, connection.phone);
       if (opened.ok) connection.session = opened.session;
       else {
         connection.refused = true;
@@ -119,18 +144,18 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
 
   return new Elysia({ name: "media-stream" }).ws("/twilio", {
     detail: { hide: true },
-    beforeHandle({ request, server }) {
-      // Refused before the upgrade when already full; counted exactly in `open`.
-      const client = clients.of(request, server?.requestIP(request)?.address);
-      if (pendingStreams.full(client)) throw new TooManyPendingStreamsError();
+    beforeHandle({ request }) {
+      // With stream signatures on, a stranger's upgrade is refused before it costs a socket.
+      if (
+        config.twilio.validateStreamSignatures &&
+        !streamSignatureValid(config, request.headers.get("x-twilio-signature"))
+      ) {
+        bridge.refusedStreams += 1;
+        throw new InvalidSignatureError("Missing or wrong X-Twilio-Signature on the upgrade");
+      }
     },
     open(ws) {
       const raw = ws.raw;
-      const client = clients.of(ws.data.request, raw.remoteAddress);
-      if (!pendingStreams.add(client)) {
-        raw.close(TRY_AGAIN_LATER, "too many streams waiting to start");
-        return;
-      }
       const connection: Connection = {
         phone: {
           send: (text, then) => {
@@ -144,22 +169,21 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
           },
           close: () => raw.close(1000, "call ended"),
         },
+        messagesBeforeStart: 0,
         ignoredBeforeStart: 0,
-        pending: {
-          client,
-          deadline: clock.setTimeout(() => {
-            logger.warn("media stream sent no start in time", {
-              timeoutMs: config.streams.startTimeoutMs,
-            });
-            raw.close(REFUSED, "no start");
-          }, config.streams.startTimeoutMs),
-        },
       };
-      if (config.twilio.validateStreamSignatures) {
-        const signature = ws.data.request.headers.get("x-twilio-signature");
-        if (!streamSignatureValid(config, signature))
-          connection.refusal = "missing or wrong X-Twilio-Signature on the upgrade";
-      }
+      connection.pending = {
+        client: clients.of(ws.data.request, raw.remoteAddress),
+        deadline: clock.setTimeout(() => {
+          logger.warn("media stream sent no start in time", {
+            timeoutMs: config.streams.startTimeoutMs,
+          });
+          settle(connection);
+          raw.close(REFUSED, "no start");
+        }, config.streams.startTimeoutMs),
+        evict: () => raw.close(TRY_AGAIN_LATER, "too many streams waiting to start"),
+      };
+      pendingStreams.add(connection.pending);
       connections.set(ws.id, connection);
       // Hot path: Elysia dispatches each frame through `raw.data.message`, which wraps, parses and
       // awaits per message. Fifty frames a second per call go straight to the codec instead. If a

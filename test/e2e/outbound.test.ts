@@ -301,10 +301,11 @@ describe("stream signatures", () => {
   test("with TWILIO_VALIDATE_STREAM_SIGNATURES the upgrade must be signed too", async () => {
     harness = await startOutboundHarness({ TWILIO_VALIDATE_STREAM_SIGNATURES: "true" });
     const unsigned = await placeCall();
-    const stranger = await harness.twilio.answer(unsigned.call_sid, {
-      headers: { "x-twilio-signature": "" },
-    });
-    expect((await stranger.closed).code).toBe(1008);
+    // Refused at the upgrade (403), before it costs a socket or a place among pending streams.
+    await expect(
+      harness.twilio.answer(unsigned.call_sid, { headers: { "x-twilio-signature": "" } }),
+    ).rejects.toThrow("could not connect");
+    expect(harness.service.bridge.refusedStreams).toBe(1);
     expect(harness.agent.sessions).toHaveLength(0);
     const signed = await placeCall();
     const phone = await harness.twilio.answer(signed.call_sid);

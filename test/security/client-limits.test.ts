@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { clientAddress } from "../../src/routes/client-address.ts";
 import { ManualClock } from "../fakes/clock.ts";
+import { openStream } from "../fakes/twilio-webhooks.ts";
 import { json } from "../helpers/http.ts";
 import { SECRET, type SignedService, startSignedService } from "../helpers/signed-service.ts";
 
@@ -44,47 +45,75 @@ describe("4. streams that never start", () => {
     expect(closed.at - opened).toBeGreaterThanOrEqual(140);
   });
 
-  test("are capped per client address; others still get in, and a started stream frees its place", async () => {
+  test("are capped per client address: the client's oldest is closed to make room, others untouched", async () => {
     running = await startSignedService({
       MAX_PENDING_STREAMS_PER_CLIENT: "3",
       TRUSTED_PROXIES: "127.0.0.1",
     });
     const url = streamUrl(running);
     const from = (client: string) => ({ "x-forwarded-for": client });
+    const other = await idleStream(url, from("198.51.100.1"));
     const held = [];
     for (let i = 0; i < 3; i++) held.push(await idleStream(url, from("203.0.113.7")));
-    expect(held.every((stream) => stream.opened)).toBe(true);
-    expect((await idleStream(url, from("203.0.113.7"))).opened).toBe(false);
-    expect((await idleStream(url, from("198.51.100.1"))).opened).toBe(true);
-
-    held[0]?.socket.close();
-    await held[0]?.closed;
-    // The server notices the close a moment after the client does.
-    let reopened = false;
-    for (let tries = 0; tries < 200 && !reopened; tries++) {
-      reopened = (await idleStream(url, from("203.0.113.7"))).opened;
-      if (!reopened) await Bun.sleep(1);
-    }
-    expect(reopened).toBe(true);
+    const newest = await idleStream(url, from("203.0.113.7"));
+    expect(newest.opened).toBe(true);
+    expect((await held[0]?.closed)?.code).toBe(1013);
+    const stillOpen = [other, held[1], held[2], newest].map((stream) => stream?.socket.readyState);
+    expect(stillOpen).toEqual(Array(4).fill(WebSocket.OPEN));
   });
 
   test("X-Forwarded-For from a peer that is not a trusted proxy is ignored", async () => {
     running = await startSignedService({ MAX_PENDING_STREAMS_PER_CLIENT: "2" });
     const url = streamUrl(running);
-    await idleStream(url, { "x-forwarded-for": "203.0.113.1" });
+    const first = await idleStream(url, { "x-forwarded-for": "203.0.113.1" });
     await idleStream(url, { "x-forwarded-for": "203.0.113.2" });
-    expect((await idleStream(url, { "x-forwarded-for": "203.0.113.3" })).opened).toBe(false);
+    await idleStream(url, { "x-forwarded-for": "203.0.113.3" });
+    expect((await first.closed).code).toBe(1013);
   });
 
-  test("are capped in total", async () => {
+  test("are capped in total: the oldest of all is closed to make room", async () => {
+    running = await startSignedService({ MAX_PENDING_STREAMS: "2", TRUSTED_PROXIES: "127.0.0.1" });
+    const url = streamUrl(running);
+    const first = await idleStream(url, { "x-forwarded-for": "203.0.113.1" });
+    const second = await idleStream(url, { "x-forwarded-for": "203.0.113.2" });
+    await idleStream(url, { "x-forwarded-for": "203.0.113.3" });
+    expect((await first.closed).code).toBe(1013);
+    expect(second.socket.readyState).toBe(WebSocket.OPEN);
+  });
+
+  test("a flood of idle streams does not keep a real call out", async () => {
     running = await startSignedService({
-      MAX_PENDING_STREAMS: "2",
-      TRUSTED_PROXIES: "127.0.0.1",
+      MAX_PENDING_STREAMS: "5",
+      MAX_PENDING_STREAMS_PER_CLIENT: "5",
     });
     const url = streamUrl(running);
-    await idleStream(url, { "x-forwarded-for": "203.0.113.1" });
-    await idleStream(url, { "x-forwarded-for": "203.0.113.2" });
-    expect((await idleStream(url, { "x-forwarded-for": "203.0.113.3" })).opened).toBe(false);
+    for (let i = 0; i < 12; i++) await idleStream(url);
+    const xml = await (await running.incoming("CA4000")).text();
+    const phone = await openStream(xml, "CA4000");
+    const session = await running.agent.nextSession();
+    expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
+    phone.hangUp();
+  });
+
+  test("may send only a few small messages before their start", async () => {
+    running = await startSignedService();
+    const url = streamUrl(running);
+    const big = await idleStream(url);
+    big.socket.send(JSON.stringify({ event: "media", media: { payload: "A".repeat(9_000) } }));
+    expect((await big.closed).code).toBe(1008);
+    const chatty = await idleStream(url);
+    for (let i = 0; i < 20; i++) chatty.socket.send(JSON.stringify({ event: "mark" }));
+    expect((await chatty.closed).code).toBe(1008);
+    expect(running.service.bridge.refusedStreams).toBe(0);
+  });
+
+  test("with stream signatures on, an unsigned upgrade is refused before it is counted", async () => {
+    running = await startSignedService({
+      TWILIO_VALIDATE_STREAM_SIGNATURES: "true",
+      MAX_PENDING_STREAMS: "1",
+    });
+    for (let i = 0; i < 5; i++) expect((await idleStream(streamUrl(running))).opened).toBe(false);
+    expect(running.service.bridge.refusedStreams).toBe(5);
   });
 });
 

@@ -6,8 +6,13 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import fc from "fast-check";
+import { MAX_WS_MESSAGE_BYTES } from "../../src/app.ts";
 import { decodeAgentMessage } from "../../src/protocol/deepgram-agent.ts";
 import { decodeTwilio } from "../../src/protocol/twilio-media.ts";
+import {
+  MAX_PRESTART_MESSAGE_BYTES,
+  MAX_PRESTART_MESSAGES,
+} from "../../src/routes/media-stream.ts";
 import { mulawTone } from "../fakes/mulaw.ts";
 import { testScenario } from "../fakes/test-scenario.ts";
 import { FakeTwilioCall } from "../fakes/twilio-media-client.ts";
@@ -26,8 +31,8 @@ const GREETING_BYTES = 400 * 8;
 /** Strangers at a time: the service may cap unauthenticated streams per address (about ten). */
 const STRANGERS = 5;
 const FRAMES_PER_STRANGER = 600;
-/** The service's WebSocket message limit (MAX_WS_MESSAGE_BYTES in src/app.ts). */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** The service's WebSocket message limit: bigger frames close the socket with 1009. */
+const MAX_MESSAGE_BYTES = MAX_WS_MESSAGE_BYTES;
 /** Close code of a stream refused because too many are waiting for their start. */
 const TRY_AGAIN_LATER = 1013;
 
@@ -51,6 +56,8 @@ interface StrangerStats {
   afterStart: number[];
   /** Close code after each frame over the size limit. */
   afterTooBig: number[];
+  /** Close code after each frame over the limits before a start (size or count). */
+  afterPrestartLimit: number[];
   /** Every close the server initiated. */
   serverCloses: number[];
 }
@@ -109,10 +116,13 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
  */
 async function runStranger(url: string, frames: Frame[], stats: StrangerStats): Promise<void> {
   let current: Stranger | undefined;
+  /** Frames sent on the current socket: a stream may send only a few before its start. */
+  let sentOnSocket = 0;
   const socket = async (): Promise<Stranger> => {
     for (let attempt = 0; attempt < 50; attempt++) {
       if (current && !current.isClosed) return current;
       current = await openStranger(url, stats);
+      sentOnSocket = 0;
       if (!current) await Bun.sleep(20);
     }
     throw new Error(
@@ -126,13 +136,18 @@ async function runStranger(url: string, frames: Frame[], stats: StrangerStats): 
       const stranger = await socket();
       stranger.socket.send(frame);
       stats.frames += 1;
-      if (!tooBig && !start) break;
+      sentOnSocket += 1;
+      const overPrestartLimit =
+        !tooBig &&
+        (sizeOf(frame) > MAX_PRESTART_MESSAGE_BYTES || sentOnSocket > MAX_PRESTART_MESSAGES);
+      if (!tooBig && !start && !overPrestartLimit) break;
       const code = await within(stranger.closed, 3_000, "close after a start or a frame too big");
       if (code === TRY_AGAIN_LATER && attempt < 50) {
         await Bun.sleep(10);
         continue;
       }
       if (tooBig) stats.afterTooBig.push(code);
+      else if (overPrestartLimit) stats.afterPrestartLimit.push(code);
       else {
         stats.starts += 1;
         stats.afterStart.push(code);
@@ -180,9 +195,9 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
   const frameLists: Frame[][] = Array.from({ length: STRANGERS }, (_, i) =>
     fc.sample(strangerFrame(targets), { numRuns: FRAMES_PER_STRANGER, seed: SEED + i }),
   );
-  // Big frames: under the 1 MiB limit (JSON and not), and one over it.
-  frameLists[0]?.splice(100, 0, bigFrame(900_000, "media"), bigFrame(1_000_000, "mark"));
-  frameLists[1]?.splice(200, 0, bigFrame(700_000, "garbage"), bigFrame(1_100_000, "media"));
+  // Big frames: under the 64 KiB limit (JSON and not, still over the limit before a start), and over it.
+  frameLists[0]?.splice(100, 0, bigFrame(60_000, "media"), bigFrame(64_000, "mark"));
+  frameLists[1]?.splice(200, 0, bigFrame(50_000, "garbage"), bigFrame(1_100_000, "media"));
   // Garbage on the good call's own socket: anything that is not media, a mark or a stop.
   const ownGarbage = fc
     .sample(strangerFrame(targets), { numRuns: 2_000, seed: SEED - 1 })
@@ -199,6 +214,7 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
     starts: 0,
     afterStart: [],
     afterTooBig: [],
+    afterPrestartLimit: [],
     serverCloses: [],
   };
   const refusedBefore = service.bridge.refusedStreams;
@@ -241,6 +257,8 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
   const tooBig = frameLists.flat().filter((frame) => sizeOf(frame) > MAX_MESSAGE_BYTES).length;
   expect(tooBig).toBeGreaterThan(0);
   expect(stats.afterTooBig).toEqual(Array(tooBig).fill(1009));
+  expect(stats.afterPrestartLimit.length).toBeGreaterThan(0);
+  expect(new Set(stats.afterPrestartLimit)).toEqual(new Set([1008]));
   expect(stats.serverCloses).not.toContain(1011);
   expect(
     stats.serverCloses.filter((code) => ![1008, 1009, TRY_AGAIN_LATER].includes(code)),
