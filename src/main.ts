@@ -10,6 +10,7 @@ import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { keepServingOnUncaughtErrors } from "./process-guard.ts";
 import { startService } from "./service.ts";
+import { DatabaseInUseError } from "./store/instance-lock.ts";
 import { VERSION } from "./version.ts";
 
 const EXIT_USAGE = 64;
@@ -137,6 +138,11 @@ try {
   if (error instanceof ConfigError) {
     console.error(error.message);
     process.exit(EXIT_CONFIG);
+  }
+  if (error instanceof DatabaseInUseError) {
+    // Exit 1, not 78: once the other instance has stopped, a restart succeeds.
+    console.error(error.message);
+    process.exit(1);
   }
   if (
     error instanceof TypeError &&

@@ -17,6 +17,7 @@ import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
 import { openStore, type Store } from "./store/index.ts";
+import { lockDatabase } from "./store/instance-lock.ts";
 import { VERSION } from "./version.ts";
 
 export interface Service {
@@ -51,13 +52,13 @@ export async function startService(
   const clock = overrides.clock ?? systemClock;
   const scenarios = overrides.scenarios ?? builtInScenarios;
   checkServeConfig(config, scenarios);
-  const store = openStore(config.databasePath, clock);
-  const interrupted = store.calls.endOpen("interrupted", { mine: false });
-  if (interrupted.length > 0) {
-    logger.warn("ended calls a previous run left open", {
-      count: interrupted.length,
-      callSids: interrupted.map((call) => call.sid),
-    });
+  const unlockDatabase = lockDatabase(config.databasePath);
+  let store: Store;
+  try {
+    store = openStore(config.databasePath, clock);
+  } catch (error) {
+    unlockDatabase();
+    throw error;
   }
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
@@ -121,9 +122,23 @@ export async function startService(
     logger,
     version: VERSION,
   });
-  app.listen({ hostname: config.server.host, port: config.server.port });
+  try {
+    app.listen({ hostname: config.server.host, port: config.server.port });
+  } catch (error) {
+    store.close();
+    unlockDatabase();
+    throw error;
+  }
   const server = app.server;
   if (!server) throw new Error("server did not start");
+  // Only once this process holds the database and the port: the calls a previous run left open.
+  const interrupted = store.calls.endOpen("interrupted", { mine: false });
+  if (interrupted.length > 0) {
+    logger.warn("ended calls a previous run left open", {
+      count: interrupted.length,
+      callSids: interrupted.map((call) => call.sid),
+    });
+  }
   const port = server.port ?? config.server.port;
   const url = `http://${server.hostname === "0.0.0.0" ? "127.0.0.1" : server.hostname}:${port}`;
 
@@ -145,6 +160,7 @@ export async function startService(
     // Every socket closes now, also the idle and never-started ones a client would keep open.
     await app.stop(true);
     store.close();
+    unlockDatabase();
     logger.info("stopped", { reason });
   };
 

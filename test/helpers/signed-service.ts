@@ -55,7 +55,10 @@ export async function startSignedService(
   });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-  const service = await startService(config, logger, overrides);
+  const service = await startService(config, logger, overrides).catch((error: unknown) => {
+    agent.stop();
+    throw error;
+  });
   const signed = (path: string, params: Record<string, string>) =>
     postSigned({ serverUrl: service.url, publicUrl, path, params, authToken: AUTH_TOKEN });
   return {

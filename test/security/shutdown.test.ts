@@ -4,7 +4,7 @@
  * start with Twilio configured but no endpoint secret. Runs `src/main.ts` as a child process.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
@@ -165,6 +165,52 @@ describe("5. records a previous life left open", () => {
       end_reason: "interrupted",
     });
     store.close();
+  });
+});
+
+describe("5. a second instance", () => {
+  test("on the same database refuses to start and leaves the first one's calls alone", async () => {
+    const path = join(dir, "db", "voice-agent.db");
+    const first = await startSignedService({ DATABASE_PATH: path });
+    await first.incoming("CA5001");
+    await expect(startSignedService({ DATABASE_PATH: path })).rejects.toThrow(
+      "one instance per database",
+    );
+    expect(first.service.store.calls.get("CA5001")?.ended_at).toBeNull();
+    await first.stop();
+    const next = await startSignedService({ DATABASE_PATH: path });
+    await next.stop();
+  });
+
+  test("on the same port refuses to start (no reusePort) and ends nothing", async () => {
+    const first = await startSignedService({ DATABASE_PATH: join(dir, "a.db") });
+    await first.incoming("CA5002");
+    const second = startSignedService({
+      DATABASE_PATH: join(dir, "a-copy.db"),
+      SERVER_PORT: String(first.service.port),
+    });
+    await expect(second).rejects.toThrow();
+    expect(first.service.store.calls.get("CA5002")?.ended_at).toBeNull();
+    await first.stop();
+  });
+
+  test("in another process: refused, naming that process", async () => {
+    const child = spawnService({ SERVER_PORT: "0" });
+    await listeningUrl(child.stdout, () => new Response(child.stderr).text());
+    await expect(
+      startSignedService({ DATABASE_PATH: join(dir, "db", "voice-agent.db") }),
+    ).rejects.toThrow(`pid ${child.pid}`);
+    child.kill("SIGTERM");
+    expect(await exitWithin(child, 5_000)).toBe(0);
+  });
+
+  test("a lock left by a process that is gone is taken over", async () => {
+    const path = join(dir, "db", "voice-agent.db");
+    mkdirSync(join(dir, "db"), { recursive: true });
+    writeFileSync(`${path}.lock`, JSON.stringify({ pid: 2 ** 22 + 12345 }));
+    const running = await startSignedService({ DATABASE_PATH: path });
+    await running.stop();
+    expect(existsSync(`${path}.lock`)).toBe(false);
   });
 });
 
