@@ -11,7 +11,7 @@ import { CallBridge } from "./call/bridge.ts";
 import { CallRegistry } from "./call/registry.ts";
 import type { AgentConnector } from "./call/session.ts";
 import { StreamTokens } from "./call/stream-tokens.ts";
-import { type Clock, systemClock } from "./clock.ts";
+import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
@@ -35,6 +35,8 @@ export interface Service {
 
 /** Longest wait for Deepgram to start streaming synthesised speech. */
 const TTS_TIMEOUT_MS = 15_000;
+/** How often calls whose stream never came are looked for (their tokens live 30 s and more). */
+const TOKEN_SWEEP_MS = 5_000;
 
 /** Parts tests (and the demo) may swap; production uses the defaults. */
 export interface ServiceOverrides {
@@ -148,8 +150,16 @@ export async function startService(
     if (!status.configured) logger.warn(`${name} not configured`, { missing: status.missing });
   }
 
+  let sweep: Timer | undefined;
+  const sweepStreamlessCalls = () => {
+    bridge.endStreamlessCalls();
+    sweep = clock.setTimeout(sweepStreamlessCalls, TOKEN_SWEEP_MS);
+  };
+  sweepStreamlessCalls();
+
   let stopped: Promise<void> | undefined;
   const stop = async (reason: string) => {
+    sweep?.cancel();
     const drainMs = config.server.shutdownDrainMs;
     calls.stopAccepting();
     logger.info("shutting down", { reason, activeCalls: calls.size, drainMs });

@@ -157,6 +157,25 @@ export class CallBridge {
     return { ok: false, reason };
   }
 
+  /**
+   * Ends the records of calls whose stream never came (their token expired unused), so an answered
+   * call that never streamed does not stay "ringing" forever. Called periodically by the service.
+   */
+  endStreamlessCalls(): void {
+    const { tokens, calls, store, logger } = this.deps;
+    for (const callSid of tokens.takeExpired()) {
+      if (calls.get(callSid)) continue;
+      tryLogged(logger, "could not end a call whose stream never came", { callSid }, () => {
+        const ended = store.calls.endIfOpen(
+          callSid,
+          "stream_never_started",
+          "no media stream arrived before the call's token expired",
+        );
+        if (ended) logger.warn("call ended: its media stream never arrived", { callSid });
+      });
+    }
+  }
+
   /** Hands Twilio's answering-machine verdict to the live session of that call, if there is one. */
   verdict(callSid: string, answeredBy: string): void {
     const live = this.deps.calls.get(callSid);

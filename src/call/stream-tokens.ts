@@ -32,6 +32,8 @@ interface Entry {
 
 export class StreamTokens {
   readonly #tokens = new Map<string, Entry>();
+  /** Tokens that expired unused, not yet taken by `takeExpired`. */
+  #expired: string[] = [];
 
   constructor(
     private readonly clock: Clock,
@@ -40,13 +42,18 @@ export class StreamTokens {
 
   /**
    * A fresh random token for `key` (a call SID, or a provisional key until Twilio names the call).
-   * `answered`: the call is already answered (inbound), so its stream must arrive within the short wait.
+   * `answered`: the call is already answered (inbound), so its stream must arrive within the short
+   * wait, plus `extraMs` (e.g. the time a disclosure takes to say before the stream opens).
    */
-  issue(key: string, grant: StreamGrant, { answered }: { answered: boolean }): string {
+  issue(
+    key: string,
+    grant: StreamGrant,
+    { answered, extraMs = 0 }: { answered: boolean; extraMs?: number },
+  ): string {
     const now = this.#now();
     this.#forgetExpired();
     const token = Buffer.from(crypto.getRandomValues(new Uint8Array(24)));
-    const ttlMs = answered ? this.ttl.answeredMs : this.ttl.ringingMs;
+    const ttlMs = (answered ? this.ttl.answeredMs : this.ttl.ringingMs) + extraMs;
     this.#tokens.set(key, { token, grant, expiresAt: now + ttlMs });
     return token.toString("base64url");
   }
@@ -93,7 +100,7 @@ export class StreamTokens {
     const entry = this.#tokens.get(callSid);
     if (!entry || presented === undefined) return undefined;
     if (entry.expiresAt <= this.#now()) {
-      this.#tokens.delete(callSid);
+      this.#forgetExpired();
       return undefined;
     }
     const candidate = Buffer.from(presented, "base64url");
@@ -107,8 +114,20 @@ export class StreamTokens {
     return this.clock.now().getTime();
   }
 
+  /** The keys whose tokens expired unused since the last call: calls whose stream never came. */
+  takeExpired(): string[] {
+    this.#forgetExpired();
+    const expired = this.#expired;
+    this.#expired = [];
+    return expired;
+  }
+
   #forgetExpired(): void {
     const now = this.#now();
-    for (const [sid, entry] of this.#tokens) if (entry.expiresAt <= now) this.#tokens.delete(sid);
+    for (const [key, entry] of this.#tokens) {
+      if (entry.expiresAt > now) continue;
+      this.#tokens.delete(key);
+      this.#expired.push(key);
+    }
   }
 }

@@ -27,6 +27,9 @@ import { validator } from "./validate.ts";
 export const BUSY_MESSAGE =
   "We're sorry, all of our lines are busy right now. Please call again in a few minutes. Goodbye.";
 
+/** Generous time to say `text` (Twilio's `<Say>` speaks about 15 characters a second). */
+const spokenMs = (text: string | undefined) => (text?.length ?? 0) * 100;
+
 /** A second `/incoming-call` for a call the service already knows (a replay, or a misconfiguration). */
 export class DuplicateWebhookError extends AppError {
   constructor(callSid: string) {
@@ -224,7 +227,12 @@ export function twilioWebhookRoutes({
         return twiml(
           connectStreamTwiml({
             url: streamUrl(config.server.externalUrl ?? ""),
-            parameters: { token: tokens.issue(call.CallSid, grant, { answered: true }) },
+            parameters: {
+              token: tokens.issue(call.CallSid, grant, {
+                answered: true,
+                extraMs: spokenMs(config.calls.inboundDisclosure),
+              }),
+            },
             say: config.calls.inboundDisclosure,
           }),
         );

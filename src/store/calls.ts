@@ -111,12 +111,17 @@ export class CallRepository {
       `UPDATE calls SET status = 'in-progress', answered_at = coalesce(answered_at, $now), owner = $owner
        WHERE sid = $sid AND ended_at IS NULL RETURNING *`,
     );
-    // Answered calls completed; calls that never got that far were cancelled with the process.
+    // Answered calls (every inbound call that reached us was answered) completed; calls that never
+    // got that far were cancelled.
     this.#endOpen = db.prepare(
       `UPDATE calls SET ended_at = $now, end_reason = $reason,
-         status = CASE WHEN answered_at IS NOT NULL OR status = 'in-progress' THEN 'completed' ELSE 'canceled' END
+         status = CASE WHEN answered_at IS NOT NULL OR status = 'in-progress' OR direction = 'inbound'
+                       THEN 'completed' ELSE 'canceled' END
        WHERE ended_at IS NULL
-         AND CASE WHEN $mine = 1 THEN owner = $owner ELSE (owner IS NULL OR owner <> $owner) END
+         AND ($sid IS NULL OR sid = $sid)
+         AND CASE $holder WHEN 'mine' THEN owner = $owner
+                          WHEN 'others' THEN (owner IS NULL OR owner <> $owner)
+                          ELSE 1 END
        RETURNING *`,
     );
     this.#update = db.prepare(
@@ -166,17 +171,24 @@ export class CallRepository {
    * @returns the ended records
    */
   endOpen(reason: string, { mine }: { mine: boolean }): CallRecord[] {
+    const detail = mine ? "the service exited" : "the service stopped unexpectedly";
+    return this.#end({ reason, holder: mine ? "mine" : "others", sid: null }, detail);
+  }
+
+  /** Ends one call's record unless it has ended already. @returns the record, if this ended it */
+  endIfOpen(sid: string, reason: string, detail: string): CallRecord | undefined {
+    return this.#end({ reason, holder: "any", sid }, detail)[0];
+  }
+
+  #end(
+    where: { reason: string; holder: "mine" | "others" | "any"; sid: string | null },
+    detail: string,
+  ): CallRecord[] {
     return this.#db.transaction(() => {
       const now = this.clock.now().toISOString();
-      const ended = this.#endOpen.all({ now, reason, owner: this.owner, mine: mine ? 1 : 0 });
+      const ended = this.#endOpen.all({ ...where, now, owner: this.owner });
       for (const call of ended) {
-        this.appendEvent(call.sid, {
-          kind: "ended",
-          data: {
-            reason,
-            detail: mine ? "the service exited" : "the service stopped unexpectedly",
-          },
-        });
+        this.appendEvent(call.sid, { kind: "ended", data: { reason: where.reason, detail } });
       }
       return ended;
     })();

@@ -120,6 +120,30 @@ describe("9. an answered call whose stream never opens", () => {
     expect(await (await incoming("CA902")).text()).toContain("<Stream");
   });
 
+  test("is ended on its record (not left ringing) once its token has expired", async () => {
+    const clock = new ManualClock(new Date().toISOString());
+    const { incoming, service } = await start({}, clock);
+    await incoming("CA903");
+    clock.advance(35_000);
+    expect(service.store.calls.get("CA903")).toMatchObject({
+      status: "completed",
+      end_reason: "stream_never_started",
+    });
+    expect(service.store.calls.events("CA903").at(-1)).toMatchObject({ kind: "ended" });
+  });
+
+  test("a long disclosure said before the stream opens does not use up the wait", async () => {
+    const clock = new ManualClock(new Date().toISOString());
+    const disclosure = `This call may be recorded. ${"Please listen carefully. ".repeat(18)}`;
+    const { incoming, agent } = await start({ INBOUND_DISCLOSURE: disclosure }, clock);
+    const xml = await (await incoming("CA904")).text();
+    clock.advance(31_000 + disclosure.length * 60);
+    const phone = await openStream(xml, "CA904");
+    const session = await agent.nextSession();
+    expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
+    phone.hangUp();
+  });
+
   test("gives its place back at once when Twilio reports the call over", async () => {
     const { incoming, signed } = await start({ MAX_CONCURRENT_CALLS: "1" });
     expect(await (await incoming("CA910")).text()).toContain("<Stream");
