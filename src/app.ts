@@ -41,7 +41,7 @@ export interface AppDeps {
  * @example const app = createApp(deps); const res = await app.handle(new Request("http://localhost/health"));
  */
 export function createApp(deps: AppDeps) {
-  const clients = new ClientAddresses(deps.config.server.trustedProxies);
+  const clients = new ClientAddresses(deps.config.server.trustedProxies, deps.logger);
   const guard = new EndpointGuard({
     secret: deps.config.server.endpointSecret,
     externalUrl: deps.config.server.externalUrl,

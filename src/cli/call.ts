@@ -122,7 +122,10 @@ export async function runCallCommand(
     503: "the server cannot place calls yet",
   };
   io.err(`${response.status}: ${reply.error ?? response.statusText}`);
-  const hint = hints[response.status];
+  const hint =
+    reply.code === "TOO_MANY_FAILED_ATTEMPTS"
+      ? "too many wrong secrets came from this address; wait, then check --secret or ENDPOINT_SECRET"
+      : hints[response.status];
   if (hint) io.err(hint);
   return 1;
 }

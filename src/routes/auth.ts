@@ -5,7 +5,8 @@
  * - `Authorization: Bearer <ENDPOINT_SECRET>`, compared in constant time; a client that keeps
  *   presenting wrong secrets is throttled (429 + Retry-After);
  * - with no secret configured (only possible while Twilio is not configured), only direct loopback
- *   clients are let in, never requests relayed by a proxy, and the error says so.
+ *   clients naming a loopback host are let in (a page that rebinds its own name to 127.0.0.1 names
+ *   its own host), never requests relayed by a proxy, and the error says so.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
@@ -53,13 +54,15 @@ export interface EndpointGuardOptions {
   throttle: FailureThrottle;
 }
 
+/** Host names that can only mean this machine. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
 export class EndpointGuard {
   readonly #checked = new WeakSet<Request>();
-  readonly #ownHosts: ReadonlySet<string>;
+  readonly #externalOrigin: string | undefined;
 
   constructor(private readonly options: EndpointGuardOptions) {
-    const external = options.externalUrl ? URL.parse(options.externalUrl)?.host : undefined;
-    this.#ownHosts = new Set(external ? [external] : []);
+    this.#externalOrigin = options.externalUrl ? URL.parse(options.externalUrl)?.origin : undefined;
   }
 
   /** Throws 403, 429 or 401 unless the request may use a guarded endpoint; checks each request once. */
@@ -69,7 +72,12 @@ export class EndpointGuard {
     const { secret, clients, throttle } = this.options;
     if (secret === undefined) {
       const relayed = request.headers.has("x-forwarded-for") || request.headers.has("forwarded");
-      if (relayed || !isLoopback(server?.requestIP(request)?.address)) {
+      const hostname = URL.parse(request.url)?.hostname ?? "";
+      if (
+        relayed ||
+        !isLoopback(server?.requestIP(request)?.address) ||
+        !LOOPBACK_HOST.test(hostname)
+      ) {
         throw new UnauthorizedError(
           "ENDPOINT_SECRET is not set, so only local requests are accepted; set ENDPOINT_SECRET and send Authorization: Bearer <secret>",
         );
@@ -99,9 +107,7 @@ export class EndpointGuard {
     }
     const origin = request.headers.get("origin");
     if (origin === null) return; // not a browser, or a same-origin GET-style navigation
-    const host = URL.parse(origin)?.host;
-    const own =
-      host !== undefined && (host === request.headers.get("host") || this.#ownHosts.has(host));
+    const own = origin === new URL(request.url).origin || origin === this.#externalOrigin;
     if (!own) throw new CrossSiteRequestError(`Origin ${origin} may not change anything here`);
   }
 }

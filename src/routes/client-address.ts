@@ -2,8 +2,11 @@
  * Who a request comes from: the peer's address, or, when the peer is a trusted reverse proxy
  * (TRUSTED_PROXIES), the first address in `X-Forwarded-For` that is not itself a trusted proxy,
  * read from the right (the end the proxies appended). Behind a local proxy every peer is 127.0.0.1,
- * so limits per client would otherwise count everyone as one client.
+ * so limits per client would otherwise count everyone as one client. For limits, an IPv6 client is
+ * its /64: one host usually has a whole /64 to rotate through.
  */
+import { isIPv6 } from "node:net";
+import type { Logger } from "../log.ts";
 
 /** `::ffff:1.2.3.4` and `1.2.3.4` are the same client. */
 export function normalizeAddress(address: string): string {
@@ -30,16 +33,52 @@ export function clientAddress(
   return hops[0] ?? direct;
 }
 
+/**
+ * The key per-client limits count under: the address itself, or an IPv6 address's /64.
+ * @example limitKey("2001:db8:1:2:aaaa::1") // "2001:db8:1:2::/64"
+ */
+export function limitKey(address: string): string {
+  const bare = address.split("%")[0] ?? address;
+  if (!isIPv6(bare)) return address;
+  const [head = "", tail] = bare.split("::");
+  const left = head ? head.split(":") : [];
+  const right = tail ? tail.split(":") : [];
+  const missing = tail === undefined ? 0 : 8 - left.length - right.length;
+  const groups = [...left, ...Array(missing).fill("0"), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(":")}::/64`;
+}
+
 /** Resolves the client of requests arriving on a server, with the configured trusted proxies. */
 export class ClientAddresses {
   readonly #trusted: ReadonlySet<string>;
+  #warned = false;
 
-  constructor(trustedProxies: Iterable<string>) {
+  constructor(
+    trustedProxies: Iterable<string>,
+    private readonly logger?: Logger,
+  ) {
     this.#trusted = new Set([...trustedProxies].map(normalizeAddress));
   }
 
-  /** @param peer the TCP peer's address, e.g. `server.requestIP(request)?.address` */
+  /**
+   * The key the request's client is limited under.
+   * @param peer the TCP peer's address, e.g. `server.requestIP(request)?.address`
+   */
   of(request: Request, peer: string | undefined): string {
-    return clientAddress(peer, request.headers.get("x-forwarded-for"), this.#trusted);
+    const forwardedFor = request.headers.get("x-forwarded-for");
+    if (forwardedFor && this.#trusted.size === 0) this.#warnOnce(peer);
+    return limitKey(clientAddress(peer, forwardedFor, this.#trusted));
+  }
+
+  /** A local proxy is relaying but is not trusted: every client behind it counts as one. */
+  #warnOnce(peer: string | undefined): void {
+    if (this.#warned || !peer || !/^(127\.|::1$|::ffff:127\.)/.test(peer)) return;
+    this.#warned = true;
+    this.logger?.warn(
+      "a local proxy forwards requests (X-Forwarded-For) but TRUSTED_PROXIES is not set: every client behind it counts as one for the per-client limits; set TRUSTED_PROXIES=127.0.0.1",
+    );
   }
 }

@@ -115,6 +115,8 @@ export function twilioWebhookRoutes({
         const detectionMs = result.MachineDetectionDuration
           ? Number(result.MachineDetectionDuration)
           : undefined;
+        // A verdict means the call was answered, whether or not it is recorded yet.
+        tokens.answered(result.CallSid);
         if (store.calls.update(result.CallSid, { answered_by: result.AnsweredBy })) {
           store.calls.appendEvent(result.CallSid, {
             kind: "amd",
@@ -123,7 +125,6 @@ export function twilioWebhookRoutes({
               ...(detectionMs === undefined ? {} : { detection_ms: detectionMs }),
             },
           });
-          tokens.answered(result.CallSid);
           bridge.verdict(result.CallSid, result.AnsweredBy);
         } else logger.warn("AMD result for an unknown call", { callSid: result.CallSid });
         set.status = 204;
@@ -143,6 +144,9 @@ export function twilioWebhookRoutes({
         requireIntegration(config, "twilio");
         verifyTwilioSignature(config, request, body);
         const update = parseCallStatus(body);
+        // Also for a call not recorded yet: Twilio may report on it before /make-call has stored it.
+        if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
+        if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
         const call = store.calls.get(update.CallSid);
         set.status = 204;
         if (!call) {
@@ -167,8 +171,6 @@ export function twilioWebhookRoutes({
           kind: "status",
           data: { status: update.CallStatus },
         });
-        if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
-        if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
       },
       {
         body: TwilioForm,

@@ -113,3 +113,15 @@ describe("call command", () => {
     expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
   });
 });
+
+describe("call command, last (it locks this client out for a minute)", () => {
+  test("explains being throttled after too many wrong secrets, not as the call limit", async () => {
+    const server = ["--server", harness.service.url];
+    let last = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
+    for (let i = 0; i < 10; i++)
+      last = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
+    expect(last.err).toContain("429:");
+    expect(last.err).toContain("too many wrong secrets came from this address");
+    expect(last.err).not.toContain("concurrent-call limit");
+  });
+});

@@ -4,7 +4,7 @@
  * X-Forwarded-For hop when the peer is a trusted proxy.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { clientAddress } from "../../src/routes/client-address.ts";
+import { clientAddress, limitKey } from "../../src/routes/client-address.ts";
 import { ManualClock } from "../fakes/clock.ts";
 import { openStream } from "../fakes/twilio-webhooks.ts";
 import { json } from "../helpers/http.ts";
@@ -129,6 +129,12 @@ describe("the client address", () => {
       "198.51.100.1",
     );
   });
+  test("for limits, an IPv6 client is its /64", () => {
+    expect(limitKey("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(limitKey("2001:0db8:0001:0002:ffff:0:0:1")).toBe("2001:db8:1:2::/64");
+    expect(limitKey("2001:db8::1")).toBe("2001:db8:0:0::/64");
+    expect(limitKey("203.0.113.9")).toBe("203.0.113.9");
+  });
   test("a spoofed left-most hop does not help", () => {
     expect(clientAddress("127.0.0.1", "6.6.6.6, 198.51.100.1", trusted)).toBe("198.51.100.1");
   });
@@ -152,6 +158,22 @@ describe("14. wrong secrets", () => {
     expect((await attempt(SECRET, "198.51.100.7")).status).toBe(200);
     clock.advance(60_000);
     expect((await attempt(SECRET)).status).toBe(200);
+  });
+
+  test("rotating addresses inside one IPv6 /64 does not reset the count", async () => {
+    running = await startSignedService({ TRUSTED_PROXIES: "127.0.0.1" });
+    for (let i = 0; i < 10; i++) await attempt("wrong", `2001:db8:1:2::${(i + 1).toString(16)}`);
+    expect((await attempt("wrong", "2001:db8:1:2:ffff::99")).status).toBe(429);
+    expect((await attempt(SECRET, "2001:db8:1:3::1")).status).toBe(200);
+  });
+
+  test("behind a local proxy that is not trusted, a warning says to set TRUSTED_PROXIES", async () => {
+    running = await startSignedService();
+    await attempt(SECRET);
+    await attempt(SECRET);
+    const warnings = running.logs.filter((line) => String(line.msg).includes("TRUSTED_PROXIES"));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: "warn" });
   });
 
   test("a secret shorter than 32 characters is accepted with a warning at start-up", async () => {

@@ -54,6 +54,8 @@ describe("with the secret", () => {
     const running = await signedService();
     expect((await post(running, { origin: "https://evil.example" })).status).toBe(403);
     expect((await post(running, { origin: "null" })).status).toBe(403);
+    const otherScheme = running.publicUrl.replace("http:", "https:");
+    expect((await post(running, { origin: otherScheme })).status).toBe(403);
     expect((await post(running, { origin: running.publicUrl })).status).toBe(201);
     expect((await post(running, { "sec-fetch-site": "same-origin" })).status).toBe(201);
     expect((await post(running, {})).status).toBe(201);
@@ -69,6 +71,30 @@ describe("with the secret", () => {
 });
 
 describe("without a secret (Twilio not configured)", () => {
+  test("a page that rebinds its own name to 127.0.0.1 (DNS rebinding) is refused: the Host must be loopback", async () => {
+    const service = await openService();
+    const port = service.port;
+    const asAttacker = (init: RequestInit = {}) =>
+      fetch(`${service.url}/leads`, {
+        ...init,
+        headers: {
+          host: `attacker.example:${port}`,
+          "sec-fetch-site": "same-origin",
+          ...init.headers,
+        },
+      });
+    expect((await asAttacker()).status).toBe(401);
+    const post = await asAttacker({
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: lead,
+    });
+    expect(post.status).toBe(401);
+    expect(service.store.leads.list(10)).toEqual([]);
+    expect((await fetch(`${service.url}/leads`)).status).toBe(200);
+    expect((await fetch(`http://localhost:${port}/leads`)).status).toBe(200);
+  });
+
   test("a cross-site form post to /leads or /make-call is refused and stores nothing", async () => {
     const service = await openService();
     for (const path of ["/leads", "/make-call"]) {

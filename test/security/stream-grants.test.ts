@@ -152,6 +152,19 @@ describe("9. an answered call whose stream never opens", () => {
     expect(await (await incoming("CA911")).text()).toContain("<Stream");
   });
 
+  test("a status for a call not recorded yet still frees its place", async () => {
+    const { service, signed } = await start();
+    const grant = {
+      scenario: "insurance-followup",
+      direction: "outbound" as const,
+      from: "+1",
+      to: "+2",
+    };
+    service.tokens.issue("CA930", grant, { answered: false });
+    await signed("/call-status", { CallSid: "CA930", CallStatus: "busy" });
+    expect(service.tokens.outstanding).toBe(0);
+  });
+
   test("an outbound call keeps its place while it rings, and 30 s once answered", async () => {
     const clock = new ManualClock(new Date().toISOString());
     const { service, signed } = await start({}, clock);
