@@ -6,6 +6,7 @@
 import { Value } from "@sinclair/typebox/value";
 import type { Clock } from "../clock.ts";
 import type { Tool, ToolContext } from "../scenarios/types.ts";
+import { reasonOf } from "../schema-errors.ts";
 
 export interface ToolOutcome {
   /** What goes back to the agent in FunctionCallResponse.content. */
@@ -20,7 +21,7 @@ function argumentProblem(tool: Tool, args: unknown): string | undefined {
   const first = Value.Errors(tool.parameters, args).First();
   if (!first) return undefined;
   const field = first.path.replace(/^\//, "").replaceAll("/", ".") || "arguments";
-  return `${field}: ${first.message}`;
+  return `${field}: ${reasonOf(first)}`;
 }
 
 function timeout(clock: Clock, ms: number): { promise: Promise<never>; cancel(): void } {

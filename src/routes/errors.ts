@@ -5,6 +5,7 @@
 import { Elysia, ValidationError } from "elysia";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { reasonOf, type SchemaError } from "../schema-errors.ts";
 import { BadRequestError } from "./validate.ts";
 
 export interface ErrorBody {
@@ -30,13 +31,7 @@ function describeValidation(error: ValidationError): ErrorBody {
   if (!first) return { error: `Invalid ${error.type}`, code: "VALIDATION" };
   const path = "path" in first ? first.path : "";
   const field = `${error.type}${path.replaceAll("/", ".")}`;
-  const message = "message" in first && first.message ? first.message : "is invalid";
-  // A pattern means nothing to a reader; the field's description says what it accepts.
-  const description = "schema" in first ? first.schema?.description : undefined;
-  const reason =
-    message.startsWith("Expected string to match") && description
-      ? `expected ${description.charAt(0).toLowerCase()}${description.slice(1)}`
-      : message;
+  const reason = reasonOf(first as SchemaError);
   return { error: `${field}: ${reason}`, code: "VALIDATION", field };
 }
 

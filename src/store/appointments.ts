@@ -78,6 +78,7 @@ export class AppointmentRepository {
   readonly #insertBooking: Statement<unknown, [NamedParams]>;
   readonly #booking: Statement<BookingDetails, [string]>;
   readonly #bookingsByPhone: Statement<BookingDetails, [string]>;
+  readonly #bookingsByCall: Statement<BookingDetails, [string]>;
   readonly #cancel: Statement<unknown, [NamedParams]>;
 
   constructor(
@@ -103,6 +104,9 @@ export class AppointmentRepository {
     this.#booking = db.prepare(`${DETAILS} WHERE b.id = ?`);
     this.#bookingsByPhone = db.prepare(
       `${DETAILS} WHERE b.phone = ? AND b.status = 'booked' ORDER BY s.starts_at`,
+    );
+    this.#bookingsByCall = db.prepare(
+      `${DETAILS} WHERE b.call_sid = ? AND b.status = 'booked' ORDER BY s.starts_at`,
     );
     this.#cancel = db.prepare(
       `UPDATE bookings SET status = 'cancelled', cancelled_at = $at WHERE id = $id AND status = 'booked'`,
@@ -159,6 +163,11 @@ export class AppointmentRepository {
   /** Live bookings for a phone number, earliest first. */
   bookingsByPhone(phone: string): BookingDetails[] {
     return this.#bookingsByPhone.all(phone);
+  }
+
+  /** Live bookings made during one call, earliest first. */
+  bookingsByCall(callSid: string): BookingDetails[] {
+    return this.#bookingsByCall.all(callSid);
   }
 
   /** Cancels a live booking, freeing its slot. @returns the cancelled booking, or undefined if none was live */

@@ -138,8 +138,28 @@ describe("check_available_slots", () => {
   test("with no date: the next open times, none in the past", async () => {
     const { result } = await call("check_available_slots", {});
     expect(result.available).toHaveLength(6);
-    expect(result.available[0].time).toBe("Monday, March 2 at 10:00 AM");
+    expect(result.available[0].time).toBe("Monday, March 2 at 10:30 AM");
     expect(result.more_available).toBe(true);
+  });
+
+  test("a slot starting now, or within the next 15 minutes, is not offered; every offered slot can be booked", async () => {
+    // 10:00 in New York: slots start at 10:00 (now) and 10:30.
+    for (const args of [{}, { date: "2026-03-02" }]) {
+      const { result } = await call("check_available_slots", args);
+      const times = result.available.map((slot: { time: string }) => slot.time);
+      expect(times).not.toContain("Monday, March 2 at 10:00 AM");
+      expect(times[0]).toBe("Monday, March 2 at 10:30 AM");
+    }
+    const [first] = (await call("check_available_slots", {})).result.available;
+    const booked = await call("book_appointment", {
+      slot_id: first.slot_id,
+      patient_name: "Jamie Fox",
+      reason: "toothache",
+    });
+    expect(booked.result).toMatchObject({ booked: true, time: first.time });
+    clock.advance(20 * 60_000); // 10:20: the other 10:30 slot is ten minutes away.
+    const later = (await call("check_available_slots", { date: "2026-03-02" })).result.available;
+    expect(later[0].time).toBe("Monday, March 2 at 11:00 AM");
   });
 
   test("a date, a provider and the afternoon", async () => {

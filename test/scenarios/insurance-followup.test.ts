@@ -111,7 +111,7 @@ describe("tools", () => {
     expect(weekend.available).toEqual([]);
   });
 
-  test("book_appointment books for the lead; a taken time comes back with alternatives", async () => {
+  test("book_appointment books for the lead", async () => {
     const [first] = (await call("check_availability", { day: "2026-03-03" })).result.available;
     const booked = (await call("book_appointment", { slot_id: first.slot_id })).result;
     expect(booked).toMatchObject({ booked: true, time: first.time });
@@ -120,9 +120,19 @@ describe("tools", () => {
       name: "Jordan Lee",
       phone: CALLEE,
     });
-    const again = (await call("book_appointment", { slot_id: first.slot_id })).result;
-    expect(again.booked).toBe(false);
-    expect(again.alternatives.length).toBeGreaterThan(0);
+  });
+
+  test("a time someone else has just taken comes back with alternatives", async () => {
+    const [first] = (await call("check_availability", { day: "2026-03-03" })).result.available;
+    const other = store.leads.create({ first_name: "Morgan", last_name: "Diaz" });
+    expect(
+      store.appointments.book({ slot_id: first.slot_id, name: "Morgan Diaz", lead_id: other.id })
+        .ok,
+    ).toBe(true);
+    const taken = (await call("book_appointment", { slot_id: first.slot_id })).result;
+    expect(taken.booked).toBe(false);
+    expect(taken.alternatives.length).toBeGreaterThan(0);
+    expect(store.appointments.bookingsByPhone(CALLEE)).toEqual([]);
   });
 
   test("update_lead stores the disposition and summary on the call and logs the block", async () => {

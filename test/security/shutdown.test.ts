@@ -201,7 +201,7 @@ describe("5. a second instance", () => {
       startSignedService({ DATABASE_PATH: join(dir, "db", "voice-agent.db") }),
     ).rejects.toThrow(`pid ${child.pid}`);
     child.kill("SIGTERM");
-    expect(await exitWithin(child, 5_000)).toBe(0);
+    expect(await exitWithin(child, 10_000)).toBe(0);
   });
 
   test("a lock left by a process that is gone is taken over", async () => {

@@ -3,7 +3,9 @@
  * store. Privacy is enforced here, not left to the prompt: a caller sees and cancels the
  * appointments booked from the number they call from, or one whose confirmation code and patient
  * name they both give; a refusal never tells whether a code exists; read-backs carry the first
- * name, provider, time and code, never the reason for the visit or a phone number.
+ * name (as plain words), provider, time and code, never the reason for the visit or a phone number.
+ * Names and reasons must be plain one-line text, and one call or one number can hold only a few
+ * bookings, so no caller fills the diary or plants text in someone else's read-back.
  */
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
@@ -11,6 +13,7 @@ import type { BookingDetails, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
 import { callerNumber, firstName, sameName } from "../shared/caller.ts";
 import { endCallTool } from "../shared/end-call.ts";
+import { plainText, spoken } from "../shared/text.ts";
 import { addDays, localMinutes, spokenTime, zonedToUtc } from "../shared/time.ts";
 import { defineTool, type Tool } from "../types.ts";
 import type { Office } from "./office.ts";
@@ -21,13 +24,16 @@ const CODE = Type.String({
   description: "Six-character confirmation code",
 });
 const E164 = "^\\+[1-9][0-9]{1,14}$";
-const PATIENT_NAME = Type.String({
-  minLength: 2,
-  maxLength: 100,
-  description: "The patient's full name, as the caller says it",
-});
+const PATIENT_NAME = plainText(100, "The patient's full name, as the caller says it", 2);
 const NOON = 12 * 60;
 const MAX_OFFERED = 6;
+
+/** Live appointments one call may book: enough for a parent and a child, not for the diary. */
+export const MAX_BOOKINGS_PER_CALL = 2;
+/** Upcoming live appointments one phone number may hold, whoever booked them. */
+export const MAX_UPCOMING_PER_NUMBER = 3;
+/** Slots are offered only if they start at least this far ahead, so they can still be booked. */
+export const MIN_NOTICE_MINUTES = 15;
 
 /** One answer for "no such code", "not yours" and "wrong name", so a refusal is no oracle. */
 const NO_MATCH_BY_CODE =
@@ -43,7 +49,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
   /** What a read-back needs: whose (first name), with whom, when, and the code. No reason, no phone. */
   const describeBooking = (booking: BookingDetails) => ({
     confirmation_id: booking.id,
-    patient_first_name: firstName(booking.name),
+    patient_first_name: firstName(spoken(booking.name)),
     provider: booking.provider,
     time: spokenTime(new Date(booking.starts_at), office.timeZone),
   });
@@ -68,7 +74,8 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
     provider?: string,
     partOfDay?: "morning" | "afternoon",
   ) => {
-    const start = new Date(Math.max(from.getTime(), clock.now().getTime()));
+    const earliest = clock.now().getTime() + MIN_NOTICE_MINUTES * 60_000;
+    const start = new Date(Math.max(from.getTime(), earliest));
     return appointments
       .openSlots({
         calendar: office.calendar,
@@ -88,6 +95,21 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
     to: zonedToUtc(addDays(endDate, 1), 0, office.timeZone),
   });
   const providerNames = office.providers.map((provider) => provider.name);
+  /** Why this call may not book for `phone` now, as a sentence for the agent, or undefined. */
+  const bookingLimit = (callSid: string, phone: string | null, own: boolean) => {
+    const inCall = appointments
+      .bookingsByCall(callSid)
+      .filter((booking) => booking.calendar === office.calendar);
+    if (inCall.length >= MAX_BOOKINGS_PER_CALL) {
+      return `${inCall.length} appointments have already been booked in this call, the most one call may book. Offer to change one of them instead: cancel it, then book the new time.`;
+    }
+    const upcoming = phone ? appointments.bookingsByPhone(phone).filter(isUpcoming) : [];
+    if (upcoming.length >= MAX_UPCOMING_PER_NUMBER) {
+      const whose = own ? "The number the caller is calling from" : "That phone number";
+      return `${whose} already has ${upcoming.length} upcoming appointments, the most one number may hold. Offer to change one of them instead: cancel it, then book the new time.`;
+    }
+    return undefined;
+  };
 
   return [
     defineTool({
@@ -126,7 +148,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
       parameters: Type.Object({
         slot_id: Type.Integer({ minimum: 1 }),
         patient_name: PATIENT_NAME,
-        reason: Type.String({ minLength: 2, maxLength: 200 }),
+        reason: plainText(200, "The reason for the visit, in a few words", 2),
         phone: Type.Optional(
           Type.String({
             pattern: E164,
@@ -135,6 +157,11 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         ),
       }),
       run: ({ slot_id, patient_name, reason, phone }, context) => {
+        const own = callerNumber(context.customerNumber);
+        // A withheld caller ID is no one's number: such a booking is found by code and name only.
+        const bookedPhone = phone ?? own ?? null;
+        const limit = bookingLimit(context.callSid, bookedPhone, bookedPhone === own);
+        if (limit) return { booked: false, problem: limit };
         const slot = appointments.slot(slot_id);
         if (!slot || slot.calendar !== office.calendar || new Date(slot.starts_at) <= clock.now()) {
           return {
@@ -146,8 +173,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           slot_id,
           name: patient_name,
           reason,
-          // A withheld caller ID is no one's number: such a booking is found by code and name only.
-          phone: phone ?? callerNumber(context.customerNumber) ?? null,
+          phone: bookedPhone,
           call_sid: context.callSid,
         });
         if (!result.ok) {
@@ -161,7 +187,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         return {
           booked: true,
           confirmation_id: booking.id,
-          patient_name: booking.name,
+          patient_name: spoken(booking.name),
           provider: booking.provider,
           time: spokenTime(new Date(booking.starts_at), office.timeZone),
         };

@@ -2,6 +2,8 @@
  * The follow-up's functions: consultation slots, booking, the lead update (outcome) and hang-up.
  * Everything is tied to the call's own lead and number, set when the call was placed: no argument
  * names another lead, books for another number, or links another lead's booking to this call.
+ * Free text (notes, summary, facts) must be plain one-line text; a call books one consultation and
+ * a number holds only a few.
  */
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
@@ -11,6 +13,7 @@ import type { Store } from "../../store/index.ts";
 import type { Lead } from "../../store/leads.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { slotsForDay } from "../shared/slots.ts";
+import { FACT_NAME, plainText } from "../shared/text.ts";
 import {
   addDays,
   isoWeekday,
@@ -26,6 +29,12 @@ const NOON = 12 * 60;
 const MAX_OFFERED = 3;
 /** A consultation is offered at least this far ahead, so the licensed agent can prepare. */
 const MIN_NOTICE_MS = 60 * 60_000;
+/** Live consultations one call may book. */
+export const MAX_BOOKINGS_PER_CALL = 1;
+/** Upcoming live consultations one phone number may hold, across calls. */
+export const MAX_UPCOMING_PER_NUMBER = 3;
+/** Facts `verified_info` may carry. */
+const MAX_VERIFIED_FACTS = 20;
 
 export const DISPOSITIONS = [
   "appointment_booked",
@@ -71,6 +80,36 @@ export function followUpTools(
         return partOfDay === "morning" ? minutes < NOON : minutes >= NOON;
       });
   };
+  /** Why this call may not book now, as an answer for the agent, or undefined. */
+  const bookingLimit = (callSid: string, phone: string) => {
+    const inCall = appointments
+      .bookingsByCall(callSid)
+      .filter((booking) => booking.calendar === company.calendar);
+    const [booked] = inCall;
+    if (booked && inCall.length >= MAX_BOOKINGS_PER_CALL) {
+      return {
+        booked: false,
+        problem:
+          "A consultation is already booked in this call, and one call books only one. Confirm that time with them instead; the licensed agent can move it when they call.",
+        appointment_id: booked.id,
+        licensed_agent: booked.provider,
+        time: spokenTime(new Date(booked.starts_at), company.timeZone),
+      };
+    }
+    const upcoming = appointments
+      .bookingsByPhone(phone)
+      .filter(
+        (booking) =>
+          booking.calendar === company.calendar && new Date(booking.starts_at) > clock.now(),
+      );
+    if (upcoming.length >= MAX_UPCOMING_PER_NUMBER) {
+      return {
+        booked: false,
+        problem: `This number already has ${upcoming.length} upcoming consultations, the most one number may hold. Book no more; tell them a licensed agent will be in touch at the times already booked.`,
+      };
+    }
+    return undefined;
+  };
   /** One slot per distinct start time, earliest first, so the caller hears different times. */
   const distinctTimes = (slots: Slot[]) =>
     slots.filter((slot, index) => slots.findIndex((s) => s.starts_at === slot.starts_at) === index);
@@ -100,9 +139,11 @@ export function followUpTools(
       description: "Book a consultation slot (slot_id from check_availability) for this lead.",
       parameters: Type.Object({
         slot_id: Type.Integer({ minimum: 1 }),
-        notes: Type.Optional(Type.String({ maxLength: 500 })),
+        notes: Type.Optional(plainText(500, "Anything the licensed agent should know")),
       }),
       run: ({ slot_id, notes }, context) => {
+        const limit = bookingLimit(context.callSid, context.customerNumber);
+        if (limit) return limit;
         const slot = appointments.slot(slot_id);
         if (
           !slot ||
@@ -150,19 +191,23 @@ export function followUpTools(
           }),
         ),
         verified_info: Type.Optional(
-          Type.Record(Type.String(), Type.String(), { description: "Facts the lead confirmed" }),
+          Type.Record(Type.String({ pattern: FACT_NAME }), plainText(300, "What they confirmed"), {
+            maxProperties: MAX_VERIFIED_FACTS,
+            additionalProperties: false,
+            description: `Facts the lead confirmed, by short name (letters, digits, spaces), at most ${MAX_VERIFIED_FACTS}`,
+          }),
         ),
         new_info: Type.Optional(
           Type.Object(
             {
               roof_age_years: Type.Optional(Type.Integer({ minimum: 0, maximum: 200 })),
               claims_last_5_years: Type.Optional(Type.Integer({ minimum: 0, maximum: 50 })),
-              other: Type.Optional(Type.String({ maxLength: 1000 })),
+              other: Type.Optional(plainText(1000, "Anything else new")),
             },
             { description: "What the lead told us that the quote request did not have" },
           ),
         ),
-        summary: Type.String({ minLength: 1, maxLength: 1000 }),
+        summary: plainText(1000, "One sentence: how the call went"),
       }),
       run: (update, context) => {
         const appointment = update.appointment_id
@@ -184,7 +229,8 @@ export function followUpTools(
           appointmentId: appointment?.id ?? null,
           pii: {
             verified: update.verified_info ?? {},
-            new: update.new_info ?? {},
+            // Only the fields the schema checked; anything else the agent added stays out.
+            new: knownNewInfo(update.new_info),
             summary: update.summary,
           },
         });
@@ -193,6 +239,18 @@ export function followUpTools(
     }),
     endCallTool,
   ];
+}
+
+/** The `new_info` fields update_lead validates, without any extra property the agent sent. */
+function knownNewInfo(
+  info: { roof_age_years?: number; claims_last_5_years?: number; other?: string } = {},
+) {
+  const { roof_age_years, claims_last_5_years, other } = info;
+  return Object.fromEntries(
+    Object.entries({ roof_age_years, claims_last_5_years, other }).filter(
+      ([, value]) => value !== undefined,
+    ),
+  );
 }
 
 /** Consultation slots for the next business days, per licensed agent. */

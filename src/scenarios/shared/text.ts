@@ -1,8 +1,33 @@
 /**
- * Outside text (a lead's fields, typed into a web form) on its way into a prompt or into speech.
- * In a prompt it is quoted data, never prompt text: one JSON string, with line breaks, quotes and
- * invisible characters escaped. In speech it is plain words: controls and invisible characters go.
+ * Outside text (a lead's fields, typed into a web form; what a caller said, written down by the
+ * agent as a tool argument) on its way in, into a prompt or into speech. On the way in it must be
+ * one line of plain text (`plainText()`, the rule lead fields follow). In a prompt it is quoted
+ * data, never prompt text: one JSON string, with line breaks, quotes and invisible characters
+ * escaped. In speech it is plain words: controls and invisible characters go.
  */
+import { type TString, Type } from "@sinclair/typebox";
+import { PLAIN_TEXT } from "../../store/leads.ts";
+
+/**
+ * A free-text tool argument: one line of plain text with a visible character, no control or
+ * invisible formatting character (line breaks, NUL, zero-width, bidi controls), within the length
+ * limits. The session checks it before the handler runs and tells the agent which argument failed.
+ * @example plainText(100, "The patient's full name", 2)
+ */
+export function plainText(maxLength: number, description: string, minLength = 1): TString {
+  return Type.String({
+    minLength,
+    maxLength,
+    pattern: PLAIN_TEXT,
+    description: `${description} (one line of plain text, up to ${maxLength} characters)`,
+  });
+}
+
+/**
+ * The name of a fact in a tool argument's record (e.g. `verified_info`): a short label of letters,
+ * digits, spaces and simple punctuation.
+ */
+export const FACT_NAME = "^[A-Za-z0-9][A-Za-z0-9 _.'()/-]{0,59}$";
 
 /** Line breaks, control characters, invisible format and bidi controls, unassigned and private code points. */
 const UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}\p{Zl}\p{Zp}]/gu;
