@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { mulawTone } from "../test/fakes/mulaw.ts";
 import { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
 import { type FakeAgentSession, FakeVoiceAgentServer } from "../test/fakes/voice-agent-server.ts";
+import { NO_DEEPGRAM_REST } from "../test/helpers/context.ts";
 import { listeningUrl } from "../test/helpers/listening.ts";
 import { captureLoopback, type WireCapture } from "./lib/wire-capture.ts";
 
@@ -92,6 +93,7 @@ const server = Bun.spawn(command, {
     DATABASE_PATH: join(dir, "bench.db"),
     ALLOW_DEV_STREAMS: "true",
     DEEPGRAM_API_KEY: "bench-key",
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
     DEEPGRAM_AGENT_URL: agent.url,
     SILENCE_PROMPT_MS: "600000",
     LOG_LEVEL: "info",

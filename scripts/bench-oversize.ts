@@ -13,6 +13,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { NO_DEEPGRAM_REST } from "../test/helpers/context.ts";
 import { listeningUrl } from "../test/helpers/listening.ts";
 
 const { values } = parseArgs({
@@ -159,6 +160,7 @@ async function startService(dir: string): Promise<Target> {
       TWILIO_AUTH_TOKEN: "bench-token",
       TWILIO_PHONE_NUMBER: "+15550001111",
       DEEPGRAM_API_KEY: "bench-key",
+      DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
       LOG_LEVEL: "info",
     },
     stdout: "pipe",

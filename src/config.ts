@@ -49,6 +49,55 @@ function duration(defaultMs: number, description: string) {
   });
 }
 
+/**
+ * Think providers of the Voice Agent and the models Deepgram's Settings schema accepts for each
+ * (its per-provider enums as of 2026-07; see docs/DEEPGRAM.md). A model of another provider's list
+ * fails the schema, so start-up refuses it; a model in no list (a newer one) only warns.
+ */
+export const THINK_PROVIDERS = ["open_ai", "anthropic", "google"] as const;
+export type ThinkProvider = (typeof THINK_PROVIDERS)[number];
+
+export const KNOWN_THINK_MODELS: Readonly<Record<ThinkProvider, readonly string[]>> = {
+  open_ai: [
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-4o",
+    "gpt-4o-mini",
+  ],
+  anthropic: ["claude-3-5-haiku-latest", "claude-sonnet-4-20250514"],
+  google: ["gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash"],
+};
+
+/** LLM_MODEL when unset: a small, fast model of the chosen provider. */
+export const DEFAULT_THINK_MODEL: Readonly<Record<ThinkProvider, string>> = {
+  open_ai: "gpt-4o-mini",
+  anthropic: "claude-3-5-haiku-latest",
+  google: "gemini-2.0-flash",
+};
+
+/**
+ * AMD_VERDICT_TIMEOUT_MS when unset: MACHINE_DETECTION_TIMEOUT_S plus this, so Twilio's own
+ * timeout ("unknown") and the callback carrying it arrive before the local fallback would fire.
+ */
+export const AMD_VERDICT_MARGIN_MS = 5_000;
+
+/** One of Twilio's answering-machine tuning parameters: an integer in Twilio's documented range. */
+function twilioAmd(
+  twilioName: string,
+  unit: "seconds" | "milliseconds",
+  range: { default: number; minimum: number; maximum: number },
+  description: string,
+) {
+  return variable(Type.Integer(range), {
+    description: `${description} (Twilio's ${twilioName}, ${unit === "seconds" ? "s" : "ms"})`,
+    expected: `an integer number of ${unit} from ${range.minimum} to ${range.maximum} (Twilio's range for ${twilioName})`,
+  });
+}
+
 /** Every environment variable the service reads. Names are a public interface: keep them. */
 export const Environment = Type.Object({
   SERVER_HOST: variable(Type.String({ default: "0.0.0.0", minLength: 1 }), {
@@ -149,9 +198,36 @@ export const Environment = Type.Object({
     "Longest wait for the Voice Agent to apply its settings",
   ),
   AGENT_KEEPALIVE_MS: duration(5_000, "KeepAlive to the Voice Agent after this long without audio"),
-  AMD_VERDICT_TIMEOUT_MS: duration(
-    8_000,
-    "Outbound: without an answering-machine verdict by then, the callee counts as a person",
+  AMD_VERDICT_TIMEOUT_MS: variable(
+    Type.Optional(Type.Integer({ minimum: 1, maximum: 86_400_000 })),
+    {
+      description: `Outbound: if Twilio's answering-machine verdict has not come by then (its callback lost), the callee counts as a person; must be longer than MACHINE_DETECTION_TIMEOUT_S (unset: that plus ${AMD_VERDICT_MARGIN_MS} ms) (ms)`,
+      expected: "an integer number of milliseconds from 1 to 86400000",
+    },
+  ),
+  MACHINE_DETECTION_TIMEOUT_S: twilioAmd(
+    "MachineDetectionTimeout",
+    "seconds",
+    { default: 30, minimum: 3, maximum: 59 },
+    "Outbound: longest Twilio listens for a machine's greeting to end; then it answers unknown and the agent starts, over a longer greeting",
+  ),
+  MACHINE_DETECTION_SPEECH_THRESHOLD_MS: twilioAmd(
+    "MachineDetectionSpeechThreshold",
+    "milliseconds",
+    { default: 2400, minimum: 1000, maximum: 6000 },
+    "Outbound: speech shorter than this counts as a person, longer as a machine",
+  ),
+  MACHINE_DETECTION_SPEECH_END_THRESHOLD_MS: twilioAmd(
+    "MachineDetectionSpeechEndThreshold",
+    "milliseconds",
+    { default: 1200, minimum: 500, maximum: 5000 },
+    "Outbound: silence after speech that ends it (a person's verdict comes this long after they stop)",
+  ),
+  MACHINE_DETECTION_SILENCE_TIMEOUT_MS: twilioAmd(
+    "MachineDetectionSilenceTimeout",
+    "milliseconds",
+    { default: 5000, minimum: 2000, maximum: 10000 },
+    "Outbound: initial silence after which Twilio answers unknown (the agent starts)",
   ),
   HANGUP_SETTLE_MS: duration(
     1_500,
@@ -203,16 +279,17 @@ export const Environment = Type.Object({
     expected: "true or false",
   }),
   LLM_PROVIDER: variable(
-    Type.Union([Type.Literal("open_ai"), Type.Literal("anthropic"), Type.Literal("google")], {
-      default: "open_ai",
-    }),
+    Type.Union(
+      THINK_PROVIDERS.map((provider) => Type.Literal(provider)),
+      { default: "open_ai" },
+    ),
     {
       description: "Think provider of the Voice Agent",
-      expected: "one of open_ai, anthropic, google",
+      expected: `one of ${THINK_PROVIDERS.join(", ")}`,
     },
   ),
-  LLM_MODEL: variable(Type.String({ default: "gpt-4o-mini", minLength: 1 }), {
-    description: "Think model of the Voice Agent",
+  LLM_MODEL: variable(Type.Optional(Type.String({ minLength: 1 })), {
+    description: `Think model of the Voice Agent, one of LLM_PROVIDER's (unset: per provider, ${THINK_PROVIDERS.map((provider) => `${DEFAULT_THINK_MODEL[provider]} for ${provider}`).join(", ")})`,
     expected: "a model name",
   }),
   VOICE_MODEL: variable(Type.String({ default: "aura-2-thalia-en", minLength: 1 }), {
@@ -274,6 +351,7 @@ export interface Config {
     toolTimeoutMs: number;
     agentConnectTimeoutMs: number;
     agentKeepAliveMs: number;
+    /** Local fallback when Twilio's verdict does not come; longer than `twilio.machineDetection.timeoutS`. */
     amdVerdictTimeoutMs: number;
     endSettleMs: number;
     hangupSafetyMs: number;
@@ -286,9 +364,16 @@ export interface Config {
     apiUrl: string;
     validateSignatures: boolean;
     validateStreamSignatures: boolean;
+    /** Answering-machine tuning sent with every outbound call, in Twilio's own units. */
+    machineDetection: {
+      timeoutS: number;
+      speechThresholdMs: number;
+      speechEndThresholdMs: number;
+      silenceTimeoutMs: number;
+    };
   };
   agent: {
-    llmProvider: Environment["LLM_PROVIDER"];
+    llmProvider: ThinkProvider;
     llmModel: string;
     voiceModel: string;
     ttsProvider: Environment["TTS_PROVIDER"];
@@ -313,7 +398,9 @@ function variableInfo(name: VariableName): VariableInfo {
 
 /**
  * Validates an environment (normally `process.env`, which Bun fills from `.env`) into a `Config`.
- * Empty values count as unset. Throws `ConfigError` naming every invalid variable at once.
+ * Empty values count as unset. Throws `ConfigError` naming every invalid variable at once, including
+ * pairs that do not fit: LLM_MODEL of another provider than LLM_PROVIDER, and AMD_VERDICT_TIMEOUT_MS
+ * not longer than MACHINE_DETECTION_TIMEOUT_S. What is valid but doubtful is in `configWarnings`.
  * @example loadConfig({ SERVER_PORT: "9000" }).server.port // 9000
  */
 export function loadConfig(env: Record<string, string | undefined>): Config {
@@ -331,8 +418,48 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     const shown = info.secret ? "" : ` (got ${JSON.stringify(raw[name])})`;
     problems.set(name, `${name}: expected ${info.expected}${shown}`);
   }
+  const valid = (name: VariableName) => !problems.has(name);
+  const valued = candidate as Environment;
+  if (valid("LLM_PROVIDER") && valid("LLM_MODEL") && valued.LLM_MODEL !== undefined) {
+    const mismatch = modelOfAnotherProvider(valued.LLM_PROVIDER, valued.LLM_MODEL);
+    if (mismatch) problems.set("LLM_MODEL", mismatch);
+  }
+  if (
+    valid("AMD_VERDICT_TIMEOUT_MS") &&
+    valid("MACHINE_DETECTION_TIMEOUT_S") &&
+    valued.AMD_VERDICT_TIMEOUT_MS !== undefined &&
+    valued.AMD_VERDICT_TIMEOUT_MS <= valued.MACHINE_DETECTION_TIMEOUT_S * 1000
+  ) {
+    const twilioMs = valued.MACHINE_DETECTION_TIMEOUT_S * 1000;
+    problems.set(
+      "AMD_VERDICT_TIMEOUT_MS",
+      `AMD_VERDICT_TIMEOUT_MS: must be longer than MACHINE_DETECTION_TIMEOUT_S (${twilioMs} ms), or the agent starts before Twilio's verdict can come and talks over voicemail greetings; leave it unset for ${twilioMs + AMD_VERDICT_MARGIN_MS} (got ${JSON.stringify(raw.AMD_VERDICT_TIMEOUT_MS)})`,
+    );
+  }
   if (problems.size > 0) throw new ConfigError([...problems.values()]);
-  return toConfig(candidate as Environment);
+  return toConfig(valued);
+}
+
+/** The problem with a model Deepgram knows for another provider only, or undefined. */
+function modelOfAnotherProvider(provider: ThinkProvider, model: string): string | undefined {
+  if (KNOWN_THINK_MODELS[provider].includes(model)) return undefined;
+  const owner = THINK_PROVIDERS.find((other) => KNOWN_THINK_MODELS[other].includes(model));
+  if (!owner) return undefined;
+  return `LLM_MODEL: ${model} is a model of ${owner}, not of LLM_PROVIDER=${provider} (Deepgram would refuse the settings and every call would end in the apology); use one of ${KNOWN_THINK_MODELS[provider].join(", ")}, or leave LLM_MODEL unset for ${DEFAULT_THINK_MODEL[provider]}`;
+}
+
+/**
+ * What is valid but worth a warning in the log at start-up (`loadConfig` cannot log): today a think
+ * model in no known list, which may be newer than this build or a typo Deepgram will refuse.
+ * @example for (const warning of configWarnings(config)) logger.warn(warning);
+ */
+export function configWarnings(config: Config): string[] {
+  const { llmProvider, llmModel } = config.agent;
+  const known = KNOWN_THINK_MODELS[llmProvider];
+  if (known.includes(llmModel)) return [];
+  return [
+    `LLM_MODEL: ${llmModel} is not a known ${llmProvider} model (known: ${known.join(", ")}); if Deepgram refuses it, every call ends in the apology`,
+  ];
 }
 
 function toConfig(env: Environment): Config {
@@ -369,7 +496,9 @@ function toConfig(env: Environment): Config {
       toolTimeoutMs: env.TOOL_TIMEOUT_MS,
       agentConnectTimeoutMs: env.AGENT_CONNECT_TIMEOUT_MS,
       agentKeepAliveMs: env.AGENT_KEEPALIVE_MS,
-      amdVerdictTimeoutMs: env.AMD_VERDICT_TIMEOUT_MS,
+      amdVerdictTimeoutMs:
+        env.AMD_VERDICT_TIMEOUT_MS ??
+        env.MACHINE_DETECTION_TIMEOUT_S * 1000 + AMD_VERDICT_MARGIN_MS,
       endSettleMs: env.HANGUP_SETTLE_MS,
       hangupSafetyMs: env.HANGUP_SAFETY_MS,
     },
@@ -385,10 +514,16 @@ function toConfig(env: Environment): Config {
       apiUrl: env.TWILIO_API_URL.replace(/\/+$/, ""),
       validateSignatures: env.TWILIO_VALIDATE_SIGNATURES,
       validateStreamSignatures: env.TWILIO_VALIDATE_STREAM_SIGNATURES,
+      machineDetection: {
+        timeoutS: env.MACHINE_DETECTION_TIMEOUT_S,
+        speechThresholdMs: env.MACHINE_DETECTION_SPEECH_THRESHOLD_MS,
+        speechEndThresholdMs: env.MACHINE_DETECTION_SPEECH_END_THRESHOLD_MS,
+        silenceTimeoutMs: env.MACHINE_DETECTION_SILENCE_TIMEOUT_MS,
+      },
     },
     agent: {
       llmProvider: env.LLM_PROVIDER,
-      llmModel: env.LLM_MODEL,
+      llmModel: env.LLM_MODEL ?? DEFAULT_THINK_MODEL[env.LLM_PROVIDER],
       voiceModel: env.VOICE_MODEL,
       ttsProvider: env.TTS_PROVIDER,
       sttModel: env.STT_MODEL,

@@ -22,7 +22,7 @@ function usage(): string {
   const variables = describeEnvironment()
     .map(({ name, default: value, description }) => {
       const fallback = value === undefined ? "" : ` (default ${String(value)})`;
-      return `  ${name.padEnd(22)}${description}${fallback}`;
+      return `  ${name.padEnd(42)}${description}${fallback}`;
     })
     .join("\n");
   return `voice-agent ${VERSION}: bridges Twilio phone calls to a Deepgram Voice Agent.

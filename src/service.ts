@@ -3,6 +3,7 @@
  * taking calls, let live ones finish within the drain time, hang up the rest, close the database.
  */
 import { deepgramAgentConnector } from "./adapters/deepgram-agent.ts";
+import { logDeepgramKeyCheck } from "./adapters/deepgram-keys.ts";
 import { deepgramTts } from "./adapters/deepgram-tts.ts";
 import { TwilioRest } from "./adapters/twilio-rest.ts";
 import { type App, createApp } from "./app.ts";
@@ -12,7 +13,7 @@ import { CallRegistry } from "./call/registry.ts";
 import type { AgentConnector } from "./call/session.ts";
 import { StreamTokens } from "./call/stream-tokens.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
-import { type Config, ConfigError, integrationStatus } from "./config.ts";
+import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
@@ -97,6 +98,7 @@ export async function startService(
     clock,
     logger,
   });
+  for (const warning of configWarnings(config)) logger.warn(warning);
   const secretLength = config.server.endpointSecret?.length ?? 0;
   if (secretLength > 0 && secretLength < STRONG_SECRET_LENGTH) {
     logger.warn(
@@ -149,6 +151,10 @@ export async function startService(
   for (const [name, status] of Object.entries(integrations)) {
     if (!status.configured) logger.warn(`${name} not configured`, { missing: status.missing });
   }
+  // After listening and in the background: a wrong Deepgram key is in the log before the first call.
+  const keyCheck = new AbortController();
+  const { apiKey, apiUrl } = config.deepgram;
+  if (apiKey) void logDeepgramKeyCheck({ apiUrl, apiKey, signal: keyCheck.signal }, logger);
 
   let sweep: Timer | undefined;
   const sweepStreamlessCalls = () => {
@@ -160,6 +166,7 @@ export async function startService(
   let stopped: Promise<void> | undefined;
   const stop = async (reason: string) => {
     sweep?.cancel();
+    keyCheck.abort();
     const drainMs = config.server.shutdownDrainMs;
     calls.stopAccepting();
     logger.info("shutting down", { reason, activeCalls: calls.size, drainMs });

@@ -10,6 +10,7 @@ import { chromium } from "playwright-core";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeTwilioRest } from "./fakes/twilio-rest-server.ts";
+import { NO_DEEPGRAM_REST } from "./helpers/context.ts";
 import { json } from "./helpers/http.ts";
 import { listeningUrl } from "./helpers/listening.ts";
 
@@ -150,6 +151,7 @@ describe("compiled binary with Twilio", () => {
       SERVER_EXTERNAL_URL: "https://voice.example.com",
       ENDPOINT_SECRET: "binary-endpoint-secret",
       DEEPGRAM_API_KEY: "dg",
+      DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
       TWILIO_ACCOUNT_SID: sid,
       TWILIO_AUTH_TOKEN: "binary-token",
       TWILIO_PHONE_NUMBER: "+15550001111",

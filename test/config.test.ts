@@ -37,6 +37,13 @@ describe("loadConfig", () => {
       apiUrl: "https://api.deepgram.com",
     });
     expect(config.twilio.apiUrl).toBe("https://api.twilio.com");
+    expect(config.twilio.machineDetection).toEqual({
+      timeoutS: 30,
+      speechThresholdMs: 2400,
+      speechEndThresholdMs: 1200,
+      silenceTimeoutMs: 5000,
+    });
+    expect(config.calls.amdVerdictTimeoutMs).toBe(35_000);
     expect(config.agent).toEqual({
       llmProvider: "open_ai",
       llmModel: "gpt-4o-mini",

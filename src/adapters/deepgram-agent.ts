@@ -2,6 +2,7 @@
  * The Deepgram Voice Agent socket: connects with the API key, waits for Welcome, sends the one
  * Settings message, resolves once SettingsApplied arrives (or fails on timeout, Error or close), then
  * passes audio and messages both ways and sends KeepAlive whenever no audio has flowed for a while.
+ * A refused upgrade fails in plain words: "Deepgram rejected the API key (HTTP 401)".
  */
 import type { AgentChannel, AgentConnector } from "../call/session.ts";
 import type { Clock, Timer } from "../clock.ts";
@@ -30,6 +31,9 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
       let closing = false;
       let audioSinceKeepAlive = false;
       let keepAlive: Timer | undefined;
+      let opened = false;
+      /** Why the socket failed to open, from its error event (Bun names the HTTP status there). */
+      let openError: string | undefined;
 
       const fail = (reason: string) => {
         connectTimer.cancel();
@@ -65,6 +69,9 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         },
       };
 
+      socket.onopen = () => {
+        opened = true;
+      };
       socket.onmessage = (event) => {
         if (typeof event.data !== "string") {
           if (ready) handlers.audio(event.data as Buffer);
@@ -89,15 +96,36 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         keepAlive?.cancel();
         if (!ready) {
           connectTimer.cancel();
+          const closed = `${event.code}${event.reason ? ` ${event.reason}` : ""}`;
           reject(
             new Error(
-              `agent socket closed before it was ready (${event.code}${event.reason ? ` ${event.reason}` : ""})`,
+              describeRefusal(openError) ?? `agent socket closed before it was ready (${closed})`,
             ),
           );
         } else if (!closing) {
           handlers.closed(`${event.code}${event.reason ? ` ${event.reason}` : ""}`);
         }
       };
-      socket.onerror = () => logger.debug("agent socket error");
+      socket.onerror = (event) => {
+        const message = (event as ErrorEvent).message;
+        if (!opened) openError ??= message;
+        logger.debug("agent socket error", { error: message });
+      };
     });
+}
+
+/**
+ * The reason a socket never opened, in plain words. Bun (1.4.5) reports a refused upgrade only in
+ * the error event's message, "WebSocket connection to '…' failed: Expected 101 status code: 401",
+ * and a connection that failed as "…failed: Failed to connect"; the close event says 1006 either way.
+ */
+function describeRefusal(errorMessage: string | undefined): string | undefined {
+  if (!errorMessage) return undefined;
+  const status = /status code:? (\d{3})/i.exec(errorMessage)?.[1];
+  if (status === "401") return "Deepgram rejected the API key (HTTP 401)";
+  if (status === "403")
+    return "Deepgram refused the API key for the Voice Agent (HTTP 403: the key or its project lacks access)";
+  if (status) return `Deepgram's Voice Agent refused the connection (HTTP ${status})`;
+  const why = errorMessage.replace(/^WebSocket connection to '[^']*' failed: /, "");
+  return `could not connect to Deepgram's Voice Agent (${why})`;
 }

@@ -1,6 +1,6 @@
 /**
- * Twilio REST through the official SDK: places outbound calls (inline TwiML, async AMD, status
- * callbacks), hangs calls up, and manages the account's phone numbers for the setup wizard. The SDK's own HTTP client is kept and only re-based onto
+ * Twilio REST through the official SDK: places outbound calls (inline TwiML, async AMD with its
+ * tuning, status callbacks), hangs calls up, and manages the account's phone numbers for the setup wizard. The SDK's own HTTP client is kept and only re-based onto
  * TWILIO_API_URL, so a local fake can stand in for api.twilio.com with nothing else different.
  */
 import twilio from "twilio";
@@ -26,12 +26,25 @@ export interface TwilioRestOptions {
   apiUrl: string;
 }
 
+/**
+ * Twilio's answering-machine tuning, in its own units (MachineDetectionTimeout in seconds, 3–59;
+ * the others in milliseconds: SpeechThreshold 1000–6000, SpeechEndThreshold 500–5000,
+ * SilenceTimeout 2000–10000). Twilio refuses values outside these ranges (error 21234).
+ */
+export interface MachineDetectionTuning {
+  timeoutS: number;
+  speechThresholdMs: number;
+  speechEndThresholdMs: number;
+  silenceTimeoutMs: number;
+}
+
 export interface OutboundCall {
   to: string;
   from: string;
   twiml: string;
   statusCallback: string;
   asyncAmdStatusCallback: string;
+  machineDetection: MachineDetectionTuning;
 }
 
 type RequestOptions<T> = RequestClient.RequestOptions<T>;
@@ -109,6 +122,10 @@ export class TwilioRest implements Telephony {
         from: call.from,
         twiml: call.twiml,
         machineDetection: "DetectMessageEnd",
+        machineDetectionTimeout: call.machineDetection.timeoutS,
+        machineDetectionSpeechThreshold: call.machineDetection.speechThresholdMs,
+        machineDetectionSpeechEndThreshold: call.machineDetection.speechEndThresholdMs,
+        machineDetectionSilenceTimeout: call.machineDetection.silenceTimeoutMs,
         asyncAmd: "true",
         asyncAmdStatusCallback: call.asyncAmdStatusCallback,
         asyncAmdStatusCallbackMethod: "POST",

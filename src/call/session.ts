@@ -10,16 +10,16 @@ import { type Logger, tryLogged } from "../log.ts";
 import {
   type AgentMessage,
   type AgentServerMessage,
-  functionCallResponseMessage,
+  type InjectionBehavior,
   injectAgentMessage,
 } from "../protocol/deepgram-agent.ts";
 import { TwilioEncoder, type TwilioInbound } from "../protocol/twilio-media.ts";
-import type { PreparedScenario, Tool, ToolContext } from "../scenarios/types.ts";
-import type { CallEventInput } from "../store/calls.ts";
+import type { PreparedScenario } from "../scenarios/types.ts";
+import type { CallEventInput, LatencyFigures } from "../store/calls.ts";
+import { FunctionCalls } from "./function-calls.ts";
 import { PlaybackTracker } from "./playback.ts";
 import type { LiveCall } from "./registry.ts";
 import { type CallState, canTransition, type EndReason } from "./state.ts";
-import { runTool } from "./tools.ts";
 
 /** The Twilio media-stream socket as the session sees it: already-encoded text frames out. */
 export interface PhoneChannel {
@@ -132,6 +132,14 @@ interface Ending {
   detail: string;
   /** True until the agent has finished speaking words we asked it to say. */
   awaitingSpeech: boolean;
+  /** The function call (`end_call`) that asked for this end, which the agent may still withdraw. */
+  callId?: string;
+}
+
+/** Words the call must not end without: sent again, interrupting, if the agent refuses them once. */
+interface Injection {
+  words: string;
+  retried: boolean;
 }
 
 export class CallSession implements LiveCall {
@@ -139,8 +147,7 @@ export class CallSession implements LiveCall {
   readonly #deps: SessionDeps;
   readonly #encoder: TwilioEncoder;
   readonly #playback = new PlaybackTracker();
-  readonly #tools: Map<string, Tool>;
-  readonly #toolContext: ToolContext;
+  readonly #functionCalls: FunctionCalls;
   readonly #ended = Promise.withResolvers<void>();
   #state: CallState = "connecting";
   #agent: AgentChannel | undefined;
@@ -158,20 +165,32 @@ export class CallSession implements LiveCall {
   #held: Buffer[] = [];
   #heldTurnDone = false;
   #heldEvents: CallEventInput[] = [];
+  /** Ending words sent to the agent and not yet spoken. */
+  #injection: Injection | undefined;
 
   constructor(deps: SessionDeps) {
     this.#deps = deps;
     this.callSid = deps.callSid;
     this.#encoder = new TwilioEncoder(deps.streamSid);
-    this.#tools = new Map(deps.scenario.tools.map((tool) => [tool.name, tool]));
-    this.#toolContext = {
-      callSid: deps.callSid,
-      customerNumber: deps.customerNumber,
-      get now() {
-        return deps.clock.now();
+    this.#functionCalls = new FunctionCalls({
+      tools: new Map(deps.scenario.tools.map((tool) => [tool.name, tool])),
+      context: {
+        callSid: deps.callSid,
+        customerNumber: deps.customerNumber,
+        get now() {
+          return deps.clock.now();
+        },
       },
-      endCall: (reason) => this.#beginEnding("agent_ended_call", reason, false),
-    };
+      clock: deps.clock,
+      timeoutMs: deps.timings.toolTimeoutMs,
+      logger: deps.logger,
+      send: (text) => this.#agent?.send(text),
+      record: (event) => deps.recorder.event(event),
+      endCall: (reason, callId) =>
+        this.#contained(() => this.#beginEnding("agent_ended_call", reason, false, callId))(),
+      withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
+      ended: () => this.#state === "ended",
+    });
   }
 
   get state(): CallState {
@@ -312,7 +331,7 @@ export class CallSession implements LiveCall {
   /** Ends the call politely (used when the service shuts down); resolves when it has ended. */
   hangUp(reason: string): Promise<void> {
     try {
-      this.#endWithWords("service_shutdown", reason, PHRASES.shutdown);
+      this.#endWithWords("service_shutdown", reason, PHRASES.shutdown, "interrupt");
     } catch (error) {
       this.#fault(error);
     }
@@ -358,15 +377,21 @@ export class CallSession implements LiveCall {
         }
         this.#markEnd();
         if (this.#ending) this.#ending.awaitingSpeech = false;
+        this.#injection = undefined;
         if (this.#playback.idle) this.#playbackIdle();
         return;
       case "FunctionCallRequest":
         this.#stopSilenceTimer();
-        this.#runFunctions(message).catch((error: unknown) => this.#fault(error));
+        this.#functionCalls.run(message.functions).catch((error: unknown) => this.#fault(error));
+        return;
+      case "FunctionCallCancelled":
+        this.#functionCalls.cancel(message.functions);
         return;
       case "InjectionRefused":
-        if (this.#ending) this.#ending.awaitingSpeech = false;
-        if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
+        this.#injectionRefused();
+        return;
+      case "LatencyReport":
+        this.#deps.recorder.event({ kind: "latency", data: latencyMs(message) });
         return;
       case "Error":
         this.#agentFailed(
@@ -459,7 +484,8 @@ export class CallSession implements LiveCall {
       () => {
         if (!this.#silencePrompted) {
           this.#silencePrompted = true;
-          this.#agent?.send(injectAgentMessage(PHRASES.stillThere));
+          // `default`: if either side is mid-turn the agent refuses, and the line is not silent.
+          this.#agent?.send(injectAgentMessage(PHRASES.stillThere, "default"));
         } else {
           this.#endWithWords(
             "silence",
@@ -484,24 +510,60 @@ export class CallSession implements LiveCall {
     });
   }
 
-  /** Has the agent say `words`, then hangs up once they have been heard. */
-  #endWithWords(reason: EndReason, detail: string, words: string): void {
+  /**
+   * Has the agent say `words`, then hangs up once they have been heard. `queue` lets what the agent
+   * is saying finish first; `interrupt` cuts it off (the shutdown's goodbye, whose wait is capped).
+   */
+  #endWithWords(
+    reason: EndReason,
+    detail: string,
+    words: string,
+    behavior: Exclude<InjectionBehavior, "default"> = "queue",
+  ): void {
     if (this.#state !== "live" || !this.#agent) {
       this.#finish(reason, detail);
       return;
     }
-    this.#agent.send(injectAgentMessage(words));
+    this.#agent.send(injectAgentMessage(words, behavior));
+    this.#injection = { words, retried: behavior === "interrupt" };
     this.#beginEnding(reason, detail, true);
   }
 
-  #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean): void {
+  /**
+   * The agent would not say what it was asked to. Ending words are sent once more, interrupting;
+   * refused again, the call ends without waiting for words that will never come.
+   */
+  #injectionRefused(): void {
+    const injection = this.#injection;
+    if (this.#ending?.awaitingSpeech && injection && !injection.retried && this.#agent) {
+      injection.retried = true;
+      this.#agent.send(injectAgentMessage(injection.words, "interrupt"));
+      return;
+    }
+    this.#injection = undefined;
+    if (this.#ending) this.#ending.awaitingSpeech = false;
+    if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
+  }
+
+  #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean, callId?: string): void {
     if (!this.#transition("ending")) return;
     this.#stopSilenceTimer();
-    this.#ending = { reason, detail, awaitingSpeech };
+    this.#ending = { reason, detail, awaitingSpeech, ...(callId ? { callId } : {}) };
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
     );
     if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
+  }
+
+  /** The agent withdrew the `end_call` that began this ending: the conversation goes on. */
+  #withdrawEnd(callId: string): void {
+    if (this.#state !== "ending" || this.#ending?.callId !== callId) return;
+    this.#safetyTimer?.cancel();
+    this.#stopSettleTimer();
+    this.#ending = undefined;
+    this.#transition("live");
+    this.#deps.logger.info("end of call withdrawn by the agent", { callId });
+    if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
   }
 
   /** The agent failed: drop what was queued, play the recorded apology, hang up once it is heard. */
@@ -529,34 +591,6 @@ export class CallSession implements LiveCall {
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, detail),
     );
-  }
-
-  async #runFunctions(request: AgentMessage<"FunctionCallRequest">): Promise<void> {
-    const { clock, timings, recorder } = this.#deps;
-    for (const call of request.functions) {
-      if (!call.client_side) continue;
-      const outcome = await runTool(
-        this.#tools.get(call.name),
-        call.name,
-        call.arguments,
-        this.#toolContext,
-        clock,
-        timings.toolTimeoutMs,
-      );
-      if (this.#state === "ended") return;
-      this.#agent?.send(functionCallResponseMessage(call.id, call.name, outcome.content));
-      recorder.event({
-        kind: "function_call",
-        data: {
-          id: call.id,
-          name: call.name,
-          arguments: outcome.arguments,
-          result: outcome.content,
-          ok: outcome.ok,
-          duration_ms: outcome.durationMs,
-        },
-      });
-    }
   }
 
   /** A person answered: the held greeting plays now, then the conversation is live. */
@@ -692,3 +726,27 @@ export class CallSession implements LiveCall {
     return this.#deps.clock.setTimeout(this.#contained(work), ms);
   }
 }
+
+/** A LatencyReport's figures in milliseconds, as the timeline keeps every duration. */
+function latencyMs(report: AgentMessage<"LatencyReport">): LatencyFigures {
+  const ms = (seconds: number | undefined) =>
+    seconds === undefined ? undefined : Math.round(seconds * 1000);
+  const figures: LatencyFigures = {};
+  for (const [key, field] of LATENCY_FIELDS) {
+    const value = ms(report[field]);
+    if (value !== undefined) figures[key] = value;
+  }
+  return figures;
+}
+
+const LATENCY_FIELDS = [
+  ["total_ms", "total_latency"],
+  ["tts_ms", "tts_latency"],
+  ["ttt_token_ms", "ttt_token_latency"],
+  ["ttt_text_ms", "ttt_text_latency"],
+  ["ttt_tool_ms", "ttt_tool_latency"],
+  ["ttt_thinking_ms", "ttt_thinking_latency"],
+] as const satisfies readonly (readonly [
+  keyof LatencyFigures,
+  keyof AgentMessage<"LatencyReport">,
+])[];

@@ -21,7 +21,8 @@ const moves: Record<CallState, readonly CallState[]> = {
   awaiting_verdict: ["live", "voicemail", "ending", "ended"],
   live: ["voicemail", "ending", "ended"],
   voicemail: ["ending", "ended"],
-  ending: ["ended"],
+  // Back to live only when the agent withdraws the end_call that began the ending.
+  ending: ["live", "ended"],
   ended: [],
 };
 

@@ -1,14 +1,20 @@
 /**
  * The `setup` command: from a fresh Twilio account to a configured service. Interactive with
- * @clack/prompts, or fully scripted with a flag for every answer plus --yes. Verifies Twilio
- * credentials, picks or buys a number, points its webhooks at this service (remembering the previous
- * ones for --teardown), writes the .env file (0600), and reports the state with --status. The VM
- * part (--install-service / --uninstall-service) lives in service-install.ts.
+ * @clack/prompts, or fully scripted with a flag for every answer plus --yes. Verifies the Deepgram
+ * key and the Twilio credentials, picks or buys a number, points its webhooks at this service
+ * (remembering the previous ones for --teardown), writes the .env file (0600), and reports the state
+ * with --status (the same checks, live). The VM part (--install-service / --uninstall-service) lives
+ * in service-install.ts.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import * as clack from "@clack/prompts";
+import {
+  checkDeepgramKey,
+  type DeepgramKeyCheck,
+  describeDeepgramKeyCheck,
+} from "../adapters/deepgram-keys.ts";
 import { type NumberWebhooks, type OwnedNumber, TwilioRest } from "../adapters/twilio-rest.ts";
 import { readEnvFile, updateEnvFile } from "./env-file.ts";
 import { installService, uninstallService } from "./service-install.ts";
@@ -244,6 +250,45 @@ function twilioFor(
   });
 }
 
+/** Longest wait for Deepgram to answer the key check. */
+const DEEPGRAM_CHECK_TIMEOUT_MS = 10_000;
+
+function checkKey(
+  setting: (name: string) => string | undefined,
+  apiKey: string,
+): Promise<DeepgramKeyCheck> {
+  return checkDeepgramKey({
+    apiUrl: setting("DEEPGRAM_API_URL") || "https://api.deepgram.com",
+    apiKey,
+    timeoutMs: DEEPGRAM_CHECK_TIMEOUT_MS,
+  });
+}
+
+/**
+ * A rejected key stops setup before anything is written; a key that could not be checked (Deepgram
+ * unreachable or answering oddly) is kept with a warning, since it may well be right.
+ */
+async function verifyDeepgramKey(
+  setting: (name: string) => string | undefined,
+  apiKey: string,
+  ui: Ui,
+): Promise<void> {
+  const check = await ui.step("Checking the Deepgram API key", async () => {
+    const result = await checkKey(setting, apiKey);
+    if (result.verdict === "rejected")
+      throw new SetupError(
+        `${describeDeepgramKeyCheck(result)}. Copy the key again from console.deepgram.com (API Keys) and run setup again.`,
+      );
+    return result;
+  });
+  const text = describeDeepgramKeyCheck(check);
+  ui.info(
+    check.verdict === "valid" || check.verdict === "limited"
+      ? text
+      : `Warning: ${text}. The key is kept unchecked; check it later with: voice-agent setup --status`,
+  );
+}
+
 async function need(
   value: string | undefined,
   ask: () => Promise<string | undefined>,
@@ -271,6 +316,7 @@ async function configure(
       () => ui.ask("Deepgram API key", { secret: true }),
       "--deepgram-key",
     );
+    await verifyDeepgramKey(setting, updates.DEEPGRAM_API_KEY, ui);
   }
   const accountSid = await need(
     flags["account-sid"] ?? setting("TWILIO_ACCOUNT_SID"),
@@ -487,6 +533,18 @@ async function status(
         if (number.voiceUrl !== `${url}/incoming-call`)
           throw new Error(`points at ${number.voiceUrl || "nothing"}, not ${url}/incoming-call`);
         return `${number.phoneNumber} → ${number.voiceUrl}`;
+      },
+    ]);
+  }
+  const deepgramKey = setting("DEEPGRAM_API_KEY");
+  if (deepgramKey) {
+    checks.push([
+      "Deepgram API key",
+      async () => {
+        const check = await checkKey(setting, deepgramKey);
+        const text = describeDeepgramKeyCheck(check);
+        if (check.verdict === "valid" || check.verdict === "limited") return text;
+        throw new Error(check.verdict === "rejected" ? text : `not checked: ${text}`);
       },
     ]);
   }

@@ -2,6 +2,8 @@
  * Pure codec for Deepgram's Voice Agent API v1 (`/v1/agent/converse`): decodes the server's JSON
  * text messages into a discriminated union and builds the client's messages (Settings, KeepAlive,
  * FunctionCallResponse, InjectAgentMessage). Audio travels as binary frames and never passes here.
+ * Sources: Deepgram's Voice Agent AsyncAPI specification and the `@deepgram/sdk` agent types
+ * (docs/DEEPGRAM.md lists each decision).
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
@@ -36,11 +38,20 @@ const serverSchemas = {
     name: Type.Optional(Type.String()),
     content: Type.Optional(Type.String()),
   }),
+  /** A speculative function call withdrawn because the caller's turn went on. */
   FunctionCallCancelled: Type.Object({
     type: Type.Literal("FunctionCallCancelled"),
-    functions: Type.Optional(
-      Type.Array(Type.Object({ id: Type.String(), name: Type.Optional(Type.String()) })),
-    ),
+    functions: Type.Array(Type.Object({ id: Type.String(), name: Type.Optional(Type.String()) })),
+  }),
+  /** After each turn, in seconds; total = end of the caller's speech → first audio byte. */
+  LatencyReport: Type.Object({
+    type: Type.Literal("LatencyReport"),
+    ttt_token_latency: Type.Optional(Type.Number()),
+    ttt_text_latency: Type.Optional(Type.Number()),
+    ttt_tool_latency: Type.Optional(Type.Number()),
+    ttt_thinking_latency: Type.Optional(Type.Number()),
+    tts_latency: Type.Optional(Type.Number()),
+    total_latency: Type.Optional(Type.Number()),
   }),
   AgentStartedSpeaking: Type.Object({
     type: Type.Literal("AgentStartedSpeaking"),
@@ -114,6 +125,11 @@ export interface AgentFunction {
   name: string;
   description: string;
   parameters: TSchema;
+  /**
+   * Declared `defer_until_eot`: the agent calls it only once the caller's turn is confirmed, never
+   * speculatively (for effects that cannot be undone).
+   */
+  deferUntilEndOfTurn?: boolean;
 }
 
 export interface AgentSettings {
@@ -145,11 +161,14 @@ export function settingsMessage(settings: AgentSettings): string {
       think: {
         provider: { type: settings.thinkProvider, model: settings.thinkModel },
         prompt: settings.prompt,
-        functions: settings.functions.map(({ name, description, parameters }) => ({
-          name,
-          description,
-          parameters,
-        })),
+        functions: settings.functions.map(
+          ({ name, description, parameters, deferUntilEndOfTurn }) => ({
+            name,
+            description,
+            parameters,
+            ...(deferUntilEndOfTurn ? { defer_until_eot: true } : {}),
+          }),
+        ),
       },
       speak: { provider: { type: settings.speakProvider, model: settings.voice } },
       ...(settings.greeting ? { greeting: settings.greeting } : {}),
@@ -163,7 +182,13 @@ export function functionCallResponseMessage(id: string, name: string, content: s
   return JSON.stringify({ type: "FunctionCallResponse", id, name, content });
 }
 
-/** Makes the agent say `message` now (refused with InjectionRefused while the user is speaking). */
-export function injectAgentMessage(message: string): string {
-  return JSON.stringify({ type: "InjectAgentMessage", message });
+/**
+ * How an injected message meets a turn in progress: `default` is refused (InjectionRefused) while
+ * either side is mid-turn, `queue` waits for what is already queued, `interrupt` cuts the agent off.
+ */
+export type InjectionBehavior = "default" | "queue" | "interrupt";
+
+/** Makes the agent say `message`, as `behavior` allows. */
+export function injectAgentMessage(message: string, behavior: InjectionBehavior): string {
+  return JSON.stringify({ type: "InjectAgentMessage", message, behavior });
 }

@@ -26,9 +26,34 @@ export const CallRecordModel = t.Object({
 const CallEventModel = t.Object({
   id: t.Number(),
   at: t.String(),
-  kind: t.String({ description: "status, amd, transcript, function_call, barge_in, error, ended" }),
+  kind: t.String({
+    description:
+      "status, amd, transcript, function_call, function_call_cancelled, barge_in, latency, error, ended",
+  }),
   data: t.Unknown(),
 });
+
+const LatencySummaryModel = t.Object(
+  {
+    turns: t.Number({ description: "Agent turns with a reported total latency" }),
+    p50_ms: t.Number(),
+    p95_ms: t.Number(),
+  },
+  { description: "The agent's LatencyReports: caller's end of speech → first agent audio" },
+);
+
+/** Turns and p50/p95 of the agent's reported total latency, or null when it reported none. */
+function latencySummary(timeline: { kind: string; data: unknown }[]) {
+  const totals = timeline
+    .filter((event) => event.kind === "latency")
+    .map((event) => (event.data as { total_ms?: number }).total_ms)
+    .filter((ms): ms is number => typeof ms === "number")
+    .sort((a, b) => a - b);
+  if (totals.length === 0) return null;
+  const at = (share: number) =>
+    totals[Math.min(totals.length - 1, Math.ceil(share * totals.length) - 1)] as number;
+  return { turns: totals.length, p50_ms: at(0.5), p95_ms: at(0.95) };
+}
 
 export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, guard: EndpointGuard) {
   return new Elysia({ name: "calls" })
@@ -71,7 +96,7 @@ export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, gua
           ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
           : null;
         const lead = call.lead_id ? (leads.get(call.lead_id) ?? null) : null;
-        return { call, lead, duration_ms, timeline };
+        return { call, lead, duration_ms, latency: latencySummary(timeline), timeline };
       },
       {
         params: t.Object({ sid: t.String({ minLength: 2, maxLength: 64 }) }),
@@ -80,6 +105,7 @@ export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, gua
             call: CallRecordModel,
             lead: Nullable(LeadModel),
             duration_ms: Nullable(t.Number()),
+            latency: Nullable(LatencySummaryModel),
             timeline: t.Array(CallEventModel),
           }),
         },

@@ -1,7 +1,8 @@
 /**
  * `POST /make-call`: places an outbound insurance follow-up. Validates the number and the lead (inline,
  * stored, or the demo lead), checks capacity, and asks Twilio (through the SDK) to dial with inline
- * TwiML that opens the media stream with a one-time token, async AMD and status callbacks.
+ * TwiML that opens the media stream with a one-time token, async AMD (tuned by the MACHINE_DETECTION_*
+ * variables) and status callbacks.
  */
 import { Elysia, t } from "elysia";
 import type { OutboundCall } from "../adapters/twilio-rest.ts";
@@ -127,6 +128,7 @@ export function makeCallRoutes({
             twiml,
             statusCallback: `${externalUrl}/call-status`,
             asyncAmdStatusCallback: `${externalUrl}/amd-result`,
+            machineDetection: config.twilio.machineDetection,
           });
         } catch (error) {
           tokens.revoke(provisional);

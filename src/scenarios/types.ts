@@ -24,6 +24,12 @@ export interface Tool<Parameters extends TSchema = TSchema> {
   description: string;
   parameters: Parameters;
   /**
+   * Its effect cannot be undone (ending the call, a booking, a cancellation, a lead update): the
+   * agent is told to call it only once the caller's turn is confirmed (`defer_until_eot`), never
+   * speculatively.
+   */
+  deferUntilEndOfTurn?: boolean;
+  /**
    * Runs with validated arguments. Returns what the agent is told: a string, or an object sent as
    * JSON. Throwing is allowed: the session turns it into a sentence the agent can say.
    */

@@ -48,6 +48,17 @@ export type CallUpdate = Partial<
   >
 >;
 
+/** The agent's LatencyReport for one turn, in milliseconds (each figure only when reported). */
+export interface LatencyFigures {
+  /** The caller's end of speech → the agent's first audio byte. */
+  total_ms?: number;
+  tts_ms?: number;
+  ttt_token_ms?: number;
+  ttt_text_ms?: number;
+  ttt_tool_ms?: number;
+  ttt_thinking_ms?: number;
+}
+
 /** One entry of a call's timeline, typed by kind. */
 export type CallEventInput =
   | { kind: "status"; data: { status: string } }
@@ -62,8 +73,16 @@ export type CallEventInput =
         result: string;
         ok: boolean;
         duration_ms: number;
+        /** The agent withdrew the call while it ran: no answer was sent, staged effects dropped. */
+        cancelled?: boolean;
       };
     }
+  | {
+      kind: "function_call_cancelled";
+      /** `answered`: the cancel came after the answer; an end it asked for was taken back. */
+      data: { id: string; name: string; answered: boolean };
+    }
+  | { kind: "latency"; data: LatencyFigures }
   | { kind: "barge_in"; data: { unplayed_marks: number; unplayed_ms: number } }
   | { kind: "error"; data: { source: string; message: string; code?: string } }
   | { kind: "ended"; data: { reason: string; detail: string } };

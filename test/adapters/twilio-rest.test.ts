@@ -14,9 +14,15 @@ const call = {
   twiml: '<Response><Connect><Stream url="wss://voice.example.com/twilio"/></Connect></Response>',
   statusCallback: "https://voice.example.com/call-status",
   asyncAmdStatusCallback: "https://voice.example.com/amd-result",
+  machineDetection: {
+    timeoutS: 45,
+    speechThresholdMs: 3000,
+    speechEndThresholdMs: 1500,
+    silenceTimeoutMs: 4000,
+  },
 };
 
-test("calls.create sends what Twilio expects, with Basic auth and repeated status events", async () => {
+test("calls.create sends what Twilio expects, with Basic auth, the AMD tuning and repeated status events", async () => {
   const placed = await rest.placeCall(call);
   expect(placed.sid).toMatch(/^CA[0-9a-f]{32}$/);
   expect(placed.status).toBe("queued");
@@ -31,6 +37,10 @@ test("calls.create sends what Twilio expects, with Basic auth and repeated statu
     From: call.from,
     Twiml: call.twiml,
     MachineDetection: "DetectMessageEnd",
+    MachineDetectionTimeout: "45",
+    MachineDetectionSpeechThreshold: "3000",
+    MachineDetectionSpeechEndThreshold: "1500",
+    MachineDetectionSilenceTimeout: "4000",
     AsyncAmd: "true",
     AsyncAmdStatusCallback: call.asyncAmdStatusCallback,
     AsyncAmdStatusCallbackMethod: "POST",

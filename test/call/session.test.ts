@@ -305,7 +305,7 @@ describe("silence monitor", () => {
     expect(agent.ofType("InjectAgentMessage")).toHaveLength(0);
     clock.advance(1);
     expect(agent.ofType("InjectAgentMessage")).toEqual([
-      { type: "InjectAgentMessage", message: PHRASES.stillThere },
+      { type: "InjectAgentMessage", message: PHRASES.stillThere, behavior: "default" },
     ]);
   });
 
@@ -681,5 +681,147 @@ describe("outbound: answering-machine verdicts", () => {
     await connector.accept();
     session.verdict("human");
     expect(session.state).toBe("live");
+  });
+});
+
+describe("live agent behaviours (Deepgram's spec)", () => {
+  const request = (name: string, args: string, id: string) => ({
+    type: "FunctionCallRequest",
+    functions: [{ id, name, arguments: args, client_side: true }],
+  });
+  const cancel = (id: string, name: string) => ({
+    type: "FunctionCallCancelled",
+    functions: [{ id, name }],
+  });
+  const settle = async () => {
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+
+  test("a call cancelled while it runs gets no answer, and the cancel is on the timeline", async () => {
+    let finish: (value: string) => void = () => {};
+    session = newSession({
+      tools: [
+        defineTool({
+          name: "pending",
+          description: "Answers when the test says",
+          parameters: Type.Object({}),
+          run: () => new Promise<string>((resolve) => (finish = resolve)),
+        }),
+      ],
+    });
+    const agent = await live();
+    agent.emit(request("pending", "{}", "fc7"));
+    await settle();
+    agent.emit(cancel("fc7", "pending"));
+    finish("too late");
+    await settle();
+    expect(agent.ofType("FunctionCallResponse")).toEqual([]);
+    expect(recorder.ofKind("function_call_cancelled")).toEqual([
+      { kind: "function_call_cancelled", data: { id: "fc7", name: "pending", answered: false } },
+    ]);
+    expect(recorder.ofKind("function_call")[0]?.data).toMatchObject({ id: "fc7", cancelled: true });
+  });
+
+  test("an end_call cancelled before its answer does not end the call", async () => {
+    let finish: () => void = () => {};
+    session = newSession({
+      tools: [
+        defineTool({
+          name: "end_call",
+          description: "End the call, a moment later",
+          parameters: Type.Object({}),
+          run: async (_args, context) => {
+            await new Promise<void>((resolve) => (finish = resolve));
+            context.endCall("caller said goodbye");
+            return "ending";
+          },
+        }),
+      ],
+    });
+    const agent = await live();
+    agent.emit(request("end_call", "{}", "fc8"));
+    await settle();
+    agent.emit(cancel("fc8", "end_call"));
+    finish();
+    await settle();
+    expect(session.state).toBe("live");
+    clock.advance(timings.hangupSafetyMs * 2);
+    expect(session.state).toBe("live");
+  });
+
+  test("an end_call withdrawn after its answer is taken back: the call goes on", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    agent.emit(request("end_call", '{"reason":"done"}', "fc9"));
+    await settle();
+    expect(session.state).toBe("ending");
+    agent.emit(cancel("fc9", "end_call"));
+    expect(session.state).toBe("live");
+    expect(recorder.ofKind("function_call_cancelled")[0]?.data).toMatchObject({ answered: true });
+    clock.advance(timings.hangupSafetyMs * 2);
+    expect(telephony.hungUp).toEqual([]);
+    expect(endedCalls).toEqual([]);
+  });
+
+  test("the time limit's goodbye is queued; refused anyway, it is sent once more, interrupting", async () => {
+    const agent = await live();
+    clock.advance(timings.maxCallMs);
+    const [first] = agent.ofType("InjectAgentMessage");
+    expect(first).toMatchObject({ message: PHRASES.timeLimit, behavior: "queue" });
+    agent.emit({ type: "InjectionRefused", message: "busy" });
+    expect(agent.ofType("InjectAgentMessage")[1]).toMatchObject({
+      message: PHRASES.timeLimit,
+      behavior: "interrupt",
+    });
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.endSettleMs);
+    expect(session.state).toBe("ended");
+  });
+
+  test("refused twice, the call ends without waiting for words that never come", async () => {
+    const agent = await live();
+    clock.advance(timings.maxCallMs);
+    agent.emit({ type: "InjectionRefused", message: "busy" });
+    agent.emit({ type: "InjectionRefused", message: "busy" });
+    clock.advance(timings.endSettleMs);
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("max_duration");
+  });
+
+  test("the shutdown goodbye interrupts; the silence goodbye is queued; 'still there?' is default", async () => {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.silencePromptMs);
+    agentTurn(agent);
+    hearAll();
+    clock.advance(timings.silenceHangupMs);
+    expect(
+      agent.ofType("InjectAgentMessage").map(({ message, behavior }) => [message, behavior]),
+    ).toEqual([
+      [PHRASES.stillThere, "default"],
+      [PHRASES.silenceGoodbye, "queue"],
+    ]);
+    const other = newSession();
+    const otherAgent = await (async () => {
+      other.start();
+      return connector.accept();
+    })();
+    other.hangUp("service shutting down");
+    expect(otherAgent.ofType("InjectAgentMessage")[0]).toMatchObject({
+      message: PHRASES.shutdown,
+      behavior: "interrupt",
+    });
+  });
+
+  test("a LatencyReport's figures are kept on the timeline in milliseconds", async () => {
+    const agent = await live();
+    agent.emit({ type: "LatencyReport", total_latency: 0.842, tts_latency: 0.12 });
+    expect(recorder.ofKind("latency")).toEqual([
+      { kind: "latency", data: { total_ms: 842, tts_ms: 120 } },
+    ]);
   });
 });

@@ -1,9 +1,10 @@
-/** The setup wizard's interactive prompts, answered key by key on a real pseudo-terminal against the fake Twilio REST server. */
+/** The setup wizard's interactive prompts, answered key by key on a real pseudo-terminal against the fake Twilio and Deepgram REST servers. */
 import { afterEach, beforeEach, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readEnvFile } from "../../src/cli/env-file.ts";
+import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { KEYS, Terminal } from "../helpers/terminal.ts";
 
@@ -12,18 +13,21 @@ const TOKEN = "interactive-auth-token";
 const DEEPGRAM_KEY = "dg-typed-secret-key";
 const ROOT = join(import.meta.dir, "../..");
 let twilio: FakeTwilioRest;
+let deepgram: FakeTtsServer;
 let dir: string;
 let envFile: string;
 let terminal: Terminal | undefined;
 
 beforeEach(() => {
   twilio = FakeTwilioRest.start(SID, TOKEN);
+  deepgram = FakeTtsServer.start(DEEPGRAM_KEY);
   dir = mkdtempSync(join(tmpdir(), "setup-tty-"));
   envFile = join(dir, ".env");
 });
 afterEach(() => {
   terminal?.kill();
   twilio.stop();
+  deepgram.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -32,7 +36,11 @@ function setupOnTerminal(): Terminal {
     [process.execPath, "run", "src/main.ts", "setup", "--env-file", envFile],
     {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? "", TWILIO_API_URL: twilio.url },
+      env: {
+        PATH: process.env.PATH ?? "",
+        TWILIO_API_URL: twilio.url,
+        DEEPGRAM_API_URL: deepgram.url,
+      },
     },
   );
   return terminal;
@@ -42,6 +50,7 @@ test("a person answers every prompt: hidden secrets, arrow-key choices, a confir
   twilio.addNumber("+15550000001");
   const tty = setupOnTerminal();
   await tty.answer("Deepgram API key", `${DEEPGRAM_KEY}${KEYS.enter}`);
+  await tty.waitFor("Deepgram accepted the API key");
   await tty.answer("Twilio Account SID", `${SID}${KEYS.enter}`);
   await tty.answer("Twilio Auth Token", `${TOKEN}${KEYS.enter}`);
   await tty.waitFor("Twilio account:");

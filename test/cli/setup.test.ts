@@ -1,35 +1,41 @@
-/** The setup wizard driven by flags against the fake Twilio REST server, with temporary files and roots. */
+/** The setup wizard driven by flags against the fake Twilio and Deepgram REST servers, with temporary files and roots. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readEnvFile } from "../../src/cli/env-file.ts";
 import { mask, runSetup } from "../../src/cli/setup.ts";
+import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
+import { freePort } from "../fakes/twilio-webhooks.ts";
 
 const SID = `AC${"5".repeat(32)}`;
 const TOKEN = "setup-auth-token";
 const URL_ = "https://voice.example.com";
+const DEEPGRAM_KEY = "dg-secret-key-123";
 let twilio: FakeTwilioRest;
+let deepgram: FakeTtsServer;
 let dir: string;
 let envFile: string;
 
 beforeEach(() => {
   twilio = FakeTwilioRest.start(SID, TOKEN);
+  deepgram = FakeTtsServer.start(DEEPGRAM_KEY);
   dir = mkdtempSync(join(tmpdir(), "setup-"));
   envFile = join(dir, ".env");
 });
 afterEach(() => {
   twilio.stop();
+  deepgram.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function setup(argv: string[]) {
+async function setup(argv: string[], env: Record<string, string> = {}) {
   const out: string[] = [];
   const err: string[] = [];
   const code = await runSetup(
     ["--env-file", envFile, ...argv],
-    { TWILIO_API_URL: twilio.url },
+    { TWILIO_API_URL: twilio.url, DEEPGRAM_API_URL: deepgram.url, ...env },
     {
       out: (line) => out.push(line),
       err: (line) => err.push(line),
@@ -42,7 +48,7 @@ async function setup(argv: string[]) {
 const full = [
   "--yes",
   "--deepgram-key",
-  "dg-secret-key-123",
+  DEEPGRAM_KEY,
   "--account-sid",
   SID,
   "--auth-token",
@@ -86,7 +92,7 @@ describe("configuring", () => {
     expect(statSync(envFile).mode & 0o777).toBe(0o600);
     const values = readEnvFile(envFile);
     expect(values).toMatchObject({
-      DEEPGRAM_API_KEY: "dg-secret-key-123",
+      DEEPGRAM_API_KEY: DEEPGRAM_KEY,
       TWILIO_ACCOUNT_SID: SID,
       TWILIO_AUTH_TOKEN: TOKEN,
       TWILIO_PHONE_NUMBER: "+15550000001",
@@ -174,7 +180,7 @@ describe("--status", () => {
       const { code, out } = await setup(["--status"]);
       expect(code).toBe(0);
       expect(out).not.toContain(TOKEN);
-      expect(out).not.toContain("dg-secret-key-123");
+      expect(out).not.toContain(DEEPGRAM_KEY);
       expect(out).toContain(`TWILIO_AUTH_TOKEN=${mask(TOKEN)}`);
       expect(out).toContain("✓ Twilio credentials: Fake account");
       expect(out).toContain("✓ Number webhook: +15550000001 → http://127.0.0.1");
@@ -185,6 +191,87 @@ describe("--status", () => {
     const down = await setup(["--status"]);
     expect(down.code).toBe(1);
     expect(down.out).toContain("✗ Service /health");
+  });
+});
+
+describe("the Deepgram key (GET /v1/projects)", () => {
+  const keyFlagged = (key: string) => {
+    const flags = [...full];
+    flags[flags.indexOf("--deepgram-key") + 1] = key;
+    return [...flags, "--number", "+15550000001"];
+  };
+
+  test("a valid key is checked with its token and said to be accepted", async () => {
+    twilio.addNumber("+15550000001");
+    const { code, out } = await setup(keyFlagged(DEEPGRAM_KEY));
+    expect(code).toBe(0);
+    expect(out).toContain("✓ Checking the Deepgram API key");
+    expect(out).toContain("Deepgram accepted the API key (1 project: Fake project)");
+    expect(deepgram.projectRequests).toEqual([{ authorization: `Token ${DEEPGRAM_KEY}` }]);
+  });
+
+  test("a rejected key stops setup before Twilio is asked; nothing is written", async () => {
+    twilio.addNumber("+15550000001");
+    const { code, out, err } = await setup(keyFlagged("dg-wrong-key-456"));
+    expect(code).toBe(1);
+    expect(err).toStartWith("Deepgram rejected the API key (HTTP 401: Invalid credentials.)");
+    expect(out).not.toContain("✓ Checking the Deepgram API key");
+    expect(`${out}${err}`).not.toContain("dg-wrong-key-456");
+    expect(twilio.requests).toHaveLength(0);
+    expect(existsSync(envFile)).toBe(false);
+  });
+
+  test("a key with limited scopes (403) is kept, and said to be limited", async () => {
+    twilio.addNumber("+15550000001");
+    deepgram.scopedKeys.add("dg-scoped-key-789");
+    const { code, out } = await setup(keyFlagged("dg-scoped-key-789"));
+    expect(code).toBe(0);
+    expect(out).toContain("Deepgram accepted the API key, but it lacks the scope to list projects");
+    expect(readEnvFile(envFile).DEEPGRAM_API_KEY).toBe("dg-scoped-key-789");
+  });
+
+  test("an unreachable Deepgram is not a rejected key: the key is kept with a warning", async () => {
+    twilio.addNumber("+15550000001");
+    const { code, out, err } = await setup(keyFlagged(DEEPGRAM_KEY), {
+      DEEPGRAM_API_URL: `http://127.0.0.1:${freePort()}`,
+    });
+    expect(code).toBe(0);
+    expect(out).toContain("Warning: could not reach Deepgram to check the API key");
+    expect(out).toContain("check it later with: voice-agent setup --status");
+    expect(`${out}${err}`).not.toContain("rejected");
+    expect(readEnvFile(envFile).DEEPGRAM_API_KEY).toBe(DEEPGRAM_KEY);
+  });
+
+  test("--status tells a valid, a limited, a rejected and an unchecked key apart", async () => {
+    const status = async (key: string, env: Record<string, string> = {}) => {
+      writeFileSync(envFile, `DEEPGRAM_API_KEY=${key}\n`);
+      return setup(["--status"], env);
+    };
+    const valid = await status(DEEPGRAM_KEY);
+    expect(valid.code).toBe(0);
+    expect(valid.out).toContain(
+      "✓ Deepgram API key: Deepgram accepted the API key (1 project: Fake project)",
+    );
+    deepgram.scopedKeys.add("dg-scoped-key-789");
+    const limited = await status("dg-scoped-key-789");
+    expect(limited.code).toBe(0);
+    expect(limited.out).toContain(
+      "✓ Deepgram API key: Deepgram accepted the API key, but it lacks the scope",
+    );
+    const rejected = await status("dg-wrong-key-456");
+    expect(rejected.code).toBe(1);
+    expect(rejected.out).toContain(
+      "✗ Deepgram API key: Deepgram rejected the API key (HTTP 401: Invalid credentials.)",
+    );
+    expect(rejected.out).not.toContain("dg-wrong-key-456");
+    const unreachable = await status(DEEPGRAM_KEY, {
+      DEEPGRAM_API_URL: `http://127.0.0.1:${freePort()}`,
+    });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.out).toContain(
+      "✗ Deepgram API key: not checked: could not reach Deepgram to check the API key",
+    );
+    expect(unreachable.out).not.toContain("rejected");
   });
 });
 

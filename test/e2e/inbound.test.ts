@@ -6,6 +6,7 @@ import { BUSY_MESSAGE } from "../../src/routes/twilio-webhooks.ts";
 import { type Service, startService } from "../../src/service.ts";
 import { freePort, openStream, postSigned, readTwiml } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { NO_DEEPGRAM_REST } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
 
 const AUTH_TOKEN = "twilio-auth-token-for-tests";
@@ -28,6 +29,7 @@ async function start(env: Record<string, string> = {}) {
     ENDPOINT_SECRET: SECRET,
     DATABASE_PATH: ":memory:",
     DEEPGRAM_API_KEY: "dg-key",
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
     DEEPGRAM_AGENT_URL: agent.url,
     TWILIO_ACCOUNT_SID: `AC${"1".repeat(32)}`,
     TWILIO_AUTH_TOKEN: AUTH_TOKEN,

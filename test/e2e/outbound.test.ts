@@ -1,5 +1,7 @@
 /** Outbound calls end to end: POST /make-call → real twilio SDK → fake Twilio → stream + AMD → agent or voicemail. */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, spyOn, test } from "bun:test";
+import { systemClock } from "../../src/clock.ts";
+import { loadConfig } from "../../src/config.ts";
 import { DEMO_LEAD } from "../../src/scenarios/insurance-followup/demo-lead.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { readTwiml } from "../fakes/twilio-webhooks.ts";
@@ -13,6 +15,16 @@ import {
 
 const TO = "+15557654321";
 const GREETING_BYTES = 300 * 8;
+/**
+ * Twilio's documented ranges of the AMD tuning parameters (Calls API and error 21234, "Invalid
+ * Machine Detection configuration value"), written out here independently of the service's config.
+ */
+const TWILIO_AMD_RANGES = {
+  MachineDetectionTimeout: [3, 59],
+  MachineDetectionSpeechThreshold: [1000, 6000],
+  MachineDetectionSpeechEndThreshold: [500, 5000],
+  MachineDetectionSilenceTimeout: [2000, 10000],
+} as const;
 let harness: OutboundHarness;
 afterEach(async () => {
   await harness.stop();
@@ -43,6 +55,11 @@ describe("placing a call", () => {
       AsyncAmdStatusCallback: `${base}/amd-result`,
       StatusCallback: `${base}/call-status`,
       StatusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+      // Twilio's own defaults, sent explicitly so the local fallback is derived from what Twilio uses.
+      MachineDetectionTimeout: "30",
+      MachineDetectionSpeechThreshold: "2400",
+      MachineDetectionSpeechEndThreshold: "1200",
+      MachineDetectionSilenceTimeout: "5000",
     });
     const twiml = readTwiml(String(create?.form.Twiml));
     expect(twiml.url).toBe(`${base.replace("http", "ws")}/twilio`);
@@ -54,6 +71,32 @@ describe("placing a call", () => {
       lead_id: placed.lead_id,
       status: "queued",
     });
+  });
+
+  test("the AMD tuning reaches Twilio with the configured values, within Twilio's documented ranges", async () => {
+    harness = await startOutboundHarness({
+      MACHINE_DETECTION_TIMEOUT_S: "45",
+      MACHINE_DETECTION_SPEECH_THRESHOLD_MS: "3000",
+      MACHINE_DETECTION_SPEECH_END_THRESHOLD_MS: "1500",
+      MACHINE_DETECTION_SILENCE_TIMEOUT_MS: "4000",
+    });
+    const placed = await placeCall();
+    const create = harness.twilio.requests.find((request) => request.path.endsWith("/Calls.json"));
+    const sent = {
+      MachineDetectionTimeout: "45",
+      MachineDetectionSpeechThreshold: "3000",
+      MachineDetectionSpeechEndThreshold: "1500",
+      MachineDetectionSilenceTimeout: "4000",
+    };
+    expect(create?.form).toMatchObject({ MachineDetection: "DetectMessageEnd", ...sent });
+    for (const [name, [low, high]] of Object.entries(TWILIO_AMD_RANGES)) {
+      const value = Number(create?.form[name]);
+      expect(Number.isInteger(value)).toBe(true);
+      expect(value).toBeGreaterThanOrEqual(low);
+      expect(value).toBeLessThanOrEqual(high);
+    }
+    // The fake accepted them as Twilio would (it refuses out-of-range values with 21234).
+    expect(harness.twilio.calls.get(placed.call_sid)?.machineDetectionTuning).toEqual(sent);
   });
 
   test("errors: 401 without the secret, 400 naming the field, 404 unknown lead, 502 with Twilio's message, 429 at the limit", async () => {
@@ -228,22 +271,43 @@ describe("a machine answers", () => {
   });
 
   test("a late machine verdict, mid-conversation, still gets the voicemail", async () => {
-    harness = await startOutboundHarness({ AMD_VERDICT_TIMEOUT_MS: "50" });
-    const placed = await placeCall();
-    const phone = await harness.twilio.answer(placed.call_sid, { speed: 1 });
-    const agent = await harness.agent.nextSession();
-    await phone.waitFor(
-      () => phone.received.length > 0,
-      "greeting started after the verdict timeout",
-    );
-    await harness.twilio.sendAmd(placed.call_sid, "machine_end_other");
-    await phone.closed;
-    await agent.whenClosed;
-    expect(phone.clears).toBe(1);
-    expect(harness.tts.requests).toHaveLength(1);
-    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
-      outcome: "no_answer_voicemail_left",
+    // AMD_VERDICT_TIMEOUT_MS unset: the local fallback is derived from MACHINE_DETECTION_TIMEOUT_S.
+    const env = { MACHINE_DETECTION_TIMEOUT_S: "47", AMD_VERDICT_TIMEOUT_MS: "" };
+    const fallbackMs = loadConfig(env).calls.amdVerdictTimeoutMs;
+    expect(fallbackMs).toBeGreaterThan(47_000);
+    // Twilio's verdict is late (its callback delayed past the fallback): rather than wait the
+    // fallback's ~50 s of wall-clock time, the system clock fires that one timer after 50 ms.
+    const setTimeout = systemClock.setTimeout;
+    const armed: number[] = [];
+    const clock = spyOn(systemClock, "setTimeout").mockImplementation((callback, ms) => {
+      if (ms === fallbackMs) armed.push(ms);
+      return setTimeout(callback, ms === fallbackMs ? 50 : ms);
     });
+    try {
+      harness = await startOutboundHarness(env);
+      const placed = await placeCall();
+      const create = harness.twilio.requests.find((request) =>
+        request.path.endsWith("/Calls.json"),
+      );
+      expect(create?.form.MachineDetectionTimeout).toBe("47");
+      const phone = await harness.twilio.answer(placed.call_sid, { speed: 1 });
+      const agent = await harness.agent.nextSession();
+      await phone.waitFor(
+        () => phone.received.length > 0,
+        "greeting started after the verdict timeout",
+      );
+      expect(armed).toEqual([fallbackMs]);
+      await harness.twilio.sendAmd(placed.call_sid, "machine_end_other");
+      await phone.closed;
+      await agent.whenClosed;
+      expect(phone.clears).toBe(1);
+      expect(harness.tts.requests).toHaveLength(1);
+      expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+        outcome: "no_answer_voicemail_left",
+      });
+    } finally {
+      clock.mockRestore();
+    }
   }, 20_000);
 
   test("a TTS failure hangs up and the outcome says why", async () => {

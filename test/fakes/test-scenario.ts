@@ -29,6 +29,7 @@ export const testScenario: Scenario = {
         }),
         defineTool({
           name: "book",
+          deferUntilEndOfTurn: true,
           description: "Book a slot",
           parameters: Type.Object({ slot_id: Type.Integer(), name: Type.String({ minLength: 1 }) }),
           run: ({ slot_id, name }, context) => {
@@ -45,6 +46,7 @@ export const testScenario: Scenario = {
         }),
         defineTool({
           name: "end_call",
+          deferUntilEndOfTurn: true,
           description: "End the call after saying goodbye",
           parameters: Type.Object({ reason: Type.String() }),
           run: ({ reason }, context) => {

@@ -1,7 +1,9 @@
 /**
- * A fake Deepgram TTS REST endpoint (`POST /v1/speak`): checks the token, the query (mu-law, 8000 Hz,
+ * A fake Deepgram REST API. TTS (`POST /v1/speak`): checks the token, the query (mu-law, 8000 Hz,
  * container none, a model) and the JSON body, then streams raw mu-law in chunks, as Deepgram does with
- * chunked transfer encoding. Errors are Deepgram-shaped JSON. Records every request.
+ * chunked transfer encoding. The key check (`GET /v1/projects`): 200 with the projects for the key,
+ * 401 for any other, 403 for a key with limited scopes. Errors are Deepgram-shaped JSON
+ * (`{err_code, err_msg, request_id}`). Records every request.
  */
 import type { Server } from "bun";
 import { mulawTone } from "./mulaw.ts";
@@ -18,6 +20,13 @@ const CHUNK_BYTES = 800;
 
 export class FakeTtsServer {
   readonly requests: TtsRequest[] = [];
+  /** Every `GET /v1/projects`, with the Authorization header's scheme checked. */
+  readonly projectRequests: { authorization: string | null }[] = [];
+  /**
+   * Keys that are genuine but may not list projects (a key created with limited scopes): they may
+   * speak, and `GET /v1/projects` answers them 403.
+   */
+  readonly scopedKeys = new Set<string>();
   /** The next request fails with this HTTP status. */
   failNext: number | undefined;
   readonly #server: Server<undefined>;
@@ -52,9 +61,28 @@ export class FakeTtsServer {
     const url = new URL(request.url);
     const error = (status: number, err_code: string, err_msg: string) =>
       Response.json({ err_code, err_msg, request_id: crypto.randomUUID() }, { status });
+    if (url.pathname === "/v1/projects" && request.method === "GET") {
+      const authorization = request.headers.get("authorization");
+      this.projectRequests.push({ authorization });
+      if (authorization === `Token ${this.apiKey}`) {
+        return Response.json({
+          projects: [{ project_id: "3f1c2a9e-5b7d-4e2a-9c1f-0a1b2c3d4e5f", name: "Fake project" }],
+        });
+      }
+      if ([...this.scopedKeys].some((key) => authorization === `Token ${key}`))
+        return error(
+          403,
+          "INSUFFICIENT_PERMISSIONS",
+          "You do not have sufficient permissions to access this resource.",
+        );
+      return error(401, "INVALID_AUTH", "Invalid credentials.");
+    }
     if (url.pathname !== "/v1/speak" || request.method !== "POST")
       return error(404, "NOT_FOUND", "Not found");
-    const authorized = request.headers.get("authorization") === `Token ${this.apiKey}`;
+    const authorization = request.headers.get("authorization");
+    const authorized =
+      authorization === `Token ${this.apiKey}` ||
+      [...this.scopedKeys].some((key) => authorization === `Token ${key}`);
     let text = "";
     try {
       text = String(((await request.json()) as { text?: unknown }).text ?? "");

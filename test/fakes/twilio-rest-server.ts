@@ -1,7 +1,8 @@
 /**
  * A fake Twilio REST API and call network on loopback. Speaks the 2010-04-01 Accounts, Calls,
  * IncomingPhoneNumbers and AvailablePhoneNumbers resources as the real SDK uses them (HTTP Basic auth, form-encoded bodies with repeated keys, snake_case JSON, Twilio's
- * error shape), records every request, and plays Twilio's part of a call on demand: signed status
+ * error shape), refuses answering-machine settings outside Twilio's documented ranges as Twilio does
+ * (21234), records every request (its form fields as received), and plays Twilio's part of a call on demand: signed status
  * callbacks, the media stream opened from the call's inline TwiML, and the async AMD callback, in
  * whatever order a test asks for. Used by tests and the demo.
  */
@@ -28,8 +29,22 @@ export interface FakeCall {
   statusCallback?: string;
   asyncAmdStatusCallback?: string;
   machineDetection?: string;
+  /** The AMD tuning parameters the create request carried, as sent (form values). */
+  machineDetectionTuning: Partial<Record<AmdTuningParameter, string>>;
   sequence: number;
 }
+
+/**
+ * Twilio's AMD tuning parameters and their documented ranges (Calls API; error 21234 "Invalid
+ * Machine Detection configuration value"). MachineDetectionTimeout is in seconds, the rest in ms.
+ */
+export const AMD_TUNING_RANGES = {
+  MachineDetectionTimeout: [3, 59],
+  MachineDetectionSpeechThreshold: [1000, 6000],
+  MachineDetectionSpeechEndThreshold: [500, 5000],
+  MachineDetectionSilenceTimeout: [2000, 10000],
+} as const;
+export type AmdTuningParameter = keyof typeof AMD_TUNING_RANGES;
 
 export interface FakeNumber {
   sid: string;
@@ -360,6 +375,31 @@ export class FakeTwilioRest {
       return twilioError({ status: 400, code: 21205, message: "Url parameter is required." });
     if (twiml && twiml.length > 4000)
       return twilioError({ status: 400, code: 13230, message: "Twiml is too long" });
+    const machineDetection = field("MachineDetection");
+    if (
+      machineDetection !== undefined &&
+      !["Enable", "DetectMessageEnd"].includes(machineDetection)
+    )
+      return twilioError({
+        status: 400,
+        code: 21234,
+        message: `Invalid Machine Detection configuration value: MachineDetection ${machineDetection}`,
+      });
+    const tuning: Partial<Record<AmdTuningParameter, string>> = {};
+    for (const [name, [low, high]] of Object.entries(AMD_TUNING_RANGES)) {
+      const value = field(name);
+      if (value === undefined) continue;
+      const number = Number(value);
+      if (!/^\d+$/.test(value) || number < low || number > high) {
+        // Twilio's exact wording is not documented; the code and the parameter's range are.
+        return twilioError({
+          status: 400,
+          code: 21234,
+          message: `Invalid Machine Detection configuration value: ${name} ${value} is not between ${low} and ${high}`,
+        });
+      }
+      tuning[name as AmdTuningParameter] = value;
+    }
     if (this.failNextCreate) {
       const failure = this.failNextCreate;
       this.failNextCreate = undefined;
@@ -376,7 +416,8 @@ export class FakeTwilioRest {
       ...(field("AsyncAmdStatusCallback")
         ? { asyncAmdStatusCallback: field("AsyncAmdStatusCallback") }
         : {}),
-      ...(field("MachineDetection") ? { machineDetection: field("MachineDetection") } : {}),
+      ...(machineDetection ? { machineDetection } : {}),
+      machineDetectionTuning: tuning,
     };
     this.calls.set(call.sid, call);
     return Response.json(this.#json(call), { status: 201 });

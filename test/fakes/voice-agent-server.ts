@@ -3,6 +3,11 @@
  * token auth on the upgrade, Welcome → exactly one Settings (shape checked) → SettingsApplied, binary
  * mu-law audio both ways, Error for messages out of order. Scriptable per connection (speak, barge in,
  * call functions, fail, drop) and recording everything it receives. Used by tests, the demo and benchmarks.
+ * It shows the live service's turn behaviours (protocols.md section F): a function called while the
+ * caller is mid-turn is sent speculatively and cancelled (`FunctionCallCancelled`) if the turn goes
+ * on, unless it is declared `defer_until_eot`, which is held until the turn ends and dropped if it
+ * resumes; a `default` injection is refused while the caller is mid-turn, `queue` waits for the
+ * turn, `interrupt` speaks at once; every reply to a caller's turn is followed by a `LatencyReport`.
  */
 import type { Server, ServerWebSocket } from "bun";
 import { Conditions } from "./conditions.ts";
@@ -90,6 +95,20 @@ export class FakeAgentSession {
   readonly #conditions = new Conditions("fake agent");
   readonly #responses = new Map<string, (content: string) => void>();
   #functionIds = 0;
+  /** Between the caller's UserStartedSpeaking and the end of their turn. */
+  #callerMidTurn = false;
+  /** Sent while the caller was mid-turn and not yet answered: cancelled if the turn goes on. */
+  readonly #speculative = new Map<string, string>();
+  /** Deferred (`defer_until_eot`) calls held until the caller's turn ends. */
+  #heldCalls: ClientMessage[] = [];
+  /** `queue` injections waiting for the caller's turn to end. */
+  #queuedInjections: string[] = [];
+  /** The next agent turn answers the caller: a LatencyReport follows it. */
+  #replyDue = false;
+  /** Function calls discarded because the caller's turn went on (deferred, never sent). */
+  discardedCalls = 0;
+  /** Ids of FunctionCallResponses for calls that were not waiting for one (e.g. cancelled). */
+  readonly unexpectedResponses: string[] = [];
 
   constructor(
     private readonly socket: ServerWebSocket<SocketData>,
@@ -123,27 +142,76 @@ export class FakeAgentSession {
     for (let offset = 0; offset < audio.length; offset += chunk)
       this.sendAudio(audio.subarray(offset, offset + chunk));
     this.send({ type: "AgentAudioDone" });
+    if (this.#replyDue) {
+      this.#replyDue = false;
+      this.send({
+        type: "LatencyReport",
+        ttt_token_latency: 0.21,
+        ttt_text_latency: 0.32,
+        tts_latency: 0.11,
+        total_latency: 0.58,
+      });
+    }
   }
 
+  /**
+   * The caller starts (or resumes) a turn: UserStartedSpeaking. Speculative calls still unanswered
+   * are cancelled, and held deferred ones dropped: the turn was not over.
+   */
   userStartedSpeaking(): void {
+    this.#callerMidTurn = true;
     this.send({ type: "UserStartedSpeaking" });
+    if (this.#speculative.size > 0) {
+      const functions = [...this.#speculative].map(([id, name]) => ({ id, name }));
+      this.#speculative.clear();
+      for (const { id } of functions) this.#responses.delete(id);
+      this.send({ type: "FunctionCallCancelled", functions });
+    }
+    this.discardedCalls += this.#heldCalls.length;
+    this.#heldCalls = [];
   }
 
-  /** The caller speaks: barge-in signal, then their words as a transcript line. */
+  /** The caller's turn is confirmed over, with these words: held calls and queued words go out. */
+  userEndsTurn(text: string): void {
+    this.send({ type: "ConversationText", role: "user", content: text });
+    this.#callerMidTurn = false;
+    this.#speculative.clear();
+    this.#replyDue = true;
+    for (const held of this.#heldCalls) this.send(held);
+    this.#heldCalls = [];
+    for (const words of this.#queuedInjections) this.say(words, 300);
+    this.#queuedInjections = [];
+  }
+
+  /** The caller speaks a whole turn: barge-in signal, then their words as a transcript line. */
   userSays(text: string): void {
     this.userStartedSpeaking();
-    this.send({ type: "ConversationText", role: "user", content: text });
+    this.userEndsTurn(text);
   }
 
-  /** Asks the client to run a function; resolves with the content of its FunctionCallResponse. */
+  /**
+   * Asks the client to run a function; resolves with the content of its FunctionCallResponse. While
+   * the caller is mid-turn the call is speculative, or held if the function is `defer_until_eot`.
+   */
   callFunction(name: string, args: unknown): Promise<string> {
     const id = `fc_${++this.#functionIds}`;
     const response = new Promise<string>((resolve) => this.#responses.set(id, resolve));
-    this.send({
+    const request = {
       type: "FunctionCallRequest",
       functions: [{ id, name, arguments: JSON.stringify(args), client_side: true }],
-    });
+    };
+    if (this.#callerMidTurn && this.#deferred(name)) this.#heldCalls.push(request);
+    else {
+      if (this.#callerMidTurn) this.#speculative.set(id, name);
+      this.send(request);
+    }
     return response;
+  }
+
+  #deferred(name: string): boolean {
+    const functions = (this.settings?.agent as { think?: { functions?: unknown[] } } | undefined)
+      ?.think?.functions as { name?: string; defer_until_eot?: boolean }[] | undefined;
+    return functions?.some((fn) => fn.name === name && fn.defer_until_eot === true) ?? false;
   }
 
   error(code: string, description: string): void {
@@ -218,14 +286,25 @@ export class FakeAgentSession {
 
   #react(message: ClientMessage): void {
     if (message.type === "FunctionCallResponse") {
-      const resolve = this.#responses.get(String(message.id));
-      this.#responses.delete(String(message.id));
+      const id = String(message.id);
+      if (!this.#responses.has(id)) {
+        // An answer to a call that was cancelled (or never made): the spec says never to send one.
+        this.unexpectedResponses.push(id);
+        return;
+      }
+      const resolve = this.#responses.get(id);
+      this.#responses.delete(id);
+      this.#speculative.delete(id);
       resolve?.(String(message.content));
     } else if (message.type === "InjectAgentMessage") {
-      const words = String(message.message ?? message.content ?? "");
+      const words = String(message.message ?? "");
+      const behavior = message.behavior ?? "default";
       if (this.options.speakInjections === false)
         this.send({ type: "InjectionRefused", message: "refused" });
-      else this.say(words, 300);
+      else if (behavior === "interrupt") this.say(words, 300);
+      else if (!this.#callerMidTurn) this.say(words, 300);
+      else if (behavior === "queue") this.#queuedInjections.push(words);
+      else this.send({ type: "InjectionRefused", message: "the user is speaking" });
     }
   }
 

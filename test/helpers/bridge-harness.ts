@@ -9,6 +9,7 @@ import { type Service, startService } from "../../src/service.ts";
 import { testScenario } from "../fakes/test-scenario.ts";
 import { type FakeCallOptions, FakeTwilioCall } from "../fakes/twilio-media-client.ts";
 import { type FakeAgentOptions, FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { NO_DEEPGRAM_REST } from "./context.ts";
 
 export const AGENT_KEY = "dg-test-key";
 
@@ -38,6 +39,7 @@ export async function startBridgeHarness(
     SERVER_PORT: "0",
     DATABASE_PATH: ":memory:",
     DEEPGRAM_API_KEY: AGENT_KEY,
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
     DEEPGRAM_AGENT_URL: agent.url,
     DEFAULT_SCENARIO: testScenario.id,
     HANGUP_SETTLE_MS: "30",

@@ -8,6 +8,12 @@ import { createLogger, type Logger } from "../../src/log.ts";
 import type { Store } from "../../src/store/index.ts";
 import { FakeTts } from "../fakes/session-ports.ts";
 
+/**
+ * Deepgram's REST base for services that have no fake of it: a closed loopback port, so the
+ * start-up key check fails at once and nothing ever leaves the machine.
+ */
+export const NO_DEEPGRAM_REST = "http://127.0.0.1:9";
+
 /** Every variable Twilio and Deepgram need, set (the trailing slash checks it is stripped). */
 export const INTEGRATIONS_ENV = {
   TWILIO_ACCOUNT_SID: `AC${"a1".repeat(16)}`,
@@ -15,6 +21,7 @@ export const INTEGRATIONS_ENV = {
   TWILIO_PHONE_NUMBER: "+15550001111",
   SERVER_EXTERNAL_URL: "https://voice.example.com/",
   DEEPGRAM_API_KEY: "dg-key-value",
+  DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
 };
 
 /** A configuration for tests: in-memory database, random port, plus any overrides. */

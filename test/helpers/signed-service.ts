@@ -8,6 +8,7 @@ import { createLogger } from "../../src/log.ts";
 import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { freePort, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { NO_DEEPGRAM_REST } from "./context.ts";
 
 export const AUTH_TOKEN = "twilio-auth-token-for-tests";
 export const SECRET = "endpoint-secret-for-tests-0123456789";
@@ -44,6 +45,7 @@ export async function startSignedService(
     ENDPOINT_SECRET: SECRET,
     DATABASE_PATH: ":memory:",
     DEEPGRAM_API_KEY: "dg-key",
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
     DEEPGRAM_AGENT_URL: agent.url,
     TWILIO_ACCOUNT_SID: ACCOUNT_SID,
     TWILIO_AUTH_TOKEN: AUTH_TOKEN,

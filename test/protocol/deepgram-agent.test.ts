@@ -110,10 +110,53 @@ describe("client messages", () => {
       name: "book",
       content: '{"ok":true}',
     });
-    expect(JSON.parse(injectAgentMessage("Are you still there?"))).toEqual({
+    expect(JSON.parse(injectAgentMessage("Are you still there?", "default"))).toEqual({
       type: "InjectAgentMessage",
       message: "Are you still there?",
+      behavior: "default",
     });
+    expect(JSON.parse(injectAgentMessage("Goodbye!", "interrupt")).behavior).toBe("interrupt");
+  });
+
+  test("LatencyReport and FunctionCallCancelled decode as the spec gives them", () => {
+    const report = {
+      type: "LatencyReport" as const,
+      ttt_token_latency: 0.21,
+      ttt_text_latency: 0.3,
+      tts_latency: 0.12,
+      total_latency: 0.62,
+    };
+    expect(decodeAgentMessage(JSON.stringify(report))).toEqual(report);
+    const cancelled = {
+      type: "FunctionCallCancelled" as const,
+      functions: [{ id: "f1", name: "end_call" }],
+    };
+    expect(decodeAgentMessage(JSON.stringify(cancelled))).toEqual(cancelled);
+  });
+
+  test("functions that must wait for the end of the caller's turn are declared defer_until_eot", () => {
+    const settings = JSON.parse(
+      settingsMessage({
+        listenModel: "flux-general-en",
+        thinkProvider: "open_ai",
+        thinkModel: "gpt-4o-mini",
+        prompt: "p",
+        functions: [
+          { name: "look_up", description: "d", parameters: Type.Object({}) },
+          {
+            name: "end_call",
+            description: "d",
+            parameters: Type.Object({}),
+            deferUntilEndOfTurn: true,
+          },
+        ],
+        speakProvider: "deepgram",
+        voice: "aura-2-thalia-en",
+      }),
+    );
+    const [lookUp, endCall] = settings.agent.think.functions;
+    expect(lookUp.defer_until_eot).toBeUndefined();
+    expect(endCall.defer_until_eot).toBe(true);
   });
 });
 

@@ -584,9 +584,16 @@ export const AGENT_SHAPES = {
   FunctionCallCancelled: {
     functions: {
       kind: "objectArray",
-      optional: true,
       items: { id: { kind: "string" }, name: { kind: "string", optional: true } },
     },
+  },
+  LatencyReport: {
+    ttt_token_latency: { kind: "number", optional: true },
+    ttt_text_latency: { kind: "number", optional: true },
+    ttt_tool_latency: { kind: "number", optional: true },
+    ttt_thinking_latency: { kind: "number", optional: true },
+    tts_latency: { kind: "number", optional: true },
+    total_latency: { kind: "number", optional: true },
   },
   AgentStartedSpeaking: {
     total_latency: { kind: "number", optional: true },
@@ -614,7 +621,6 @@ export const AGENT_TYPES = Object.keys(AGENT_SHAPES) as AgentType[];
 
 /** Server messages the codec does not know (some are real: protocols.md section F). */
 export const UNKNOWN_AGENT_TYPES = [
-  "LatencyReport",
   "ListenUpdated",
   "Settings",
   "KeepAlive",
@@ -678,11 +684,21 @@ const agentMessages: Record<AgentType, fc.Arbitrary<JsonObject>> = {
   FunctionCallResponse: fc
     .record({ id: anyString, name: anyString, content: anyString }, { requiredKeys: [] })
     .map((f) => ({ type: "FunctionCallResponse", ...f })),
-  FunctionCallCancelled: maybe(
-    fc.array(fc.record({ id: anyString, name: anyString }, { requiredKeys: ["id"] }), {
+  FunctionCallCancelled: fc
+    .array(fc.record({ id: anyString, name: anyString }, { requiredKeys: ["id"] }), {
       maxLength: 3,
-    }),
-  ).map((functions) => compact({ type: "FunctionCallCancelled", functions })),
+    })
+    .map((functions) => ({ type: "FunctionCallCancelled", functions })),
+  LatencyReport: fc
+    .record({
+      ttt_token_latency: latency,
+      ttt_text_latency: latency,
+      ttt_tool_latency: latency,
+      ttt_thinking_latency: latency,
+      tts_latency: latency,
+      total_latency: latency,
+    })
+    .map((f) => compact({ type: "LatencyReport", ...f })),
   AgentStartedSpeaking: fc
     .record({ total_latency: latency, tts_latency: latency, ttt_latency: latency })
     .map((f) => compact({ type: "AgentStartedSpeaking", ...f })),

@@ -310,7 +310,7 @@ describe("decodeAgentMessage", () => {
     );
   });
 
-  test("unknown types (LatencyReport, prototype names, …) are Ignored", () => {
+  test("unknown types (ListenUpdated, prototype names, …) are Ignored", () => {
     fc.assert(
       fc.property(
         fc
@@ -357,6 +357,7 @@ describe("decodeAgentMessage", () => {
       "FunctionCallResponse",
       "FunctionCallCancelled",
       "AgentStartedSpeaking",
+      "LatencyReport",
       "Error",
       "Warning",
       "InjectionRefused",

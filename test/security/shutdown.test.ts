@@ -11,6 +11,7 @@ import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
 import { openStore } from "../../src/store/index.ts";
 import { freePort, openStream, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { NO_DEEPGRAM_REST } from "../helpers/context.ts";
 import { listeningUrl } from "../helpers/listening.ts";
 import {
   ACCOUNT_SID,
@@ -135,6 +136,7 @@ describe("5. records a previous life left open", () => {
       SERVER_EXTERNAL_URL: publicUrl,
       ENDPOINT_SECRET: SECRET,
       DEEPGRAM_API_KEY: "dg-key",
+      DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
       DEEPGRAM_AGENT_URL: agent.url,
       TWILIO_ACCOUNT_SID: ACCOUNT_SID,
       TWILIO_AUTH_TOKEN: AUTH_TOKEN,

@@ -144,6 +144,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
     }),
     defineTool({
       name: "book_appointment",
+      deferUntilEndOfTurn: true,
       description: "Book an open slot for a patient. Use a slot_id from check_available_slots.",
       parameters: Type.Object({
         slot_id: Type.Integer({ minimum: 1 }),
@@ -238,6 +239,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
     }),
     defineTool({
       name: "cancel_appointment",
+      deferUntilEndOfTurn: true,
       description:
         "Cancel an upcoming appointment by confirmation code. Unless it was booked from the number the caller is calling from, include the patient's full name.",
       parameters: Type.Object({

@@ -136,6 +136,7 @@ export function followUpTools(
     }),
     defineTool({
       name: "book_appointment",
+      deferUntilEndOfTurn: true,
       description: "Book a consultation slot (slot_id from check_availability) for this lead.",
       parameters: Type.Object({
         slot_id: Type.Integer({ minimum: 1 }),
@@ -179,6 +180,7 @@ export function followUpTools(
     }),
     defineTool({
       name: "update_lead",
+      deferUntilEndOfTurn: true,
       description: "Record the result of this call. Call it once, before end_call.",
       parameters: Type.Object({
         call_outcome: literals(CALL_OUTCOMES),

@@ -5,6 +5,7 @@ import { plainText } from "./text.ts";
 
 export const endCallTool = defineTool({
   name: "end_call",
+  deferUntilEndOfTurn: true,
   description: "End the call once the caller has nothing more. Say goodbye first.",
   parameters: Type.Object({ reason: plainText(300, "Why the call is ending") }),
   run: ({ reason }, context) => {

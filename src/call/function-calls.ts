@@ -1,0 +1,107 @@
+/**
+ * The agent's function calls in one call: runs each through its tool, answers with
+ * `FunctionCallResponse`, and records it. The live agent may call a function before the caller's
+ * turn is confirmed and withdraw it with `FunctionCallCancelled`: a cancelled call gets no answer,
+ * and the effects a tool stages (ending the call) are dropped, or withdrawn when the cancel comes
+ * after the answer. Effects that cannot be withdrawn belong to tools declared `deferUntilEndOfTurn`,
+ * which the agent never calls speculatively.
+ */
+import type { Clock } from "../clock.ts";
+import type { Logger } from "../log.ts";
+import { functionCallResponseMessage } from "../protocol/deepgram-agent.ts";
+import type { Tool, ToolContext } from "../scenarios/types.ts";
+import type { CallEventInput } from "../store/calls.ts";
+import { runTool } from "./tools.ts";
+
+export interface FunctionCallRequestItem {
+  id: string;
+  name: string;
+  arguments: string;
+  client_side: boolean;
+}
+
+export interface FunctionCallsDeps {
+  tools: ReadonlyMap<string, Tool>;
+  /** The call as tools see it, without `endCall`, which is staged per function call. */
+  context: Omit<ToolContext, "endCall">;
+  clock: Clock;
+  timeoutMs: number;
+  logger: Logger;
+  /** Sends a text message to the agent (undefined once the agent is gone). */
+  send(text: string): void;
+  record(event: CallEventInput): void;
+  /** Ends the call after the goodbye; `callId` names the function call that asked for it. */
+  endCall(reason: string, callId: string): void;
+  /** Takes back an end that function call `callId` asked for, if the call has not ended yet. */
+  withdrawEnd(callId: string): void;
+  /** True once the call has ended: nothing more is answered. */
+  ended(): boolean;
+}
+
+type Progress = "running" | "cancelled" | "answered";
+
+export class FunctionCalls {
+  /** Calls of this conversation by id, until the session ends. */
+  readonly #calls = new Map<string, { name: string; progress: Progress }>();
+
+  constructor(private readonly deps: FunctionCallsDeps) {}
+
+  /** Runs the client-side functions of one request, one after another, in order. */
+  async run(functions: readonly FunctionCallRequestItem[]): Promise<void> {
+    for (const call of functions) {
+      if (!call.client_side) continue;
+      this.#calls.set(call.id, { name: call.name, progress: "running" });
+      const staged: (() => void)[] = [];
+      const context: ToolContext = {
+        ...this.deps.context,
+        endCall: (reason) => staged.push(() => this.deps.endCall(reason, call.id)),
+      };
+      const { clock, timeoutMs } = this.deps;
+      const outcome = await runTool(
+        this.deps.tools.get(call.name),
+        call.name,
+        call.arguments,
+        context,
+        clock,
+        timeoutMs,
+      );
+      if (this.deps.ended()) return;
+      const entry = this.#calls.get(call.id);
+      const cancelled = entry?.progress === "cancelled";
+      this.deps.record({
+        kind: "function_call",
+        data: {
+          id: call.id,
+          name: call.name,
+          arguments: outcome.arguments,
+          result: outcome.content,
+          ok: outcome.ok,
+          duration_ms: outcome.durationMs,
+          ...(cancelled ? { cancelled: true } : {}),
+        },
+      });
+      if (cancelled) continue;
+      if (entry) entry.progress = "answered";
+      this.deps.send(functionCallResponseMessage(call.id, call.name, outcome.content));
+      for (const effect of staged) effect();
+    }
+  }
+
+  /** The agent withdrew these calls: no answer for those still running, ends taken back. */
+  cancel(functions: readonly { id: string; name?: string | undefined }[]): void {
+    for (const { id, name } of functions) {
+      const entry = this.#calls.get(id);
+      const answered = entry?.progress === "answered";
+      if (entry) entry.progress = "cancelled";
+      this.deps.record({
+        kind: "function_call_cancelled",
+        data: { id, name: name ?? entry?.name ?? "unknown", answered },
+      });
+      if (!entry) {
+        this.deps.logger.warn("agent cancelled a function call it never made", { id });
+        continue;
+      }
+      if (answered) this.deps.withdrawEnd(id);
+    }
+  }
+}
