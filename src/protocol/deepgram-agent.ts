@@ -192,3 +192,13 @@ export type InjectionBehavior = "default" | "queue" | "interrupt";
 export function injectAgentMessage(message: string, behavior: InjectionBehavior): string {
   return JSON.stringify({ type: "InjectAgentMessage", message, behavior });
 }
+
+/** Makes the agent answer `content` as if the caller had said it (e.g. a keypad digit). */
+export function injectUserMessage(content: string): string {
+  return JSON.stringify({ type: "InjectUserMessage", content });
+}
+
+/** Adds to the agent's prompt for the rest of the conversation (the agent answers PromptUpdated). */
+export function updatePromptMessage(prompt: string): string {
+  return JSON.stringify({ type: "UpdatePrompt", prompt });
+}
