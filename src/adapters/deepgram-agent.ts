@@ -54,7 +54,11 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         }, options.keepAliveMs);
       };
 
+      let requestId: string | undefined;
       const channel: AgentChannel = {
+        get requestId() {
+          return requestId;
+        },
         sendAudio(audio) {
           audioSinceKeepAlive = true;
           socket.send(audio);
@@ -82,7 +86,10 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
           handlers.message(message);
           return;
         }
-        if (message.type === "Welcome") socket.send(settings);
+        if (message.type === "Welcome") {
+          requestId = message.request_id;
+          socket.send(settings);
+        }
         else if (message.type === "SettingsApplied") {
           ready = true;
           connectTimer.cancel();

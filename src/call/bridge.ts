@@ -38,6 +38,9 @@ export interface BridgeDeps {
   logger: Logger;
 }
 
+/** How long before the time limit the agent is told to wrap up (at most a quarter of the call). */
+const WRAP_UP_MS = 60_000;
+
 const GENERIC_VOICEMAIL =
   "Hello, we called about your recent request and will try you again soon. Thank you!";
 
@@ -130,6 +133,7 @@ export class CallBridge {
         toolTimeoutMs: config.calls.toolTimeoutMs,
         endSettleMs: config.calls.endSettleMs,
         hangupSafetyMs: config.calls.hangupSafetyMs,
+        wrapUpMs: Math.min(WRAP_UP_MS, Math.floor(config.calls.maxCallMs / 4)),
       },
       apologyAudio: this.deps.apologyAudio,
       ...(direction === "outbound"

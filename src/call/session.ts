@@ -12,6 +12,8 @@ import {
   type AgentServerMessage,
   type InjectionBehavior,
   injectAgentMessage,
+  injectUserMessage,
+  updatePromptMessage,
 } from "../protocol/deepgram-agent.ts";
 import { TwilioEncoder, type TwilioInbound } from "../protocol/twilio-media.ts";
 import type { PreparedScenario } from "../scenarios/types.ts";
@@ -31,6 +33,8 @@ export interface PhoneChannel {
 
 /** An agent socket that has been set up (Settings applied). */
 export interface AgentChannel {
+  /** Deepgram's id of this agent session (from Welcome), for support requests. */
+  readonly requestId?: string | undefined;
   sendAudio(audio: Uint8Array): void;
   send(text: string): void;
   close(): void;
@@ -88,6 +92,8 @@ export interface CallTimings {
   endSettleMs: number;
   /** While ending: hang up after this long whatever is still playing. */
   hangupSafetyMs: number;
+  /** This long before `maxCallMs` the agent is told to wrap up by itself. */
+  wrapUpMs: number;
 }
 
 export const PHRASES = {
@@ -96,6 +102,8 @@ export const PHRASES = {
     "I haven't heard anything, so I'll end the call now. Feel free to call back any time. Goodbye!",
   timeLimit:
     "I'm sorry, we've reached the time limit for this call. Thank you for your time. Goodbye!",
+  wrapUp:
+    "The call reaches its time limit in under a minute. Wrap up now: finish the current point, briefly say what happens next, and say goodbye. Do not start anything new.",
   shutdown: "I'm sorry, I have to end the call now. Please call back in a few minutes. Goodbye!",
 } as const;
 
@@ -160,6 +168,7 @@ export class CallSession implements LiveCall {
   #settleTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
   #maxDurationTimer: Timer | undefined;
+  #wrapUpTimer: Timer | undefined;
   #verdictTimer: Timer | undefined;
   /** Outbound, before the verdict: the agent's greeting, held until we know a person answered. */
   #held: Buffer[] = [];
@@ -224,6 +233,16 @@ export class CallSession implements LiveCall {
     this.#maxDurationTimer = this.#after(timings.maxCallMs, () =>
       this.#endWithWords("max_duration", `call reached ${timings.maxCallMs} ms`, PHRASES.timeLimit),
     );
+    if (timings.wrapUpMs < timings.maxCallMs) {
+      this.#wrapUpTimer = this.#after(timings.maxCallMs - timings.wrapUpMs, () => {
+        if (this.#state !== "live" || !this.#agent) return;
+        this.#agent.send(updatePromptMessage(PHRASES.wrapUp));
+        this.#deps.recorder.event({
+          kind: "prompt_updated",
+          data: { reason: `wrap up: ${timings.wrapUpMs} ms left` },
+        });
+      });
+    }
     if (outbound) {
       this.#transition("awaiting_verdict");
       this.#verdictTimer = this.#after(outbound.verdictTimeoutMs, () =>
@@ -250,6 +269,10 @@ export class CallSession implements LiveCall {
             return;
           }
           this.#agent = agent;
+          this.#deps.recorder.event({
+            kind: "agent_connected",
+            data: { request_id: agent.requestId ?? null },
+          });
           if (this.#state === "connecting") this.#transition("live");
           if (this.#state === "live" && !this.#deps.scenario.greeting) this.#playbackIdle();
         },
@@ -314,6 +337,13 @@ export class CallSession implements LiveCall {
         return;
       case "stop":
         this.#finish("caller_hung_up", "Twilio stopped the stream");
+        return;
+      case "dtmf":
+        // A keypad press is the caller speaking: "press 1" menus and typed-in numbers work.
+        if (this.#state !== "live" || !this.#agent) return;
+        this.#callerActive();
+        this.#agent.send(injectUserMessage(`The caller pressed ${message.digit} on the keypad.`));
+        this.#deps.recorder.event({ kind: "dtmf", data: { digit: message.digit } });
         return;
       case "ignored":
         this.#noteIgnored("twilio", message.reason);
@@ -666,6 +696,7 @@ export class CallSession implements LiveCall {
       this.#settleTimer,
       this.#safetyTimer,
       this.#maxDurationTimer,
+      this.#wrapUpTimer,
       this.#verdictTimer,
     ]) {
       timer?.cancel();

@@ -84,6 +84,21 @@ export type CallEventInput =
     }
   | { kind: "latency"; data: LatencyFigures }
   | { kind: "barge_in"; data: { unplayed_marks: number; unplayed_ms: number } }
+  /** A keypad digit the caller pressed, passed to the agent as their words. */
+  | { kind: "dtmf"; data: { digit: string } }
+  /** The agent session's Welcome: Deepgram's request id, for support requests. */
+  | { kind: "agent_connected"; data: { request_id: string | null } }
+  /** Instructions added to the agent's prompt during the call (e.g. to wrap up). */
+  | { kind: "prompt_updated"; data: { reason: string } }
+  /** Twilio's `<Stream statusCallback>` report; `error` is its StreamError (stream-error only). */
+  | {
+      kind: "stream";
+      data: {
+        event: "stream-started" | "stream-stopped" | "stream-error";
+        stream_sid: string;
+        error?: string;
+      };
+    }
   | { kind: "error"; data: { source: string; message: string; code?: string } }
   | { kind: "ended"; data: { reason: string; detail: string } };
 

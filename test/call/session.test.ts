@@ -25,6 +25,7 @@ const timings: CallTimings = {
   toolTimeoutMs: 5_000,
   endSettleMs: 1_000,
   hangupSafetyMs: 15_000,
+  wrapUpMs: 60_000,
 };
 
 const scenario: PreparedScenario = {
@@ -823,5 +824,36 @@ describe("live agent behaviours (Deepgram's spec)", () => {
     expect(recorder.ofKind("latency")).toEqual([
       { kind: "latency", data: { total_ms: 842, tts_ms: 120 } },
     ]);
+  });
+});
+
+describe("keypad, wrap-up and the agent's request id", () => {
+  test("a keypad digit reaches the agent as the caller's words and is on the timeline", async () => {
+    const agent = await live();
+    session.handlePhone({ event: "dtmf", digit: "7" });
+    expect(agent.ofType("InjectUserMessage")).toEqual([
+      { type: "InjectUserMessage", content: "The caller pressed 7 on the keypad." },
+    ]);
+    expect(recorder.ofKind("dtmf")).toEqual([{ kind: "dtmf", data: { digit: "7" } }]);
+  });
+
+  test("a digit before the agent is ready is not passed on", async () => {
+    session.start();
+    session.handlePhone({ event: "dtmf", digit: "1" });
+    const agent = await connector.accept();
+    expect(agent.ofType("InjectUserMessage")).toEqual([]);
+  });
+
+  test("the agent is told to wrap up wrapUpMs before the time limit, once", async () => {
+    const agent = await live();
+    clock.advance(timings.maxCallMs - timings.wrapUpMs - 1);
+    expect(agent.ofType("UpdatePrompt")).toEqual([]);
+    clock.advance(1);
+    expect(agent.ofType("UpdatePrompt")).toEqual([
+      { type: "UpdatePrompt", prompt: PHRASES.wrapUp },
+    ]);
+    expect(recorder.ofKind("prompt_updated")).toHaveLength(1);
+    clock.advance(timings.wrapUpMs);
+    expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.timeLimit);
   });
 });

@@ -296,6 +296,10 @@ export class FakeAgentSession {
       this.#responses.delete(id);
       this.#speculative.delete(id);
       resolve?.(String(message.content));
+    } else if (message.type === "InjectUserMessage") {
+      // Answered like a caller's finished turn (e.g. a keypad digit passed on as words).
+      this.#replyDue = true;
+      this.say(`You said: ${String(message.content ?? "")}`, 200);
     } else if (message.type === "InjectAgentMessage") {
       const words = String(message.message ?? "");
       const behavior = message.behavior ?? "default";

@@ -182,3 +182,25 @@ describe("3. LatencyReport", () => {
     ).toEqual([]);
   });
 });
+
+describe("live features", () => {
+  test("a keypad press on the phone reaches the agent as words, and the agent answers", async () => {
+    const { phone, agent } = await liveCall();
+    phone.sendDtmf("1");
+    await agent.waitFor(() => agent.ofType("InjectUserMessage").length === 1, "the digit");
+    expect(agent.ofType("InjectUserMessage")[0]?.content).toBe(
+      "The caller pressed 1 on the keypad.",
+    );
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 200 * 8, "the agent's answer");
+    const kinds = harness.service.store.calls.events(phone.callSid).map((event) => event.kind);
+    expect(kinds).toContain("dtmf");
+  });
+
+  test("Deepgram's request id from Welcome is kept on the call's timeline", async () => {
+    const { phone } = await liveCall();
+    const connected = harness.service.store.calls
+      .events(phone.callSid)
+      .find((event) => event.kind === "agent_connected");
+    expect(connected?.data).toMatchObject({ request_id: expect.any(String) });
+  });
+});
