@@ -3,6 +3,7 @@
  * into a typed `Config` that is passed to everything else (nothing else reads `process.env`).
  */
 import { isIP } from "node:net";
+import type { ThinkSettingsV1Provider } from "@deepgram/sdk";
 import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { IntegrationNotConfiguredError } from "./errors.ts";
@@ -54,7 +55,11 @@ function duration(defaultMs: number, description: string) {
  * (its per-provider enums as of 2026-07; see docs/DEEPGRAM.md). A model of another provider's list
  * fails the schema, so start-up refuses it; a model in no list (a newer one) only warns.
  */
-export const THINK_PROVIDERS = ["open_ai", "anthropic", "google"] as const;
+export const THINK_PROVIDERS = [
+  "open_ai",
+  "anthropic",
+  "google",
+] as const satisfies readonly ThinkSettingsV1Provider["type"][];
 export type ThinkProvider = (typeof THINK_PROVIDERS)[number];
 
 export const KNOWN_THINK_MODELS: Readonly<Record<ThinkProvider, readonly string[]>> = {
@@ -256,6 +261,11 @@ export const Environment = Type.Object({
       expected: "an absolute http(s) URL",
     },
   ),
+  DEEPGRAM_MIP_OPT_OUT: variable(Type.Boolean({ default: true }), {
+    description:
+      "Voice Agent mip_opt_out: keep calls, which carry personal and health details, out of Deepgram's Model Improvement Program (false lets Deepgram use them; opting out may change the price, see docs/DEEPGRAM.md)",
+    expected: "true or false",
+  }),
   TWILIO_ACCOUNT_SID: variable(Type.Optional(Type.String({ pattern: "^AC[0-9a-fA-F]{32}$" })), {
     description: "Twilio Account SID",
     expected: "'AC' followed by 32 hexadecimal characters",
@@ -356,7 +366,13 @@ export interface Config {
     endSettleMs: number;
     hangupSafetyMs: number;
   };
-  deepgram: { apiKey: string | undefined; agentUrl: string; apiUrl: string };
+  deepgram: {
+    apiKey: string | undefined;
+    agentUrl: string;
+    apiUrl: string;
+    /** Voice Agent `mip_opt_out`: calls stay out of Deepgram's Model Improvement Program. */
+    mipOptOut: boolean;
+  };
   twilio: {
     accountSid: string | undefined;
     authToken: string | undefined;
@@ -506,6 +522,7 @@ function toConfig(env: Environment): Config {
       apiKey: env.DEEPGRAM_API_KEY,
       agentUrl: env.DEEPGRAM_AGENT_URL,
       apiUrl: env.DEEPGRAM_API_URL.replace(/\/+$/, ""),
+      mipOptOut: env.DEEPGRAM_MIP_OPT_OUT,
     },
     twilio: {
       accountSid: env.TWILIO_ACCOUNT_SID,

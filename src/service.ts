@@ -93,6 +93,7 @@ export async function startService(
       apiKey: config.deepgram.apiKey ?? "",
       model: config.agent.voiceModel,
       timeoutMs: TTS_TIMEOUT_MS,
+      mipOptOut: config.deepgram.mipOptOut,
     }),
     apologyAudio: (await loadPrompts()).apology,
     clock,

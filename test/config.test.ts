@@ -35,6 +35,7 @@ describe("loadConfig", () => {
       apiKey: undefined,
       agentUrl: "wss://agent.deepgram.com/v1/agent/converse",
       apiUrl: "https://api.deepgram.com",
+      mipOptOut: true,
     });
     expect(config.twilio.apiUrl).toBe("https://api.twilio.com");
     expect(config.twilio.machineDetection).toEqual({
@@ -105,6 +106,15 @@ describe("loadConfig", () => {
     );
     expect(error.message).toContain('SERVER_PORT: expected an integer from 0 to 65535 (got "abc")');
     expect(error.message).toContain("LLM_PROVIDER: expected one of open_ai, anthropic, google");
+  });
+
+  test("DEEPGRAM_MIP_OPT_OUT: opted out unless set to false; anything but a boolean is refused", () => {
+    expect(loadConfig({}).deepgram.mipOptOut).toBe(true);
+    expect(loadConfig({ DEEPGRAM_MIP_OPT_OUT: "false" }).deepgram.mipOptOut).toBe(false);
+    expect(loadConfig({ DEEPGRAM_MIP_OPT_OUT: "true" }).deepgram.mipOptOut).toBe(true);
+    expect(configError({ DEEPGRAM_MIP_OPT_OUT: "maybe" }).problems).toEqual([
+      'DEEPGRAM_MIP_OPT_OUT: expected true or false (got "maybe")',
+    ]);
   });
 
   test("a port out of range is refused", () => {

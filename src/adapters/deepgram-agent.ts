@@ -89,8 +89,7 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         if (message.type === "Welcome") {
           requestId = message.request_id;
           socket.send(settings);
-        }
-        else if (message.type === "SettingsApplied") {
+        } else if (message.type === "SettingsApplied") {
           ready = true;
           connectTimer.cancel();
           scheduleKeepAlive();

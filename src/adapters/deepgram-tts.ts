@@ -10,6 +10,8 @@ export interface DeepgramTtsOptions {
   /** Aura voice, e.g. aura-2-thalia-en. */
   model: string;
   timeoutMs: number;
+  /** Keep the text out of Deepgram's Model Improvement Program (DEEPGRAM_MIP_OPT_OUT). */
+  mipOptOut: boolean;
 }
 
 /** Deepgram's documented limit on the text of one request. */
@@ -25,6 +27,7 @@ export function deepgramTts(options: DeepgramTtsOptions): TextToSpeech {
         encoding: "mulaw",
         sample_rate: "8000",
         container: "none",
+        mip_opt_out: String(options.mipOptOut),
       });
       const response = await fetch(`${options.apiUrl}/v1/speak?${query}`, {
         method: "POST",

@@ -1,7 +1,7 @@
 /**
- * Twilio's side of webhooks: checking `X-Twilio-Signature` with the SDK's validator over the public
- * URL (built from SERVER_EXTERNAL_URL, never from the Host a proxy forwarded), and building TwiML
- * with the SDK's builder.
+ * Twilio's side of webhooks: checking `X-Twilio-Signature` (HMAC-SHA1, the only scheme twilio@6.2.0
+ * validates) with the SDK's validator over the public URL (built from SERVER_EXTERNAL_URL, never from
+ * the Host a proxy forwarded), and building TwiML with the SDK's builder.
  */
 import twilio from "twilio";
 import type { Config } from "../config.ts";
@@ -51,18 +51,28 @@ export function streamUrl(externalUrl: string): string {
   return `${externalUrl.replace(/^http/, "ws")}/twilio`;
 }
 
+/** Where Twilio reports a stream's life (started, stopped, or could not be opened): `/stream-status`. */
+export function streamStatusUrl(externalUrl: string): string {
+  return `${externalUrl}/stream-status`;
+}
+
 export interface StreamTwiml {
   url: string;
   parameters: Record<string, string>;
+  /** The `<Stream statusCallback>`: Twilio POSTs stream-started, stream-stopped and stream-error there. */
+  statusCallback: string;
   /** Said before the stream opens. */
   say?: string | undefined;
 }
 
-/** `<Connect><Stream>` with one `<Parameter>` per entry; nothing follows, so closing the socket ends the call. */
-export function connectStreamTwiml({ url, parameters, say }: StreamTwiml): string {
+/**
+ * `<Connect><Stream>` with one `<Parameter>` per entry and a POST status callback; nothing follows,
+ * so closing the socket ends the call.
+ */
+export function connectStreamTwiml({ url, parameters, statusCallback, say }: StreamTwiml): string {
   const response = new twilio.twiml.VoiceResponse();
   if (say) response.say(say);
-  const stream = response.connect().stream({ url });
+  const stream = response.connect().stream({ url, statusCallback, statusCallbackMethod: "POST" });
   for (const [name, value] of Object.entries(parameters)) stream.parameter({ name, value });
   return response.toString();
 }

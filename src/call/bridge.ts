@@ -111,7 +111,9 @@ export class CallBridge {
       scenario: prepared,
       settings: settingsMessage({
         tags: [direction, scenario.id],
+        mipOptOut: config.deepgram.mipOptOut,
         listenModel: config.agent.sttModel,
+        keyterms: prepared.keyterms,
         thinkProvider: config.agent.llmProvider,
         thinkModel: config.agent.llmModel,
         prompt: prepared.prompt,

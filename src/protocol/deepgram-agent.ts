@@ -1,10 +1,13 @@
 /**
  * Pure codec for Deepgram's Voice Agent API v1 (`/v1/agent/converse`): decodes the server's JSON
  * text messages into a discriminated union and builds the client's messages (Settings, KeepAlive,
- * FunctionCallResponse, InjectAgentMessage). Audio travels as binary frames and never passes here.
- * Sources: Deepgram's Voice Agent AsyncAPI specification and the `@deepgram/sdk` agent types
+ * FunctionCallResponse, InjectAgentMessage, InjectUserMessage, UpdatePrompt). Audio travels as
+ * binary frames and never passes here. Every client message is checked at compile time against
+ * `@deepgram/sdk`'s agent types (`satisfies`; a type-only import, so the SDK is a devDependency and
+ * never in the binary). Sources: Deepgram's Voice Agent AsyncAPI specification and those types
  * (docs/DEEPGRAM.md lists each decision).
  */
+import type { agent, ThinkSettingsV1 } from "@deepgram/sdk";
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
 import { TypeCompiler } from "@sinclair/typebox/compiler";
 
@@ -46,6 +49,7 @@ const serverSchemas = {
   /** After each turn, in seconds; total = end of the caller's speech → first audio byte. */
   LatencyReport: Type.Object({
     type: Type.Literal("LatencyReport"),
+    stt_latency: Type.Optional(Type.Number()),
     ttt_token_latency: Type.Optional(Type.Number()),
     ttt_text_latency: Type.Optional(Type.Number()),
     ttt_tool_latency: Type.Optional(Type.Number()),
@@ -134,52 +138,84 @@ export interface AgentFunction {
 
 export interface AgentSettings {
   tags?: string[];
+  /**
+   * Top-level `mip_opt_out`: true keeps the call's audio out of Deepgram's Model Improvement
+   * Program (Deepgram's default is false: opted in).
+   */
+  mipOptOut: boolean;
   listenModel: string;
-  thinkProvider: string;
+  /** Flux `keyterms` (`agent.listen.provider.keyterms`), e.g. names; sent only when non-empty. */
+  keyterms?: readonly string[];
+  /** `LLM_PROVIDER`: the SDK's think provider types that need no `endpoint`. */
+  thinkProvider: "open_ai" | "anthropic" | "google";
   thinkModel: string;
   prompt: string;
   functions: AgentFunction[];
-  speakProvider: string;
+  speakProvider: "deepgram";
   voice: string;
   greeting?: string;
 }
 
 /**
  * The one `Settings` message of a session: mu-law 8 kHz both ways with no container (what Twilio
- * carries), Flux listening, the think provider, the scenario's prompt, functions and greeting.
+ * carries), Flux listening (with the scenario's keyterms), the think provider, the scenario's
+ * prompt, functions and greeting, and the Model Improvement Program choice.
+ *
+ * Optional fields are written as `undefined` rather than spread in (JSON leaves them out): a
+ * misspelt key in a spread or a `.map` callback escapes the excess-property check of `satisfies`.
  */
 export function settingsMessage(settings: AgentSettings): string {
-  return JSON.stringify({
+  const keyterms = settings.keyterms?.filter((term) => term.trim() !== "") ?? [];
+  const message = {
     type: "Settings",
-    ...(settings.tags ? { tags: settings.tags } : {}),
+    tags: settings.tags,
+    mip_opt_out: settings.mipOptOut,
     audio: {
       input: { encoding: "mulaw", sample_rate: 8000 },
       output: { encoding: "mulaw", sample_rate: 8000, container: "none" },
     },
     agent: {
-      listen: { provider: { type: "deepgram", version: "v2", model: settings.listenModel } },
+      listen: {
+        provider: {
+          type: "deepgram",
+          version: "v2",
+          model: settings.listenModel,
+          keyterms: keyterms.length > 0 ? keyterms : undefined,
+        },
+      },
       think: {
         provider: { type: settings.thinkProvider, model: settings.thinkModel },
         prompt: settings.prompt,
-        functions: settings.functions.map(
-          ({ name, description, parameters, deferUntilEndOfTurn }) => ({
-            name,
-            description,
-            parameters,
-            ...(deferUntilEndOfTurn ? { defer_until_eot: true } : {}),
-          }),
-        ),
+        functions: settings.functions.map(agentFunction),
       },
       speak: { provider: { type: settings.speakProvider, model: settings.voice } },
-      ...(settings.greeting ? { greeting: settings.greeting } : {}),
+      greeting: settings.greeting || undefined,
     },
-  });
+  } satisfies agent.AgentV1Settings;
+  return JSON.stringify(message);
 }
 
-export const KEEP_ALIVE_MESSAGE = '{"type":"KeepAlive"}';
+/** One entry of `agent.think.functions`; `defer_until_eot` only when true. */
+function agentFunction(fn: AgentFunction): ThinkSettingsV1.Functions.Item {
+  return {
+    name: fn.name,
+    description: fn.description,
+    parameters: fn.parameters,
+    defer_until_eot: fn.deferUntilEndOfTurn ? true : undefined,
+  };
+}
+
+export const KEEP_ALIVE_MESSAGE = JSON.stringify({
+  type: "KeepAlive",
+} satisfies agent.AgentV1KeepAlive);
 
 export function functionCallResponseMessage(id: string, name: string, content: string): string {
-  return JSON.stringify({ type: "FunctionCallResponse", id, name, content });
+  return JSON.stringify({
+    type: "FunctionCallResponse",
+    id,
+    name,
+    content,
+  } satisfies agent.AgentV1SendFunctionCallResponse);
 }
 
 /**
@@ -190,15 +226,22 @@ export type InjectionBehavior = "default" | "queue" | "interrupt";
 
 /** Makes the agent say `message`, as `behavior` allows. */
 export function injectAgentMessage(message: string, behavior: InjectionBehavior): string {
-  return JSON.stringify({ type: "InjectAgentMessage", message, behavior });
+  return JSON.stringify({
+    type: "InjectAgentMessage",
+    message,
+    behavior,
+  } satisfies agent.AgentV1InjectAgentMessage);
 }
 
 /** Makes the agent answer `content` as if the caller had said it (e.g. a keypad digit). */
 export function injectUserMessage(content: string): string {
-  return JSON.stringify({ type: "InjectUserMessage", content });
+  return JSON.stringify({
+    type: "InjectUserMessage",
+    content,
+  } satisfies agent.AgentV1InjectUserMessage);
 }
 
 /** Adds to the agent's prompt for the rest of the conversation (the agent answers PromptUpdated). */
 export function updatePromptMessage(prompt: string): string {
-  return JSON.stringify({ type: "UpdatePrompt", prompt });
+  return JSON.stringify({ type: "UpdatePrompt", prompt } satisfies agent.AgentV1UpdatePrompt);
 }

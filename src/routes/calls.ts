@@ -28,7 +28,7 @@ const CallEventModel = t.Object({
   at: t.String(),
   kind: t.String({
     description:
-      "status, amd, transcript, function_call, function_call_cancelled, barge_in, latency, error, ended",
+      "status, amd, stream, transcript, function_call, function_call_cancelled, barge_in, latency, error, ended",
   }),
   data: t.Unknown(),
 });

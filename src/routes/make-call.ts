@@ -1,12 +1,12 @@
 /**
  * `POST /make-call`: places an outbound insurance follow-up. Validates the number and the lead (inline,
  * stored, or the demo lead), checks capacity, and asks Twilio (through the SDK) to dial with inline
- * TwiML that opens the media stream with a one-time token, async AMD (tuned by the MACHINE_DETECTION_*
- * variables) and status callbacks.
+ * TwiML that opens the media stream with a one-time token (and reports the stream's life to
+ * /stream-status), async AMD (tuned by the MACHINE_DETECTION_* variables) and status callbacks.
  */
 import { Elysia, t } from "elysia";
 import type { OutboundCall } from "../adapters/twilio-rest.ts";
-import { connectStreamTwiml, streamUrl } from "../adapters/twilio-webhooks.ts";
+import { connectStreamTwiml, streamStatusUrl, streamUrl } from "../adapters/twilio-webhooks.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
@@ -106,6 +106,7 @@ export function makeCallRoutes({
         const provisional = `pending:${crypto.randomUUID()}`;
         const twiml = connectStreamTwiml({
           url: streamUrl(externalUrl),
+          statusCallback: streamStatusUrl(externalUrl),
           parameters: {
             token: tokens.issue(
               provisional,

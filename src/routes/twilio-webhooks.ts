@@ -4,13 +4,15 @@
  * (or, over capacity or while draining, a polite busy message and a hang-up); a repeat for a known
  * call is refused (409), so a replayed request can neither steal nor reopen a call. `POST /amd-result`: the
  * answering-machine verdict, stored at once and handed to the live session. `POST /call-status`: the
- * call's progress, and the outcome of calls that never got to a conversation.
+ * call's progress, and the outcome of calls that never got to a conversation. `POST /stream-status`:
+ * the `<Stream statusCallback>` reports; a `stream-error` for a call with no live session ends it.
  */
 import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import {
   connectStreamTwiml,
   sayAndHangUpTwiml,
+  streamStatusUrl,
   streamUrl,
   verifyTwilioSignature,
 } from "../adapters/twilio-webhooks.ts";
@@ -62,6 +64,22 @@ const CallStatus = Type.Object({
   CallDuration: Type.Optional(Type.String()),
 });
 const parseCallStatus = validator(CallStatus, "body");
+
+/** Twilio's `<Stream statusCallback>` post (TwiML Voice: <Stream>, "Status callback" parameters). */
+const StreamStatus = Type.Object({
+  CallSid: Type.String({ pattern: "^CA[0-9a-zA-Z]{2,64}$" }),
+  StreamSid: Type.String({ pattern: "^MZ[0-9a-zA-Z]{2,64}$" }),
+  StreamEvent: Type.Union([
+    Type.Literal("stream-started"),
+    Type.Literal("stream-stopped"),
+    Type.Literal("stream-error"),
+  ]),
+  StreamError: Type.Optional(Type.String({ maxLength: 2048 })),
+  StreamName: Type.Optional(Type.String({ maxLength: 256 })),
+  AccountSid: Type.Optional(Type.String({ maxLength: 64 })),
+  Timestamp: Type.Optional(Type.String({ maxLength: 64 })),
+});
+const parseStreamStatus = validator(StreamStatus, "body");
 
 /** Twilio's call statuses in the order a call goes through them; callbacks may arrive out of order. */
 const STATUS_RANK: Record<string, number> = {
@@ -183,6 +201,61 @@ export function twilioWebhookRoutes({
       },
     )
     .post(
+      "/stream-status",
+      ({ body, request, set }) => {
+        requireIntegration(config, "twilio");
+        verifyTwilioSignature(config, request, body);
+        const report = parseStreamStatus(body);
+        const callSid = report.CallSid;
+        set.status = 204;
+        if (!store.calls.get(callSid)) {
+          logger.warn("stream status for an unknown call", {
+            callSid,
+            streamSid: report.StreamSid,
+            event: report.StreamEvent,
+          });
+          return;
+        }
+        const failed = report.StreamEvent === "stream-error";
+        const reason =
+          report.StreamError?.trim() || "Twilio reported a stream error with no reason";
+        store.calls.appendEvent(callSid, {
+          kind: "stream",
+          data: {
+            event: report.StreamEvent,
+            stream_sid: report.StreamSid,
+            ...(failed ? { error: reason } : {}),
+          },
+        });
+        if (!failed) return;
+        // Twilio's only report of a stream it could not open (or lost): the call is over on its side.
+        store.calls.appendEvent(callSid, {
+          kind: "error",
+          data: { source: "twilio", message: reason },
+        });
+        logger.warn("Twilio reported a media stream error", {
+          callSid,
+          streamSid: report.StreamSid,
+          error: reason,
+        });
+        // A live session ends itself when its socket closes; a call still waiting for its stream
+        // would otherwise hold its record open and its capacity slot until the token expired.
+        if (calls.get(callSid)) return;
+        tokens.revoke(callSid);
+        if (store.calls.endIfOpen(callSid, "stream_failed", reason))
+          logger.warn("call ended: Twilio could not open its media stream", { callSid });
+      },
+      {
+        body: TwilioForm,
+        detail: {
+          tags: ["Twilio webhooks"],
+          summary: "Media stream status callback",
+          description:
+            "Set as the <Stream statusCallback> of every <Connect><Stream> the service issues: stream-started, stream-stopped, stream-error (with StreamError). A stream-error for a call with no live session ends its record (stream_failed). Signed by Twilio.",
+        },
+      },
+    )
+    .post(
       "/incoming-call",
       ({ body, request }) => {
         requireIntegration(config, "twilio");
@@ -229,6 +302,7 @@ export function twilioWebhookRoutes({
         return twiml(
           connectStreamTwiml({
             url: streamUrl(config.server.externalUrl ?? ""),
+            statusCallback: streamStatusUrl(config.server.externalUrl ?? ""),
             parameters: {
               token: tokens.issue(call.CallSid, grant, {
                 answered: true,

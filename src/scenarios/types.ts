@@ -65,6 +65,11 @@ export interface PreparedScenario {
   tools: Tool[];
   /** What to say to an answering machine (outbound scenarios). */
   voicemail?: string;
+  /**
+   * Words the listen model should be primed to recognise (Flux `keyterms`): names of the business,
+   * its people, its products. Few and specific; none is sent when empty.
+   */
+  keyterms?: string[];
 }
 
 export interface Scenario {

@@ -74,6 +74,11 @@ describe("POST /incoming-call", () => {
     const instruction = readTwiml(xml);
     expect(instruction.say).toEqual(["This call may be recorded."]);
     expect(instruction.url).toBe(`${publicUrl.replace("http", "ws")}/twilio`);
+    // Twilio reports the stream's life (and a stream it could not open) to /stream-status.
+    expect(instruction.stream).toMatchObject({
+      statusCallback: `${publicUrl}/stream-status`,
+      statusCallbackMethod: "POST",
+    });
     // Only the token: scenario, direction and numbers are what the service granted, not parameters.
     expect(Object.keys(instruction.parameters)).toEqual(["token"]);
     expect(instruction.parameters.token?.length).toBeGreaterThan(20);

@@ -63,6 +63,10 @@ describe("placing a call", () => {
     });
     const twiml = readTwiml(String(create?.form.Twiml));
     expect(twiml.url).toBe(`${base.replace("http", "ws")}/twilio`);
+    expect(twiml.stream).toMatchObject({
+      statusCallback: `${base}/stream-status`,
+      statusCallbackMethod: "POST",
+    });
     expect(Object.keys(twiml.parameters)).toEqual(["token"]);
     const lead = await json(await harness.get(`/leads/${placed.lead_id}`));
     expect(lead).toMatchObject({ first_name: "Jordan", last_name: "Lee", phone: TO });
@@ -255,6 +259,8 @@ describe("a machine answers", () => {
         encoding: "mulaw",
         sample_rate: "8000",
         container: "none",
+        // The voicemail names the lead: kept out of Deepgram's model improvement, like the calls.
+        mip_opt_out: "true",
       },
     });
     expect(request?.text).toStartWith(

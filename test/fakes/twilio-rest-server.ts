@@ -3,14 +3,15 @@
  * IncomingPhoneNumbers and AvailablePhoneNumbers resources as the real SDK uses them (HTTP Basic auth, form-encoded bodies with repeated keys, snake_case JSON, Twilio's
  * error shape), refuses answering-machine settings outside Twilio's documented ranges as Twilio does
  * (21234), records every request (its form fields as received), and plays Twilio's part of a call on demand: signed status
- * callbacks, the media stream opened from the call's inline TwiML, and the async AMD callback, in
- * whatever order a test asks for. Used by tests and the demo.
+ * callbacks, the media stream opened from the call's inline TwiML, the stream's own status reports
+ * (to its `<Stream statusCallback>`, including the stream-error of a stream that could not be opened),
+ * and the async AMD callback, in whatever order a test asks for. Used by tests and the demo.
  */
 import type { Server } from "bun";
 import twilio from "twilio";
 import { Conditions } from "./conditions.ts";
 import type { FakeCallOptions, FakeTwilioCall } from "./twilio-media-client.ts";
-import { openStream, readTwiml } from "./twilio-webhooks.ts";
+import { openStream, postStreamStatus, readTwiml, type StreamEvent } from "./twilio-webhooks.ts";
 
 export interface RecordedRequest {
   method: string;
@@ -199,6 +200,36 @@ export class FakeTwilioRest {
       ...options,
       headers: { "x-twilio-signature": signature, ...options.headers },
     });
+  }
+
+  /**
+   * Reports on the call's stream as Twilio does: a signed POST to the `<Stream statusCallback>` of
+   * the call's TwiML, with StreamError for a stream-error.
+   */
+  sendStreamStatus(
+    callSid: string,
+    event: StreamEvent,
+    options: { streamSid?: string; error?: string } = {},
+  ): Promise<Response> {
+    const call = this.#call(callSid);
+    return postStreamStatus({
+      xml: call.twiml,
+      callSid: call.sid,
+      accountSid: this.accountSid,
+      authToken: this.authToken,
+      event,
+      ...options,
+    });
+  }
+
+  /**
+   * The callee picks up but Twilio cannot open the call's stream (e.g. the WebSocket server cannot be
+   * reached): "in-progress", then stream-error. Twilio then ends the call (nothing follows the
+   * `<Connect>`); a test sends that "completed" with `sendStatus` when it wants it.
+   */
+  async failStream(callSid: string, error: string): Promise<Response> {
+    await this.sendStatus(callSid, "in-progress");
+    return this.sendStreamStatus(callSid, "stream-error", { error });
   }
 
   #call(callSid: string): FakeCall {

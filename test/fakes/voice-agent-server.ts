@@ -79,6 +79,21 @@ export function settingsProblems(settings: Record<string, unknown>): string[] {
   }
   if (typeof at("agent.speak.provider.type") !== "string")
     problems.push("agent.speak.provider.type missing");
+  const mipOptOut = at("mip_opt_out");
+  if (mipOptOut !== undefined && typeof mipOptOut !== "boolean")
+    problems.push("mip_opt_out must be a boolean");
+  if (at("agent.mip_opt_out") !== undefined)
+    problems.push("mip_opt_out belongs at the top level, not under agent");
+  if (at("agent.listen.provider.keyterm") !== undefined)
+    problems.push("agent.listen.provider.keyterm is not a field (keyterms)");
+  const keyterms = at("agent.listen.provider.keyterms");
+  if (keyterms !== undefined) {
+    if (!Array.isArray(keyterms) || keyterms.some((term) => typeof term !== "string"))
+      problems.push("agent.listen.provider.keyterms must be an array of strings");
+    // Deepgram allows 500 tokens across all keyterms; every word is at least one token.
+    else if (keyterms.join(" ").split(/\s+/).length > 500)
+      problems.push("agent.listen.provider.keyterms exceed 500 tokens");
+  }
   return problems;
 }
 

@@ -4,8 +4,10 @@ import {
   decodeAgentMessage,
   functionCallResponseMessage,
   injectAgentMessage,
+  injectUserMessage,
   KEEP_ALIVE_MESSAGE,
   settingsMessage,
+  updatePromptMessage,
 } from "../../src/protocol/deepgram-agent.ts";
 
 describe("decodeAgentMessage", () => {
@@ -61,6 +63,7 @@ describe("client messages", () => {
     const settings = JSON.parse(
       settingsMessage({
         tags: ["inbound"],
+        mipOptOut: true,
         listenModel: "flux-general-en",
         thinkProvider: "open_ai",
         thinkModel: "gpt-4o-mini",
@@ -74,6 +77,7 @@ describe("client messages", () => {
     expect(settings).toEqual({
       type: "Settings",
       tags: ["inbound"],
+      mip_opt_out: true,
       audio: {
         input: { encoding: "mulaw", sample_rate: 8000 },
         output: { encoding: "mulaw", sample_rate: 8000, container: "none" },
@@ -102,6 +106,48 @@ describe("client messages", () => {
     });
   });
 
+  const minimal = {
+    mipOptOut: true,
+    listenModel: "flux-general-en",
+    thinkProvider: "open_ai",
+    thinkModel: "gpt-4o-mini",
+    prompt: "p",
+    functions: [],
+    speakProvider: "deepgram",
+    voice: "aura-2-thalia-en",
+  } as const;
+  const settingsOf = (extra: Partial<Parameters<typeof settingsMessage>[0]> = {}) =>
+    JSON.parse(settingsMessage({ ...minimal, functions: [], ...extra }));
+
+  test("mip_opt_out is top-level and always sent, true or false", () => {
+    expect(settingsOf().mip_opt_out).toBe(true);
+    expect(settingsOf().agent.mip_opt_out).toBeUndefined();
+    expect(settingsOf({ mipOptOut: false }).mip_opt_out).toBe(false);
+  });
+
+  test("keyterms go on the Flux listen provider, only when there are some", () => {
+    const keyterms = ["Bright Smile Dental", "Sarah Patel"];
+    expect(settingsOf({ keyterms }).agent.listen.provider).toEqual({
+      type: "deepgram",
+      version: "v2",
+      model: "flux-general-en",
+      keyterms,
+    });
+    expect(settingsOf({ keyterms: ["Chen", " ", ""] }).agent.listen.provider.keyterms).toEqual([
+      "Chen",
+    ]);
+    for (const none of [undefined, [], ["", "  "]]) {
+      const provider = settingsOf(none ? { keyterms: none } : {}).agent.listen.provider;
+      expect(Object.keys(provider)).toEqual(["type", "version", "model"]);
+    }
+  });
+
+  test("no greeting and no tags leave the fields out", () => {
+    const settings = settingsOf({ greeting: "" });
+    expect("greeting" in settings.agent).toBe(false);
+    expect("tags" in settings).toBe(false);
+  });
+
   test("KeepAlive, FunctionCallResponse, InjectAgentMessage", () => {
     expect(JSON.parse(KEEP_ALIVE_MESSAGE)).toEqual({ type: "KeepAlive" });
     expect(JSON.parse(functionCallResponseMessage("f1", "book", '{"ok":true}'))).toEqual({
@@ -116,6 +162,17 @@ describe("client messages", () => {
       behavior: "default",
     });
     expect(JSON.parse(injectAgentMessage("Goodbye!", "interrupt")).behavior).toBe("interrupt");
+  });
+
+  test("InjectUserMessage and UpdatePrompt", () => {
+    expect(JSON.parse(injectUserMessage("The caller pressed 1."))).toEqual({
+      type: "InjectUserMessage",
+      content: "The caller pressed 1.",
+    });
+    expect(JSON.parse(updatePromptMessage("Wrap up."))).toEqual({
+      type: "UpdatePrompt",
+      prompt: "Wrap up.",
+    });
   });
 
   test("LatencyReport and FunctionCallCancelled decode as the spec gives them", () => {
@@ -137,6 +194,7 @@ describe("client messages", () => {
   test("functions that must wait for the end of the caller's turn are declared defer_until_eot", () => {
     const settings = JSON.parse(
       settingsMessage({
+        mipOptOut: true,
         listenModel: "flux-general-en",
         thinkProvider: "open_ai",
         thinkModel: "gpt-4o-mini",

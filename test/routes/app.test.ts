@@ -96,6 +96,7 @@ describe("docs", () => {
       "/leads",
       "/leads/{id}",
       "/make-call",
+      "/stream-status",
     ]);
     expect(
       document.paths["/make-call"].post.requestBody.content["application/json"].schema.examples,

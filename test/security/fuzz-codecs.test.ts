@@ -208,7 +208,7 @@ describe("decodeTwilio on well-formed and mutated frames", () => {
     const reasons = new Map<string, number>();
     fc.assert(
       fc.property(mutate(twilioSample, twilioMutation), (mutated) => {
-        const original = String(mutated.value.event);
+        const original = shown(mutated.value.event);
         const text = JSON.stringify(mutated.value);
         for (const input of [text, JSON.parse(text)]) {
           const decoded = twilio(input);
@@ -221,7 +221,7 @@ describe("decodeTwilio on well-formed and mutated frames", () => {
             else expect([`malformed ${original}`, "media payload is not base64"]).toContain(reason);
             reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
           } else if (decoded.event !== "ignored") {
-            expect<string>(decoded.event).toBe(String(mutated.switchedTo));
+            expect<string>(decoded.event).toBe(shown(mutated.switchedTo));
           }
         }
       }),
@@ -340,10 +340,10 @@ describe("decodeAgentMessage", () => {
           expect(decoded).toEqual(JSON.parse(text));
         } else if (mutated.outcome === "ignored") {
           const reason = decoded.type === "Ignored" ? decoded.reason : `decoded as ${decoded.type}`;
-          expect(reason).toBe(mutated.reason ?? `malformed ${String(mutated.value.type)}`);
+          expect(reason).toBe(mutated.reason ?? `malformed ${shown(mutated.value.type)}`);
           if (reason.startsWith("malformed ")) malformed.add(reason.slice("malformed ".length));
         } else if (decoded.type !== "Ignored") {
-          expect<string>(decoded.type).toBe(String(mutated.switchedTo));
+          expect<string>(decoded.type).toBe(shown(mutated.switchedTo));
         }
       }),
       { numRuns: RUNS },
@@ -422,3 +422,8 @@ describe("prototype pollution", () => {
     expect(([] as unknown as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+/** A fuzzed value as text without calling its own toString (which may be anything, or not a function). */
+function shown(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}

@@ -82,12 +82,20 @@ const twilioFields = fc.constantFrom(
   "MachineDetectionDuration",
   "CallDuration",
   "Direction",
+  "StreamSid",
+  "StreamEvent",
+  "StreamError",
   "__proto__",
 );
 const form = fc.dictionary(fc.oneof(twilioFields, fc.string({ maxLength: 12 })), text, {
   maxKeys: 8,
 });
-const webhookPaths = fc.constantFrom("/incoming-call", "/amd-result", "/call-status");
+const webhookPaths = fc.constantFrom(
+  "/incoming-call",
+  "/amd-result",
+  "/call-status",
+  "/stream-status",
+);
 
 test("webhook forms, unsigned or correctly signed: never 5xx", async () => {
   await fc.assert(

@@ -3,7 +3,7 @@ import type { NewSlot } from "../../store/appointments.ts";
 import { slotsForDay } from "../shared/slots.ts";
 import { addDays, isoWeekday, localDate } from "../shared/time.ts";
 import type { Scenario } from "../types.ts";
-import { office } from "./office.ts";
+import { type Office, office } from "./office.ts";
 import { greeting, systemPrompt } from "./prompt.ts";
 import { receptionistTools } from "./tools.ts";
 
@@ -15,6 +15,7 @@ export const dentalReceptionist: Scenario = {
       prompt: systemPrompt(office, call.startedAt, call.from),
       greeting: greeting(office),
       tools: receptionistTools(office, store, clock),
+      keyterms: officeKeyterms(office),
     };
   },
   seed({ store, clock }) {
@@ -38,3 +39,14 @@ export const dentalReceptionist: Scenario = {
     store.appointments.addSlots(slots);
   },
 };
+
+/**
+ * Flux keyterms: the office's name and its providers' names. A title is left off ("Dr. Sarah
+ * Patel" → "Sarah Patel"): callers say it in several ways, and the names are what is hard to hear.
+ */
+export function officeKeyterms(practice: Office): string[] {
+  return [
+    practice.name,
+    ...practice.providers.map((provider) => provider.name.replace(/^Dr\.?\s+/, "")),
+  ];
+}

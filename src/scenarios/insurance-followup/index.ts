@@ -16,6 +16,7 @@ export const insuranceFollowUp: Scenario = {
       greeting: greeting(company, lead),
       voicemail: voicemail(company, lead),
       tools: followUpTools(company, lead, store, clock, logger),
+      keyterms: [company.name, ...company.licensedAgents],
     };
   },
   seed({ store, clock }) {
