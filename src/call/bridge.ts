@@ -8,7 +8,7 @@
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
 import { type Logger, tryLogged } from "../log.ts";
-import { settingsMessage } from "../protocol/deepgram-agent.ts";
+import { type AgentSettings, settingsMessage } from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
 import type { Store } from "../store/index.ts";
@@ -104,24 +104,27 @@ export class CallBridge {
       },
       { store, clock, logger },
     );
+    const agentSettings: AgentSettings = {
+      tags: [direction, scenario.id],
+      mipOptOut: config.deepgram.mipOptOut,
+      listenModel: config.agent.sttModel,
+      keyterms: prepared.keyterms,
+      thinkProvider: config.agent.llmProvider,
+      thinkModel: config.agent.llmModel,
+      prompt: prepared.prompt,
+      functions: prepared.tools,
+      speakProvider: config.agent.ttsProvider,
+      voice: config.agent.voiceModel,
+      greeting: prepared.greeting,
+    };
     const session = new CallSession({
       callSid: start.callSid,
       streamSid: start.streamSid,
       customerNumber: direction === "inbound" ? record.from_number : record.to_number,
       scenario: prepared,
-      settings: settingsMessage({
-        tags: [direction, scenario.id],
-        mipOptOut: config.deepgram.mipOptOut,
-        listenModel: config.agent.sttModel,
-        keyterms: prepared.keyterms,
-        thinkProvider: config.agent.llmProvider,
-        thinkModel: config.agent.llmModel,
-        prompt: prepared.prompt,
-        functions: prepared.tools,
-        speakProvider: config.agent.ttsProvider,
-        voice: config.agent.voiceModel,
-        greeting: prepared.greeting,
-      }),
+      settings: settingsMessage(agentSettings),
+      resumeSettings: (history) =>
+        settingsMessage({ ...agentSettings, greeting: undefined, history }),
       phone,
       connectAgent: this.deps.connectAgent,
       ...(this.deps.telephony ? { telephony: this.deps.telephony } : {}),

@@ -10,6 +10,7 @@ import { type Logger, tryLogged } from "../log.ts";
 import {
   type AgentMessage,
   type AgentServerMessage,
+  type HistoryItem,
   type InjectionBehavior,
   injectAgentMessage,
   injectUserMessage,
@@ -115,6 +116,11 @@ export interface SessionDeps {
   scenario: PreparedScenario;
   /** The encoded Settings message for this call. */
   settings: string;
+  /**
+   * Settings that resume the conversation so far on a new agent socket (no greeting). Without it
+   * an agent socket that drops mid-call ends the call with the apology.
+   */
+  resumeSettings?: (history: readonly HistoryItem[]) => string;
   phone: PhoneChannel;
   connectAgent: AgentConnector;
   telephony?: Telephony;
@@ -174,6 +180,10 @@ export class CallSession implements LiveCall {
   #held: Buffer[] = [];
   #heldTurnDone = false;
   #heldEvents: CallEventInput[] = [];
+  /** The conversation so far, for resuming it on a new agent socket. */
+  readonly #history: HistoryItem[] = [];
+  /** The agent socket has been replaced once already. */
+  #reconnected = false;
   /** Ending words sent to the agent and not yet spoken. */
   #injection: Injection | undefined;
 
@@ -194,7 +204,10 @@ export class CallSession implements LiveCall {
       timeoutMs: deps.timings.toolTimeoutMs,
       logger: deps.logger,
       send: (text) => this.#agent?.send(text),
-      record: (event) => deps.recorder.event(event),
+      record: (event) => {
+        deps.recorder.event(event);
+        if (event.kind === "function_call" && !event.data.cancelled) this.#remember(event.data);
+      },
       endCall: (reason, callId) =>
         this.#contained(() => this.#beginEnding("agent_ended_call", reason, false, callId))(),
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
@@ -255,13 +268,7 @@ export class CallSession implements LiveCall {
       if (this.#state !== "live") return;
     }
     this.#deps
-      .connectAgent(this.#deps.settings, {
-        message: this.#contained((message: AgentServerMessage) => this.#onAgentMessage(message)),
-        audio: this.#contained((audio: Buffer) => this.#onAgentAudio(audio)),
-        closed: this.#contained((reason: string) =>
-          this.#agentFailed("agent_error", `agent socket closed: ${reason}`),
-        ),
-      })
+      .connectAgent(this.#deps.settings, this.#agentHandlers())
       .then(
         (agent) => {
           if (!["connecting", "awaiting_verdict", "live"].includes(this.#state)) {
@@ -280,6 +287,58 @@ export class CallSession implements LiveCall {
           this.#agentFailed(
             "agent_unavailable",
             `agent connection failed: ${(error as Error).message}`,
+          ),
+      )
+      .catch((error: unknown) => this.#fault(error));
+  }
+
+  #agentHandlers(): AgentHandlers {
+    return {
+      message: this.#contained((message: AgentServerMessage) => this.#onAgentMessage(message)),
+      audio: this.#contained((audio: Buffer) => this.#onAgentAudio(audio)),
+      closed: this.#contained((reason: string) => this.#agentDropped(reason)),
+    };
+  }
+
+  /**
+   * The agent socket closed without us asking. Mid-conversation, once per call, a new socket takes
+   * the conversation so far over (the caller hears a short gap, not the apology); otherwise, or if
+   * that fails, the apology and a hang-up.
+   */
+  #agentDropped(reason: string): void {
+    const resume = this.#deps.resumeSettings;
+    if (this.#state !== "live" || this.#reconnected || !resume) {
+      this.#agentFailed("agent_error", `agent socket closed: ${reason}`);
+      return;
+    }
+    this.#reconnected = true;
+    this.#agent = undefined;
+    this.#agentSpeaking = false;
+    this.#deps.logger.warn("agent socket dropped, resuming the conversation", { reason });
+    const history = [...this.#history];
+    this.#deps
+      .connectAgent(resume(history), this.#agentHandlers())
+      .then(
+        (agent) => {
+          if (this.#state !== "live") {
+            agent.close();
+            return;
+          }
+          this.#agent = agent;
+          this.#deps.recorder.event({
+            kind: "agent_reconnected",
+            data: { reason, history_items: history.length },
+          });
+          this.#deps.recorder.event({
+            kind: "agent_connected",
+            data: { request_id: agent.requestId ?? null },
+          });
+          if (this.#playback.idle) this.#playbackIdle();
+        },
+        (error: unknown) =>
+          this.#agentFailed(
+            "agent_error",
+            `agent socket closed: ${reason}; resuming failed: ${(error as Error).message}`,
           ),
       )
       .catch((error: unknown) => this.#fault(error));
@@ -389,6 +448,7 @@ export class CallSession implements LiveCall {
         };
         if (this.#state === "awaiting_verdict") this.#heldEvents.push(line);
         else this.#deps.recorder.event(line);
+        this.#history.push({ type: "History", role: message.role, content: message.content });
         if (message.role === "user") this.#callerActive();
         return;
       }
@@ -583,6 +643,18 @@ export class CallSession implements LiveCall {
       this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
     );
     if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
+  }
+
+  /** An answered function call, as the agent's history keeps it. */
+  #remember(call: { id: string; name: string; arguments: unknown; result: string }): void {
+    const args =
+      typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
+    this.#history.push({
+      type: "History",
+      function_calls: [
+        { id: call.id, name: call.name, client_side: true, arguments: args, response: call.result },
+      ],
+    });
   }
 
   /** The agent withdrew the `end_call` that began this ending: the conversation goes on. */

@@ -136,8 +136,28 @@ export interface AgentFunction {
   deferUntilEndOfTurn?: boolean;
 }
 
+/**
+ * One item of the conversation so far: a line, or answered function calls. Settings carry them as
+ * `agent.context.messages` to resume a conversation on a new socket; the server reports them as
+ * `History` messages.
+ */
+export type HistoryItem =
+  | { type: "History"; role: "user" | "assistant"; content: string }
+  | {
+      type: "History";
+      function_calls: {
+        id: string;
+        name: string;
+        client_side: boolean;
+        arguments: string;
+        response: string;
+      }[];
+    };
+
 export interface AgentSettings {
   tags?: string[];
+  /** The conversation so far, when resuming it on a new socket (then there is no greeting). */
+  history?: readonly HistoryItem[];
   /**
    * Top-level `mip_opt_out`: true keeps the call's audio out of Deepgram's Model Improvement
    * Program (Deepgram's default is false: opted in).
@@ -190,6 +210,7 @@ export function settingsMessage(settings: AgentSettings): string {
       },
       speak: { provider: { type: settings.speakProvider, model: settings.voice } },
       greeting: settings.greeting || undefined,
+      context: settings.history?.length ? { messages: [...settings.history] } : undefined,
     },
   } satisfies agent.AgentV1Settings;
   return JSON.stringify(message);

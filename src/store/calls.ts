@@ -86,6 +86,8 @@ export type CallEventInput =
   | { kind: "barge_in"; data: { unplayed_marks: number; unplayed_ms: number } }
   /** A keypad digit the caller pressed, passed to the agent as their words. */
   | { kind: "dtmf"; data: { digit: string } }
+  /** The agent socket dropped mid-call and a new one took the conversation over. */
+  | { kind: "agent_reconnected"; data: { reason: string; history_items: number } }
   /** The agent session's Welcome: Deepgram's request id, for support requests. */
   | { kind: "agent_connected"; data: { request_id: string | null } }
   /** Instructions added to the agent's prompt during the call (e.g. to wrap up). */

@@ -225,10 +225,11 @@ describe("agent failures", () => {
     });
   });
 
-  test("the agent socket dropping mid-call is handled the same way", async () => {
+  test("the agent socket dropping mid-call twice is handled the same way (once is resumed)", async () => {
     const phone = await harness.call();
     const agent = await harness.agent.nextSession();
     agent.drop();
+    (await harness.agent.nextSession()).drop();
     await phone.closed;
     expect(phone.clears).toBe(1);
     expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("agent_error");
@@ -253,6 +254,7 @@ describe("isolation", () => {
 
     erroring.agent.error("INTERNAL_SERVER_ERROR", "the LLM is down");
     dropping.agent.drop();
+    (await harness.agent.nextSession()).drop(); // the resumed socket drops too
     garbling.phone.sendRaw("{not json");
     garbling.phone.sendRaw(new Uint8Array([1, 2, 3]));
     garbling.phone.sendJson({

@@ -294,6 +294,9 @@ export class FakeAgentSession {
     }
     this.settings = settings;
     this.send({ type: "SettingsApplied" });
+    // A resumed conversation: the agent reports the history it was given, item by item.
+    const context = (settings.agent as { context?: { messages?: ClientMessage[] } }).context;
+    for (const item of context?.messages ?? []) this.send(item);
     const greeting = (settings.agent as { greeting?: string }).greeting;
     if (greeting) this.say(greeting, this.options.greetingMs ?? 400);
     return "settings";

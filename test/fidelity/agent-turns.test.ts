@@ -204,3 +204,48 @@ describe("live features", () => {
     expect(connected?.data).toMatchObject({ request_id: expect.any(String) });
   });
 });
+
+describe("an agent socket that drops mid-call", () => {
+  test("is replaced once, resuming the conversation so far; a second drop gets the apology", async () => {
+    const { phone, agent } = await liveCall();
+    agent.userSays("Do you have anything on Tuesday?");
+    await agent.callFunction("check_slots", {
+      from: new Date().toISOString(),
+      to: new Date(Date.now() + 86_400_000).toISOString(),
+    });
+    agent.say("Let me see.", 100);
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 800, "the agent's words");
+    agent.drop();
+
+    const resumed = await harness.agent.nextSession();
+    const settings = resumed.settings as {
+      agent: { greeting?: string; context?: { messages: Record<string, unknown>[] } };
+    };
+    expect(settings.agent.greeting).toBeUndefined();
+    const messages = settings.agent.context?.messages ?? [];
+    expect(messages).toContainEqual({
+      type: "History",
+      role: "user",
+      content: "Do you have anything on Tuesday?",
+    });
+    expect(messages).toContainEqual({ type: "History", role: "assistant", content: "Let me see." });
+    expect(
+      messages.find((item) => Array.isArray(item.function_calls))?.function_calls,
+    ).toMatchObject([{ name: "check_slots", client_side: true }]);
+
+    resumed.say("Tuesday at ten is open.", 100);
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 1600, "the resumed agent");
+    expect(phone.isClosed).toBe(false);
+    const kinds = () => harness.service.store.calls.events(phone.callSid).map((e) => e.kind);
+    expect(kinds()).toContain("agent_reconnected");
+    expect(kinds()).not.toContain("error");
+
+    resumed.drop();
+    await phone.closed;
+    const record = await eventually(
+      () => harness.service.store.calls.get(phone.callSid)?.end_reason,
+      "the end recorded",
+    );
+    expect(record).toBe("agent_error");
+  });
+});
