@@ -13,7 +13,12 @@ export function storeRecorder(
   const attempt = (what: string, write: () => void) =>
     tryLogged(logger, "could not record call data", { what }, write);
   return {
-    event: (event) => attempt(event.kind, () => calls.appendEvent(callSid, event)),
+    event: (event) =>
+      attempt(event.kind, () => {
+        calls.appendEvent(callSid, event);
+        if (event.kind === "agent_connected" && event.data.request_id)
+          calls.update(callSid, { agent_request_id: event.data.request_id });
+      }),
     outcome: (outcome, detail) =>
       attempt("outcome", () => calls.update(callSid, { outcome, outcome_detail: detail })),
     ended: (reason, detail) =>

@@ -21,6 +21,9 @@ export const CallRecordModel = t.Object({
   created_at: t.String(),
   answered_at: Nullable(t.String()),
   ended_at: Nullable(t.String()),
+  agent_request_id: Nullable(
+    t.String({ description: "Deepgram's request id of the agent session, for support requests" }),
+  ),
 });
 
 const CallEventModel = t.Object({

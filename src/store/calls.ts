@@ -25,6 +25,8 @@ export interface CallRecord {
   ended_at: string | null;
   /** The process (instance id) that holds the call while it is open. */
   owner: string | null;
+  /** Deepgram's request id of the (latest) agent session, for support requests. */
+  agent_request_id: string | null;
 }
 
 export type NewCall = Pick<
@@ -45,6 +47,7 @@ export type CallUpdate = Partial<
     | "end_reason"
     | "answered_at"
     | "ended_at"
+    | "agent_request_id"
   >
 >;
 
@@ -168,7 +171,8 @@ export class CallRepository {
          outcome_detail = coalesce($outcome_detail, outcome_detail),
          end_reason = coalesce($end_reason, end_reason),
          answered_at = coalesce($answered_at, answered_at),
-         ended_at = coalesce($ended_at, ended_at)
+         ended_at = coalesce($ended_at, ended_at),
+         agent_request_id = coalesce($agent_request_id, agent_request_id)
        WHERE sid = $sid RETURNING *`,
     );
     this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
@@ -251,6 +255,7 @@ export class CallRepository {
         end_reason: null,
         answered_at: null,
         ended_at: null,
+        agent_request_id: null,
         ...changes,
       }) ?? undefined
     );

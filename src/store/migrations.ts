@@ -100,6 +100,11 @@ export const migrations: Migration[] = [
       CREATE INDEX calls_open_by_owner ON calls (owner) WHERE ended_at IS NULL;
     `,
   },
+  {
+    version: 3,
+    name: "Deepgram's request id of the call's agent session",
+    sql: "ALTER TABLE calls ADD COLUMN agent_request_id TEXT;",
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -196,12 +196,19 @@ describe("live features", () => {
     expect(kinds).toContain("dtmf");
   });
 
-  test("Deepgram's request id from Welcome is kept on the call's timeline", async () => {
+  test("Deepgram's request id from Welcome is kept on the call record and its timeline", async () => {
     const { phone } = await liveCall();
     const connected = harness.service.store.calls
       .events(phone.callSid)
       .find((event) => event.kind === "agent_connected");
-    expect(connected?.data).toMatchObject({ request_id: expect.any(String) });
+    // (Bun 1.4.5's toMatchObject with expect.any writes the matcher into the received object.)
+    const requestId = (connected?.data as { request_id: string }).request_id;
+    expect(typeof requestId).toBe("string");
+    expect(harness.service.store.calls.get(phone.callSid)?.agent_request_id).toBe(requestId);
+    const record = await (await fetch(`${harness.service.url}/calls/${phone.callSid}`)).json();
+    expect((record as { call: { agent_request_id: string } }).call.agent_request_id).toBe(
+      requestId,
+    );
   });
 });
 
