@@ -2,25 +2,28 @@
  * One phone call: bridges the Twilio media stream and the Deepgram agent through small ports, owns
  * the call's state machine, plays agent audio with mark tracking, handles barge-in, function calls,
  * silence prompts, the time limit, agent faults and hang-up after the last words have been heard.
- * No sockets or timers of its own: everything arrives through `SessionDeps`, so tests drive it directly.
- * Every way in is contained: an exception ends this call as `internal_error`, never the process.
+ * It coordinates; each capability with state of its own lives beside it (agent-link, pacing,
+ * answering-machine, phone-playback, function-calls). No sockets or timers of its own: everything
+ * arrives through `SessionDeps`, so tests drive it directly. Every way in is contained: an
+ * exception ends this call as `internal_error`, never the process.
  */
 import type { Clock, Timer } from "../clock.ts";
 import { type Logger, tryLogged } from "../log.ts";
 import {
-  type AgentMessage,
   type AgentServerMessage,
   type HistoryItem,
   type InjectionBehavior,
-  injectAgentMessage,
   injectUserMessage,
-  updatePromptMessage,
 } from "../protocol/deepgram-agent.ts";
-import { TwilioEncoder, type TwilioInbound } from "../protocol/twilio-media.ts";
+import type { TwilioInbound } from "../protocol/twilio-media.ts";
 import type { PreparedScenario } from "../scenarios/types.ts";
-import type { CallEventInput, LatencyFigures } from "../store/calls.ts";
+import type { CallEventInput } from "../store/calls.ts";
+import { type AgentConnector, AgentLink } from "./agent-link.ts";
+import { AnsweringMachine, type HeldGreeting, type OutboundOptions } from "./answering-machine.ts";
 import { FunctionCalls } from "./function-calls.ts";
-import { PlaybackTracker } from "./playback.ts";
+import { latencyMs } from "./latency.ts";
+import { Pacing, PHRASES } from "./pacing.ts";
+import { PhonePlayback } from "./phone-playback.ts";
 import type { LiveCall } from "./registry.ts";
 import { type CallState, canTransition, type EndReason } from "./state.ts";
 
@@ -32,24 +35,9 @@ export interface PhoneChannel {
   close(): void;
 }
 
-/** An agent socket that has been set up (Settings applied). */
-export interface AgentChannel {
-  /** Deepgram's id of this agent session (from Welcome), for support requests. */
-  readonly requestId?: string | undefined;
-  sendAudio(audio: Uint8Array): void;
-  send(text: string): void;
-  close(): void;
-}
-
-export interface AgentHandlers {
-  message(message: AgentServerMessage): void;
-  audio(audio: Buffer): void;
-  /** The socket closed without the session asking. */
-  closed(reason: string): void;
-}
-
-/** Opens an agent socket, sends `settings` and resolves once they are applied. */
-export type AgentConnector = (settings: string, handlers: AgentHandlers) => Promise<AgentChannel>;
+export type { AgentChannel, AgentConnector, AgentHandlers } from "./agent-link.ts";
+export { isMachine, type OutboundOptions, type TextToSpeech } from "./answering-machine.ts";
+export { PHRASES } from "./pacing.ts";
 
 /** Hangs up a call through the telephony provider's API (Twilio REST). */
 export interface Telephony {
@@ -62,22 +50,6 @@ export interface CallRecorder {
   /** The call's business result, e.g. no_answer_voicemail_left. */
   outcome(outcome: string, detail: string): void;
   ended(reason: EndReason, detail: string): void;
-}
-
-/** Speech synthesis streamed as raw mu-law 8 kHz chunks. */
-export interface TextToSpeech {
-  stream(text: string): AsyncIterable<Uint8Array>;
-}
-
-/** Outbound calls wait for Twilio's answering-machine verdict before the agent is heard. */
-export interface OutboundOptions {
-  /** No verdict by then counts as a person. */
-  verdictTimeoutMs: number;
-  /** A verdict that arrived before the stream started. */
-  initialVerdict?: string | null;
-  /** What to say to an answering machine. */
-  voicemail: string;
-  tts: TextToSpeech;
 }
 
 export interface CallTimings {
@@ -96,17 +68,6 @@ export interface CallTimings {
   /** This long before `maxCallMs` the agent is told to wrap up by itself. */
   wrapUpMs: number;
 }
-
-export const PHRASES = {
-  stillThere: "Are you still there?",
-  silenceGoodbye:
-    "I haven't heard anything, so I'll end the call now. Feel free to call back any time. Goodbye!",
-  timeLimit:
-    "I'm sorry, we've reached the time limit for this call. Thank you for your time. Goodbye!",
-  wrapUp:
-    "The call reaches its time limit in under a minute. Wrap up now: finish the current point, briefly say what happens next, and say goodbye. Do not start anything new.",
-  shutdown: "I'm sorry, I have to end the call now. Please call back in a few minutes. Goodbye!",
-} as const;
 
 export interface SessionDeps {
   callSid: string;
@@ -136,11 +97,6 @@ export interface SessionDeps {
   onEnded(session: CallSession): void;
 }
 
-/** Twilio's AnsweredBy values that mean a machine took the call (DetectMessageEnd and Enable). */
-export function isMachine(answeredBy: string): boolean {
-  return answeredBy.startsWith("machine_");
-}
-
 interface Ending {
   reason: EndReason;
   detail: string;
@@ -150,47 +106,70 @@ interface Ending {
   callId?: string;
 }
 
-/** Words the call must not end without: sent again, interrupting, if the agent refuses them once. */
-interface Injection {
-  words: string;
-  retried: boolean;
-}
-
 export class CallSession implements LiveCall {
   readonly callSid: string;
   readonly #deps: SessionDeps;
-  readonly #encoder: TwilioEncoder;
-  readonly #playback = new PlaybackTracker();
+  readonly #playback: PhonePlayback;
   readonly #functionCalls: FunctionCalls;
   readonly #ended = Promise.withResolvers<void>();
+  readonly #agent: AgentLink;
+  readonly #pacing: Pacing;
+  /** Present for outbound calls. */
+  readonly #machine: AnsweringMachine | undefined;
   #state: CallState = "connecting";
-  #agent: AgentChannel | undefined;
   /** Between the agent's first audio of a turn and its AgentAudioDone. */
   #agentSpeaking = false;
-  #silencePrompted = false;
   #ending: Ending | undefined;
   #ignored = 0;
-  #silenceTimer: Timer | undefined;
   #settleTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
-  #maxDurationTimer: Timer | undefined;
-  #wrapUpTimer: Timer | undefined;
-  #verdictTimer: Timer | undefined;
-  /** Outbound, before the verdict: the agent's greeting, held until we know a person answered. */
-  #held: Buffer[] = [];
-  #heldTurnDone = false;
-  #heldEvents: CallEventInput[] = [];
-  /** The conversation so far, for resuming it on a new agent socket. */
-  readonly #history: HistoryItem[] = [];
-  /** The agent socket has been replaced once already. */
-  #reconnected = false;
-  /** Ending words sent to the agent and not yet spoken. */
-  #injection: Injection | undefined;
 
   constructor(deps: SessionDeps) {
     this.#deps = deps;
     this.callSid = deps.callSid;
-    this.#encoder = new TwilioEncoder(deps.streamSid);
+    this.#playback = new PhonePlayback(deps.phone, deps.streamSid);
+    this.#agent = new AgentLink({
+      connect: (settings, handlers) => deps.connectAgent(settings, handlers),
+      settings: deps.settings,
+      resumeSettings: deps.resumeSettings,
+      handlers: {
+        message: this.#contained((message: AgentServerMessage) => this.#onAgentMessage(message)),
+        audio: this.#contained((audio: Buffer) => this.#onAgentAudio(audio)),
+        closed: this.#contained((reason: string) => this.#agentDropped(reason)),
+      },
+      record: (event) => deps.recorder.event(event),
+      logger: deps.logger,
+      state: () => this.#state,
+      opened: () => {
+        if (this.#state === "connecting") this.#transition("live");
+        if (this.#state === "live" && !deps.scenario.greeting) this.#playbackIdle();
+      },
+      resumed: () => {
+        if (this.#playback.idle) this.#playbackIdle();
+      },
+      failed: (reason, detail) => this.#agentFailed(reason, detail),
+    });
+    this.#pacing = new Pacing({
+      timings: deps.timings,
+      after: (ms, work) => this.#after(ms, work),
+      send: (text) => this.#agent.send(text),
+      record: (event) => deps.recorder.event(event),
+      live: () => this.#state === "live" && this.#agent.connected,
+      endWithWords: (reason, detail, words) => this.#endWithWords(reason, detail, words),
+    });
+    this.#machine = deps.outbound
+      ? new AnsweringMachine({
+          options: deps.outbound,
+          after: (ms, work) => this.#after(ms, work),
+          verdict: (answeredBy, detail) => this.verdict(answeredBy, detail),
+          person: (held) => this.#goLive(held),
+          machine: (detail) => this.#voicemail(detail),
+          fax: (detail) => {
+            deps.recorder.outcome("fax", detail);
+            this.#finish("fax_detected", detail);
+          },
+        })
+      : undefined;
     this.#functionCalls = new FunctionCalls({
       tools: new Map(deps.scenario.tools.map((tool) => [tool.name, tool])),
       context: {
@@ -203,10 +182,11 @@ export class CallSession implements LiveCall {
       clock: deps.clock,
       timeoutMs: deps.timings.toolTimeoutMs,
       logger: deps.logger,
-      send: (text) => this.#agent?.send(text),
+      send: (text) => this.#agent.send(text),
       record: (event) => {
         deps.recorder.event(event);
-        if (event.kind === "function_call" && !event.data.cancelled) this.#remember(event.data);
+        if (event.kind === "function_call" && !event.data.cancelled)
+          this.#agent.answered(event.data);
       },
       endCall: (reason, callId) =>
         this.#contained(() => this.#beginEnding("agent_ended_call", reason, false, callId))(),
@@ -242,62 +222,18 @@ export class CallSession implements LiveCall {
   }
 
   #start(): void {
-    const { timings, outbound } = this.#deps;
-    this.#maxDurationTimer = this.#after(timings.maxCallMs, () =>
-      this.#endWithWords("max_duration", `call reached ${timings.maxCallMs} ms`, PHRASES.timeLimit),
-    );
-    if (timings.wrapUpMs < timings.maxCallMs) {
-      this.#wrapUpTimer = this.#after(timings.maxCallMs - timings.wrapUpMs, () => {
-        if (this.#state !== "live" || !this.#agent) return;
-        this.#agent.send(updatePromptMessage(PHRASES.wrapUp));
-        this.#deps.recorder.event({
-          kind: "prompt_updated",
-          data: { reason: `wrap up: ${timings.wrapUpMs} ms left` },
-        });
-      });
-    }
-    if (outbound) {
+    const { outbound } = this.#deps;
+    this.#pacing.start();
+    if (this.#machine) {
       this.#transition("awaiting_verdict");
-      this.#verdictTimer = this.#after(outbound.verdictTimeoutMs, () =>
-        this.verdict("unknown", `no verdict within ${outbound.verdictTimeoutMs} ms`),
-      );
+      this.#machine.awaitVerdict();
     }
     if (outbound?.initialVerdict) {
       this.verdict(outbound.initialVerdict, "verdict arrived before the stream");
       // A machine or a fax: no agent is needed at all.
       if (this.#state !== "live") return;
     }
-    this.#deps
-      .connectAgent(this.#deps.settings, this.#agentHandlers())
-      .then(
-        (agent) => {
-          if (!["connecting", "awaiting_verdict", "live"].includes(this.#state)) {
-            agent.close();
-            return;
-          }
-          this.#agent = agent;
-          this.#deps.recorder.event({
-            kind: "agent_connected",
-            data: { request_id: agent.requestId ?? null },
-          });
-          if (this.#state === "connecting") this.#transition("live");
-          if (this.#state === "live" && !this.#deps.scenario.greeting) this.#playbackIdle();
-        },
-        (error: unknown) =>
-          this.#agentFailed(
-            "agent_unavailable",
-            `agent connection failed: ${(error as Error).message}`,
-          ),
-      )
-      .catch((error: unknown) => this.#fault(error));
-  }
-
-  #agentHandlers(): AgentHandlers {
-    return {
-      message: this.#contained((message: AgentServerMessage) => this.#onAgentMessage(message)),
-      audio: this.#contained((audio: Buffer) => this.#onAgentAudio(audio)),
-      closed: this.#contained((reason: string) => this.#agentDropped(reason)),
-    };
+    this.#agent.open().catch((error: unknown) => this.#fault(error));
   }
 
   /**
@@ -306,42 +242,13 @@ export class CallSession implements LiveCall {
    * that fails, the apology and a hang-up.
    */
   #agentDropped(reason: string): void {
-    const resume = this.#deps.resumeSettings;
-    if (this.#state !== "live" || this.#reconnected || !resume) {
+    const resuming = this.#state === "live" ? this.#agent.resume(reason) : undefined;
+    if (!resuming) {
       this.#agentFailed("agent_error", `agent socket closed: ${reason}`);
       return;
     }
-    this.#reconnected = true;
-    this.#agent = undefined;
     this.#agentSpeaking = false;
-    this.#deps.logger.warn("agent socket dropped, resuming the conversation", { reason });
-    const history = [...this.#history];
-    this.#deps
-      .connectAgent(resume(history), this.#agentHandlers())
-      .then(
-        (agent) => {
-          if (this.#state !== "live") {
-            agent.close();
-            return;
-          }
-          this.#agent = agent;
-          this.#deps.recorder.event({
-            kind: "agent_reconnected",
-            data: { reason, history_items: history.length },
-          });
-          this.#deps.recorder.event({
-            kind: "agent_connected",
-            data: { request_id: agent.requestId ?? null },
-          });
-          if (this.#playback.idle) this.#playbackIdle();
-        },
-        (error: unknown) =>
-          this.#agentFailed(
-            "agent_error",
-            `agent socket closed: ${reason}; resuming failed: ${(error as Error).message}`,
-          ),
-      )
-      .catch((error: unknown) => this.#fault(error));
+    resuming.catch((error: unknown) => this.#fault(error));
   }
 
   /**
@@ -359,16 +266,7 @@ export class CallSession implements LiveCall {
 
   #verdict(answeredBy: string, detail: string): void {
     this.#deps.logger.info("answering-machine verdict", { answeredBy, state: this.#state, detail });
-    if (this.#state === "awaiting_verdict") {
-      this.#verdictTimer?.cancel();
-      if (answeredBy === "fax") {
-        this.#deps.recorder.outcome("fax", detail);
-        this.#finish("fax_detected", detail);
-      } else if (isMachine(answeredBy)) this.#voicemail(detail);
-      else this.#goLive();
-    } else if (this.#state === "live" && isMachine(answeredBy)) {
-      this.#voicemail(`late verdict ${answeredBy}: the agent had already started`);
-    }
+    this.#machine?.verdict(answeredBy, detail, this.#state);
   }
 
   /** A decoded message from this call's Twilio stream. */
@@ -383,7 +281,7 @@ export class CallSession implements LiveCall {
   #handlePhone(message: TwilioInbound): void {
     switch (message.event) {
       case "media":
-        if (this.#state === "live") this.#agent?.sendAudio(message.audio);
+        if (this.#state === "live") this.#agent.sendAudio(message.audio);
         return;
       case "mark":
         if (
@@ -399,8 +297,8 @@ export class CallSession implements LiveCall {
         return;
       case "dtmf":
         // A keypad press is the caller speaking: "press 1" menus and typed-in numbers work.
-        if (this.#state !== "live" || !this.#agent) return;
-        this.#callerActive();
+        if (this.#state !== "live" || !this.#agent.connected) return;
+        this.#pacing.callerActive();
         this.#agent.send(injectUserMessage(`The caller pressed ${message.digit} on the keypad.`));
         this.#deps.recorder.event({ kind: "dtmf", data: { digit: message.digit } });
         return;
@@ -446,10 +344,10 @@ export class CallSession implements LiveCall {
           kind: "transcript",
           data: { role: message.role, text: message.content },
         };
-        if (this.#state === "awaiting_verdict") this.#heldEvents.push(line);
+        if (this.#state === "awaiting_verdict") this.#machine?.holdEvent(line);
         else this.#deps.recorder.event(line);
-        this.#history.push({ type: "History", role: message.role, content: message.content });
-        if (message.role === "user") this.#callerActive();
+        this.#agent.heard(message.role, message.content);
+        if (message.role === "user") this.#pacing.callerActive();
         return;
       }
       case "UserStartedSpeaking":
@@ -457,21 +355,21 @@ export class CallSession implements LiveCall {
         return;
       case "AgentThinking":
       case "AgentStartedSpeaking":
-        this.#stopSilenceTimer();
+        this.#pacing.stopSilence();
         return;
       case "AgentAudioDone":
         this.#agentSpeaking = false;
         if (this.#state === "awaiting_verdict") {
-          this.#heldTurnDone = true;
+          this.#machine?.holdTurnDone();
           return;
         }
-        this.#markEnd();
+        this.#playback.markEnd();
         if (this.#ending) this.#ending.awaitingSpeech = false;
-        this.#injection = undefined;
+        this.#pacing.said();
         if (this.#playback.idle) this.#playbackIdle();
         return;
       case "FunctionCallRequest":
-        this.#stopSilenceTimer();
+        this.#pacing.stopSilence();
         this.#functionCalls.run(message.functions).catch((error: unknown) => this.#fault(error));
         return;
       case "FunctionCallCancelled":
@@ -505,36 +403,21 @@ export class CallSession implements LiveCall {
 
   #onAgentAudio(audio: Buffer): void {
     if (this.#state === "awaiting_verdict") {
-      this.#held.push(audio);
+      this.#machine?.hold(audio);
       return;
     }
     if (this.#state !== "live" && this.#state !== "ending") return;
     this.#agentSpeaking = true;
-    this.#stopSilenceTimer();
+    this.#pacing.stopSilence();
     this.#stopSettleTimer();
-    this.#play(audio);
-  }
-
-  #play(audio: Uint8Array): void {
-    const mark = this.#playback.sent(audio.byteLength);
-    this.#deps.phone.send(
-      this.#encoder.media(audio),
-      mark === undefined ? undefined : this.#encoder.mark(mark),
-    );
-  }
-
-  /** Marks the end of what has been sent, so its playback can be confirmed. */
-  #markEnd(): void {
-    const mark = this.#playback.flush();
-    if (mark !== undefined) this.#deps.phone.send(this.#encoder.mark(mark));
+    this.#playback.play(audio);
   }
 
   /** Caller speech: stop the agent's queued audio at once and restart the silence count. */
   #bargeIn(): void {
-    this.#callerActive();
+    this.#pacing.callerActive();
     this.#agentSpeaking = false;
     if (this.#state !== "live") return;
-    this.#deps.phone.send(this.#encoder.clear());
     const queuedMs = this.#playback.queuedMs;
     const unplayed = this.#playback.clear();
     if (queuedMs > 0) {
@@ -545,52 +428,21 @@ export class CallSession implements LiveCall {
     }
   }
 
-  #stopSilenceTimer(): void {
-    this.#silenceTimer?.cancel();
-    this.#silenceTimer = undefined;
-  }
-
   #stopSettleTimer(): void {
     this.#settleTimer?.cancel();
     this.#settleTimer = undefined;
   }
 
-  #callerActive(): void {
-    this.#stopSilenceTimer();
-    this.#silencePrompted = false;
-  }
-
   /** Everything the agent said has been heard and it is not speaking. */
   #playbackIdle(): void {
-    if (this.#state === "live") this.#armSilence();
+    if (this.#state === "live") this.#pacing.armSilence();
     else if (this.#state === "ending") this.#armSettle();
-  }
-
-  #armSilence(): void {
-    const { timings } = this.#deps;
-    this.#stopSilenceTimer();
-    this.#silenceTimer = this.#after(
-      this.#silencePrompted ? timings.silenceHangupMs : timings.silencePromptMs,
-      () => {
-        if (!this.#silencePrompted) {
-          this.#silencePrompted = true;
-          // `default`: if either side is mid-turn the agent refuses, and the line is not silent.
-          this.#agent?.send(injectAgentMessage(PHRASES.stillThere, "default"));
-        } else {
-          this.#endWithWords(
-            "silence",
-            "no response after a silence prompt",
-            PHRASES.silenceGoodbye,
-          );
-        }
-      },
-    );
   }
 
   #armSettle(): void {
     const ending = this.#ending;
     if (!ending || ending.awaitingSpeech) return;
-    if (!this.#agent) {
+    if (!this.#agent.connected) {
       this.#finish(ending.reason, ending.detail);
       return;
     }
@@ -610,12 +462,11 @@ export class CallSession implements LiveCall {
     words: string,
     behavior: Exclude<InjectionBehavior, "default"> = "queue",
   ): void {
-    if (this.#state !== "live" || !this.#agent) {
+    if (this.#state !== "live" || !this.#agent.connected) {
       this.#finish(reason, detail);
       return;
     }
-    this.#agent.send(injectAgentMessage(words, behavior));
-    this.#injection = { words, retried: behavior === "interrupt" };
+    this.#pacing.say(words, behavior);
     this.#beginEnding(reason, detail, true);
   }
 
@@ -624,37 +475,20 @@ export class CallSession implements LiveCall {
    * refused again, the call ends without waiting for words that will never come.
    */
   #injectionRefused(): void {
-    const injection = this.#injection;
-    if (this.#ending?.awaitingSpeech && injection && !injection.retried && this.#agent) {
-      injection.retried = true;
-      this.#agent.send(injectAgentMessage(injection.words, "interrupt"));
-      return;
-    }
-    this.#injection = undefined;
+    if (this.#ending?.awaitingSpeech && this.#agent.connected && this.#pacing.sayAgain()) return;
+    this.#pacing.said();
     if (this.#ending) this.#ending.awaitingSpeech = false;
     if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
   }
 
   #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean, callId?: string): void {
     if (!this.#transition("ending")) return;
-    this.#stopSilenceTimer();
+    this.#pacing.stopSilence();
     this.#ending = { reason, detail, awaitingSpeech, ...(callId ? { callId } : {}) };
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
     );
     if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
-  }
-
-  /** An answered function call, as the agent's history keeps it. */
-  #remember(call: { id: string; name: string; arguments: unknown; result: string }): void {
-    const args =
-      typeof call.arguments === "string" ? call.arguments : JSON.stringify(call.arguments);
-    this.#history.push({
-      type: "History",
-      function_calls: [
-        { id: call.id, name: call.name, client_side: true, arguments: args, response: call.result },
-      ],
-    });
   }
 
   /** The agent withdrew the `end_call` that began this ending: the conversation goes on. */
@@ -674,11 +508,8 @@ export class CallSession implements LiveCall {
       return;
     this.#deps.logger.warn("agent failed", { reason, detail });
     this.#deps.recorder.event({ kind: "error", data: { source: "agent", message: detail } });
-    const agent = this.#agent;
-    this.#agent = undefined;
-    agent?.close();
+    this.#agent.close();
     this.#agentSpeaking = false;
-    this.#deps.phone.send(this.#encoder.clear());
     this.#playback.clear();
     this.#ending = undefined;
     this.#stopSettleTimer();
@@ -687,8 +518,8 @@ export class CallSession implements LiveCall {
       this.#finish(reason, detail);
       return;
     }
-    this.#play(this.#deps.apologyAudio);
-    this.#markEnd();
+    this.#playback.play(this.#deps.apologyAudio);
+    this.#playback.markEnd();
     this.#ending = { reason, detail, awaitingSpeech: false };
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, detail),
@@ -696,15 +527,13 @@ export class CallSession implements LiveCall {
   }
 
   /** A person answered: the held greeting plays now, then the conversation is live. */
-  #goLive(): void {
+  #goLive(held: HeldGreeting): void {
     if (!this.#transition("live")) return;
-    for (const event of this.#heldEvents) this.#deps.recorder.event(event);
-    for (const audio of this.#held) this.#play(audio);
-    if (this.#held.length > 0) this.#agentSpeaking = !this.#heldTurnDone;
-    if (this.#heldTurnDone) this.#markEnd();
-    this.#held = [];
-    this.#heldEvents = [];
-    if (this.#agent && !this.#deps.scenario.greeting) this.#playbackIdle();
+    for (const event of held.events) this.#deps.recorder.event(event);
+    for (const audio of held.audio) this.#playback.play(audio);
+    if (held.audio.length > 0) this.#agentSpeaking = !held.turnDone;
+    if (held.turnDone) this.#playback.markEnd();
+    if (this.#agent.connected && !this.#deps.scenario.greeting) this.#playbackIdle();
   }
 
   #voicemail(detail: string): void {
@@ -713,24 +542,18 @@ export class CallSession implements LiveCall {
 
   /** A machine answered: drop the agent, speak the voicemail as it is synthesised, hang up once heard. */
   async #leaveVoicemail(detail: string): Promise<void> {
-    const outbound = this.#deps.outbound;
-    if (!outbound || !this.#transition("voicemail")) return;
-    const { recorder, phone, timings } = this.#deps;
-    this.#stopSilenceTimer();
-    const agent = this.#agent;
-    this.#agent = undefined;
-    agent?.close();
+    const machine = this.#machine;
+    if (!machine || !this.#transition("voicemail")) return;
+    const { recorder, timings } = this.#deps;
+    this.#pacing.stopSilence();
+    this.#agent.close();
     this.#agentSpeaking = false;
-    this.#held = [];
-    this.#heldEvents = [];
-    if (!this.#playback.idle) {
-      phone.send(this.#encoder.clear());
-      this.#playback.clear();
-    }
+    machine.dropHeld();
+    if (!this.#playback.idle) this.#playback.clear();
     try {
-      for await (const chunk of outbound.tts.stream(outbound.voicemail)) {
+      for await (const chunk of machine.voicemail()) {
         if (this.#state !== "voicemail") return;
-        this.#play(chunk);
+        this.#playback.play(chunk);
       }
     } catch (error) {
       const reason = `voicemail could not be synthesised: ${(error as Error).message}`;
@@ -740,7 +563,7 @@ export class CallSession implements LiveCall {
       return;
     }
     if (this.#state !== "voicemail") return;
-    this.#markEnd();
+    this.#playback.markEnd();
     recorder.outcome("no_answer_voicemail_left", detail);
     this.#transition("ending");
     this.#ending = { reason: "voicemail_left", detail, awaitingSpeech: false };
@@ -763,22 +586,14 @@ export class CallSession implements LiveCall {
    */
   #finish(reason: EndReason, detail: string): void {
     if (!this.#transition("ended")) return;
-    for (const timer of [
-      this.#silenceTimer,
-      this.#settleTimer,
-      this.#safetyTimer,
-      this.#maxDurationTimer,
-      this.#wrapUpTimer,
-      this.#verdictTimer,
-    ]) {
-      timer?.cancel();
-    }
+    this.#settleTimer?.cancel();
+    this.#safetyTimer?.cancel();
+    this.#pacing.stop();
+    this.#machine?.stop();
     const { phone, telephony, recorder, logger, onEnded } = this.#deps;
     const attempt = (step: string, work: () => void) =>
       tryLogged(logger, "call end step failed", { step }, work);
-    const agent = this.#agent;
-    this.#agent = undefined;
-    attempt("close the agent socket", () => agent?.close());
+    attempt("close the agent socket", () => this.#agent.close());
     attempt("close the media stream", () => phone.close());
     if (reason !== "caller_hung_up" && telephony) {
       attempt("hang up", () =>
@@ -829,27 +644,3 @@ export class CallSession implements LiveCall {
     return this.#deps.clock.setTimeout(this.#contained(work), ms);
   }
 }
-
-/** A LatencyReport's figures in milliseconds, as the timeline keeps every duration. */
-function latencyMs(report: AgentMessage<"LatencyReport">): LatencyFigures {
-  const ms = (seconds: number | undefined) =>
-    seconds === undefined ? undefined : Math.round(seconds * 1000);
-  const figures: LatencyFigures = {};
-  for (const [key, field] of LATENCY_FIELDS) {
-    const value = ms(report[field]);
-    if (value !== undefined) figures[key] = value;
-  }
-  return figures;
-}
-
-const LATENCY_FIELDS = [
-  ["total_ms", "total_latency"],
-  ["tts_ms", "tts_latency"],
-  ["ttt_token_ms", "ttt_token_latency"],
-  ["ttt_text_ms", "ttt_text_latency"],
-  ["ttt_tool_ms", "ttt_tool_latency"],
-  ["ttt_thinking_ms", "ttt_thinking_latency"],
-] as const satisfies readonly (readonly [
-  keyof LatencyFigures,
-  keyof AgentMessage<"LatencyReport">,
-])[];

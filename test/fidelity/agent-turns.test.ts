@@ -202,11 +202,11 @@ describe("live features", () => {
       .events(phone.callSid)
       .find((event) => event.kind === "agent_connected");
     // (Bun 1.4.5's toMatchObject with expect.any writes the matcher into the received object.)
-    const requestId = (connected?.data as { request_id: string }).request_id;
+    const requestId = connected?.kind === "agent_connected" ? connected.data.request_id : null;
     expect(typeof requestId).toBe("string");
     expect(harness.service.store.calls.get(phone.callSid)?.agent_request_id).toBe(requestId);
     const record = await (await fetch(`${harness.service.url}/calls/${phone.callSid}`)).json();
-    expect((record as { call: { agent_request_id: string } }).call.agent_request_id).toBe(
+    expect((record as { call: { agent_request_id: string | null } }).call.agent_request_id).toBe(
       requestId,
     );
   });
