@@ -4,6 +4,7 @@
  */
 import { deepgramAgentConnector } from "./adapters/deepgram-agent.ts";
 import { logDeepgramKeyCheck } from "./adapters/deepgram-keys.ts";
+import { logThinkModelCheck } from "./adapters/deepgram-models.ts";
 import { deepgramTts } from "./adapters/deepgram-tts.ts";
 import { TwilioRest } from "./adapters/twilio-rest.ts";
 import { type App, createApp } from "./app.ts";
@@ -155,7 +156,12 @@ export async function startService(
   // After listening and in the background: a wrong Deepgram key is in the log before the first call.
   const keyCheck = new AbortController();
   const { apiKey, apiUrl } = config.deepgram;
-  if (apiKey) void logDeepgramKeyCheck({ apiUrl, apiKey, signal: keyCheck.signal }, logger);
+  if (apiKey) {
+    void logDeepgramKeyCheck({ apiUrl, apiKey, signal: keyCheck.signal }, logger);
+    const { llmProvider: provider, llmModel: model } = config.agent;
+    const { agentUrl } = config.deepgram;
+    void logThinkModelCheck({ agentUrl, apiKey, provider, model, signal: keyCheck.signal }, logger);
+  }
 
   let sweep: Timer | undefined;
   const sweepStreamlessCalls = () => {

@@ -8,7 +8,11 @@
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
 import { type Logger, tryLogged } from "../log.ts";
-import { type AgentSettings, settingsMessage } from "../protocol/deepgram-agent.ts";
+import {
+  type AgentSettings,
+  settingsMessage,
+  updateThinkMessage,
+} from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
 import type { Store } from "../store/index.ts";
@@ -17,6 +21,7 @@ import type { CallRegistry } from "./registry.ts";
 import {
   type AgentConnector,
   CallSession,
+  PHRASES,
   type PhoneChannel,
   type Telephony,
   type TextToSpeech,
@@ -123,6 +128,7 @@ export class CallBridge {
       customerNumber: direction === "inbound" ? record.from_number : record.to_number,
       scenario: prepared,
       settings: settingsMessage(agentSettings),
+      wrapUpMessage: updateThinkMessage(agentSettings, PHRASES.wrapUp),
       resumeSettings: (history) =>
         settingsMessage({ ...agentSettings, greeting: undefined, history }),
       phone,

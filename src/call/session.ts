@@ -82,6 +82,8 @@ export interface SessionDeps {
    * an agent socket that drops mid-call ends the call with the apology.
    */
   resumeSettings?: (history: readonly HistoryItem[]) => string;
+  /** Sent `wrapUpMs` before the time limit: the agent's instructions plus `PHRASES.wrapUp`. */
+  wrapUpMessage: string;
   phone: PhoneChannel;
   connectAgent: AgentConnector;
   telephony?: Telephony;
@@ -155,6 +157,7 @@ export class CallSession implements LiveCall {
       send: (text) => this.#agent.send(text),
       record: (event) => deps.recorder.event(event),
       live: () => this.#state === "live" && this.#agent.connected,
+      wrapUpMessage: deps.wrapUpMessage,
       endWithWords: (reason, detail, words) => this.#endWithWords(reason, detail, words),
     });
     this.#machine = deps.outbound

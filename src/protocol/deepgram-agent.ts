@@ -203,16 +203,34 @@ export function settingsMessage(settings: AgentSettings): string {
           keyterms: keyterms.length > 0 ? keyterms : undefined,
         },
       },
-      think: {
-        provider: { type: settings.thinkProvider, model: settings.thinkModel },
-        prompt: settings.prompt,
-        functions: settings.functions.map(agentFunction),
-      },
+      think: thinkSettings(settings, settings.prompt),
       speak: { provider: { type: settings.speakProvider, model: settings.voice } },
       greeting: settings.greeting || undefined,
       context: settings.history?.length ? { messages: [...settings.history] } : undefined,
     },
   } satisfies agent.AgentV1Settings;
+  return JSON.stringify(message);
+}
+
+function thinkSettings(settings: AgentSettings, prompt: string): ThinkSettingsV1 {
+  return {
+    provider: { type: settings.thinkProvider, model: settings.thinkModel },
+    prompt,
+    functions: settings.functions.map(agentFunction),
+  };
+}
+
+/**
+ * Replaces the agent's think settings mid-call with the same provider, model and functions and the
+ * prompt plus `instructions`. `UpdateThink` replaces (the spec says so plainly), where Deepgram's
+ * pages disagree whether `UpdatePrompt` adds to the prompt or replaces it: this way the agent keeps
+ * its persona and rules either way.
+ */
+export function updateThinkMessage(settings: AgentSettings, instructions: string): string {
+  const message = {
+    type: "UpdateThink",
+    think: thinkSettings(settings, `${settings.prompt}\n\n${instructions}`),
+  } satisfies agent.AgentV1UpdateThink;
   return JSON.stringify(message);
 }
 
@@ -260,9 +278,4 @@ export function injectUserMessage(content: string): string {
     type: "InjectUserMessage",
     content,
   } satisfies agent.AgentV1InjectUserMessage);
-}
-
-/** Adds to the agent's prompt for the rest of the conversation (the agent answers PromptUpdated). */
-export function updatePromptMessage(prompt: string): string {
-  return JSON.stringify({ type: "UpdatePrompt", prompt } satisfies agent.AgentV1UpdatePrompt);
 }

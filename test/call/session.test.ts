@@ -82,6 +82,7 @@ function newSession(overrides: Partial<PreparedScenario> = {}, outbound?: Sessio
     customerNumber: "+15557654321",
     scenario: { ...scenario, ...overrides },
     settings: '{"type":"Settings"}',
+    wrapUpMessage: '{"type":"UpdateThink","think":{"prompt":"wrap up"}}',
     phone,
     connectAgent: connector.connect,
     telephony,
@@ -847,10 +848,10 @@ describe("keypad, wrap-up and the agent's request id", () => {
   test("the agent is told to wrap up wrapUpMs before the time limit, once", async () => {
     const agent = await live();
     clock.advance(timings.maxCallMs - timings.wrapUpMs - 1);
-    expect(agent.ofType("UpdatePrompt")).toEqual([]);
+    expect(agent.ofType("UpdateThink")).toEqual([]);
     clock.advance(1);
-    expect(agent.ofType("UpdatePrompt")).toEqual([
-      { type: "UpdatePrompt", prompt: PHRASES.wrapUp },
+    expect(agent.ofType("UpdateThink")).toEqual([
+      { type: "UpdateThink", think: { prompt: "wrap up" } },
     ]);
     expect(recorder.ofKind("prompt_updated")).toHaveLength(1);
     clock.advance(timings.wrapUpMs);

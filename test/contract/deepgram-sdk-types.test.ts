@@ -21,7 +21,7 @@ import {
   injectUserMessage,
   KEEP_ALIVE_MESSAGE,
   settingsMessage,
-  updatePromptMessage,
+  updateThinkMessage,
 } from "../../src/protocol/deepgram-agent.ts";
 
 /** Every message the SDK says the server sends (its socket's `Response`, text frames only). */
@@ -232,13 +232,27 @@ describe("client messages are the SDK's types", () => {
     );
     const inject: agent.AgentV1InjectAgentMessage = JSON.parse(injectAgentMessage("Hi", "queue"));
     const user: agent.AgentV1InjectUserMessage = JSON.parse(injectUserMessage("1"));
-    const prompt: agent.AgentV1UpdatePrompt = JSON.parse(updatePromptMessage("p"));
-    expect([keepAlive.type, response.type, inject.type, user.type, prompt.type]).toEqual([
+    const think: agent.AgentV1UpdateThink = JSON.parse(
+      updateThinkMessage(
+        {
+          mipOptOut: true,
+          listenModel: "flux-general-en",
+          thinkProvider: "open_ai",
+          thinkModel: "gpt-4o-mini",
+          prompt: "p",
+          functions: [],
+          speakProvider: "deepgram",
+          voice: "aura-2-thalia-en",
+        },
+        "Wrap up.",
+      ),
+    );
+    expect([keepAlive.type, response.type, inject.type, user.type, think.type]).toEqual([
       "KeepAlive",
       "FunctionCallResponse",
       "InjectAgentMessage",
       "InjectUserMessage",
-      "UpdatePrompt",
+      "UpdateThink",
     ]);
   });
 
@@ -260,7 +274,7 @@ describe("client messages are the SDK's types", () => {
       "AgentV1SendFunctionCallResponse",
       "AgentV1InjectAgentMessage",
       "AgentV1InjectUserMessage",
-      "AgentV1UpdatePrompt",
+      "AgentV1UpdateThink",
     ]) {
       expect(source).toContain(`satisfies agent.${sdkType}`);
     }

@@ -24,7 +24,31 @@ export interface FakeAgentOptions {
   echo?: boolean;
   /** Size of agent audio frames in ms (default 80). */
   chunkMs?: number;
+  /** What `GET /v1/agent/settings/think/models` offers (default: the SDK's known models). */
+  thinkModels?: { id: string; provider: string }[];
 }
+
+/** The think models of `@deepgram/sdk` 5.13's `AgentThinkModelsV1Response`. */
+const DEFAULT_THINK_MODELS = [
+  ...[
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "gpt-4.1-nano",
+    "gpt-4o",
+    "gpt-4o-mini",
+  ].map((id) => ({ id, provider: "open_ai" })),
+  ...["claude-3-5-haiku-latest", "claude-sonnet-4-20250514"].map((id) => ({
+    id,
+    provider: "anthropic",
+  })),
+  ...["gemini-2.5-flash", "gemini-2.0-flash", "gemini-2.0-flash-lite"].map((id) => ({
+    id,
+    provider: "google",
+  })),
+];
 
 interface ClientMessage {
   type: string;
@@ -314,6 +338,8 @@ export class FakeAgentSession {
       this.#responses.delete(id);
       this.#speculative.delete(id);
       resolve?.(String(message.content));
+    } else if (message.type === "UpdateThink") {
+      this.send({ type: "ThinkUpdated" });
     } else if (message.type === "InjectUserMessage") {
       // Answered like a caller's finished turn (e.g. a keypad digit passed on as words).
       this.#replyDue = true;
@@ -341,6 +367,8 @@ export class FakeVoiceAgentServer {
   readonly sessions: FakeAgentSession[] = [];
   /** Upgrades refused for bad or missing credentials. */
   rejectedUpgrades = 0;
+  /** Requests for the think model list. */
+  modelListRequests = 0;
   readonly #waiting: ((session: FakeAgentSession) => void)[] = [];
   readonly #unclaimed: FakeAgentSession[] = [];
   readonly #server: Server<SocketData>;
@@ -350,8 +378,21 @@ export class FakeVoiceAgentServer {
       hostname: "127.0.0.1",
       port: 0,
       fetch: (request, server) => {
-        if (new URL(request.url).pathname !== "/v1/agent/converse")
-          return new Response("not found", { status: 404 });
+        const path = new URL(request.url).pathname;
+        if (path === "/v1/agent/settings/think/models") {
+          if (!this.#authorised(request))
+            return Response.json(
+              { err_code: "INVALID_AUTH", err_msg: "Invalid credentials." },
+              { status: 401 },
+            );
+          this.modelListRequests += 1;
+          const models = (options.thinkModels ?? DEFAULT_THINK_MODELS).map((model) => ({
+            ...model,
+            name: model.id,
+          }));
+          return Response.json({ models });
+        }
+        if (path !== "/v1/agent/converse") return new Response("not found", { status: 404 });
         if (!this.#authorised(request)) {
           this.rejectedUpgrades += 1;
           return new Response("unauthorized", { status: 401 });

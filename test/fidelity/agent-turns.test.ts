@@ -256,3 +256,13 @@ describe("an agent socket that drops mid-call", () => {
     expect(record).toBe("agent_error");
   });
 });
+
+test("before the time limit the agent gets its whole think settings back with the wrap-up added", async () => {
+  const { agent } = await liveCall({ MAX_CALL_DURATION_MS: "2000" });
+  await agent.waitFor(() => agent.ofType("UpdateThink").length === 1, "the wrap-up", 3_000);
+  const original = (agent.settings as { agent: { think: Record<string, unknown> } }).agent.think;
+  const think = agent.ofType("UpdateThink")[0]?.think as Record<string, unknown>;
+  expect(think.provider).toEqual(original.provider);
+  expect(think.functions).toEqual(original.functions);
+  expect(String(think.prompt)).toBe(`${original.prompt}\n\n${PHRASES.wrapUp}`);
+});

@@ -7,7 +7,7 @@ import {
   injectUserMessage,
   KEEP_ALIVE_MESSAGE,
   settingsMessage,
-  updatePromptMessage,
+  updateThinkMessage,
 } from "../../src/protocol/deepgram-agent.ts";
 
 describe("decodeAgentMessage", () => {
@@ -164,14 +164,40 @@ describe("client messages", () => {
     expect(JSON.parse(injectAgentMessage("Goodbye!", "interrupt")).behavior).toBe("interrupt");
   });
 
-  test("InjectUserMessage and UpdatePrompt", () => {
+  test("InjectUserMessage, and UpdateThink keeping the provider, prompt and functions", () => {
     expect(JSON.parse(injectUserMessage("The caller pressed 1."))).toEqual({
       type: "InjectUserMessage",
       content: "The caller pressed 1.",
     });
-    expect(JSON.parse(updatePromptMessage("Wrap up."))).toEqual({
-      type: "UpdatePrompt",
-      prompt: "Wrap up.",
+    const update = JSON.parse(
+      updateThinkMessage(
+        {
+          mipOptOut: true,
+          listenModel: "flux-general-en",
+          thinkProvider: "anthropic",
+          thinkModel: "claude-sonnet-4-20250514",
+          prompt: "You are Riley.",
+          functions: [
+            {
+              name: "end_call",
+              description: "d",
+              parameters: Type.Object({}),
+              deferUntilEndOfTurn: true,
+            },
+          ],
+          speakProvider: "deepgram",
+          voice: "aura-2-thalia-en",
+        },
+        "Wrap up.",
+      ),
+    );
+    expect(update).toMatchObject({
+      type: "UpdateThink",
+      think: {
+        provider: { type: "anthropic", model: "claude-sonnet-4-20250514" },
+        prompt: "You are Riley.\n\nWrap up.",
+        functions: [{ name: "end_call", defer_until_eot: true }],
+      },
     });
   });
 
