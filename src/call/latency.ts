@@ -20,6 +20,7 @@ export function latencyMs(report: AgentMessage<"LatencyReport">): LatencyFigures
 const LATENCY_FIELDS = [
   ["total_ms", "total_latency"],
   ["tts_ms", "tts_latency"],
+  ["stt_ms", "stt_latency"],
   ["ttt_token_ms", "ttt_token_latency"],
   ["ttt_text_ms", "ttt_text_latency"],
   ["ttt_tool_ms", "ttt_tool_latency"],

@@ -56,6 +56,8 @@ export interface LatencyFigures {
   /** The caller's end of speech → the agent's first audio byte. */
   total_ms?: number;
   tts_ms?: number;
+  /** Speech recognition's share (reported by newer agents). */
+  stt_ms?: number;
   ttt_token_ms?: number;
   ttt_text_ms?: number;
   ttt_tool_ms?: number;

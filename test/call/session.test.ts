@@ -821,9 +821,14 @@ describe("live agent behaviours (Deepgram's spec)", () => {
 
   test("a LatencyReport's figures are kept on the timeline in milliseconds", async () => {
     const agent = await live();
-    agent.emit({ type: "LatencyReport", total_latency: 0.842, tts_latency: 0.12 });
+    agent.emit({
+      type: "LatencyReport",
+      total_latency: 0.842,
+      tts_latency: 0.12,
+      stt_latency: 0.05,
+    });
     expect(recorder.ofKind("latency")).toEqual([
-      { kind: "latency", data: { total_ms: 842, tts_ms: 120 } },
+      { kind: "latency", data: { total_ms: 842, tts_ms: 120, stt_ms: 50 } },
     ]);
   });
 });
