@@ -108,6 +108,9 @@ interface Ending {
   callId?: string;
 }
 
+/** The keys of a phone keypad, as Twilio reports a `dtmf` digit. */
+const KEYPAD = /^[0-9*#]$/;
+
 export class CallSession implements LiveCall {
   readonly callSid: string;
   readonly #deps: SessionDeps;
@@ -299,7 +302,12 @@ export class CallSession implements LiveCall {
         this.#finish("caller_hung_up", "Twilio stopped the stream");
         return;
       case "dtmf":
-        // A keypad press is the caller speaking: "press 1" menus and typed-in numbers work.
+        // A keypad press is the caller speaking: "press 1" menus and typed-in numbers work. Only a
+        // key goes into the agent's words, never whatever text a stream put in the field.
+        if (!KEYPAD.test(message.digit)) {
+          this.#noteIgnored("twilio", "dtmf digit is not a keypad key");
+          return;
+        }
         if (this.#state !== "live" || !this.#agent.connected) return;
         this.#pacing.callerActive();
         this.#agent.send(injectUserMessage(`The caller pressed ${message.digit} on the keypad.`));
