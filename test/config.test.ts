@@ -1,17 +1,7 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError, integrationStatus, loadConfig, requireIntegration } from "../src/config.ts";
+import { integrationStatus, loadConfig, requireIntegration } from "../src/config.ts";
 import { IntegrationNotConfiguredError } from "../src/errors.ts";
-import { INTEGRATIONS_ENV } from "./helpers/context.ts";
-
-function configError(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
-}
+import { configError, INTEGRATIONS_ENV } from "./helpers/context.ts";
 
 describe("loadConfig", () => {
   test("an empty environment gives the documented defaults", () => {

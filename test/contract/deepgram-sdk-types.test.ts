@@ -9,7 +9,7 @@
 import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { Anthropic, agent, Google, OpenAiThinkProvider } from "@deepgram/sdk";
+import { agent } from "@deepgram/sdk";
 import type { V1Socket } from "@deepgram/sdk/agent/v1";
 import { KNOWN_THINK_MODELS, THINK_PROVIDERS } from "../../src/config.ts";
 import {
@@ -23,6 +23,8 @@ import {
   settingsMessage,
   updateThinkMessage,
 } from "../../src/protocol/deepgram-agent.ts";
+import { SDK_THINK_MODELS } from "../fakes/think-models.ts";
+import { agentSettings } from "../helpers/agent-settings.ts";
 
 /** Every message the SDK says the server sends (its socket's `Response`, text frames only). */
 type SdkServerMessage = Exclude<V1Socket.Response, string>;
@@ -209,17 +211,13 @@ describe("client messages are the SDK's types", () => {
 
   test("what the codec builds parses back to the SDK's shapes", () => {
     const settings: agent.AgentV1Settings = JSON.parse(
-      settingsMessage({
-        mipOptOut: true,
-        listenModel: "flux-general-en",
-        keyterms: ["Bright Smile Dental"],
-        thinkProvider: "anthropic",
-        thinkModel: "claude-3-5-haiku-latest",
-        prompt: "p",
-        functions: [],
-        speakProvider: "deepgram",
-        voice: "aura-2-thalia-en",
-      }),
+      settingsMessage(
+        agentSettings({
+          keyterms: ["Bright Smile Dental"],
+          thinkProvider: "anthropic",
+          thinkModel: "claude-3-5-haiku-latest",
+        }),
+      ),
     );
     expect(settings.mip_opt_out).toBe(true);
     expect(settings.agent.listen?.provider).toMatchObject({
@@ -233,19 +231,7 @@ describe("client messages are the SDK's types", () => {
     const inject: agent.AgentV1InjectAgentMessage = JSON.parse(injectAgentMessage("Hi", "queue"));
     const user: agent.AgentV1InjectUserMessage = JSON.parse(injectUserMessage("1"));
     const think: agent.AgentV1UpdateThink = JSON.parse(
-      updateThinkMessage(
-        {
-          mipOptOut: true,
-          listenModel: "flux-general-en",
-          thinkProvider: "open_ai",
-          thinkModel: "gpt-4o-mini",
-          prompt: "p",
-          functions: [],
-          speakProvider: "deepgram",
-          voice: "aura-2-thalia-en",
-        },
-        "Wrap up.",
-      ),
+      updateThinkMessage(agentSettings(), "Wrap up."),
     );
     expect([keepAlive.type, response.type, inject.type, user.type, think.type]).toEqual([
       "KeepAlive",
@@ -284,12 +270,9 @@ describe("client messages are the SDK's types", () => {
 
 describe("think providers and models", () => {
   test("the models start-up knows per provider are the SDK's enums", () => {
-    const sdkModels = {
-      open_ai: Object.values(OpenAiThinkProvider.Model),
-      anthropic: Object.values(Anthropic.Model),
-      google: Object.values(Google.Model),
-    };
     for (const provider of THINK_PROVIDERS)
-      expect([...KNOWN_THINK_MODELS[provider]].sort()).toEqual([...sdkModels[provider]].sort());
+      expect([...KNOWN_THINK_MODELS[provider]].sort()).toEqual(
+        [...SDK_THINK_MODELS[provider]].sort(),
+      );
   });
 });

@@ -12,6 +12,7 @@
 import type { Server, ServerWebSocket } from "bun";
 import { Conditions } from "./conditions.ts";
 import { mulawTone } from "./mulaw.ts";
+import { SDK_THINK_MODELS } from "./think-models.ts";
 
 export interface FakeAgentOptions {
   /** When set, the upgrade must carry `Authorization: Token <apiKey>` (or the `token` subprotocol). */
@@ -28,27 +29,10 @@ export interface FakeAgentOptions {
   thinkModels?: { id: string; provider: string }[];
 }
 
-/** The think models of `@deepgram/sdk` 5.13's `AgentThinkModelsV1Response`. */
-const DEFAULT_THINK_MODELS = [
-  ...[
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-4o",
-    "gpt-4o-mini",
-  ].map((id) => ({ id, provider: "open_ai" })),
-  ...["claude-3-5-haiku-latest", "claude-sonnet-4-20250514"].map((id) => ({
-    id,
-    provider: "anthropic",
-  })),
-  ...["gemini-2.5-flash", "gemini-2.0-flash", "gemini-2.0-flash-lite"].map((id) => ({
-    id,
-    provider: "google",
-  })),
-];
+/** What the live agent host lists by default: the SDK's think models per provider. */
+const DEFAULT_THINK_MODELS = Object.entries(SDK_THINK_MODELS).flatMap(([provider, ids]) =>
+  ids.map((id) => ({ id, provider })),
+);
 
 interface ClientMessage {
   type: string;

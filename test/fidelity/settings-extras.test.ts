@@ -12,6 +12,7 @@ import { company } from "../../src/scenarios/insurance-followup/company.ts";
 import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
 import { testScenario } from "../fakes/test-scenario.ts";
 import { settingsProblems } from "../fakes/voice-agent-server.ts";
+import { agentSettings } from "../helpers/agent-settings.ts";
 import { type BridgeHarness, startBridgeHarness } from "../helpers/bridge-harness.ts";
 
 let harness: BridgeHarness | undefined;
@@ -93,18 +94,8 @@ describe("keyterms", () => {
 });
 
 describe("the fake agent judges the extras as the live one does", () => {
-  const base = {
-    mipOptOut: true,
-    listenModel: "flux-general-en",
-    thinkProvider: "open_ai",
-    thinkModel: "gpt-4o-mini",
-    prompt: "p",
-    functions: [],
-    speakProvider: "deepgram",
-    voice: "aura-2-thalia-en",
-  } as const;
   const built = (keyterms?: string[]) =>
-    JSON.parse(settingsMessage({ ...base, functions: [], ...(keyterms ? { keyterms } : {}) }));
+    JSON.parse(settingsMessage(agentSettings(keyterms ? { keyterms } : {})));
 
   test("what the codec builds has no problems", () => {
     expect(settingsProblems(built())).toEqual([]);

@@ -4,35 +4,13 @@
  * per provider, refuses another provider's model, and only warns about a model in no known list.
  */
 import { describe, expect, test } from "bun:test";
-import { ConfigError, configWarnings, describeEnvironment, loadConfig } from "../../src/config.ts";
+import { configWarnings, describeEnvironment, loadConfig } from "../../src/config.ts";
+import { SDK_THINK_MODELS, type SdkThinkProvider } from "../fakes/think-models.ts";
+import { configError } from "../helpers/context.ts";
 
-/** The per-provider enums of Deepgram's Voice Agent spec (2026-07), written out independently here. */
-const SPEC_MODELS = {
-  open_ai: [
-    "gpt-5",
-    "gpt-5-mini",
-    "gpt-5-nano",
-    "gpt-4.1",
-    "gpt-4.1-mini",
-    "gpt-4.1-nano",
-    "gpt-4o",
-    "gpt-4o-mini",
-  ],
-  anthropic: ["claude-3-5-haiku-latest", "claude-sonnet-4-20250514"],
-  google: ["gemini-2.0-flash", "gemini-2.0-flash-lite", "gemini-2.5-flash"],
-} as const;
-type Provider = keyof typeof SPEC_MODELS;
-const PROVIDERS = Object.keys(SPEC_MODELS) as Provider[];
-
-function refusal(env: Record<string, string>): ConfigError {
-  try {
-    loadConfig(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConfigError");
-}
+/** What the live service accepts per provider (the SDK's enums), independent of src/config.ts. */
+type Provider = SdkThinkProvider;
+const PROVIDERS = Object.keys(SDK_THINK_MODELS) as Provider[];
 
 describe("think provider and model", () => {
   test("an unset LLM_MODEL defaults to a model of the chosen provider", () => {
@@ -44,7 +22,7 @@ describe("think provider and model", () => {
     for (const provider of PROVIDERS) {
       const { agent } = loadConfig({ LLM_PROVIDER: provider });
       expect(agent).toMatchObject({ llmProvider: provider, llmModel: expected[provider] });
-      expect(SPEC_MODELS[provider] as readonly string[]).toContain(agent.llmModel);
+      expect(SDK_THINK_MODELS[provider] as readonly string[]).toContain(agent.llmModel);
       expect(configWarnings(loadConfig({ LLM_PROVIDER: provider }))).toEqual([]);
     }
     expect(loadConfig({}).agent.llmModel).toBe("gpt-4o-mini");
@@ -55,7 +33,7 @@ describe("think provider and model", () => {
 
   test("every provider's known models are accepted without a warning", () => {
     for (const provider of PROVIDERS) {
-      for (const model of SPEC_MODELS[provider]) {
+      for (const model of SDK_THINK_MODELS[provider]) {
         const config = loadConfig({ LLM_PROVIDER: provider, LLM_MODEL: model });
         expect(config.agent.llmModel).toBe(model);
         expect(configWarnings(config)).toEqual([]);
@@ -66,13 +44,13 @@ describe("think provider and model", () => {
   test("another provider's model is refused, naming LLM_MODEL and listing this provider's models", () => {
     for (const provider of PROVIDERS) {
       for (const other of PROVIDERS.filter((candidate) => candidate !== provider)) {
-        for (const model of SPEC_MODELS[other]) {
-          const error = refusal({ LLM_PROVIDER: provider, LLM_MODEL: model });
+        for (const model of SDK_THINK_MODELS[other]) {
+          const error = configError({ LLM_PROVIDER: provider, LLM_MODEL: model });
           expect(error.problems).toHaveLength(1);
           const [problem] = error.problems;
           expect(problem).toStartWith(`LLM_MODEL: ${model} is`);
           expect(problem).toContain(`LLM_PROVIDER=${provider}`);
-          for (const own of SPEC_MODELS[provider]) expect(problem).toContain(own);
+          for (const own of SDK_THINK_MODELS[provider]) expect(problem).toContain(own);
         }
       }
     }
@@ -80,13 +58,13 @@ describe("think provider and model", () => {
 
   test("the issue's case: anthropic or google with gpt-4o-mini stops start-up", () => {
     for (const provider of ["anthropic", "google"]) {
-      const error = refusal({ LLM_PROVIDER: provider, LLM_MODEL: "gpt-4o-mini" });
+      const error = configError({ LLM_PROVIDER: provider, LLM_MODEL: "gpt-4o-mini" });
       expect(error.message).toContain("LLM_MODEL");
     }
   });
 
   test("a mismatch is listed with the other bad variables, in one error", () => {
-    const error = refusal({ LLM_PROVIDER: "google", LLM_MODEL: "gpt-4o", SERVER_PORT: "x" });
+    const error = configError({ LLM_PROVIDER: "google", LLM_MODEL: "gpt-4o", SERVER_PORT: "x" });
     expect(error.problems.map((problem) => problem.split(":")[0]).sort()).toEqual([
       "LLM_MODEL",
       "SERVER_PORT",
@@ -99,7 +77,7 @@ describe("think provider and model", () => {
     const warnings = configWarnings(config);
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toStartWith("LLM_MODEL: gemini-3.5-flash is not a known google model");
-    for (const own of SPEC_MODELS.google) expect(warnings[0]).toContain(own);
+    for (const own of SDK_THINK_MODELS.google) expect(warnings[0]).toContain(own);
   });
 
   test("the documentation says the default depends on the provider", () => {

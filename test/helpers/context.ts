@@ -3,7 +3,7 @@ import { CallBridge } from "../../src/call/bridge.ts";
 import type { CallRegistry } from "../../src/call/registry.ts";
 import { StreamTokens } from "../../src/call/stream-tokens.ts";
 import { systemClock } from "../../src/clock.ts";
-import { type Config, loadConfig } from "../../src/config.ts";
+import { type Config, ConfigError, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import type { Store } from "../../src/store/index.ts";
 import { FakeTts } from "../fakes/session-ports.ts";
@@ -23,6 +23,17 @@ export const INTEGRATIONS_ENV = {
   DEEPGRAM_API_KEY: "dg-key-value",
   DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
 };
+
+/** The ConfigError `loadConfig` throws for `env`; fails the test when it throws none. */
+export function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
 
 /** A configuration for tests: in-memory database, random port, plus any overrides. */
 export function testConfig(overrides: Record<string, string> = {}): Config {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { Type } from "@sinclair/typebox";
 import {
+  type AgentSettings,
   decodeAgentMessage,
   functionCallResponseMessage,
   injectAgentMessage,
@@ -9,6 +10,7 @@ import {
   settingsMessage,
   updateThinkMessage,
 } from "../../src/protocol/deepgram-agent.ts";
+import { agentSettings, LOOK_UP_AND_END_CALL } from "../helpers/agent-settings.ts";
 
 describe("decodeAgentMessage", () => {
   test.each([
@@ -106,18 +108,8 @@ describe("client messages", () => {
     });
   });
 
-  const minimal = {
-    mipOptOut: true,
-    listenModel: "flux-general-en",
-    thinkProvider: "open_ai",
-    thinkModel: "gpt-4o-mini",
-    prompt: "p",
-    functions: [],
-    speakProvider: "deepgram",
-    voice: "aura-2-thalia-en",
-  } as const;
-  const settingsOf = (extra: Partial<Parameters<typeof settingsMessage>[0]> = {}) =>
-    JSON.parse(settingsMessage({ ...minimal, functions: [], ...extra }));
+  const settingsOf = (extra: Partial<AgentSettings> = {}) =>
+    JSON.parse(settingsMessage(agentSettings(extra)));
 
   test("mip_opt_out is top-level and always sent, true or false", () => {
     expect(settingsOf().mip_opt_out).toBe(true);
@@ -171,23 +163,12 @@ describe("client messages", () => {
     });
     const update = JSON.parse(
       updateThinkMessage(
-        {
-          mipOptOut: true,
-          listenModel: "flux-general-en",
+        agentSettings({
           thinkProvider: "anthropic",
           thinkModel: "claude-sonnet-4-20250514",
           prompt: "You are Riley.",
-          functions: [
-            {
-              name: "end_call",
-              description: "d",
-              parameters: Type.Object({}),
-              deferUntilEndOfTurn: true,
-            },
-          ],
-          speakProvider: "deepgram",
-          voice: "aura-2-thalia-en",
-        },
+          functions: LOOK_UP_AND_END_CALL.slice(1),
+        }),
         "Wrap up.",
       ),
     );
@@ -219,24 +200,7 @@ describe("client messages", () => {
 
   test("functions that must wait for the end of the caller's turn are declared defer_until_eot", () => {
     const settings = JSON.parse(
-      settingsMessage({
-        mipOptOut: true,
-        listenModel: "flux-general-en",
-        thinkProvider: "open_ai",
-        thinkModel: "gpt-4o-mini",
-        prompt: "p",
-        functions: [
-          { name: "look_up", description: "d", parameters: Type.Object({}) },
-          {
-            name: "end_call",
-            description: "d",
-            parameters: Type.Object({}),
-            deferUntilEndOfTurn: true,
-          },
-        ],
-        speakProvider: "deepgram",
-        voice: "aura-2-thalia-en",
-      }),
+      settingsMessage(agentSettings({ functions: LOOK_UP_AND_END_CALL })),
     );
     const [lookUp, endCall] = settings.agent.think.functions;
     expect(lookUp.defer_until_eot).toBeUndefined();
