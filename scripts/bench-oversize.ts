@@ -146,26 +146,9 @@ async function attack(name: string, target: Target) {
   return peak - idle;
 }
 
-async function startService(dir: string): Promise<Target> {
-  const command = values.binary ? [values.binary] : [process.execPath, "run", "src/main.ts"];
-  const child = Bun.spawn(command, {
-    env: {
-      PATH: process.env.PATH ?? "",
-      SERVER_HOST: "127.0.0.1",
-      SERVER_PORT: "0",
-      DATABASE_PATH: join(dir, "bench.db"),
-      SERVER_EXTERNAL_URL: "https://voice.example.com",
-      ENDPOINT_SECRET: "bench-secret-0123456789abcdef0123456789",
-      TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
-      TWILIO_AUTH_TOKEN: "bench-token",
-      TWILIO_PHONE_NUMBER: "+15550001111",
-      DEEPGRAM_API_KEY: "bench-key",
-      DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
-      LOG_LEVEL: "info",
-    },
-    stdout: "pipe",
-    stderr: "pipe",
-  });
+/** Starts `command` and waits for its "listening" log line. */
+async function startTarget(command: string[], env?: Record<string, string>): Promise<Target> {
+  const child = Bun.spawn(command, { ...(env ? { env } : {}), stdout: "pipe", stderr: "pipe" });
   const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
   return {
     pid: child.pid,
@@ -177,21 +160,30 @@ async function startService(dir: string): Promise<Target> {
   };
 }
 
+function startService(dir: string): Promise<Target> {
+  const command = values.binary ? [values.binary] : [process.execPath, "run", "src/main.ts"];
+  return startTarget(command, {
+    PATH: process.env.PATH ?? "",
+    SERVER_HOST: "127.0.0.1",
+    SERVER_PORT: "0",
+    DATABASE_PATH: join(dir, "bench.db"),
+    SERVER_EXTERNAL_URL: "https://voice.example.com",
+    ENDPOINT_SECRET: "bench-secret-0123456789abcdef0123456789",
+    TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
+    TWILIO_AUTH_TOKEN: "bench-token",
+    TWILIO_PHONE_NUMBER: "+15550001111",
+    DEEPGRAM_API_KEY: "bench-key",
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
+    LOG_LEVEL: "info",
+  });
+}
+
 /** The floor: a bare Bun server that refuses every request without reading its body. */
-async function startReference(): Promise<Target> {
+function startReference(): Promise<Target> {
   const source = `const server = Bun.serve({ hostname: "127.0.0.1", port: 0,
     fetch: () => new Response("no", { status: 403 }) });
   console.log(JSON.stringify({ msg: "listening", url: server.url.href.replace(/\\/$/, "") }));`;
-  const child = Bun.spawn([process.execPath, "-e", source], { stdout: "pipe", stderr: "pipe" });
-  const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
-  return {
-    pid: child.pid,
-    port: Number(new URL(url).port),
-    async stop() {
-      child.kill("SIGTERM");
-      await child.exited;
-    },
-  };
+  return startTarget([process.execPath, "-e", source]);
 }
 
 const dir = mkdtempSync(join(tmpdir(), "bench-oversize-"));
