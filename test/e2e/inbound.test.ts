@@ -6,13 +6,14 @@ import { BUSY_MESSAGE } from "../../src/routes/twilio-webhooks.ts";
 import { type Service, startService } from "../../src/service.ts";
 import { freePort, openStream, postSigned, readTwiml } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
-import { NO_DEEPGRAM_REST } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
-
-const AUTH_TOKEN = "twilio-auth-token-for-tests";
-const SECRET = "endpoint-secret-for-tests";
-const OFFICE_NUMBER = "+15550001111";
-const CALLER = "+15557654321";
+import {
+  AUTH_TOKEN,
+  CALLER,
+  OFFICE_NUMBER,
+  SECRET,
+  signedServiceEnv,
+} from "../helpers/signed-service.ts";
 
 let service: Service;
 let agent: FakeVoiceAgentServer;
@@ -23,18 +24,8 @@ async function start(env: Record<string, string> = {}) {
   const port = freePort();
   publicUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({
-    SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: String(port),
-    SERVER_EXTERNAL_URL: publicUrl,
-    ENDPOINT_SECRET: SECRET,
+    ...signedServiceEnv(port, agent.url),
     DATABASE_PATH: ":memory:",
-    DEEPGRAM_API_KEY: "dg-key",
-    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
-    DEEPGRAM_AGENT_URL: agent.url,
-    TWILIO_ACCOUNT_SID: `AC${"1".repeat(32)}`,
-    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-    TWILIO_PHONE_NUMBER: OFFICE_NUMBER,
-    INBOUND_SCENARIOS: `${OFFICE_NUMBER}=dental-receptionist`,
     INBOUND_DISCLOSURE: "This call may be recorded.",
     HANGUP_SETTLE_MS: "30",
     SHUTDOWN_DRAIN_MS: "50",

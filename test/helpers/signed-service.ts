@@ -16,6 +16,28 @@ export const OFFICE_NUMBER = "+15550001111";
 export const CALLER = "+15557654321";
 export const ACCOUNT_SID = `AC${"1".repeat(32)}`;
 
+const DEEPGRAM_KEY = "dg-key";
+
+/**
+ * The environment of a service Twilio and the fake agent at `agentUrl` can reach on loopback
+ * `port` (its public URL), with the endpoint secret: for in-process services and child processes.
+ */
+export function signedServiceEnv(port: number, agentUrl: string): Record<string, string> {
+  return {
+    SERVER_HOST: "127.0.0.1",
+    SERVER_PORT: String(port),
+    SERVER_EXTERNAL_URL: `http://127.0.0.1:${port}`,
+    ENDPOINT_SECRET: SECRET,
+    DEEPGRAM_API_KEY: DEEPGRAM_KEY,
+    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
+    DEEPGRAM_AGENT_URL: agentUrl,
+    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+    TWILIO_PHONE_NUMBER: OFFICE_NUMBER,
+    INBOUND_SCENARIOS: `${OFFICE_NUMBER}=dental-receptionist`,
+  };
+}
+
 export interface SignedService {
   service: Service;
   config: Config;
@@ -35,22 +57,12 @@ export async function startSignedService(
   env: Record<string, string> = {},
   overrides: ServiceOverrides = {},
 ): Promise<SignedService> {
-  const agent = FakeVoiceAgentServer.start({ apiKey: "dg-key", greetingMs: 100 });
+  const agent = FakeVoiceAgentServer.start({ apiKey: DEEPGRAM_KEY, greetingMs: 100 });
   const port = freePort();
   const publicUrl = `http://127.0.0.1:${port}`;
   const config = loadConfig({
-    SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: String(port),
-    SERVER_EXTERNAL_URL: publicUrl,
-    ENDPOINT_SECRET: SECRET,
+    ...signedServiceEnv(port, agent.url),
     DATABASE_PATH: ":memory:",
-    DEEPGRAM_API_KEY: "dg-key",
-    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
-    DEEPGRAM_AGENT_URL: agent.url,
-    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-    TWILIO_PHONE_NUMBER: OFFICE_NUMBER,
-    INBOUND_SCENARIOS: `${OFFICE_NUMBER}=dental-receptionist`,
     HANGUP_SETTLE_MS: "30",
     SHUTDOWN_DRAIN_MS: "50",
     ...env,

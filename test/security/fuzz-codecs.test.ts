@@ -225,7 +225,9 @@ describe("decodeTwilio on well-formed and mutated frames", () => {
           }
         }
       }),
-      { numRuns: RUNS },
+      // A fixed seed: the coverage checks below must not depend on luck (an unseeded run missed
+      // the bad-base64 path about one time in twenty).
+      { numRuns: RUNS, seed: 20_261_202 },
     );
     // Every event's "malformed" path was reached.
     for (const event of TWILIO_EVENTS.filter((e) => e !== "connected"))
@@ -346,7 +348,7 @@ describe("decodeAgentMessage", () => {
           expect<string>(decoded.type).toBe(shown(mutated.switchedTo));
         }
       }),
-      { numRuns: RUNS },
+      { numRuns: RUNS, seed: 20_261_203 }, // fixed: the coverage check below must not depend on luck
     );
     // Every type with a checked field was seen malformed.
     for (const type of [

@@ -11,14 +11,13 @@ import { CallRegistry, type LiveCall } from "../../src/call/registry.ts";
 import { openStore } from "../../src/store/index.ts";
 import { freePort, openStream, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
-import { NO_DEEPGRAM_REST } from "../helpers/context.ts";
 import { listeningUrl } from "../helpers/listening.ts";
 import {
   ACCOUNT_SID,
   AUTH_TOKEN,
   CALLER,
   OFFICE_NUMBER,
-  SECRET,
+  signedServiceEnv,
   startSignedService,
 } from "../helpers/signed-service.ts";
 
@@ -132,15 +131,7 @@ describe("5. records a previous life left open", () => {
     const port = freePort();
     const publicUrl = `http://127.0.0.1:${port}`;
     const child = spawnService({
-      SERVER_PORT: String(port),
-      SERVER_EXTERNAL_URL: publicUrl,
-      ENDPOINT_SECRET: SECRET,
-      DEEPGRAM_API_KEY: "dg-key",
-      DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
-      DEEPGRAM_AGENT_URL: agent.url,
-      TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-      TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-      TWILIO_PHONE_NUMBER: OFFICE_NUMBER,
+      ...signedServiceEnv(port, agent.url),
       SHUTDOWN_DRAIN_MS: "600000",
     });
     const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
