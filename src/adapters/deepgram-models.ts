@@ -6,6 +6,7 @@
  */
 import type { AgentThinkModelsV1Response } from "@deepgram/sdk";
 import type { Logger } from "../log.ts";
+import { STARTUP_KEY_CHECK_TIMEOUT_MS } from "./deepgram-keys.ts";
 
 export interface ThinkModelCheckOptions {
   /** DEEPGRAM_AGENT_URL; its host serves the agent's REST API over https (http for ws). */
@@ -57,7 +58,7 @@ export async function logThinkModelCheck(
   options: Omit<ThinkModelCheckOptions, "timeoutMs">,
   logger: Logger,
 ): Promise<void> {
-  const check = await checkThinkModel({ ...options, timeoutMs: 5_000 });
+  const check = await checkThinkModel({ ...options, timeoutMs: STARTUP_KEY_CHECK_TIMEOUT_MS });
   if (options.signal?.aborted) return;
   const { provider, model } = options;
   if (check.verdict === "offered") logger.info("Deepgram offers LLM_MODEL", { provider, model });

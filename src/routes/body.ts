@@ -87,10 +87,8 @@ export async function readJson(request: Request, limit: number): Promise<unknown
 export async function readForm(request: Request, limit: number): Promise<Record<string, string>> {
   if (mediaType(request) !== "application/x-www-form-urlencoded")
     throw new UnsupportedMediaTypeError(["application/x-www-form-urlencoded"]);
-  const fields: Record<string, string> = Object.create(null);
-  for (const [name, value] of new URLSearchParams(await readLimited(request, limit)))
-    fields[name] = value;
-  return { ...fields };
+  // fromEntries defines own properties: a field named __proto__ is only a field.
+  return Object.fromEntries(new URLSearchParams(await readLimited(request, limit)));
 }
 
 function mediaType(request: Request): string {
