@@ -1,31 +1,27 @@
 /**
- * The compiled single binary, run as a user would: from a folder with no node_modules, configured
- * only by its environment. Also renders /docs in headless Chromium with every non-loopback request blocked.
+ * The compiled single binary (built as `bun run build` builds it), run as a user would: from a
+ * folder with no node_modules, configured only by its environment. Also renders /docs in headless
+ * Chromium with every non-loopback request blocked.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeTwilioRest } from "./fakes/twilio-rest-server.ts";
+import { buildCommand, compiledBinary } from "./helpers/compiled-binary.ts";
 import { NO_DEEPGRAM_REST } from "./helpers/context.ts";
 import { json } from "./helpers/http.ts";
 import { listeningUrl } from "./helpers/listening.ts";
 
-const repo = resolve(import.meta.dir, "..");
 let dir: string;
 let binary: string;
 
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "voice-agent-binary-"));
-  binary = join(dir, "voice-agent");
-  const build = Bun.spawnSync(
-    [process.execPath, "build", "--compile", "--minify", "src/main.ts", "--outfile", binary],
-    { cwd: repo, stderr: "pipe", stdout: "pipe" },
-  );
-  if (build.exitCode !== 0) throw new Error(`build failed: ${build.stderr.toString()}`);
+beforeAll(async () => {
+  binary = await compiledBinary();
+  dir = mkdtempSync(join(tmpdir(), "voice-agent-binary-runs-"));
 }, 120_000);
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,6 +57,33 @@ async function serve(env: Record<string, string> = {}): Promise<Running> {
   const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
   return { url, cwd, process: child };
 }
+
+describe("the build the binary tests use", () => {
+  test("is package.json's build script with only the output moved", () => {
+    expect(
+      buildCommand("bun build --compile --minify --bytecode src/main.ts --outfile dist/x", "/t/x"),
+    ).toEqual([
+      process.execPath,
+      "build",
+      "--compile",
+      "--minify",
+      "--bytecode",
+      "src/main.ts",
+      "--outfile",
+      "/t/x",
+    ]);
+  });
+
+  test("refuses a script it cannot run faithfully", () => {
+    for (const script of [
+      "bun build --compile src/main.ts --outfile dist/x && strip dist/x",
+      "bun build --compile src/main.ts --outfile=dist/x",
+      "bun build src/main.ts --outfile dist/x",
+      "bun build --compile src/main.ts --outdir dist",
+    ])
+      expect(() => buildCommand(script, "/t/x")).toThrow("not one plain");
+  });
+});
 
 describe("compiled binary", () => {
   test("--version prints the package version", () => {
@@ -152,6 +175,8 @@ describe("compiled binary with Twilio", () => {
       ENDPOINT_SECRET: "binary-endpoint-secret",
       DEEPGRAM_API_KEY: "dg",
       DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
+      // Its start-up model check goes to the agent host: a closed loopback port, never Deepgram.
+      DEEPGRAM_AGENT_URL: "ws://127.0.0.1:9/v1/agent/converse",
       TWILIO_ACCOUNT_SID: sid,
       TWILIO_AUTH_TOKEN: "binary-token",
       TWILIO_PHONE_NUMBER: "+15550001111",
