@@ -133,6 +133,11 @@ export const Environment = Type.Object({
     description: "SQLite database file (created with its folder if missing; ':memory:' for none)",
     expected: "a file path",
   }),
+  CALL_EVENTS_FLUSH_MS: variable(Type.Integer({ default: 200, minimum: 1, maximum: 5_000 }), {
+    description:
+      "How long call events are held in memory before they are written together; a crash loses at most this long (ms)",
+    expected: "an integer number of milliseconds from 1 to 5000",
+  }),
   SHUTDOWN_DRAIN_MS: variable(Type.Integer({ default: 60_000, minimum: 0, maximum: 3_600_000 }), {
     description: "On SIGTERM/SIGINT, how long live calls may go on before they are hung up (ms)",
     expected: "an integer number of milliseconds from 0 to 3600000",
@@ -236,7 +241,7 @@ export const Environment = Type.Object({
   ),
   HANGUP_SETTLE_MS: duration(
     1_500,
-    "When ending: quiet time after the last audio has been heard before hanging up",
+    "When the agent asks to end the call before saying goodbye: how long to wait for its goodbye to start",
   ),
   HANGUP_SAFETY_MS: duration(
     15_000,
@@ -343,6 +348,8 @@ export interface Config {
     shutdownGoodbyeMs: number;
   };
   databasePath: string;
+  /** How long call events wait in memory to be written together. */
+  callEventsFlushMs: number;
   streams: {
     startTimeoutMs: number;
     maxPending: number;
@@ -495,6 +502,7 @@ function toConfig(env: Environment): Config {
       maxPendingPerClient: env.MAX_PENDING_STREAMS_PER_CLIENT,
     },
     databasePath: env.DATABASE_PATH,
+    callEventsFlushMs: env.CALL_EVENTS_FLUSH_MS,
     calls: {
       allowDevStreams: env.ALLOW_DEV_STREAMS,
       defaultScenario: env.DEFAULT_SCENARIO,

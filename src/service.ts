@@ -59,7 +59,11 @@ export async function startService(
   const unlockDatabase = lockDatabase(config.databasePath);
   let store: Store;
   try {
-    store = openStore(config.databasePath, clock);
+    store = openStore(config.databasePath, clock, {
+      flushIntervalMs: config.callEventsFlushMs,
+      onWriteFailure: (error, failed) =>
+        logger.error("call events could not be written", { failed, error }),
+    });
   } catch (error) {
     unlockDatabase();
     throw error;

@@ -60,8 +60,10 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
           return requestId;
         },
         sendAudio(audio) {
+          if (socket.readyState !== WebSocket.OPEN) return false;
           audioSinceKeepAlive = true;
           socket.send(audio);
+          return true;
         },
         send(text) {
           socket.send(text);

@@ -13,7 +13,8 @@ import type { CallState } from "./state.ts";
 export interface AgentChannel {
   /** Deepgram's id of this agent session (from Welcome), for support requests. */
   readonly requestId?: string | undefined;
-  sendAudio(audio: Uint8Array): void;
+  /** @returns false when the socket is no longer open (the audio was not sent) */
+  sendAudio(audio: Uint8Array): boolean;
   send(text: string): void;
   close(): void;
 }
@@ -54,6 +55,7 @@ export class AgentLink {
   readonly #history: HistoryItem[] = [];
   /** The agent socket has been replaced once already. */
   #reconnected = false;
+  #wasUp = false;
 
   constructor(deps: AgentLinkDeps) {
     this.#deps = deps;
@@ -64,13 +66,19 @@ export class AgentLink {
     return this.#channel !== undefined;
   }
 
+  /** A socket of this call has been open and ready at some point. */
+  get wasUp(): boolean {
+    return this.#wasUp;
+  }
+
   /** Sends a text message; nothing happens while no socket is open. */
   send(text: string): void {
     this.#channel?.send(text);
   }
 
-  sendAudio(audio: Uint8Array): void {
-    this.#channel?.sendAudio(audio);
+  /** @returns true when the audio went to an open socket */
+  sendAudio(audio: Uint8Array): boolean {
+    return this.#channel?.sendAudio(audio) ?? false;
   }
 
   /** Lets go of the socket, then closes it (so a failing close still leaves the link closed). */
@@ -151,6 +159,7 @@ export class AgentLink {
 
   #adopt(agent: AgentChannel): void {
     this.#channel = agent;
+    this.#wasUp = true;
     this.#deps.record({ kind: "agent_connected", data: { request_id: agent.requestId ?? null } });
   }
 }

@@ -1,4 +1,8 @@
-/** Writes a call's timeline and end to the store; a failing write is logged, never thrown into the call. */
+/**
+ * Writes a call's timeline and end to the store. Everything a live call records is written behind
+ * (held and written together shortly after), so nothing on its audio path waits on the database;
+ * the call's end writes what is held at once. A failing write is logged, never thrown into the call.
+ */
 import type { Clock } from "../clock.ts";
 import { type Logger, tryLogged } from "../log.ts";
 import type { CallRepository } from "../store/calls.ts";
@@ -17,19 +21,21 @@ export function storeRecorder(
       attempt(event.kind, () => {
         calls.appendEvent(callSid, event);
         if (event.kind === "agent_connected" && event.data.request_id)
-          calls.update(callSid, { agent_request_id: event.data.request_id });
+          calls.updateLater(callSid, { agent_request_id: event.data.request_id });
       }),
     outcome: (outcome, detail) =>
-      attempt("outcome", () => calls.update(callSid, { outcome, outcome_detail: detail })),
-    ended: (reason, detail) =>
+      attempt("outcome", () => calls.updateLater(callSid, { outcome, outcome_detail: detail })),
+    ended: (reason, detail, callerAudio) =>
       attempt("end", () => {
         calls.appendEvent(callSid, { kind: "ended", data: { reason, detail } });
         // The stream's end is the call's end: closing a <Connect><Stream> socket hangs up.
-        calls.update(callSid, {
+        calls.updateLater(callSid, {
           status: "completed",
           ended_at: clock.now().toISOString(),
           end_reason: reason,
+          ...(callerAudio ? { caller_audio: callerAudio } : {}),
         });
+        calls.flush();
       }),
   };
 }

@@ -17,9 +17,10 @@ import {
 } from "../protocol/deepgram-agent.ts";
 import type { TwilioInbound } from "../protocol/twilio-media.ts";
 import type { PreparedScenario } from "../scenarios/types.ts";
-import type { CallEventInput } from "../store/calls.ts";
+import type { CallEventInput, CallerAudioCounts } from "../store/calls.ts";
 import { type AgentConnector, AgentLink } from "./agent-link.ts";
 import { AnsweringMachine, type HeldGreeting, type OutboundOptions } from "./answering-machine.ts";
+import { CallerAudio } from "./caller-audio.ts";
 import { FunctionCalls } from "./function-calls.ts";
 import { latencyMs } from "./latency.ts";
 import { Pacing, PHRASES } from "./pacing.ts";
@@ -49,7 +50,8 @@ export interface CallRecorder {
   event(event: CallEventInput): void;
   /** The call's business result, e.g. no_answer_voicemail_left. */
   outcome(outcome: string, detail: string): void;
-  ended(reason: EndReason, detail: string): void;
+  /** `callerAudio`: what became of the caller's frames (absent when no stream was bridged). */
+  ended(reason: EndReason, detail: string, callerAudio?: CallerAudioCounts): void;
 }
 
 export interface CallTimings {
@@ -61,7 +63,10 @@ export interface CallTimings {
   maxCallMs: number;
   /** Longest a tool handler may run. */
   toolTimeoutMs: number;
-  /** While ending: how long the line must stay quiet after the last audio before hanging up. */
+  /**
+   * While ending: how long to wait for the agent's goodbye to start when it asked to end the call
+   * before saying one (or when our goodbye is queued behind what it is saying).
+   */
   endSettleMs: number;
   /** While ending: hang up after this long whatever is still playing. */
   hangupSafetyMs: number;
@@ -99,11 +104,20 @@ export interface SessionDeps {
   onEnded(session: CallSession): void;
 }
 
+/**
+ * What the hang-up of an ending call still waits for, besides every sent word being heard:
+ * - `due`: words are coming (we asked for them): their turn's AgentAudioDone;
+ * - `queued`: our words wait behind what the agent is saying, whose AgentAudioDone comes first;
+ * - `maybe`: words may come (the agent asked to end before saying goodbye): up to `endSettleMs`
+ *   for them to start, then their AgentAudioDone;
+ * - `heard`: nothing; hang up as soon as the phone has played everything.
+ */
+type EndingSpeech = "due" | "queued" | "maybe" | "heard";
+
 interface Ending {
   reason: EndReason;
   detail: string;
-  /** True until the agent has finished speaking words we asked it to say. */
-  awaitingSpeech: boolean;
+  speech: EndingSpeech;
   /** The function call (`end_call`) that asked for this end, which the agent may still withdraw. */
   callId?: string;
 }
@@ -124,8 +138,14 @@ export class CallSession implements LiveCall {
   #state: CallState = "connecting";
   /** Between the agent's first audio of a turn and its AgentAudioDone. */
   #agentSpeaking = false;
+  /** The agent has spoken since the caller last did. */
+  #spokeThisTurn = false;
+  /** Function calls the agent made after speaking in the same turn (a goodbye, then `end_call`). */
+  readonly #requestedAfterWords = new Set<string>();
+  readonly #callerAudio = new CallerAudio();
   #ending: Ending | undefined;
   #ignored = 0;
+  /** While ending with speech `maybe`: the wait for the agent's words to start. */
   #settleTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
 
@@ -195,7 +215,14 @@ export class CallSession implements LiveCall {
           this.#agent.answered(event.data);
       },
       endCall: (reason, callId) =>
-        this.#contained(() => this.#beginEnding("agent_ended_call", reason, false, callId))(),
+        this.#contained(() =>
+          this.#beginEnding(
+            "agent_ended_call",
+            reason,
+            this.#requestedAfterWords.has(callId) ? "heard" : "maybe",
+            callId,
+          ),
+        )(),
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
       ended: () => this.#state === "ended",
     });
@@ -287,7 +314,9 @@ export class CallSession implements LiveCall {
   #handlePhone(message: TwilioInbound): void {
     switch (message.event) {
       case "media":
-        if (this.#state === "live") this.#agent.sendAudio(message.audio);
+        if (this.#state === "live" && this.#agent.sendAudio(message.audio))
+          this.#callerAudio.forwarded();
+        else this.#callerAudio.heldBack(this.#state, this.#agent.wasUp);
         return;
       case "mark":
         if (
@@ -358,10 +387,14 @@ export class CallSession implements LiveCall {
         if (this.#state === "awaiting_verdict") this.#machine?.holdEvent(line);
         else this.#deps.recorder.event(line);
         this.#agent.heard(message.role, message.content);
-        if (message.role === "user") this.#pacing.callerActive();
+        if (message.role === "user") {
+          this.#spokeThisTurn = false;
+          this.#pacing.callerActive();
+        }
         return;
       }
       case "UserStartedSpeaking":
+        this.#spokeThisTurn = false;
         this.#bargeIn();
         return;
       case "AgentThinking":
@@ -375,11 +408,13 @@ export class CallSession implements LiveCall {
           return;
         }
         this.#playback.markEnd();
-        if (this.#ending) this.#ending.awaitingSpeech = false;
         this.#pacing.said();
+        if (this.#ending) this.#turnSpoken(this.#ending);
         if (this.#playback.idle) this.#playbackIdle();
         return;
       case "FunctionCallRequest":
+        if (this.#spokeThisTurn)
+          for (const { id } of message.functions) this.#requestedAfterWords.add(id);
         this.#pacing.stopSilence();
         this.#functionCalls.run(message.functions).catch((error: unknown) => this.#fault(error));
         return;
@@ -419,8 +454,13 @@ export class CallSession implements LiveCall {
     }
     if (this.#state !== "live" && this.#state !== "ending") return;
     this.#agentSpeaking = true;
+    this.#spokeThisTurn = true;
     this.#pacing.stopSilence();
-    this.#stopSettleTimer();
+    if (this.#ending?.speech === "maybe") {
+      // The words it might have said are coming after all: wait for their end, however long.
+      this.#stopSettleTimer();
+      this.#ending.speech = "due";
+    }
     this.#playback.play(audio);
   }
 
@@ -447,19 +487,34 @@ export class CallSession implements LiveCall {
   /** Everything the agent said has been heard and it is not speaking. */
   #playbackIdle(): void {
     if (this.#state === "live") this.#pacing.armSilence();
-    else if (this.#state === "ending") this.#armSettle();
+    else if (this.#state === "ending") this.#hangUpIfHeard();
   }
 
-  #armSettle(): void {
+  /** Ending: hangs up now if no more words are awaited and the phone has played all it was sent. */
+  #hangUpIfHeard(): void {
     const ending = this.#ending;
-    if (!ending || ending.awaitingSpeech) return;
-    if (!this.#agent.connected) {
-      this.#finish(ending.reason, ending.detail);
-      return;
-    }
+    if (!ending) return;
+    // Without an agent no more words can come.
+    if (!this.#agent.connected) ending.speech = "heard";
+    if (ending.speech !== "heard" || !this.#playback.idle || this.#agentSpeaking) return;
+    this.#finish(ending.reason, ending.detail);
+  }
+
+  /** An agent turn ended (AgentAudioDone) while the call is ending. */
+  #turnSpoken(ending: Ending): void {
+    if (ending.speech === "due") ending.speech = "heard";
+    else if (ending.speech === "queued") this.#awaitWords(ending);
+  }
+
+  /** Waits up to `endSettleMs` for the agent's words to start; none by then, none at all. */
+  #awaitWords(ending: Ending): void {
+    ending.speech = "maybe";
     this.#stopSettleTimer();
     this.#settleTimer = this.#after(this.#deps.timings.endSettleMs, () => {
-      if (this.#playback.idle && !this.#agentSpeaking) this.#finish(ending.reason, ending.detail);
+      this.#settleTimer = undefined;
+      if (ending.speech !== "maybe") return;
+      ending.speech = "heard";
+      this.#hangUpIfHeard();
     });
   }
 
@@ -477,8 +532,10 @@ export class CallSession implements LiveCall {
       this.#finish(reason, detail);
       return;
     }
+    // Words queued behind an utterance still arriving come after that utterance's AgentAudioDone.
+    const speech = behavior === "queue" && this.#agentSpeaking ? "queued" : "due";
     this.#pacing.say(words, behavior);
-    this.#beginEnding(reason, detail, true);
+    this.#beginEnding(reason, detail, speech);
   }
 
   /**
@@ -486,20 +543,29 @@ export class CallSession implements LiveCall {
    * refused again, the call ends without waiting for words that will never come.
    */
   #injectionRefused(): void {
-    if (this.#ending?.awaitingSpeech && this.#agent.connected && this.#pacing.sayAgain()) return;
+    const ending = this.#ending;
+    const awaited = ending !== undefined && ending.speech !== "heard";
+    if (awaited && this.#agent.connected && this.#pacing.sayAgain()) {
+      // Sent again interrupting: they come next, not behind anything.
+      ending.speech = "due";
+      this.#stopSettleTimer();
+      return;
+    }
     this.#pacing.said();
-    if (this.#ending) this.#ending.awaitingSpeech = false;
+    if (ending) ending.speech = "heard";
     if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
   }
 
-  #beginEnding(reason: EndReason, detail: string, awaitingSpeech: boolean, callId?: string): void {
+  #beginEnding(reason: EndReason, detail: string, speech: EndingSpeech, callId?: string): void {
     if (!this.#transition("ending")) return;
     this.#pacing.stopSilence();
-    this.#ending = { reason, detail, awaitingSpeech, ...(callId ? { callId } : {}) };
+    const ending: Ending = { reason, detail, speech, ...(callId ? { callId } : {}) };
+    this.#ending = ending;
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
     );
-    if (this.#playback.idle && !this.#agentSpeaking) this.#armSettle();
+    if (speech === "maybe") this.#awaitWords(ending);
+    this.#hangUpIfHeard();
   }
 
   /** The agent withdrew the `end_call` that began this ending: the conversation goes on. */
@@ -531,7 +597,7 @@ export class CallSession implements LiveCall {
     }
     this.#playback.play(this.#deps.apologyAudio);
     this.#playback.markEnd();
-    this.#ending = { reason, detail, awaitingSpeech: false };
+    this.#ending = { reason, detail, speech: "heard" };
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, detail),
     );
@@ -577,7 +643,7 @@ export class CallSession implements LiveCall {
     this.#playback.markEnd();
     recorder.outcome("no_answer_voicemail_left", detail);
     this.#transition("ending");
-    this.#ending = { reason: "voicemail_left", detail, awaitingSpeech: false };
+    this.#ending = { reason: "voicemail_left", detail, speech: "heard" };
     this.#safetyTimer?.cancel();
     this.#safetyTimer = this.#after(timings.hangupSafetyMs, () =>
       this.#finish("voicemail_left", `${detail} (hung up by the safety limit)`),
@@ -614,7 +680,7 @@ export class CallSession implements LiveCall {
       );
     }
     if (this.#ignored > 0) logger.info("ignored messages during call", { count: this.#ignored });
-    attempt("record the end", () => recorder.ended(reason, detail));
+    attempt("record the end", () => recorder.ended(reason, detail, this.#callerAudio.counts));
     logger.info("call ended", { reason, detail });
     attempt("leave the registry", () => onEnded(this));
     this.#ended.resolve();

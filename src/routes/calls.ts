@@ -24,6 +24,24 @@ export const CallRecordModel = t.Object({
   agent_request_id: Nullable(
     t.String({ description: "Deepgram's request id of the agent session, for support requests" }),
   ),
+  caller_audio: Nullable(
+    t.Object(
+      {
+        received: t.Integer({ description: "Caller frames (20 ms) that reached the service" }),
+        forwarded: t.Integer({ description: "Of those, frames forwarded to the agent" }),
+        held_back: t.Object(
+          {
+            before_agent_ready: t.Integer(),
+            awaiting_verdict: t.Integer(),
+            agent_reconnecting: t.Integer(),
+            ending: t.Integer(),
+          },
+          { description: "Frames not forwarded by design, by reason (docs/ARCHITECTURE.md)" },
+        ),
+      },
+      { description: "What became of the caller's audio; set when the call ends" },
+    ),
+  ),
 });
 
 const CallEventModel = t.Object({

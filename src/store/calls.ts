@@ -1,7 +1,13 @@
-/** Calls and their append-only event timeline (status, AMD, transcript, function calls, barge-ins, errors). */
+/**
+ * Calls and their append-only event timeline (status, AMD, transcript, function calls, barge-ins,
+ * errors). Timeline entries and a live call's own updates are written behind (`WriteBehind`): held
+ * and written together shortly after, stamped with the moment they happened; every read and every
+ * direct write applies what is held first, so readers always see everything recorded so far.
+ */
 import type { Database, Statement } from "bun:sqlite";
 import type { Clock } from "../clock.ts";
 import type { NamedParams } from "./sql.ts";
+import type { WriteBehind } from "./write-behind.ts";
 
 export type CallDirection = "inbound" | "outbound";
 
@@ -27,6 +33,26 @@ export interface CallRecord {
   owner: string | null;
   /** Deepgram's request id of the (latest) agent session, for support requests. */
   agent_request_id: string | null;
+  /** What became of the caller's audio, written when the call's stream ends. */
+  caller_audio: CallerAudioCounts | null;
+}
+
+/** Why a caller frame was not forwarded to the agent, by design. */
+export type HeldBackReason =
+  /** Before the agent had applied its settings (a "Hello?" would barge in on the greeting). */
+  | "before_agent_ready"
+  /** Outbound, before the answering-machine verdict (the caller may be a machine). */
+  | "awaiting_verdict"
+  /** While a dropped agent socket was being replaced. */
+  | "agent_reconnecting"
+  /** After hanging up began (goodbye, voicemail, apology). */
+  | "ending";
+
+/** A call's caller frames: received from the phone, forwarded to the agent, held back by design. */
+export interface CallerAudioCounts {
+  received: number;
+  forwarded: number;
+  held_back: Record<HeldBackReason, number>;
 }
 
 export type NewCall = Pick<
@@ -49,7 +75,7 @@ export type CallUpdate = Partial<
     | "ended_at"
     | "agent_request_id"
   >
->;
+> & { caller_audio?: CallerAudioCounts };
 
 /** The agent's LatencyReport for one turn, in milliseconds (each figure only when reported). */
 export interface LatencyFigures {
@@ -117,6 +143,9 @@ export interface CallListQuery {
   offset?: number;
 }
 
+/** A `calls` row as stored: `caller_audio` is JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio"> & { caller_audio: string | null };
+
 interface EventRow {
   id: number;
   call_sid: string;
@@ -126,23 +155,29 @@ interface EventRow {
 }
 
 export class CallRepository {
-  readonly #insert: Statement<CallRecord, [NamedParams]>;
-  readonly #update: Statement<CallRecord, [NamedParams]>;
-  readonly #bySid: Statement<CallRecord, [string]>;
-  readonly #page: Statement<CallRecord, [NamedParams]>;
+  readonly #insert: Statement<CallRow, [NamedParams]>;
+  readonly #update: Statement<CallRow, [NamedParams]>;
+  readonly #bySid: Statement<CallRow, [string]>;
+  readonly #page: Statement<CallRow, [NamedParams]>;
   readonly #appendEvent: Statement<EventRow, [NamedParams]>;
   readonly #events: Statement<EventRow, [string]>;
-  readonly #started: Statement<CallRecord, [NamedParams]>;
-  readonly #endOpen: Statement<CallRecord, [NamedParams]>;
+  readonly #started: Statement<CallRow, [NamedParams]>;
+  readonly #endOpen: Statement<CallRow, [NamedParams]>;
   readonly #db: Database;
+  readonly #writes: WriteBehind;
 
-  /** @param owner this process's instance id, written on every call it creates or streams */
+  /**
+   * @param owner this process's instance id, written on every call it creates or streams
+   * @param writes where timeline entries and `updateLater` changes wait to be written
+   */
   constructor(
     db: Database,
     private readonly clock: Clock,
     readonly owner: string,
+    writes: WriteBehind,
   ) {
     this.#db = db;
+    this.#writes = writes;
     this.#insert = db.prepare(
       `INSERT INTO calls (sid, direction, from_number, to_number, scenario, lead_id, status, created_at, owner)
        VALUES ($sid, $direction, $from_number, $to_number, $scenario, $lead_id, $status, $created_at, $owner)
@@ -174,7 +209,8 @@ export class CallRepository {
          end_reason = coalesce($end_reason, end_reason),
          answered_at = coalesce($answered_at, answered_at),
          ended_at = coalesce($ended_at, ended_at),
-         agent_request_id = coalesce($agent_request_id, agent_request_id)
+         agent_request_id = coalesce($agent_request_id, agent_request_id),
+         caller_audio = coalesce($caller_audio, caller_audio)
        WHERE sid = $sid RETURNING *`,
     );
     this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
@@ -183,18 +219,21 @@ export class CallRepository {
        ORDER BY created_at DESC, sid DESC LIMIT $limit OFFSET $offset`,
     );
     this.#appendEvent = db.prepare(
-      "INSERT INTO call_events (call_sid, at, kind, data) VALUES ($call_sid, $at, $kind, $data) RETURNING *",
+      "INSERT INTO call_events (call_sid, at, kind, data) VALUES ($call_sid, $at, $kind, $data)",
     );
     this.#events = db.prepare("SELECT * FROM call_events WHERE call_sid = ? ORDER BY id");
   }
 
   create(call: NewCall): CallRecord {
-    return this.#insert.get({
-      lead_id: null,
-      ...call,
-      created_at: this.clock.now().toISOString(),
-      owner: this.owner,
-    }) as CallRecord;
+    this.#writes.flush();
+    return toRecord(
+      this.#insert.get({
+        lead_id: null,
+        ...call,
+        created_at: this.clock.now().toISOString(),
+        owner: this.owner,
+      }) as CallRow,
+    );
   }
 
   /**
@@ -202,8 +241,9 @@ export class CallRepository {
    * was, held by this process. A no-op for a call that has ended.
    */
   started(sid: string): CallRecord | undefined {
+    this.#writes.flush();
     const now = this.clock.now().toISOString();
-    return this.#started.get({ sid, now, owner: this.owner }) ?? undefined;
+    return toRecordOrUndefined(this.#started.get({ sid, now, owner: this.owner }));
   }
 
   /**
@@ -226,11 +266,12 @@ export class CallRepository {
     where: { reason: string; holder: "mine" | "others" | "any"; sid: string | null },
     detail: string,
   ): CallRecord[] {
+    this.#writes.flush();
     return this.#db.transaction(() => {
       const now = this.clock.now().toISOString();
-      const ended = this.#endOpen.all({ ...where, now, owner: this.owner });
+      const ended = this.#endOpen.all({ ...where, now, owner: this.owner }).map(toRecord);
       for (const call of ended) {
-        this.appendEvent(call.sid, { kind: "ended", data: { reason: where.reason, detail } });
+        this.#insertEvent(call.sid, now, { kind: "ended", data: { reason: where.reason, detail } });
       }
       return ended;
     })();
@@ -242,51 +283,80 @@ export class CallRepository {
   }
 
   get(sid: string): CallRecord | undefined {
-    return this.#bySid.get(sid) ?? undefined;
+    this.#writes.flush();
+    return toRecordOrUndefined(this.#bySid.get(sid));
   }
 
   /** @returns the updated call, or undefined when no call has this SID */
   update(sid: string, changes: CallUpdate): CallRecord | undefined {
-    return (
-      this.#update.get({
-        sid,
-        status: null,
-        answered_by: null,
-        outcome: null,
-        outcome_detail: null,
-        end_reason: null,
-        answered_at: null,
-        ended_at: null,
-        agent_request_id: null,
-        ...changes,
-      }) ?? undefined
-    );
+    this.#writes.flush();
+    return toRecordOrUndefined(this.#update.get(updateParams(sid, changes)));
+  }
+
+  /** Like `update`, written behind: for a live call's own changes, made on its audio path. */
+  updateLater(sid: string, changes: CallUpdate): void {
+    const params = updateParams(sid, changes);
+    this.#writes.add(() => this.#update.run(params));
   }
 
   /** Newest first, optionally only one status. */
   list(query: CallListQuery): CallRecord[] {
-    return this.#page.all({
-      status: query.status ?? null,
-      limit: query.limit,
-      offset: query.offset ?? 0,
-    });
+    this.#writes.flush();
+    return this.#page
+      .all({ status: query.status ?? null, limit: query.limit, offset: query.offset ?? 0 })
+      .map(toRecord);
   }
 
-  /** Adds one entry to the call's timeline, stamped with the clock's time. */
-  appendEvent(callSid: string, event: CallEventInput): CallEvent {
-    const row = this.#appendEvent.get({
-      call_sid: callSid,
-      at: this.clock.now().toISOString(),
-      kind: event.kind,
-      data: JSON.stringify(event.data),
-    }) as EventRow;
-    return toEvent(row);
+  /** Adds one entry to the call's timeline, stamped with the clock's time now; written behind. */
+  appendEvent(callSid: string, event: CallEventInput): void {
+    const at = this.clock.now().toISOString();
+    this.#writes.add(() => this.#insertEvent(callSid, at, event));
+  }
+
+  /** Writes everything held for calls now (a call's end, shutdown). */
+  flush(): void {
+    this.#writes.flush();
   }
 
   /** The call's timeline in the order it happened. */
   events(callSid: string): CallEvent[] {
+    this.#writes.flush();
     return this.#events.all(callSid).map(toEvent);
   }
+
+  #insertEvent(callSid: string, at: string, event: CallEventInput): void {
+    this.#appendEvent.run({
+      call_sid: callSid,
+      at,
+      kind: event.kind,
+      data: JSON.stringify(event.data),
+    });
+  }
+}
+
+function updateParams(sid: string, changes: CallUpdate): NamedParams {
+  const { caller_audio, ...fields } = changes;
+  return {
+    sid,
+    status: null,
+    answered_by: null,
+    outcome: null,
+    outcome_detail: null,
+    end_reason: null,
+    answered_at: null,
+    ended_at: null,
+    agent_request_id: null,
+    ...fields,
+    caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
+  };
+}
+
+function toRecord(row: CallRow): CallRecord {
+  return { ...row, caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null };
+}
+
+function toRecordOrUndefined(row: CallRow | null): CallRecord | undefined {
+  return row ? toRecord(row) : undefined;
 }
 
 function toEvent(row: EventRow): CallEvent {

@@ -11,41 +11,65 @@ import { AppointmentRepository } from "./appointments.ts";
 import { CallRepository } from "./calls.ts";
 import { LeadRepository } from "./leads.ts";
 import { migrate } from "./migrations.ts";
+import { WriteBehind } from "./write-behind.ts";
 
 export interface Store {
   readonly db: Database;
   readonly leads: LeadRepository;
   readonly calls: CallRepository;
   readonly appointments: AppointmentRepository;
-  /** Checkpoints the WAL and closes the file. */
+  /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
 
+export interface StoreOptions {
+  /** This process's instance id, recorded on the calls it holds. */
+  owner?: string;
+  /** How long call events are held before being written together (default 200 ms). */
+  flushIntervalMs?: number;
+  /** Held writes the database refused; by default they are thrown away silently. */
+  onWriteFailure?(error: unknown, failed: number): void;
+  /** How long a write waits for another process's lock before failing (default 5 s). */
+  busyTimeoutMs?: number;
+}
+
 const BUSY_TIMEOUT_MS = 5_000;
+export const DEFAULT_FLUSH_INTERVAL_MS = 200;
 
 /**
  * @param path a file path (its folder is created) or ":memory:"
- * @param owner this process's instance id, recorded on the calls it holds
  * @example const store = openStore("./data/voice-agent.db"); store.leads.get(id); store.close();
  */
 export function openStore(
   path: string,
   clock: Clock = systemClock,
-  owner = `instance_${Bun.randomUUIDv7()}`,
+  {
+    owner = `instance_${Bun.randomUUIDv7()}`,
+    flushIntervalMs = DEFAULT_FLUSH_INTERVAL_MS,
+    onWriteFailure = () => {},
+    busyTimeoutMs = BUSY_TIMEOUT_MS,
+  }: StoreOptions = {},
 ): Store {
   if (path !== ":memory:") createPrivately(path);
   const db = new Database(path, { create: true, strict: true });
-  db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.run(`PRAGMA busy_timeout = ${busyTimeoutMs}`);
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");
   db.run("PRAGMA foreign_keys = ON");
   migrate(db);
+  const writes = new WriteBehind(db, clock, {
+    intervalMs: flushIntervalMs,
+    onFailure: onWriteFailure,
+  });
   return {
     db,
     leads: new LeadRepository(db, clock),
-    calls: new CallRepository(db, clock, owner),
+    calls: new CallRepository(db, clock, owner, writes),
     appointments: new AppointmentRepository(db, clock),
     close() {
+      writes.flush();
+      if (writes.held > 0)
+        onWriteFailure(new Error("the database stayed locked until shutdown"), writes.held);
       db.run("PRAGMA optimize");
       db.close(false);
     },

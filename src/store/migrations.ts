@@ -105,6 +105,11 @@ export const migrations: Migration[] = [
     name: "Deepgram's request id of the call's agent session",
     sql: "ALTER TABLE calls ADD COLUMN agent_request_id TEXT;",
   },
+  {
+    version: 4,
+    name: "what became of the caller's audio frames (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN caller_audio TEXT;",
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -74,7 +74,11 @@ let telephony: FakeTelephony;
 let endedCalls: string[];
 let session: CallSession;
 
-function newSession(overrides: Partial<PreparedScenario> = {}, outbound?: SessionDeps["outbound"]) {
+function newSession(
+  overrides: Partial<PreparedScenario> = {},
+  outbound?: SessionDeps["outbound"],
+  deps: Partial<SessionDeps> = {},
+) {
   return new CallSession({
     ...(outbound ? { outbound } : {}),
     callSid: "CA1",
@@ -92,6 +96,7 @@ function newSession(overrides: Partial<PreparedScenario> = {}, outbound?: Sessio
     timings,
     apologyAudio: apology,
     onEnded: (ended) => endedCalls.push(ended.callSid),
+    ...deps,
   });
 }
 
@@ -132,6 +137,31 @@ describe("start and audio", () => {
     expect(connector.settings).toBe('{"type":"Settings"}');
     await connector.accept();
     expect(session.state).toBe("live");
+  });
+
+  test("every caller frame is counted: forwarded, or held back by design and why", async () => {
+    const frame = () => session.handlePhone({ event: "media", audio: Buffer.alloc(160, 1) });
+    session = newSession({}, undefined, { resumeSettings: () => '{"type":"Settings"}' });
+    session.start();
+    frame();
+    frame();
+    const agent = await connector.accept();
+    frame();
+    agent.handlers.closed("1006 abnormal");
+    frame();
+    const resumed = await connector.accept();
+    frame();
+    frame();
+    clock.advance(timings.maxCallMs);
+    frame();
+    resumed.emit({ type: "InjectionRefused", message: "busy" });
+    resumed.emit({ type: "InjectionRefused", message: "busy" });
+    expect(session.state).toBe("ended");
+    expect(recorder.callerAudio).toEqual({
+      received: 7,
+      forwarded: 3,
+      held_back: { before_agent_ready: 2, awaiting_verdict: 0, agent_reconnecting: 1, ending: 1 },
+    });
   });
 
   test("caller audio reaches the agent only once live, as the same buffer", async () => {
@@ -359,24 +389,110 @@ describe("silence monitor", () => {
   });
 });
 
-describe("ending", () => {
-  test("end_call hangs up only after the goodbye has been heard", async () => {
-    const agent = await live();
+describe("hang-up when the words are heard", () => {
+  const endCall = async (agent: Awaited<ReturnType<typeof live>>) => {
     agent.emit({
       type: "FunctionCallRequest",
       functions: [{ id: "f", name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
     });
     for (let i = 0; i < 5; i++) await Promise.resolve();
-    expect(session.state).toBe("ending");
+  };
+  const callerSays = (agent: Awaited<ReturnType<typeof live>>, content: string) =>
+    agent.emit({ type: "ConversationText", role: "user", content });
+  /** The greeting was heard and the caller answered: a new turn begins. */
+  async function inConversation() {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    callerSays(agent, "Thanks, that's all.");
+    return agent;
+  }
+
+  test("goodbye first, then end_call: hung up the moment its last mark is echoed", async () => {
+    const agent = await inConversation();
     agentTurn(agent, 4);
+    await endCall(agent);
+    expect(session.state).toBe("ending");
+    clock.advance(timings.hangupSafetyMs - 1);
+    expect(session.state).toBe("ending");
+    const marks = phone.takeMarks();
+    for (const name of marks.slice(0, -1)) mark(name);
+    expect(session.state).toBe("ending");
+    mark(marks.at(-1) ?? "");
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("agent_ended_call");
+    expect(telephony.hungUp).toEqual(["CA1"]);
+  });
+
+  test("goodbye first and already heard when end_call is answered: hung up at once", async () => {
+    const agent = await inConversation();
+    agentTurn(agent);
+    hearAll();
+    await endCall(agent);
+    expect(session.state).toBe("ended");
+  });
+
+  test("end_call in the middle of the goodbye: the rest is said and heard first", async () => {
+    const agent = await inConversation();
+    agent.speakAudio(900);
+    await endCall(agent);
+    agent.speakAudio(300);
+    hearAll();
+    expect(session.state).toBe("ending");
+    agent.emit({ type: "AgentAudioDone" });
+    expect(session.state).toBe("ending");
+    hearAll();
+    expect(session.state).toBe("ended");
+  });
+
+  test("end_call first: the goodbye that follows is waited for and hung up on once heard", async () => {
+    const agent = await inConversation();
+    await endCall(agent);
+    clock.advance(timings.endSettleMs - 1);
+    agentTurn(agent, 4);
+    // However long the goodbye takes to play, it is not cut off.
     clock.advance(timings.endSettleMs * 5);
     expect(session.state).toBe("ending");
     hearAll();
-    clock.advance(timings.endSettleMs);
     expect(session.state).toBe("ended");
-    expect(recorder.end?.reason).toBe("agent_ended_call");
   });
 
+  test("end_call first and no goodbye: hung up HANGUP_SETTLE_MS later", async () => {
+    const agent = await inConversation();
+    await endCall(agent);
+    clock.advance(timings.endSettleMs - 1);
+    expect(session.state).toBe("ending");
+    clock.advance(1);
+    expect(session.state).toBe("ended");
+  });
+
+  test("end_call first while earlier words still play: hung up once all are heard", async () => {
+    const agent = await inConversation();
+    agentTurn(agent);
+    callerSays(agent, "Bye.");
+    await endCall(agent);
+    clock.advance(timings.endSettleMs);
+    expect(session.state).toBe("ending");
+    hearAll();
+    expect(session.state).toBe("ended");
+  });
+
+  test("a goodbye queued behind what the agent is saying is heard before the hang-up", async () => {
+    const agent = await inConversation();
+    agent.speakAudio(800);
+    clock.advance(timings.maxCallMs);
+    expect(agent.ofType("InjectAgentMessage")[0]).toMatchObject({ behavior: "queue" });
+    agent.emit({ type: "AgentAudioDone" });
+    hearAll();
+    expect(session.state).toBe("ending");
+    agentTurn(agent, 4);
+    hearAll();
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("max_duration");
+  });
+});
+
+describe("ending", () => {
   test("the safety limit hangs up if the audio is never heard", async () => {
     const agent = await live();
     agent.emit({
@@ -593,6 +709,12 @@ describe("outbound: answering-machine verdicts", () => {
     expect(recorder.ofKind("transcript")).toHaveLength(1);
     session.handlePhone({ event: "media", audio: Buffer.alloc(160, 1) });
     expect(agent.audio).toHaveLength(1);
+    session.handlePhone({ event: "stop" });
+    expect(recorder.callerAudio).toMatchObject({
+      received: 2,
+      forwarded: 1,
+      held_back: { awaiting_verdict: 1 },
+    });
   });
 
   test("a verdict that came before the stream is acted on at once", async () => {
@@ -755,6 +877,7 @@ describe("live agent behaviours (Deepgram's spec)", () => {
     const agent = await live();
     agentTurn(agent);
     hearAll();
+    agent.emit({ type: "ConversationText", role: "user", content: "That's all." });
     agent.emit(request("end_call", '{"reason":"done"}', "fc9"));
     await settle();
     expect(session.state).toBe("ending");

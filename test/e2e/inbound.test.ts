@@ -79,6 +79,8 @@ describe("POST /incoming-call", () => {
     expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });
     expect(JSON.stringify(session.settings)).toContain(`The caller's number is ${CALLER}`);
     await phone.waitFor(() => phone.heardBytes === 200 * 8, "greeting heard");
+    for (let frame = 0; frame < 5; frame += 1) phone.sendMedia(new Uint8Array(160).fill(0xff));
+    await session.waitFor(() => session.audioFrames === 5, "the caller's frames reach the agent");
 
     const open = JSON.parse(await session.callFunction("check_available_slots", {}));
     const slot = open.available[0];
@@ -116,6 +118,12 @@ describe("POST /incoming-call", () => {
       from_number: CALLER,
       scenario: "dental-receptionist",
       end_reason: "agent_ended_call",
+      // Sent after the agent was ready, every frame was forwarded; none held back.
+      caller_audio: {
+        received: 5,
+        forwarded: 5,
+        held_back: { before_agent_ready: 0, awaiting_verdict: 0, agent_reconnecting: 0, ending: 0 },
+      },
     });
     const functions = detail.timeline.filter(
       (event: { kind: string }) => event.kind === "function_call",

@@ -13,7 +13,7 @@ import type {
 } from "../../src/call/session.ts";
 import type { EndReason } from "../../src/call/state.ts";
 import { type AgentServerMessage, decodeAgentMessage } from "../../src/protocol/deepgram-agent.ts";
-import type { CallEventInput } from "../../src/store/calls.ts";
+import type { CallEventInput, CallerAudioCounts } from "../../src/store/calls.ts";
 
 export interface SentToPhone {
   event: "media" | "mark" | "clear";
@@ -64,8 +64,10 @@ export class FakeAgent implements AgentChannel {
 
   constructor(readonly handlers: AgentHandlers) {}
 
-  sendAudio(audio: Uint8Array): void {
+  sendAudio(audio: Uint8Array): boolean {
+    if (this.closed) return false;
     this.audio.push(audio);
+    return true;
   }
 
   send(text: string): void {
@@ -127,6 +129,8 @@ export class FakeTelephony implements Telephony {
 export class FakeRecorder implements CallRecorder {
   readonly events: CallEventInput[] = [];
   end: { reason: EndReason; detail: string } | undefined;
+  /** What the session reported of the caller's frames when it ended. */
+  callerAudio: CallerAudioCounts | undefined;
   outcomes: { outcome: string; detail: string }[] = [];
 
   outcome(outcome: string, detail: string): void {
@@ -137,8 +141,9 @@ export class FakeRecorder implements CallRecorder {
     this.events.push(event);
   }
 
-  ended(reason: EndReason, detail: string): void {
+  ended(reason: EndReason, detail: string, callerAudio?: CallerAudioCounts): void {
     this.end = { reason, detail };
+    this.callerAudio = callerAudio;
   }
 
   ofKind<K extends CallEventInput["kind"]>(kind: K): Extract<CallEventInput, { kind: K }>[] {

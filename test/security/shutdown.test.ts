@@ -102,7 +102,7 @@ describe("3. the goodbye at the drain's deadline", () => {
 describe("5. records a previous life left open", () => {
   test("are ended as interrupted at start-up; this process's own records are not", async () => {
     const path = join(dir, "db", "voice-agent.db");
-    const before = openStore(path, undefined, "instance_killed");
+    const before = openStore(path, undefined, { owner: "instance_killed" });
     const base = { from_number: "+1", to_number: "+2", scenario: "dental-receptionist" };
     before.calls.create({ ...base, sid: "CA-live", direction: "inbound", status: "ringing" });
     before.calls.started("CA-live");

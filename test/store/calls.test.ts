@@ -1,4 +1,8 @@
-import { beforeEach, expect, test } from "bun:test";
+import { Database } from "bun:sqlite";
+import { beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { NewCall } from "../../src/store/calls.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { ManualClock } from "../fakes/clock.ts";
@@ -114,13 +118,126 @@ test("the event timeline keeps order, kinds and structured data", () => {
 test("events are append-only", () => {
   store.calls.create(outbound("CA1"));
   store.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+  store.calls.flush();
   expect(() => store.db.run("UPDATE call_events SET kind = 'x'")).toThrow(/append-only/);
   expect(() => store.db.run("DELETE FROM call_events")).toThrow(/append-only/);
   expect(store.calls.events("CA1")).toHaveLength(1);
 });
 
-test("events need an existing call", () => {
-  expect(() =>
-    store.calls.appendEvent("CA-missing", { kind: "status", data: { status: "x" } }),
-  ).toThrow(/FOREIGN KEY/);
+describe("write-behind", () => {
+  const rows = () =>
+    store.db.query<{ n: number }, []>("SELECT count(*) AS n FROM call_events").get()?.n;
+  let failures: { error: unknown; failed: number }[];
+  beforeEach(() => {
+    failures = [];
+    store = openStore(":memory:", clock, {
+      flushIntervalMs: 200,
+      onWriteFailure: (error, failed) => failures.push({ error, failed }),
+    });
+    store.calls.create(outbound("CA1"));
+  });
+
+  test("events wait in memory and are written together one interval after the first", () => {
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+    clock.advance(150);
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "in-progress" } });
+    store.calls.updateLater("CA1", { outcome: "booked", outcome_detail: "Tuesday" });
+    expect(rows()).toBe(0);
+    clock.advance(49);
+    expect(rows()).toBe(0);
+    clock.advance(1);
+    expect(rows()).toBe(2);
+    expect(store.calls.get("CA1")?.outcome).toBe("booked");
+  });
+
+  test("each event keeps the moment it happened, not the moment it was written", () => {
+    const start = clock.now().getTime();
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+    clock.advance(120);
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "in-progress" } });
+    clock.advance(500);
+    expect(store.calls.events("CA1").map((event) => Date.parse(event.at) - start)).toEqual([
+      0, 120,
+    ]);
+  });
+
+  test("every read sees what is held, in the order it was recorded", () => {
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+    store.calls.updateLater("CA1", { answered_by: "human" });
+    expect(store.calls.get("CA1")?.answered_by).toBe("human");
+    store.calls.appendEvent("CA1", { kind: "amd", data: { answered_by: "human" } });
+    store.calls.update("CA1", { status: "in-progress" });
+    expect(store.calls.events("CA1").map((event) => event.kind)).toEqual(["status", "amd"]);
+    expect(store.calls.list({ limit: 10 })[0]?.answered_by).toBe("human");
+  });
+
+  test("a write the database refuses is reported; the rest of its batch is written", () => {
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+    store.calls.appendEvent("CA-missing", { kind: "status", data: { status: "x" } });
+    store.calls.appendEvent("CA1", { kind: "status", data: { status: "in-progress" } });
+    store.calls.flush();
+    expect(rows()).toBe(2);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]?.failed).toBe(1);
+    expect(String(failures[0]?.error)).toContain("FOREIGN KEY");
+  });
+
+  test("while another process locks the database, writes stay held and go through later", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-behind-"));
+    try {
+      const path = join(dir, "calls.db");
+      const file = openStore(path, clock, {
+        busyTimeoutMs: 0,
+        onWriteFailure: () => failures.push({ error: "x", failed: 1 }),
+      });
+      file.calls.create(outbound("CA1"));
+      const other = new Database(path);
+      other.run("BEGIN IMMEDIATE");
+      file.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+      file.calls.flush();
+      file.calls.appendEvent("CA1", { kind: "status", data: { status: "in-progress" } });
+      clock.advance(200);
+      other.run("COMMIT");
+      other.close();
+      expect(failures).toEqual([]);
+      clock.advance(200);
+      expect(file.db.query("SELECT count(*) AS n FROM call_events").get()).toEqual({ n: 2 });
+      expect(file.calls.events("CA1").map((event) => event.data)).toEqual([
+        { status: "ringing" },
+        { status: "in-progress" },
+      ]);
+      file.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("closing the store writes what is held", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-behind-"));
+    try {
+      const path = join(dir, "calls.db");
+      const file = openStore(path, clock, { flushIntervalMs: 5_000 });
+      file.calls.create(outbound("CA1"));
+      file.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+      file.calls.updateLater("CA1", {
+        caller_audio: {
+          received: 3,
+          forwarded: 2,
+          held_back: {
+            before_agent_ready: 1,
+            awaiting_verdict: 0,
+            agent_reconnecting: 0,
+            ending: 0,
+          },
+        },
+      });
+      file.close();
+      const reopened = openStore(path, clock);
+      expect(reopened.calls.events("CA1")).toHaveLength(1);
+      expect(reopened.calls.get("CA1")?.caller_audio).toMatchObject({ received: 3, forwarded: 2 });
+      reopened.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
