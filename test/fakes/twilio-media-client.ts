@@ -81,6 +81,12 @@ export class FakeTwilioCall {
   lastClearAt = 0;
   /** Media messages received. */
   mediaReceived = 0;
+  /** performance.now() of the last mark echoed (its audio had played, or a clear dropped it). */
+  lastMarkEchoAt = 0;
+  /** performance.now() when the socket closed, by either side. */
+  closedAt = 0;
+  /** Agent audio still queued (not yet played) when the socket closed, in ms: words cut off. */
+  queuedMsAtClose = 0;
   readonly #socket: WebSocket;
   readonly #speed: number;
   readonly #closed = Promise.withResolvers<{ code: number; reason: string }>();
@@ -110,6 +116,8 @@ export class FakeTwilioCall {
     socket.onmessage = (event) => this.#receive(String(event.data));
     socket.onclose = (event) => {
       this.isClosed = true;
+      this.closedAt = performance.now();
+      this.queuedMsAtClose = Math.max(0, this.#playhead - this.closedAt) * this.#speed;
       this.#cancelPlayback();
       this.#closed.resolve({ code: event.code, reason: event.reason });
       this.#notify();
@@ -333,6 +341,7 @@ export class FakeTwilioCall {
 
   #echo(name: string): void {
     this.echoedMarks.push(name);
+    this.lastMarkEchoAt = performance.now();
     this.sendJson({
       event: "mark",
       sequenceNumber: this.#nextSequence(),

@@ -213,6 +213,23 @@ export class FakeAgentSession {
   }
 
   /**
+   * The agent ends the call: a goodbye (`audioMs` of audio, then AgentAudioDone) and a request for
+   * the `end_call` function. "words first" says the goodbye, then asks; "request first" asks, and
+   * says the goodbye once the response has come back, as the live agent speaks after a function's
+   * result. Resolves with the response's content.
+   */
+  async sayGoodbyeAndEnd(order: "words first" | "request first", audioMs = 600): Promise<string> {
+    const request = () => this.callFunction("end_call", { reason: "the caller said goodbye" });
+    if (order === "words first") {
+      this.say("Goodbye!", audioMs);
+      return request();
+    }
+    const response = await request();
+    this.say("Goodbye!", audioMs);
+    return response;
+  }
+
+  /**
    * Asks the client to run a function; resolves with the content of its FunctionCallResponse. While
    * the caller is mid-turn the call is speculative, or held if the function is `defer_until_eot`.
    */
