@@ -51,7 +51,7 @@ const { values } = parseArgs({
      * socket → `clear` leaving it, the server's own share without the load generator's (needs root).
      */
     capture: { type: "boolean", default: false },
-    /** Write the server's CPU profile (markdown) into this folder; source runs only. */
+    /** Write each server's CPU profile (markdown, named by pid) into this folder; source runs only. */
     "cpu-prof": { type: "string" },
     /** Also run the minimal reference bridge under the identical load; figures as ratios to it. */
     reference: { type: "boolean", default: false },
@@ -217,7 +217,7 @@ const serviceCommand = [
 /** Compiled like the service when it is (`--binary`), from source otherwise. */
 function referenceCommand(): string[] {
   const source = join(import.meta.dir, "lib", "reference-bridge.ts");
-  if (!values.binary) return [...onCpu0, process.execPath, "run", source];
+  if (!values.binary) return [...onCpu0, process.execPath, ...profile, "run", source];
   const outfile = join(workDir, "reference-bridge");
   const built = Bun.spawnSync([
     process.execPath,

@@ -21,8 +21,10 @@ export interface DeepgramAgentOptions {
 /** @example const connect = deepgramAgentConnector({ url, apiKey, … }); const agent = await connect(settings, handlers); */
 export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConnector {
   const { clock, logger } = options;
-  return (settings, handlers) =>
-    new Promise<AgentChannel>((resolve, reject) => {
+  return (settings, handlers) => {
+    /** Sent on Welcome, then let go: with the prompt and the functions it is the largest thing a call would hold. */
+    let unsentSettings: string | undefined = settings;
+    return new Promise<AgentChannel>((resolve, reject) => {
       const socket = new WebSocket(options.url, {
         headers: { Authorization: `Token ${options.apiKey}` },
       });
@@ -90,7 +92,8 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         }
         if (message.type === "Welcome") {
           requestId = message.request_id;
-          socket.send(settings);
+          if (unsentSettings !== undefined) socket.send(unsentSettings);
+          unsentSettings = undefined;
         } else if (message.type === "SettingsApplied") {
           ready = true;
           connectTimer.cancel();
@@ -120,6 +123,7 @@ export function deepgramAgentConnector(options: DeepgramAgentOptions): AgentConn
         logger.debug("agent socket error", { error: message });
       };
     });
+  };
 }
 
 /**

@@ -31,8 +31,8 @@ export type AgentConnector = (settings: string, handlers: AgentHandlers) => Prom
 
 export interface AgentLinkDeps {
   connect: AgentConnector;
-  /** The encoded Settings message for the first socket. */
-  settings: string;
+  /** Encodes the Settings message for the first socket. */
+  settings: () => string;
   /** Settings that resume the conversation so far on a new socket; without it there is no resuming. */
   resumeSettings: ((history: readonly HistoryItem[]) => string) | undefined;
   /** Where every socket of this call reports; the session's containment is already around them. */
@@ -90,7 +90,7 @@ export class AgentLink {
 
   /** Opens the first socket; it is kept unless the call has meanwhile gone past `live`. */
   open(): Promise<void> {
-    return this.#deps.connect(this.#deps.settings, this.#deps.handlers).then(
+    return this.#deps.connect(this.#deps.settings(), this.#deps.handlers).then(
       (agent) => {
         if (!["connecting", "awaiting_verdict", "live"].includes(this.#deps.state())) {
           agent.close();

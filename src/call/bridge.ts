@@ -127,8 +127,8 @@ export class CallBridge {
       streamSid: start.streamSid,
       customerNumber: direction === "inbound" ? record.from_number : record.to_number,
       scenario: prepared,
-      settings: settingsMessage(agentSettings),
-      wrapUpMessage: updateThinkMessage(agentSettings, PHRASES.wrapUp),
+      settings: () => settingsMessage(agentSettings),
+      wrapUpMessage: () => updateThinkMessage(agentSettings, PHRASES.wrapUp),
       resumeSettings: (history) =>
         settingsMessage({ ...agentSettings, greeting: undefined, history }),
       phone,

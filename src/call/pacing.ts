@@ -31,8 +31,8 @@ export interface PacingDeps {
   record(event: CallEventInput): void;
   /** The conversation is live with an agent socket open. */
   live(): boolean;
-  /** The encoded message that tells the agent to wrap up (UpdateThink: its prompt + PHRASES.wrapUp). */
-  wrapUpMessage: string;
+  /** Encodes the message that tells the agent to wrap up (UpdateThink: its prompt + PHRASES.wrapUp). */
+  wrapUpMessage: () => string;
   /** Has the agent say `words`, then ends the call once they have been heard. */
   endWithWords(reason: EndReason, detail: string, words: string): void;
 }
@@ -69,7 +69,7 @@ export class Pacing {
     if (timings.wrapUpMs < timings.maxCallMs) {
       this.#wrapUpTimer = this.#deps.after(timings.maxCallMs - timings.wrapUpMs, () => {
         if (!this.#deps.live()) return;
-        this.#deps.send(this.#deps.wrapUpMessage);
+        this.#deps.send(this.#deps.wrapUpMessage());
         this.#deps.record({
           kind: "prompt_updated",
           data: { reason: `wrap up: ${timings.wrapUpMs} ms left` },

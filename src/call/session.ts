@@ -80,15 +80,18 @@ export interface SessionDeps {
   /** Who the agent is talking to: caller for inbound, called party for outbound. */
   customerNumber: string;
   scenario: PreparedScenario;
-  /** The encoded Settings message for this call. */
-  settings: string;
+  /**
+   * Encodes the Settings message for this call, when the agent socket asks for it (not kept for
+   * the call's life: with the prompt and the functions it is the largest thing a call would hold).
+   */
+  settings: () => string;
   /**
    * Settings that resume the conversation so far on a new agent socket (no greeting). Without it
    * an agent socket that drops mid-call ends the call with the apology.
    */
   resumeSettings?: (history: readonly HistoryItem[]) => string;
-  /** Sent `wrapUpMs` before the time limit: the agent's instructions plus `PHRASES.wrapUp`. */
-  wrapUpMessage: string;
+  /** Encodes what is sent `wrapUpMs` before the time limit: the agent's instructions plus `PHRASES.wrapUp`. */
+  wrapUpMessage: () => string;
   phone: PhoneChannel;
   connectAgent: AgentConnector;
   telephony?: Telephony;
