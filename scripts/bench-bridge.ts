@@ -380,6 +380,9 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
       setTimeout(
         () => {
           cadence.quiet(i);
+          // A real agent does not echo: caller frames still in flight (a loaded host) must not
+          // become agent audio after its goodbye, which would rightly keep the call up.
+          session.echoing = false;
           session.userEndsTurn("That's all, thank you.");
           setTimeout(
             () => void session.sayGoodbyeAndEnd(ORDERS[i % 2] as Order, GOODBYE_MS),

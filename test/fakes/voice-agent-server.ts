@@ -113,6 +113,8 @@ export class FakeAgentSession {
   audioBytes = 0;
   /** When each audio frame arrived (performance.now()), for latency measurements. */
   readonly audioArrivals: number[] = [];
+  /** Sends every caller frame back as agent audio (the server's `echo` option; a test may stop it). */
+  echoing: boolean;
   closed = false;
   readonly #closed = Promise.withResolvers<void>();
   readonly #conditions = new Conditions("fake agent");
@@ -136,7 +138,9 @@ export class FakeAgentSession {
   constructor(
     private readonly socket: ServerWebSocket<SocketData>,
     private readonly options: FakeAgentOptions,
-  ) {}
+  ) {
+    this.echoing = options.echo ?? false;
+  }
 
   /** Resolves when the socket has closed. */
   get whenClosed(): Promise<void> {
@@ -303,7 +307,7 @@ export class FakeAgentSession {
     this.audioFrames += 1;
     this.audioBytes += audio.byteLength;
     this.audioArrivals.push(performance.now());
-    if (this.options.echo) this.sendAudio(audio);
+    if (this.echoing) this.sendAudio(audio);
   }
 
   #receiveSettings(settings: ClientMessage): "settings" | undefined {
