@@ -51,8 +51,8 @@ export function createApp(deps: AppDeps) {
   return new Elysia({
     websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES },
     // Bun refuses bigger bodies before routing; each route group reads within its own, smaller limit.
-    // No reusePort: a second instance on the same port must fail to start, not split the calls.
-    serve: { maxRequestBodySize: MAX_BODY_BYTES, reusePort: false },
+    // Without SERVER_REUSE_PORT a second instance on the same port fails to start, not split the calls.
+    serve: { maxRequestBodySize: MAX_BODY_BYTES, reusePort: deps.config.server.reusePort },
   })
     .use(accessLog(deps.logger))
     .use(errorHandler(deps.logger))

@@ -113,6 +113,11 @@ export const Environment = Type.Object({
     description: "TCP port of the server (0 picks a free port)",
     expected: "an integer from 0 to 65535",
   }),
+  SERVER_REUSE_PORT: variable(Type.Boolean({ default: false }), {
+    description:
+      "Share SERVER_PORT with other processes that also set this (SO_REUSEPORT, Linux); unset, start-up stops when the port is taken",
+    expected: "true or false",
+  }),
   SERVER_EXTERNAL_URL: variable(Type.Optional(Type.String({ format: "http-url" })), {
     description:
       "Public https URL at which Twilio reaches this service (webhooks and media streams)",
@@ -339,6 +344,8 @@ export interface Config {
   server: {
     host: string;
     port: number;
+    /** Listen on a port other processes listen on too (SO_REUSEPORT) instead of refusing to start. */
+    reusePort: boolean;
     /** Public base URL without a trailing slash, or undefined when not set. */
     externalUrl: string | undefined;
     endpointSecret: string | undefined;
@@ -490,6 +497,7 @@ function toConfig(env: Environment): Config {
     server: {
       host: env.SERVER_HOST,
       port: env.SERVER_PORT,
+      reusePort: env.SERVER_REUSE_PORT,
       externalUrl: env.SERVER_EXTERNAL_URL?.replace(/\/+$/, ""),
       endpointSecret: env.ENDPOINT_SECRET,
       trustedProxies: new Set(splitList(env.TRUSTED_PROXIES ?? "")),

@@ -1,19 +1,20 @@
 #!/usr/bin/env bun
 /**
  * Process entry point of `voice-agent`: parses the command line, validates configuration, runs the
- * service and turns SIGTERM/SIGINT into a graceful drain. Exit codes: 0 ok, 1 failure, 64 usage, 78 config.
+ * service and turns SIGTERM/SIGINT into a graceful drain. Exit codes: 0 ok, 1 failure, 64 usage,
+ * 75 the port is taken by another process (SERVER_REUSE_PORT unset; a restart succeeds once it is
+ * free), 78 config.
  */
 import { parseArgs } from "node:util";
-import { runCallCommand } from "./cli/call.ts";
-import { runSetup } from "./cli/setup.ts";
 import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
 import { createLogger } from "./log.ts";
 import { keepServingOnUncaughtErrors } from "./process-guard.ts";
-import { startService } from "./service.ts";
+import { PortInUseError, startService } from "./service.ts";
 import { DatabaseInUseError } from "./store/instance-lock.ts";
 import { VERSION } from "./version.ts";
 
 const EXIT_USAGE = 64;
+const EXIT_PORT_IN_USE = 75;
 const EXIT_CONFIG = 78;
 /** Beyond the drain and the goodbye, the longest closing sockets and the database may take. */
 const SHUTDOWN_SLACK_MS = 2_000;
@@ -94,7 +95,9 @@ async function serve(): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<number | undefined> {
+  // The other commands are imported when asked for: serving starts without loading them.
   if (argv[0] === "setup") {
+    const { runSetup } = await import("./cli/setup.ts");
     return runSetup(argv.slice(1), process.env, {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
@@ -102,6 +105,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     });
   }
   if (argv[0] === "call") {
+    const { runCallCommand } = await import("./cli/call.ts");
     return runCallCommand(argv.slice(1), process.env, {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
@@ -138,6 +142,10 @@ try {
   if (error instanceof ConfigError) {
     console.error(error.message);
     process.exit(EXIT_CONFIG);
+  }
+  if (error instanceof PortInUseError) {
+    console.error(error.message);
+    process.exit(EXIT_PORT_IN_USE);
   }
   if (error instanceof DatabaseInUseError) {
     // Exit 1, not 78: once the other instance has stopped, a restart succeeds.

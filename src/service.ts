@@ -137,6 +137,8 @@ export async function startService(
   } catch (error) {
     store.close();
     unlockDatabase();
+    if ((error as { code?: unknown }).code === "EADDRINUSE")
+      throw new PortInUseError(config.server.host, config.server.port);
     throw error;
   }
   const server = app.server;
@@ -205,6 +207,16 @@ export async function startService(
       return stopped;
     },
   };
+}
+
+/** Another process listens on the port, and SERVER_REUSE_PORT does not ask to share it. */
+export class PortInUseError extends Error {
+  constructor(host: string, port: number) {
+    super(
+      `port ${port} on ${host} is already in use (another voice-agent?): stop it or set SERVER_PORT; SERVER_REUSE_PORT=true shares it deliberately`,
+    );
+    this.name = "PortInUseError";
+  }
 }
 
 /** Below this length ENDPOINT_SECRET is accepted with a warning (below 16 it is refused). */

@@ -8,9 +8,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+import twilio from "twilio";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
 import { FakeTwilioRest } from "./fakes/twilio-rest-server.ts";
+import { freePort } from "./fakes/twilio-webhooks.ts";
 import { buildCommand, compiledBinary } from "./helpers/compiled-binary.ts";
 import { NO_DEEPGRAM_REST } from "./helpers/context.ts";
 import { json } from "./helpers/http.ts";
@@ -200,6 +202,39 @@ describe("compiled binary with Twilio", () => {
       server.process.kill("SIGTERM");
       await server.process.exited;
       twilio.stop();
+    }
+  }, 30_000);
+});
+
+describe("compiled binary, the twilio SDK's first use in a media-stream upgrade", () => {
+  test("with stream signatures on, a signed upgrade opens and a wrongly signed one is refused", async () => {
+    const port = freePort();
+    const server = await serve({
+      SERVER_PORT: String(port),
+      SERVER_EXTERNAL_URL: `http://127.0.0.1:${port}`,
+      TWILIO_AUTH_TOKEN: "binary-token",
+      TWILIO_VALIDATE_STREAM_SIGNATURES: "true",
+    });
+    const streamUrl = `ws://127.0.0.1:${port}/twilio`;
+    /** Whether the upgrade with this signature opens (then it is closed again). */
+    const opens = async (signature: string) => {
+      const headers = { "x-twilio-signature": signature };
+      const socket = new WebSocket(streamUrl, { headers } as unknown as string[]);
+      const opened = await new Promise<boolean>((resolve) => {
+        socket.addEventListener("open", () => resolve(true));
+        socket.addEventListener("error", () => resolve(false));
+      });
+      socket.close();
+      return opened;
+    };
+    try {
+      expect(await opens(twilio.getExpectedTwilioSignature("binary-token", streamUrl, {}))).toBe(
+        true,
+      );
+      expect(await opens("d3Jvbmc=")).toBe(false);
+    } finally {
+      server.process.kill("SIGTERM");
+      await server.process.exited;
     }
   }, 30_000);
 });

@@ -9,6 +9,7 @@ describe("loadConfig", () => {
     expect(config.server).toEqual({
       host: "0.0.0.0",
       port: 8080,
+      reusePort: false,
       externalUrl: undefined,
       endpointSecret: undefined,
       trustedProxies: new Set(),

@@ -2,11 +2,13 @@
  * Twilio REST through the official SDK: places outbound calls (inline TwiML, async AMD with its
  * tuning, status callbacks), hangs calls up, and manages the account's phone numbers for the setup wizard. The SDK's own HTTP client is kept and only re-based onto
  * TWILIO_API_URL, so a local fake can stand in for api.twilio.com with nothing else different.
+ * The SDK and its client are made on the first request, not at start-up.
  */
-import twilio from "twilio";
+import type twilio from "twilio";
 import type RequestClient from "twilio/lib/base/RequestClient";
 import type { Telephony } from "../call/session.ts";
 import { AppError } from "../errors.ts";
+import { twilioSdk } from "./twilio-webhooks.ts";
 
 /** Twilio refused or could not be reached: 502 with Twilio's own message. */
 export class TwilioApiError extends AppError {
@@ -52,18 +54,16 @@ type RequestOptions<T> = RequestClient.RequestOptions<T>;
 /** Twilio's error when updating a call that has already ended (e.g. closing the stream hung it up). */
 const CALL_NOT_IN_PROGRESS = 21220;
 
-/** The SDK's HTTP client, sending every request to `apiUrl` instead of Twilio's hosts. */
-class RebasedRequestClient extends twilio.RequestClient {
-  constructor(private readonly base: URL) {
-    super();
-  }
-
-  override request<T>(opts: RequestOptions<T>) {
-    const target = new URL(opts.uri);
-    target.protocol = this.base.protocol;
-    target.host = this.base.host;
-    return super.request<T>({ ...opts, uri: target.href });
-  }
+/** The SDK's HTTP client, sending every request to `base` instead of Twilio's hosts. */
+function rebasedRequestClient(sdk: typeof twilio, base: URL): RequestClient {
+  return new (class extends sdk.RequestClient {
+    override request<T>(opts: RequestOptions<T>) {
+      const target = new URL(opts.uri);
+      target.protocol = base.protocol;
+      target.host = base.host;
+      return super.request<T>({ ...opts, uri: target.href });
+    }
+  })();
 }
 
 /** The fields we keep of an SDK phone-number instance (Twilio sends null for unset webhooks). */
@@ -79,8 +79,8 @@ function owned(number: OwnedNumber): OwnedNumber {
   };
 }
 
-function asTwilioError(error: unknown, action: string): TwilioApiError {
-  if (error instanceof twilio.RestException) {
+function asTwilioError(sdk: typeof twilio, error: unknown, action: string): TwilioApiError {
+  if (error instanceof sdk.RestException) {
     return new TwilioApiError(`Twilio refused to ${action}: ${error.message}`, error.code);
   }
   return new TwilioApiError(`Could not reach Twilio to ${action}: ${(error as Error).message}`);
@@ -104,20 +104,36 @@ export type NumberWebhooks = Pick<
 >;
 
 export class TwilioRest implements Telephony {
-  readonly #client: twilio.Twilio;
+  readonly #options: TwilioRestOptions;
+  #client: Promise<{ sdk: typeof twilio; client: twilio.Twilio }> | undefined;
 
   constructor(options: TwilioRestOptions) {
-    this.#client = twilio(options.accountSid, options.authToken, {
-      httpClient: new RebasedRequestClient(new URL(options.apiUrl)),
-      autoRetry: true,
-      maxRetries: 2,
+    this.#options = options;
+  }
+
+  /** Runs one SDK request, with the client made on first use; the SDK's errors become TwilioApiError. */
+  async #send<T>(action: string, request: (client: twilio.Twilio) => Promise<T>): Promise<T> {
+    this.#client ??= twilioSdk().then((sdk) => {
+      const { accountSid, authToken, apiUrl } = this.#options;
+      const client = sdk(accountSid, authToken, {
+        httpClient: rebasedRequestClient(sdk, new URL(apiUrl)),
+        autoRetry: true,
+        maxRetries: 2,
+      });
+      return { sdk, client };
     });
+    const { sdk, client } = await this.#client;
+    try {
+      return await request(client);
+    } catch (error) {
+      throw asTwilioError(sdk, error, action);
+    }
   }
 
   /** Places the call; Twilio answers at once with the call SID, the call itself proceeds asynchronously. */
   async placeCall(call: OutboundCall): Promise<{ sid: string; status: string }> {
-    try {
-      const created = await this.#client.calls.create({
+    const created = await this.#send("place the call", (client) =>
+      client.calls.create({
         to: call.to,
         from: call.from,
         twiml: call.twiml,
@@ -132,29 +148,24 @@ export class TwilioRest implements Telephony {
         statusCallback: call.statusCallback,
         statusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
         statusCallbackMethod: "POST",
-      });
-      return { sid: created.sid, status: created.status };
-    } catch (error) {
-      throw asTwilioError(error, "place the call");
-    }
+      }),
+    );
+    return { sid: created.sid, status: created.status };
   }
 
   /** Checks the credentials with a real request. @returns the account's friendly name and status */
   async verifyAccount(accountSid: string): Promise<{ friendlyName: string; status: string }> {
-    try {
-      const account = await this.#client.api.v2010.accounts(accountSid).fetch();
-      return { friendlyName: account.friendlyName, status: account.status };
-    } catch (error) {
-      throw asTwilioError(error, "check the credentials");
-    }
+    const account = await this.#send("check the credentials", (client) =>
+      client.api.v2010.accounts(accountSid).fetch(),
+    );
+    return { friendlyName: account.friendlyName, status: account.status };
   }
 
   async listNumbers(): Promise<OwnedNumber[]> {
-    try {
-      return (await this.#client.incomingPhoneNumbers.list({ limit: 100 })).map(owned);
-    } catch (error) {
-      throw asTwilioError(error, "list the account's numbers");
-    }
+    const numbers = await this.#send("list the account's numbers", (client) =>
+      client.incomingPhoneNumbers.list({ limit: 100 }),
+    );
+    return numbers.map(owned);
   }
 
   /** Local numbers for sale, e.g. ("US", 415). */
@@ -162,42 +173,39 @@ export class TwilioRest implements Telephony {
     country: string,
     areaCode?: number,
   ): Promise<{ phoneNumber: string; locality: string }[]> {
-    try {
-      const found = await this.#client
+    const found = await this.#send("search for numbers", (client) =>
+      client
         .availablePhoneNumbers(country)
-        .local.list({ limit: 10, voiceEnabled: true, ...(areaCode ? { areaCode } : {}) });
-      return found.map((number) => ({
-        phoneNumber: number.phoneNumber,
-        locality: number.locality,
-      }));
-    } catch (error) {
-      throw asTwilioError(error, "search for numbers");
-    }
+        .local.list({ limit: 10, voiceEnabled: true, ...(areaCode ? { areaCode } : {}) }),
+    );
+    return found.map((number) => ({ phoneNumber: number.phoneNumber, locality: number.locality }));
   }
 
   async buyNumber(phoneNumber: string): Promise<OwnedNumber> {
-    try {
-      return owned(await this.#client.incomingPhoneNumbers.create({ phoneNumber }));
-    } catch (error) {
-      throw asTwilioError(error, `buy ${phoneNumber}`);
-    }
+    return owned(
+      await this.#send(`buy ${phoneNumber}`, (client) =>
+        client.incomingPhoneNumbers.create({ phoneNumber }),
+      ),
+    );
   }
 
   async configureNumber(sid: string, webhooks: NumberWebhooks): Promise<OwnedNumber> {
-    try {
-      return owned(await this.#client.incomingPhoneNumbers(sid).update(webhooks));
-    } catch (error) {
-      throw asTwilioError(error, "configure the number");
-    }
+    return owned(
+      await this.#send("configure the number", (client) =>
+        client.incomingPhoneNumbers(sid).update(webhooks),
+      ),
+    );
   }
 
   /** Ends a call in progress; a call that has already ended is not an error. */
   async hangUp(callSid: string): Promise<void> {
     try {
-      await this.#client.calls(callSid).update({ status: "completed" });
+      await this.#send("hang up", (client) =>
+        client.calls(callSid).update({ status: "completed" }),
+      );
     } catch (error) {
-      if (error instanceof twilio.RestException && error.code === CALL_NOT_IN_PROGRESS) return;
-      throw asTwilioError(error, "hang up");
+      if (error instanceof TwilioApiError && error.twilioCode === CALL_NOT_IN_PROGRESS) return;
+      throw error;
     }
   }
 }

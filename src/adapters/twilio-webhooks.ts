@@ -1,11 +1,20 @@
 /**
  * Twilio's side of webhooks: checking `X-Twilio-Signature` (HMAC-SHA1, the only scheme twilio@6.2.0
  * validates) with the SDK's validator over the public URL (built from SERVER_EXTERNAL_URL, never from
- * the Host a proxy forwarded), and building TwiML with the SDK's builder.
+ * the Host a proxy forwarded), and building TwiML with the SDK's builder. The SDK is most of the
+ * binary, so it is loaded by the first request that needs it, not at start-up.
  */
-import twilio from "twilio";
+import type twilio from "twilio";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
+
+let sdk: Promise<typeof twilio> | undefined;
+
+/** The twilio SDK, imported on first use (once; later calls get the same module). */
+export function twilioSdk(): Promise<typeof twilio> {
+  sdk ??= import("twilio").then((module) => module.default);
+  return sdk;
+}
 
 export class InvalidSignatureError extends AppError {
   constructor(message: string) {
@@ -17,16 +26,17 @@ export class InvalidSignatureError extends AppError {
  * Throws 403 unless the request carries Twilio's signature for its public URL and form parameters.
  * A no-op when TWILIO_VALIDATE_SIGNATURES=false.
  */
-export function verifyTwilioSignature(
+export async function verifyTwilioSignature(
   config: Config,
   request: Request,
   params: Record<string, string>,
-): void {
+): Promise<void> {
   if (!config.twilio.validateSignatures) return;
   const signature = request.headers.get("x-twilio-signature");
   if (!signature) throw new InvalidSignatureError("Missing X-Twilio-Signature");
   const { pathname, search } = new URL(request.url);
   const publicUrl = `${config.server.externalUrl}${pathname}${search}`;
+  const twilio = await twilioSdk();
   if (!twilio.validateRequest(config.twilio.authToken ?? "", signature, publicUrl, params)) {
     throw new InvalidSignatureError("X-Twilio-Signature does not match this request");
   }
@@ -36,8 +46,12 @@ export function verifyTwilioSignature(
  * True when the media-stream upgrade carries Twilio's signature, computed over the wss:// URL exactly as
  * written in the TwiML, with no parameters.
  */
-export function streamSignatureValid(config: Config, signature: string | null): boolean {
+export async function streamSignatureValid(
+  config: Config,
+  signature: string | null,
+): Promise<boolean> {
   if (!signature || !config.server.externalUrl) return false;
+  const twilio = await twilioSdk();
   return twilio.validateRequest(
     config.twilio.authToken ?? "",
     signature,
@@ -69,7 +83,13 @@ export interface StreamTwiml {
  * `<Connect><Stream>` with one `<Parameter>` per entry and a POST status callback; nothing follows,
  * so closing the socket ends the call.
  */
-export function connectStreamTwiml({ url, parameters, statusCallback, say }: StreamTwiml): string {
+export async function connectStreamTwiml({
+  url,
+  parameters,
+  statusCallback,
+  say,
+}: StreamTwiml): Promise<string> {
+  const twilio = await twilioSdk();
   const response = new twilio.twiml.VoiceResponse();
   if (say) response.say(say);
   const stream = response.connect().stream({ url, statusCallback, statusCallbackMethod: "POST" });
@@ -78,7 +98,8 @@ export function connectStreamTwiml({ url, parameters, statusCallback, say }: Str
 }
 
 /** A polite message, then hang up. */
-export function sayAndHangUpTwiml(message: string): string {
+export async function sayAndHangUpTwiml(message: string): Promise<string> {
+  const twilio = await twilioSdk();
   const response = new twilio.twiml.VoiceResponse();
   response.say(message);
   response.hangup();

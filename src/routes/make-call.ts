@@ -104,7 +104,7 @@ export function makeCallRoutes({
         const externalUrl = config.server.externalUrl ?? "";
         const from = config.twilio.phoneNumber ?? "";
         const provisional = `pending:${crypto.randomUUID()}`;
-        const twiml = connectStreamTwiml({
+        const twiml = await connectStreamTwiml({
           url: streamUrl(externalUrl),
           statusCallback: streamStatusUrl(externalUrl),
           parameters: {

@@ -144,11 +144,11 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
 
   return new Elysia({ name: "media-stream" }).ws("/twilio", {
     detail: { hide: true },
-    beforeHandle({ request }) {
+    async beforeHandle({ request }) {
       // With stream signatures on, a stranger's upgrade is refused before it costs a socket.
       if (
         config.twilio.validateStreamSignatures &&
-        !streamSignatureValid(config, request.headers.get("x-twilio-signature"))
+        !(await streamSignatureValid(config, request.headers.get("x-twilio-signature")))
       ) {
         bridge.refusedStreams += 1;
         throw new InvalidSignatureError("Missing or wrong X-Twilio-Signature on the upgrade");

@@ -126,9 +126,9 @@ export function twilioWebhookRoutes({
     .use(limitedBody((request) => readForm(request, WEBHOOK_BODY_BYTES)))
     .post(
       "/amd-result",
-      ({ body, request, set }) => {
+      async ({ body, request, set }) => {
         requireIntegration(config, "twilio");
-        verifyTwilioSignature(config, request, body);
+        await verifyTwilioSignature(config, request, body);
         const result = parseAmdResult(body);
         const detectionMs = result.MachineDetectionDuration
           ? Number(result.MachineDetectionDuration)
@@ -158,9 +158,9 @@ export function twilioWebhookRoutes({
     )
     .post(
       "/call-status",
-      ({ body, request, set }) => {
+      async ({ body, request, set }) => {
         requireIntegration(config, "twilio");
-        verifyTwilioSignature(config, request, body);
+        await verifyTwilioSignature(config, request, body);
         const update = parseCallStatus(body);
         // Also for a call not recorded yet: Twilio may report on it before /make-call has stored it.
         if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
@@ -202,9 +202,9 @@ export function twilioWebhookRoutes({
     )
     .post(
       "/stream-status",
-      ({ body, request, set }) => {
+      async ({ body, request, set }) => {
         requireIntegration(config, "twilio");
-        verifyTwilioSignature(config, request, body);
+        await verifyTwilioSignature(config, request, body);
         const report = parseStreamStatus(body);
         const callSid = report.CallSid;
         set.status = 204;
@@ -257,9 +257,9 @@ export function twilioWebhookRoutes({
     )
     .post(
       "/incoming-call",
-      ({ body, request }) => {
+      async ({ body, request }) => {
         requireIntegration(config, "twilio");
-        verifyTwilioSignature(config, request, body);
+        await verifyTwilioSignature(config, request, body);
         const call = parseIncomingCall(body);
         const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
         // One webhook per call: a replay must neither replace the token Twilio was given nor
@@ -295,12 +295,12 @@ export function twilioWebhookRoutes({
             draining: calls.draining,
             live: calls.size,
           });
-          return twiml(sayAndHangUpTwiml(BUSY_MESSAGE));
+          return twiml(await sayAndHangUpTwiml(BUSY_MESSAGE));
         }
         logger.info("inbound call", { callSid: call.CallSid, scenario });
         const grant = { scenario, direction: "inbound" as const, from: call.From, to: call.To };
         return twiml(
-          connectStreamTwiml({
+          await connectStreamTwiml({
             url: streamUrl(config.server.externalUrl ?? ""),
             statusCallback: streamStatusUrl(config.server.externalUrl ?? ""),
             parameters: {

@@ -3,7 +3,7 @@
  * Also keeps Elysia's own validation of coerced inputs working in the minified binary (below).
  */
 import type { Static, TSchema } from "@sinclair/typebox";
-import { TypeCompiler } from "@sinclair/typebox/compiler";
+import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
 import { TransformDecodeError } from "@sinclair/typebox/value";
 import { AppError } from "../errors.ts";
 
@@ -27,12 +27,13 @@ export class BadRequestError extends AppError {
 }
 
 /**
- * Compiles `schema` once; the returned function returns the value typed, or throws a 400 whose
- * message starts with the field, e.g. "body.CallSid: Expected string".
+ * Compiles `schema` once, on first use (not at start-up); the returned function returns the value
+ * typed, or throws a 400 whose message starts with the field, e.g. "body.CallSid: Expected string".
  */
 export function validator<S extends TSchema>(schema: S, where: string) {
-  const compiled = TypeCompiler.Compile(schema);
+  let compiled: TypeCheck<S> | undefined;
   return (value: unknown): Static<S> => {
+    compiled ??= TypeCompiler.Compile(schema);
     const first = compiled.Errors(value).First();
     if (!first) return value as Static<S>;
     throw new BadRequestError(`${where}${first.path.replaceAll("/", ".")}: ${first.message}`);

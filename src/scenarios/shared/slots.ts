@@ -16,7 +16,11 @@ export interface DayOfSlots {
   timeZone: string;
 }
 
-/** Back-to-back slots filling each opening period of one provider's day. */
+/**
+ * Back-to-back slots filling each opening period of one provider's day. The zone's offset is looked
+ * up at the day's first opening and last closing only: when both agree (every day but the two a
+ * year the clocks change), every time in between has it too, and start-up seeds weeks of slots.
+ */
 export function slotsForDay({
   calendar,
   provider,
@@ -25,14 +29,25 @@ export function slotsForDay({
   slotMinutes,
   timeZone,
 }: DayOfSlots): NewSlot[] {
+  if (periods.length === 0) return [];
+  const [year, month, day] = date.split("-").map(Number) as [number, number, number];
+  const wall = (minutes: number) => Date.UTC(year, month - 1, day, 0, minutes);
+  const offsetAt = (minutes: number) =>
+    wall(minutes) - zonedToUtc(date, minutes, timeZone).getTime();
+  const opens = periods.map(([open]) => open);
+  const closes = periods.map(([, close]) => close);
+  const offset = offsetAt(Math.min(...opens));
+  const sameAllDay = offset === offsetAt(Math.max(...closes));
+  const utc = (minutes: number) =>
+    sameAllDay ? new Date(wall(minutes) - offset) : zonedToUtc(date, minutes, timeZone);
   const slots: NewSlot[] = [];
   for (const [open, close] of periods) {
     for (let start = open; start + slotMinutes <= close; start += slotMinutes) {
       slots.push({
         calendar,
         provider,
-        starts_at: zonedToUtc(date, start, timeZone).toISOString(),
-        ends_at: zonedToUtc(date, start + slotMinutes, timeZone).toISOString(),
+        starts_at: utc(start).toISOString(),
+        ends_at: utc(start + slotMinutes).toISOString(),
       });
     }
   }

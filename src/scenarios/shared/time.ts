@@ -3,10 +3,29 @@
  * office's own time zone (IANA name), with daylight-saving handled by Intl.
  */
 
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/**
+ * One `Intl.DateTimeFormat` per locale, zone and options, made once: making one costs far more than
+ * using one, and seeding the booking weeks' slots at start-up takes thousands of conversions.
+ */
+function formatter(
+  locale: string,
+  timeZone: string,
+  options: Intl.DateTimeFormatOptions,
+): Intl.DateTimeFormat {
+  const key = `${locale} ${timeZone} ${JSON.stringify(options)}`;
+  let format = formatters.get(key);
+  if (!format) {
+    format = new Intl.DateTimeFormat(locale, { ...options, timeZone });
+    formatters.set(key, format);
+  }
+  return format;
+}
+
 /** Minutes to add to UTC to get local time in `timeZone` at `instant`. */
 function offsetMinutes(instant: number, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
+  const parts = formatter("en-US", timeZone, {
     hourCycle: "h23",
     year: "numeric",
     month: "2-digit",
@@ -33,8 +52,7 @@ export function zonedToUtc(date: string, minutesOfDay: number, timeZone: string)
 
 /** The calendar date (YYYY-MM-DD) of `instant` in `timeZone`. */
 export function localDate(instant: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-CA", {
-    timeZone,
+  return formatter("en-CA", timeZone, {
     year: "numeric",
     month: "2-digit",
     day: "2-digit",
@@ -43,8 +61,7 @@ export function localDate(instant: Date, timeZone: string): string {
 
 /** Minutes since local midnight of `instant` in `timeZone`. */
 export function localMinutes(instant: Date, timeZone: string): number {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
+  const parts = formatter("en-US", timeZone, {
     hourCycle: "h23",
     hour: "2-digit",
     minute: "2-digit",
@@ -71,14 +88,12 @@ export function addDays(date: string, days: number): string {
  * @example spokenTime(new Date("2026-03-03T14:00:00Z"), "America/New_York") // "Tuesday, March 3 at 9:00 AM"
  */
 export function spokenTime(instant: Date, timeZone: string): string {
-  const day = new Intl.DateTimeFormat("en-US", {
-    timeZone,
+  const day = formatter("en-US", timeZone, {
     weekday: "long",
     month: "long",
     day: "numeric",
   }).format(instant);
-  const time = new Intl.DateTimeFormat("en-US", {
-    timeZone,
+  const time = formatter("en-US", timeZone, {
     hour: "numeric",
     minute: "2-digit",
   }).format(instant);
@@ -87,8 +102,7 @@ export function spokenTime(instant: Date, timeZone: string): string {
 
 /** A long date for prompts, e.g. "Monday, March 2, 2026". */
 export function spokenDate(instant: Date, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-US", {
-    timeZone,
+  return formatter("en-US", timeZone, {
     weekday: "long",
     month: "long",
     day: "numeric",
