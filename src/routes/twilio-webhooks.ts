@@ -96,7 +96,8 @@ const UNANSWERED_OUTCOMES: Record<string, string> = {
   busy: "busy",
   "no-answer": "no_answer",
   failed: "failed",
-  canceled: "canceled",
+  // Cancelled before anyone answered (the detail says so): the attempt failed.
+  canceled: "failed",
 };
 
 export interface TwilioWebhookDeps {
@@ -286,7 +287,10 @@ export function twilioWebhookRoutes({
         if (busy) {
           store.calls.update(call.CallSid, {
             status: "completed",
-            outcome: "rejected_busy",
+            outcome: "busy",
+            outcome_detail: calls.draining
+              ? "turned away: the service is shutting down"
+              : "turned away: every line is in use",
             end_reason: calls.draining ? "service_shutdown" : "over_capacity",
             ended_at: new Date().toISOString(),
           });

@@ -6,6 +6,7 @@
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { Clock } from "../clock.ts";
+import { fallbackOutcome } from "./outcomes.ts";
 import type { NamedParams } from "./sql.ts";
 import type { WriteBehind } from "./write-behind.ts";
 
@@ -191,6 +192,7 @@ export class CallRepository {
     // got that far were cancelled.
     this.#endOpen = db.prepare(
       `UPDATE calls SET ended_at = $now, end_reason = $reason,
+         outcome = coalesce(outcome, $fallback_outcome),
          status = CASE WHEN answered_at IS NOT NULL OR status = 'in-progress' OR direction = 'inbound'
                        THEN 'completed' ELSE 'canceled' END
        WHERE ended_at IS NULL
@@ -204,7 +206,7 @@ export class CallRepository {
       `UPDATE calls SET
          status = coalesce($status, status),
          answered_by = coalesce($answered_by, answered_by),
-         outcome = coalesce($outcome, outcome),
+         outcome = coalesce($outcome, outcome, $fallback_outcome),
          outcome_detail = coalesce($outcome_detail, outcome_detail),
          end_reason = coalesce($end_reason, end_reason),
          answered_at = coalesce($answered_at, answered_at),
@@ -269,7 +271,9 @@ export class CallRepository {
     this.#writes.flush();
     return this.#db.transaction(() => {
       const now = this.clock.now().toISOString();
-      const ended = this.#endOpen.all({ ...where, now, owner: this.owner }).map(toRecord);
+      const ended = this.#endOpen
+        .all({ ...where, now, owner: this.owner, fallback_outcome: fallbackOutcome(where.reason) })
+        .map(toRecord);
       for (const call of ended) {
         this.#insertEvent(call.sid, now, { kind: "ended", data: { reason: where.reason, detail } });
       }
@@ -347,6 +351,8 @@ function updateParams(sid: string, changes: CallUpdate): NamedParams {
     ended_at: null,
     agent_request_id: null,
     ...fields,
+    // A record that ends without an outcome gets the one its end reason implies.
+    fallback_outcome: fields.end_reason ? fallbackOutcome(fields.end_reason) : null,
     caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
   };
 }

@@ -118,6 +118,8 @@ describe("POST /incoming-call", () => {
       from_number: CALLER,
       scenario: "dental-receptionist",
       end_reason: "agent_ended_call",
+      // Booked, then cancelled: the receptionist's last disposition stands.
+      outcome: "appointment_cancelled",
       // Sent after the agent was ready, every frame was forwarded; none held back.
       caller_audio: {
         received: 5,
@@ -166,7 +168,8 @@ describe("POST /incoming-call", () => {
     const busy = readTwiml(await (await incoming("CA302")).text());
     expect(busy).toMatchObject({ url: "", say: [BUSY_MESSAGE], hangup: true });
     expect(service.store.calls.get("CA302")).toMatchObject({
-      outcome: "rejected_busy",
+      outcome: "busy",
+      outcome_detail: "turned away: every line is in use",
       end_reason: "over_capacity",
     });
   });

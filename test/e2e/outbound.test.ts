@@ -147,7 +147,20 @@ describe("placing a call", () => {
     });
     await harness.twilio.sendStatus(placed.call_sid, "ringing");
     expect(harness.service.store.calls.get(placed.call_sid)?.status).toBe("busy");
-    await placeCall();
+    // Every way a call ends unanswered has an outcome from the same vocabulary.
+    for (const [status, outcome] of [
+      ["no-answer", "no_answer"],
+      ["failed", "failed"],
+      ["canceled", "failed"],
+    ] as const) {
+      const next = await placeCall();
+      await harness.twilio.sendStatus(next.call_sid, status);
+      expect(harness.service.store.calls.get(next.call_sid)).toMatchObject({
+        status,
+        outcome,
+        outcome_detail: `Twilio: ${status}`,
+      });
+    }
   });
 
   test("with Twilio not configured: 503 naming the variables", async () => {

@@ -113,12 +113,17 @@ describe("5. records a previous life left open", () => {
 
     const running = await startSignedService({ DATABASE_PATH: path });
     const { calls } = running.service.store;
-    expect(calls.get("CA-live")).toMatchObject({ status: "completed", end_reason: "interrupted" });
+    expect(calls.get("CA-live")).toMatchObject({
+      status: "completed",
+      end_reason: "interrupted",
+      outcome: "service_shutdown",
+    });
     expect(calls.get("CA-ringing")).toMatchObject({
       status: "canceled",
       end_reason: "interrupted",
+      outcome: "service_shutdown",
     });
-    expect(calls.get("CA-done")).toMatchObject({ end_reason: "silence" });
+    expect(calls.get("CA-done")).toMatchObject({ end_reason: "silence", outcome: "no_response" });
     expect(calls.events("CA-live").at(-1)).toMatchObject({ kind: "ended" });
     expect(
       running.logs.find((line) => line.msg === "ended calls a previous run left open"),

@@ -60,6 +60,47 @@ test("updates change only the fields given", () => {
   expect(store.calls.update("CA-none", { status: "completed" })).toBeUndefined();
 });
 
+describe("every ended call has an outcome", () => {
+  test("without a disposition, the end reason gives it", () => {
+    for (const [sid, reason, outcome] of [
+      ["CA1", "silence", "no_response"],
+      ["CA2", "caller_hung_up", "caller_hung_up"],
+      ["CA3", "agent_ended_call", "no_decision"],
+      ["CA4", "agent_unavailable", "agent_error"],
+      ["CA5", "fax_detected", "fax"],
+      ["CA6", "something new", "failed"],
+    ] as const) {
+      store.calls.create(outbound(sid));
+      store.calls.updateLater(sid, { end_reason: reason, ended_at: clock.now().toISOString() });
+      expect(store.calls.get(sid)).toMatchObject({ end_reason: reason, outcome });
+    }
+  });
+
+  test("a disposition recorded during the call is kept, whenever the end comes", () => {
+    store.calls.create(outbound("CA1"));
+    store.calls.update("CA1", { outcome: "callback_requested", outcome_detail: "after 3" });
+    store.calls.update("CA1", {
+      end_reason: "caller_hung_up",
+      ended_at: clock.now().toISOString(),
+    });
+    expect(store.calls.get("CA1")).toMatchObject({
+      outcome: "callback_requested",
+      outcome_detail: "after 3",
+    });
+  });
+
+  test("records ended at start-up or on exit get one too", () => {
+    store.calls.create(outbound("CA1"));
+    store.calls.started("CA1");
+    store.calls.create(outbound("CA2"));
+    store.calls.update("CA2", { outcome: "not_interested" });
+    store.calls.endOpen("interrupted", { mine: true });
+    expect(store.calls.get("CA1")?.outcome).toBe("service_shutdown");
+    expect(store.calls.get("CA2")?.outcome).toBe("not_interested");
+    expect(store.calls.endIfOpen("CA1", "stream_failed", "again")).toBeUndefined();
+  });
+});
+
 test("the list is newest first, filters by status and pages", () => {
   for (const sid of ["CA1", "CA2", "CA3"]) {
     store.calls.create(outbound(sid));

@@ -185,6 +185,10 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           return { booked: false, problem: "That time was just taken.", alternatives };
         }
         const { booking } = result;
+        store.calls.update(context.callSid, {
+          outcome: "appointment_booked",
+          outcome_detail: `booked ${booking.id}`,
+        });
         return {
           booked: true,
           confirmation_id: booking.id,
@@ -250,6 +254,11 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         const booking = bookingFor(confirmation_id, patient_name, context.customerNumber);
         if (!booking) return { cancelled: false, problem: NO_MATCH_BY_CODE };
         const cancelled = appointments.cancel(booking.id);
+        if (cancelled)
+          store.calls.update(context.callSid, {
+            outcome: "appointment_cancelled",
+            outcome_detail: `cancelled ${cancelled.id}`,
+          });
         return cancelled
           ? { cancelled: true, ...describeBooking(cancelled) }
           : { cancelled: false, problem: "It was already cancelled." };
