@@ -13,8 +13,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { NO_DEEPGRAM_REST } from "../test/helpers/context.ts";
 import { listeningUrl } from "../test/helpers/listening.ts";
+import { CONFIGURED_SERVICE_ENV } from "./lib/bench-env.ts";
 
 const { values } = parseArgs({
   options: {
@@ -167,14 +167,7 @@ function startService(dir: string): Promise<Target> {
     SERVER_HOST: "127.0.0.1",
     SERVER_PORT: "0",
     DATABASE_PATH: join(dir, "bench.db"),
-    SERVER_EXTERNAL_URL: "https://voice.example.com",
-    ENDPOINT_SECRET: "bench-secret-0123456789abcdef0123456789",
-    TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
-    TWILIO_AUTH_TOKEN: "bench-token",
-    TWILIO_PHONE_NUMBER: "+15550001111",
-    DEEPGRAM_API_KEY: "bench-key",
-    DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
-    LOG_LEVEL: "info",
+    ...CONFIGURED_SERVICE_ENV,
   });
 }
 

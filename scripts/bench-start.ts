@@ -13,7 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { NO_DEEPGRAM_REST } from "../test/helpers/context.ts";
+import { CONFIGURED_SERVICE_ENV } from "./lib/bench-env.ts";
 
 const { values } = parseArgs({
   options: {
@@ -108,15 +108,8 @@ async function buildReference(dir: string): Promise<string> {
 }
 
 const serviceEnv = {
-  SERVER_EXTERNAL_URL: "https://voice.example.com",
-  ENDPOINT_SECRET: "bench-secret-0123456789abcdef0123456789",
-  TWILIO_ACCOUNT_SID: `AC${"0".repeat(32)}`,
-  TWILIO_AUTH_TOKEN: "bench-token",
-  TWILIO_PHONE_NUMBER: "+15550001111",
-  DEEPGRAM_API_KEY: "bench-key",
-  DEEPGRAM_API_URL: NO_DEEPGRAM_REST,
+  ...CONFIGURED_SERVICE_ENV,
   DEEPGRAM_AGENT_URL: "ws://127.0.0.1:9/v1/agent/converse",
-  LOG_LEVEL: "info",
 };
 
 function quantile(sorted: number[], q: number): number {
