@@ -65,7 +65,7 @@ export interface CallTimings {
   toolTimeoutMs: number;
   /**
    * While ending: how long to wait for the agent's goodbye to start when it asked to end the call
-   * before saying one (or when our goodbye is queued behind what it is saying).
+   * before saying one.
    */
   endSettleMs: number;
   /** While ending: hang up after this long whatever is still playing. */
@@ -109,13 +109,13 @@ export interface SessionDeps {
 
 /**
  * What the hang-up of an ending call still waits for, besides every sent word being heard:
- * - `due`: words are coming (we asked for them): their turn's AgentAudioDone;
- * - `queued`: our words wait behind what the agent is saying, whose AgentAudioDone comes first;
+ * - `due`: words are coming: the AgentAudioDone of their turn (with `words`, of the turn that said
+ *   them, not of a reply the agent was already giving);
  * - `maybe`: words may come (the agent asked to end before saying goodbye): up to `endSettleMs`
  *   for them to start, then their AgentAudioDone;
  * - `heard`: nothing; hang up as soon as the phone has played everything.
  */
-type EndingSpeech = "due" | "queued" | "maybe" | "heard";
+type EndingSpeech = "due" | "maybe" | "heard";
 
 interface Ending {
   reason: EndReason;
@@ -123,7 +123,20 @@ interface Ending {
   speech: EndingSpeech;
   /** The function call (`end_call`) that asked for this end, which the agent may still withdraw. */
   callId?: string;
+  /** Until then (clock ms) the agent may still withdraw `callId`, crossing our answer on the wire. */
+  withdrawableUntil?: number;
+  /** The words we asked the agent to say (a goodbye of ours), normalised; undefined once said. */
+  words?: string;
 }
+
+/**
+ * After answering `end_call`, how long a FunctionCallCancelled sent before our answer arrived may
+ * still take the end back: the hang-up waits at least this long after the request.
+ */
+export const END_WITHDRAW_GRACE_MS = 150;
+
+/** Words compared as the agent reports them: case and spacing aside. */
+const normalised = (text: string) => text.toLowerCase().replace(/\s+/g, " ").trim();
 
 /** The keys of a phone keypad, as Twilio reports a `dtmf` digit. */
 const KEYPAD = /^[0-9*#]$/;
@@ -141,7 +154,7 @@ export class CallSession implements LiveCall {
   #state: CallState = "connecting";
   /** Between the agent's first audio of a turn and its AgentAudioDone. */
   #agentSpeaking = false;
-  /** The agent has spoken since the caller last did. */
+  /** The agent has spoken since the caller last did, or since it last asked for a function. */
   #spokeThisTurn = false;
   /** Function calls the agent made after speaking in the same turn (a goodbye, then `end_call`). */
   readonly #requestedAfterWords = new Set<string>();
@@ -150,6 +163,8 @@ export class CallSession implements LiveCall {
   #ignored = 0;
   /** While ending with speech `maybe`: the wait for the agent's words to start. */
   #settleTimer: Timer | undefined;
+  /** While an `end_call` may still be withdrawn: the check once it no longer can. */
+  #withdrawTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
 
   constructor(deps: SessionDeps) {
@@ -229,6 +244,11 @@ export class CallSession implements LiveCall {
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
       ended: () => this.#state === "ended",
     });
+  }
+
+  /** The clock's time now, in ms. */
+  #now(): number {
+    return this.#deps.clock.now().getTime();
   }
 
   get state(): CallState {
@@ -341,6 +361,7 @@ export class CallSession implements LiveCall {
           return;
         }
         if (this.#state !== "live" || !this.#agent.connected) return;
+        this.#spokeThisTurn = false;
         this.#pacing.callerActive();
         this.#agent.send(injectUserMessage(`The caller pressed ${message.digit} on the keypad.`));
         this.#deps.recorder.event({ kind: "dtmf", data: { digit: message.digit } });
@@ -393,6 +414,10 @@ export class CallSession implements LiveCall {
         if (message.role === "user") {
           this.#spokeThisTurn = false;
           this.#pacing.callerActive();
+        } else if (this.#ending?.words !== undefined) {
+          const said = normalised(message.content);
+          if (said.includes(this.#ending.words) || this.#ending.words.includes(said))
+            this.#ending.words = undefined;
         }
         return;
       }
@@ -418,6 +443,8 @@ export class CallSession implements LiveCall {
       case "FunctionCallRequest":
         if (this.#spokeThisTurn)
           for (const { id } of message.functions) this.#requestedAfterWords.add(id);
+        // Words before an earlier request ("one moment…") are not a goodbye for a later one.
+        this.#spokeThisTurn = false;
         this.#pacing.stopSilence();
         this.#functionCalls.run(message.functions).catch((error: unknown) => this.#fault(error));
         return;
@@ -500,13 +527,14 @@ export class CallSession implements LiveCall {
     // Without an agent no more words can come.
     if (!this.#agent.connected) ending.speech = "heard";
     if (ending.speech !== "heard" || !this.#playback.idle || this.#agentSpeaking) return;
+    if (ending.withdrawableUntil !== undefined && this.#now() < ending.withdrawableUntil) return;
     this.#finish(ending.reason, ending.detail);
   }
 
   /** An agent turn ended (AgentAudioDone) while the call is ending. */
   #turnSpoken(ending: Ending): void {
-    if (ending.speech === "due") ending.speech = "heard";
-    else if (ending.speech === "queued") this.#awaitWords(ending);
+    // A reply the agent was giving when we asked for our words is not them.
+    if (ending.speech === "due" && ending.words === undefined) ending.speech = "heard";
   }
 
   /** Waits up to `endSettleMs` for the agent's words to start; none by then, none at all. */
@@ -535,10 +563,9 @@ export class CallSession implements LiveCall {
       this.#finish(reason, detail);
       return;
     }
-    // Words queued behind an utterance still arriving come after that utterance's AgentAudioDone.
-    const speech = behavior === "queue" && this.#agentSpeaking ? "queued" : "due";
     this.#pacing.say(words, behavior);
-    this.#beginEnding(reason, detail, speech);
+    this.#beginEnding(reason, detail, "due");
+    if (this.#ending) this.#ending.words = normalised(words);
   }
 
   /**
@@ -549,7 +576,7 @@ export class CallSession implements LiveCall {
     const ending = this.#ending;
     const awaited = ending !== undefined && ending.speech !== "heard";
     if (awaited && this.#agent.connected && this.#pacing.sayAgain()) {
-      // Sent again interrupting: they come next, not behind anything.
+      // Sent again, interrupting: they come next.
       ending.speech = "due";
       this.#stopSettleTimer();
       return;
@@ -562,7 +589,15 @@ export class CallSession implements LiveCall {
   #beginEnding(reason: EndReason, detail: string, speech: EndingSpeech, callId?: string): void {
     if (!this.#transition("ending")) return;
     this.#pacing.stopSilence();
-    const ending: Ending = { reason, detail, speech, ...(callId ? { callId } : {}) };
+    const ending: Ending = { reason, detail, speech };
+    if (callId) {
+      ending.callId = callId;
+      ending.withdrawableUntil = this.#now() + END_WITHDRAW_GRACE_MS;
+      this.#withdrawTimer = this.#after(END_WITHDRAW_GRACE_MS, () => {
+        this.#withdrawTimer = undefined;
+        this.#hangUpIfHeard();
+      });
+    }
     this.#ending = ending;
     this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
       this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
@@ -575,6 +610,7 @@ export class CallSession implements LiveCall {
   #withdrawEnd(callId: string): void {
     if (this.#state !== "ending" || this.#ending?.callId !== callId) return;
     this.#safetyTimer?.cancel();
+    this.#withdrawTimer?.cancel();
     this.#stopSettleTimer();
     this.#ending = undefined;
     this.#transition("live");
@@ -667,6 +703,7 @@ export class CallSession implements LiveCall {
   #finish(reason: EndReason, detail: string): void {
     if (!this.#transition("ended")) return;
     this.#settleTimer?.cancel();
+    this.#withdrawTimer?.cancel();
     this.#safetyTimer?.cancel();
     this.#pacing.stop();
     this.#machine?.stop();

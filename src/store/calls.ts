@@ -227,7 +227,7 @@ export class CallRepository {
   }
 
   create(call: NewCall): CallRecord {
-    this.#writes.flush();
+    this.#writes.flushBeforeWrite();
     return toRecord(
       this.#insert.get({
         lead_id: null,
@@ -243,7 +243,7 @@ export class CallRepository {
    * was, held by this process. A no-op for a call that has ended.
    */
   started(sid: string): CallRecord | undefined {
-    this.#writes.flush();
+    this.#writes.flushBeforeWrite();
     const now = this.clock.now().toISOString();
     return toRecordOrUndefined(this.#started.get({ sid, now, owner: this.owner }));
   }
@@ -268,7 +268,7 @@ export class CallRepository {
     where: { reason: string; holder: "mine" | "others" | "any"; sid: string | null },
     detail: string,
   ): CallRecord[] {
-    this.#writes.flush();
+    this.#writes.flushBeforeWrite();
     return this.#db.transaction(() => {
       const now = this.clock.now().toISOString();
       const ended = this.#endOpen
@@ -293,7 +293,7 @@ export class CallRepository {
 
   /** @returns the updated call, or undefined when no call has this SID */
   update(sid: string, changes: CallUpdate): CallRecord | undefined {
-    this.#writes.flush();
+    this.#writes.flushBeforeWrite();
     return toRecordOrUndefined(this.#update.get(updateParams(sid, changes)));
   }
 

@@ -59,6 +59,7 @@ export function openStore(
   migrate(db);
   const writes = new WriteBehind(db, clock, {
     intervalMs: flushIntervalMs,
+    busyTimeoutMs,
     onFailure: onWriteFailure,
   });
   return {
@@ -68,9 +69,13 @@ export function openStore(
     appointments: new AppointmentRepository(db, clock),
     close() {
       writes.flush();
-      if (writes.held > 0)
-        onWriteFailure(new Error("the database stayed locked until shutdown"), writes.held);
-      db.run("PRAGMA optimize");
+      const left = writes.stop();
+      if (left > 0) onWriteFailure(new Error("the database stayed locked until shutdown"), left);
+      try {
+        db.run("PRAGMA optimize");
+      } catch {
+        // Only an optimisation; a database another process still locks closes all the same.
+      }
       db.close(false);
     },
   };

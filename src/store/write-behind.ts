@@ -13,13 +13,22 @@ export type HeldWrite = () => void;
 export interface WriteBehindOptions {
   /** How long the first held write waits for others before they are all written together. */
   intervalMs: number;
+  /** How long a write waits for another process's lock, except in the background (default 5 s). */
+  busyTimeoutMs: number;
   /** Writes the database refused (after each was tried on its own); the others were written. */
   onFailure(error: unknown, failed: number): void;
 }
 
+/**
+ * Most writes held while the database stays locked (an hour of a busy service's events); beyond
+ * that the oldest are dropped and reported rather than memory growing without end.
+ */
+export const MAX_HELD_WRITES = 100_000;
+
 export class WriteBehind {
   #held: HeldWrite[] = [];
   #timer: Timer | undefined;
+  #stopped = false;
 
   constructor(
     private readonly db: Database,
@@ -35,7 +44,30 @@ export class WriteBehind {
   /** Holds `write` until the next flush. */
   add(write: HeldWrite): void {
     this.#held.push(write);
+    this.#dropBeyondLimit();
     this.#schedule();
+  }
+
+  /**
+   * Writes what is held now, waiting for another process's lock as any write does; throws if
+   * writes are still held after that, so that a write made now cannot land before older ones.
+   */
+  flushBeforeWrite(): void {
+    this.flush();
+    if (this.#held.length > 0)
+      throw Object.assign(new Error("the database is locked by another process"), {
+        code: "SQLITE_BUSY",
+      });
+  }
+
+  /** No more flushing (the database is closing): returns how many writes were still held. */
+  stop(): number {
+    this.#stopped = true;
+    this.#timer?.cancel();
+    this.#timer = undefined;
+    const left = this.#held.length;
+    this.#held = [];
+    return left;
   }
 
   /**
@@ -44,7 +76,7 @@ export class WriteBehind {
    * while the database is locked by another process, the writes stay held for the next interval.
    */
   flush(): void {
-    if (this.#held.length === 0) return;
+    if (this.#held.length === 0 || this.#stopped) return;
     this.#timer?.cancel();
     this.#timer = undefined;
     const batch = this.#held;
@@ -80,14 +112,39 @@ export class WriteBehind {
   /** Puts writes back in front of any made since, to be tried again next interval. */
   #holdAgain(writes: HeldWrite[]): void {
     this.#held = [...writes, ...this.#held];
+    this.#dropBeyondLimit();
     this.#schedule();
   }
 
   #schedule(): void {
+    if (this.#stopped) return;
     this.#timer ??= this.clock.setTimeout(() => {
       this.#timer = undefined;
-      this.flush();
+      this.#flushInBackground();
     }, this.options.intervalMs);
+  }
+
+  /**
+   * The interval's flush does not wait for another process's lock: it runs on the event loop that
+   * carries every call's audio. Locked, the writes stay held for the next interval.
+   */
+  #flushInBackground(): void {
+    this.db.run("PRAGMA busy_timeout = 0");
+    try {
+      this.flush();
+    } finally {
+      this.db.run(`PRAGMA busy_timeout = ${this.options.busyTimeoutMs}`);
+    }
+  }
+
+  #dropBeyondLimit(): void {
+    const excess = this.#held.length - MAX_HELD_WRITES;
+    if (excess <= 0) return;
+    this.#held.splice(0, excess);
+    this.options.onFailure(
+      new Error("the database stayed locked; the oldest held writes were dropped"),
+      excess,
+    );
   }
 }
 

@@ -3,6 +3,7 @@ import { Type } from "@sinclair/typebox";
 import {
   CallSession,
   type CallTimings,
+  END_WITHDRAW_GRACE_MS,
   PHRASES,
   type SessionDeps,
 } from "../../src/call/session.ts";
@@ -128,6 +129,13 @@ function agentTurn(agent: Awaited<ReturnType<typeof live>>, chunks = 2) {
   agent.emit({ type: "AgentStartedSpeaking", total_latency: 0.5 });
   for (let i = 0; i < chunks; i++) agent.speakAudio(320);
   agent.emit({ type: "AgentAudioDone" });
+}
+
+/** The agent says the words we last asked it to (InjectAgentMessage), as one turn. */
+function saysInjected(agent: Awaited<ReturnType<typeof live>>, chunks = 2) {
+  const words = String(agent.ofType("InjectAgentMessage").at(-1)?.message);
+  agent.emit({ type: "ConversationText", role: "assistant", content: words });
+  agentTurn(agent, chunks);
 }
 
 describe("start and audio", () => {
@@ -366,7 +374,7 @@ describe("silence monitor", () => {
     expect(session.state).toBe("ending");
     clock.advance(timings.endSettleMs * 3);
     expect(session.state).toBe("ending");
-    agentTurn(agent);
+    saysInjected(agent);
     clock.advance(timings.endSettleMs * 3);
     expect(phone.closed).toBe(false);
     hearAll();
@@ -424,11 +432,56 @@ describe("hang-up when the words are heard", () => {
     expect(telephony.hungUp).toEqual(["CA1"]);
   });
 
-  test("goodbye first and already heard when end_call is answered: hung up at once", async () => {
+  test("goodbye first and already heard when end_call is answered: hung up once it can no longer be withdrawn", async () => {
     const agent = await inConversation();
     agentTurn(agent);
     hearAll();
     await endCall(agent);
+    // A FunctionCallCancelled sent before our answer arrived may still take the end back.
+    clock.advance(END_WITHDRAW_GRACE_MS - 1);
+    expect(session.state).toBe("ending");
+    clock.advance(1);
+    expect(session.state).toBe("ended");
+  });
+
+  test("a withdrawal that crosses the answer to end_call still takes the end back", async () => {
+    const agent = await inConversation();
+    agentTurn(agent);
+    hearAll();
+    await endCall(agent);
+    agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "f", name: "end_call" }] });
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(session.state).toBe("live");
+  });
+
+  test("words before an earlier function call are not a goodbye for a later end_call", async () => {
+    const agent = await inConversation();
+    agentTurn(agent); // "One moment while I note that."
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [{ id: "look", name: "lookup", arguments: "{}", client_side: true }],
+    });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+    hearAll();
+    await endCall(agent);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    // Asked before its goodbye: the goodbye is waited for.
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    hearAll();
+    expect(session.state).toBe("ended");
+  });
+
+  test("a keypad press starts a new turn: an end_call after it waits for the goodbye", async () => {
+    const agent = await inConversation();
+    agentTurn(agent); // "Press 2 to end the call."
+    hearAll();
+    session.handlePhone({ event: "dtmf", digit: "2" });
+    await endCall(agent);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    hearAll();
     expect(session.state).toBe("ended");
   });
 
@@ -437,6 +490,7 @@ describe("hang-up when the words are heard", () => {
     agent.speakAudio(900);
     await endCall(agent);
     agent.speakAudio(300);
+    clock.advance(END_WITHDRAW_GRACE_MS);
     hearAll();
     expect(session.state).toBe("ending");
     agent.emit({ type: "AgentAudioDone" });
@@ -485,10 +539,25 @@ describe("hang-up when the words are heard", () => {
     agent.emit({ type: "AgentAudioDone" });
     hearAll();
     expect(session.state).toBe("ending");
-    agentTurn(agent, 4);
+    saysInjected(agent, 4);
     hearAll();
     expect(session.state).toBe("ended");
     expect(recorder.end?.reason).toBe("max_duration");
+  });
+
+  test("our goodbye is not mistaken for a reply the agent was about to give", async () => {
+    const agent = await inConversation();
+    agent.emit({ type: "AgentThinking", content: "" });
+    clock.advance(timings.maxCallMs);
+    // The reply to the caller comes first, then our words.
+    agent.emit({ type: "ConversationText", role: "assistant", content: "Sure, all noted." });
+    agentTurn(agent, 1);
+    hearAll();
+    clock.advance(timings.endSettleMs * 3);
+    expect(session.state).toBe("ending");
+    saysInjected(agent);
+    hearAll();
+    expect(session.state).toBe("ended");
   });
 });
 
@@ -510,9 +579,8 @@ describe("ending", () => {
     const agent = await live();
     clock.advance(timings.maxCallMs);
     expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.timeLimit);
-    agentTurn(agent);
+    saysInjected(agent);
     hearAll();
-    clock.advance(timings.endSettleMs);
     expect(recorder.end?.reason).toBe("max_duration");
   });
 
@@ -542,9 +610,8 @@ describe("ending", () => {
     const agent = await live();
     const done = session.hangUp("service shutting down");
     expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.shutdown);
-    agentTurn(agent);
+    saysInjected(agent);
     hearAll();
-    clock.advance(timings.endSettleMs);
     await done;
     expect(recorder.end?.reason).toBe("service_shutdown");
   });
@@ -900,9 +967,8 @@ describe("live agent behaviours (Deepgram's spec)", () => {
       behavior: "interrupt",
     });
     expect(session.state).toBe("ending");
-    agentTurn(agent);
+    saysInjected(agent);
     hearAll();
-    clock.advance(timings.endSettleMs);
     expect(session.state).toBe("ended");
   });
 

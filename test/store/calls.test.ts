@@ -253,6 +253,48 @@ describe("write-behind", () => {
     }
   });
 
+  test("locked by another process: the interval's flush does not wait, a direct write does not jump the queue, close still closes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "write-behind-"));
+    try {
+      const path = join(dir, "calls.db");
+      // A long wait for locks, as in production: only the background flush must not use it.
+      const file = openStore(path, clock, {
+        busyTimeoutMs: 2_000,
+        onWriteFailure: (error, failed) => failures.push({ error, failed }),
+      });
+      file.calls.create(outbound("CA1"));
+      const other = new Database(path);
+      other.run("BEGIN IMMEDIATE");
+      file.calls.updateLater("CA1", { outcome: "no_answer_voicemail_left" });
+      const started = performance.now();
+      clock.advance(200);
+      expect(performance.now() - started).toBeLessThan(1_000);
+      // A newer direct write would land before the held one: refused while the lock lasts.
+      file.calls.updateLater("CA1", { outcome_detail: "held" });
+      other.run("COMMIT");
+      other.run("BEGIN IMMEDIATE");
+      file.db.run("PRAGMA busy_timeout = 0");
+      expect(() => file.calls.update("CA1", { outcome: "appointment_booked" })).toThrow(/locked/);
+      other.run("COMMIT");
+      file.calls.update("CA1", { outcome: "appointment_booked" });
+      expect(file.calls.get("CA1")).toMatchObject({
+        outcome: "appointment_booked",
+        outcome_detail: "held",
+      });
+      // Closing while locked reports what stays held and closes without throwing.
+      file.calls.appendEvent("CA1", { kind: "status", data: { status: "completed" } });
+      other.run("BEGIN IMMEDIATE");
+      expect(() => file.close()).not.toThrow();
+      expect(failures.at(-1)?.failed).toBe(1);
+      other.run("COMMIT");
+      other.close();
+      clock.advance(1_000);
+      expect(failures).toHaveLength(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("closing the store writes what is held", () => {
     const dir = mkdtempSync(join(tmpdir(), "write-behind-"));
     try {
