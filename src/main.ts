@@ -19,11 +19,34 @@ const EXIT_CONFIG = 78;
 /** Beyond the drain and the goodbye, the longest closing sockets and the database may take. */
 const SHUTDOWN_SLACK_MS = 2_000;
 
+/** Help text: names up to NAME_COLUMN - 2 characters share their line; longer ones stand alone. */
+const NAME_COLUMN = 34;
+const HELP_WIDTH = 100;
+
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word stands alone). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  return line ? [...lines, line] : lines;
+}
+
 function usage(): string {
+  const indent = " ".repeat(2 + NAME_COLUMN);
   const variables = describeEnvironment()
     .map(({ name, default: value, description }) => {
       const fallback = value === undefined ? "" : ` (default ${String(value)})`;
-      return `  ${name.padEnd(42)}${description}${fallback}`;
+      const [first = "", ...rest] = wrap(`${description}${fallback}`, HELP_WIDTH - indent.length);
+      const head =
+        name.length + 2 <= NAME_COLUMN
+          ? `  ${name.padEnd(NAME_COLUMN)}${first}`
+          : `  ${name}\n${indent}${first}`;
+      return [head, ...rest.map((line) => `${indent}${line}`)].join("\n");
     })
     .join("\n");
   return `voice-agent ${VERSION}: bridges Twilio phone calls to a Deepgram Voice Agent.
@@ -32,7 +55,8 @@ Usage:
   voice-agent [serve]        run the HTTP/WebSocket service (default)
   voice-agent health         exit 0 when the local service answers GET /health with 200
   voice-agent call --to N    place an outbound call through a running service (call --help)
-  voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM (setup --help)
+  voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM
+                             (setup --help)
   voice-agent --version      print the version
   voice-agent --help         print this help
 

@@ -1,9 +1,10 @@
 /** The call CLI against the running service (fake Twilio behind it). */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runCallCommand } from "../../src/cli/call.ts";
+import { freePort } from "../fakes/twilio-webhooks.ts";
 import { type OutboundHarness, SECRET, startOutboundHarness } from "../helpers/outbound-harness.ts";
 
 let harness: OutboundHarness;
@@ -31,9 +32,10 @@ async function run(argv: string[], env: Record<string, string> = {}) {
 describe("call command", () => {
   test("places a call with the server and secret from the environment, printing the call SID and lead id", async () => {
     const { code, out } = await run(["--to", "+15557654321", "--lead-name", "John Smith"], {
-      SERVER_EXTERNAL_URL: harness.service.url,
+      SERVER_PORT: String(harness.service.port),
       ENDPOINT_SECRET: SECRET,
     });
+    expect(out).toContain(`via http://127.0.0.1:${harness.service.port} (the local service)`);
     expect(code).toBe(0);
     const sid = /call placed: (CA[0-9a-f]+)/.exec(out)?.[1];
     const leadId = /lead: (\S+)/.exec(out)?.[1];
@@ -70,9 +72,11 @@ describe("call command", () => {
     const wrong = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
     expect(wrong.code).toBe(1);
     expect(wrong.err).toContain("401: Wrong endpoint secret");
-    expect(wrong.err).toContain("check --secret or ENDPOINT_SECRET");
+    expect(wrong.err).toContain("check --secret against the server's ENDPOINT_SECRET");
     const bad = await run(["--to", "555", ...server, "--secret", SECRET]);
-    expect(bad.err).toContain("400: body.to:");
+    expect(bad.code).toBe(64);
+    expect(bad.err).toContain("phone numbers are written in E.164, e.g. +15551234567");
+    expect(bad.err).not.toContain("body.to");
     const gone = await run([
       "--to",
       "+15557654321",
@@ -82,7 +86,9 @@ describe("call command", () => {
       SECRET,
     ]);
     expect(gone.code).toBe(69);
-    expect(gone.err).toContain("could not reach http://127.0.0.1:9");
+    expect(gone.err).toBe(
+      "no voice-agent answered at http://127.0.0.1:9 (connection refused) — is it running there, and is --server right?",
+    );
     const missing = await run([]);
     expect(missing.code).toBe(64);
     expect(missing.err).toContain("--to is required");
@@ -110,6 +116,190 @@ describe("call command", () => {
     );
     const out = await new Response(child.stdout).text();
     expect(await child.exited).toBe(0);
+    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
+  });
+});
+
+describe("call command: which server", () => {
+  test("without --server prefers the local service over SERVER_EXTERNAL_URL, and says so", async () => {
+    const { code, out } = await run(["--to", "+15557654321"], {
+      SERVER_HOST: "0.0.0.0",
+      SERVER_PORT: String(harness.service.port),
+      SERVER_EXTERNAL_URL: `http://127.0.0.1:${freePort()}`,
+      ENDPOINT_SECRET: SECRET,
+    });
+    expect(code).toBe(0);
+    expect(out.split("\n")[0]).toBe(
+      `via http://127.0.0.1:${harness.service.port} (the local service)`,
+    );
+    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
+  });
+
+  test("uses SERVER_HOST when it is not a wildcard address", async () => {
+    const { code, out } = await run(["--to", "+15557654321"], {
+      SERVER_HOST: "localhost",
+      SERVER_PORT: String(harness.service.port),
+      ENDPOINT_SECRET: SECRET,
+    });
+    expect(code).toBe(0);
+    expect(out).toContain(`via http://localhost:${harness.service.port} (the local service)`);
+  });
+
+  test("falls back to SERVER_EXTERNAL_URL when nothing answers locally, and says so", async () => {
+    const closed = freePort();
+    const { code, out } = await run(["--to", "+15557654321"], {
+      SERVER_PORT: String(closed),
+      SERVER_EXTERNAL_URL: harness.service.url,
+      ENDPOINT_SECRET: SECRET,
+    });
+    expect(code).toBe(0);
+    expect(out).toContain(
+      `no voice-agent answered at http://127.0.0.1:${closed} (connection refused); trying SERVER_EXTERNAL_URL`,
+    );
+    expect(out).toContain(`via ${harness.service.url} (SERVER_EXTERNAL_URL)`);
+    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
+  });
+
+  test("when nothing answers, names the local URL and how to check the service", async () => {
+    const closed = freePort();
+    const alone = await run(["--to", "+15557654321"], { SERVER_PORT: String(closed) });
+    expect(alone.code).toBe(69);
+    expect(alone.err).toBe(
+      `no voice-agent answered at http://127.0.0.1:${closed} (connection refused) — is it running? (systemctl status voice-agent)`,
+    );
+    expect(alone.err).not.toContain("access the url");
+    const external = freePort();
+    const both = await run(["--to", "+15557654321"], {
+      SERVER_PORT: String(closed),
+      SERVER_EXTERNAL_URL: `http://127.0.0.1:${external}`,
+    });
+    expect(both.code).toBe(69);
+    expect(both.err).toBe(
+      [
+        `no voice-agent answered at http://127.0.0.1:${closed} (connection refused) — is it running? (systemctl status voice-agent)`,
+        `nor at http://127.0.0.1:${external} (SERVER_EXTERNAL_URL): connection refused`,
+      ].join("\n"),
+    );
+  });
+
+  test("an IPv6 --server that does not answer is named as given", async () => {
+    const { code, err } = await run(["--to", "+15557654321", "--server", "http://[::1]:9"]);
+    expect(code).toBe(69);
+    expect(err).toContain("no voice-agent answered at http://[::1]:9 (connection refused)");
+  });
+
+  test("a --server URL with /docs (copied from the browser) uses the base URL and says so", async () => {
+    const { code, out, err } = await run([
+      "--to",
+      "+15557654321",
+      "--server",
+      `${harness.service.url}/docs`,
+      "--secret",
+      SECRET,
+    ]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toContain(
+      `--server: using ${harness.service.url} (left out /docs: the command needs the service's base URL, not one of its pages)`,
+    );
+    expect(out).toContain(`via ${harness.service.url} (--server)`);
+  });
+
+  test("a 404 gets the lead hint only when the lead lookup gave it", async () => {
+    const lead = await run([
+      "--to",
+      "+15557654321",
+      "--lead-id",
+      "lead_nope",
+      "--server",
+      harness.service.url,
+      "--secret",
+      SECRET,
+    ]);
+    expect(lead.code).toBe(1);
+    expect(lead.err).toContain("404: No lead lead_nope");
+    expect(lead.err).toContain("no such lead: check --lead-id");
+    // A path the service does not know is kept (it may be a proxy's prefix); its 404 is no lead's.
+    const prefixed = await run([
+      "--to",
+      "+15557654321",
+      "--lead-id",
+      "lead_nope",
+      "--server",
+      `${harness.service.url}/voice`,
+      "--secret",
+      SECRET,
+    ]);
+    expect(prefixed.code).toBe(1);
+    expect(prefixed.err).not.toContain("no such lead");
+    expect(prefixed.err).toContain(
+      `${harness.service.url}/voice/make-call was not found (404: No route for POST /voice/make-call): --server should be the service's base URL, e.g. http://127.0.0.1:8080`,
+    );
+  });
+});
+
+describe("call command: --env-file", () => {
+  test("reads the secret, host and port from the file, over the environment and ./.env", async () => {
+    const file = join(dir, "voice-agent.env");
+    await Bun.write(
+      file,
+      [
+        "# written by setup",
+        `ENDPOINT_SECRET=${SECRET}`,
+        "SERVER_HOST=0.0.0.0",
+        `SERVER_PORT=${harness.service.port}`,
+        `SERVER_EXTERNAL_URL=http://127.0.0.1:${freePort()}`,
+        "",
+      ].join("\n"),
+    );
+    const { code, out, err } = await run(["--to", "+15557654321", "--env-file", file], {
+      SERVER_PORT: String(freePort()),
+    });
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(out).toContain(`via http://127.0.0.1:${harness.service.port} (the local service)`);
+    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
+  });
+
+  test("a file without the secret: the 401 says to pass --secret", async () => {
+    const file = join(dir, "no-secret.env");
+    await Bun.write(file, `SERVER_PORT=${harness.service.port}\n`);
+    const { code, err } = await run(["--to", "+15557654321", "--env-file", file]);
+    expect(code).toBe(1);
+    expect(err).toContain(`the server wants a secret and ${file} sets no ENDPOINT_SECRET`);
+  });
+
+  test("a missing file is named", async () => {
+    const { code, err } = await run(["--to", "+15557654321", "--env-file", join(dir, "nope.env")]);
+    expect(code).toBe(66);
+    expect(err).toBe(`--env-file ${join(dir, "nope.env")}: no such file`);
+  });
+
+  test.skipIf(process.getuid?.() === 0)("an unreadable file says to use sudo", async () => {
+    const file = join(dir, "root-only.env");
+    await Bun.write(file, "ENDPOINT_SECRET=x\n");
+    chmodSync(file, 0o000);
+    const { code, err } = await run(["--to", "+15557654321", "--env-file", file]);
+    expect(code).toBe(66);
+    expect(err).toContain("permission denied");
+    expect(err).toContain("run the command with sudo");
+  });
+
+  test("scripts/call.ts takes --env-file too", async () => {
+    const file = join(dir, "script.env");
+    await Bun.write(file, `ENDPOINT_SECRET=${SECRET}\nSERVER_PORT=${harness.service.port}\n`);
+    const child = Bun.spawn(
+      [process.execPath, "run", "scripts/call.ts", "--to", "+15557654321", "--env-file", file],
+      {
+        cwd: resolve(import.meta.dir, "../.."),
+        env: { PATH: process.env.PATH ?? "" },
+        stdout: "pipe",
+        stderr: "pipe",
+      },
+    );
+    const out = await new Response(child.stdout).text();
+    expect(await child.exited).toBe(0);
+    expect(out).toContain(`via http://127.0.0.1:${harness.service.port} (the local service)`);
     expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
   });
 });
