@@ -17,25 +17,28 @@ function quote(value: string): string {
   return /^[A-Za-z0-9_./:@+,=-]*$/.test(value) ? value : JSON.stringify(value);
 }
 
-/** The variables a .env file sets (empty when it does not exist). */
-export function readEnvFile(path: string): Record<string, string> {
-  if (!existsSync(path)) return {};
+/** The variables a .env file's content sets. */
+export function parseEnv(text: string): Record<string, string> {
   const values: Record<string, string> = {};
-  for (const line of readFileSync(path, "utf8").split("\n")) {
+  for (const line of text.split("\n")) {
     const match = ASSIGNMENT.exec(line);
     if (match?.[1]) values[match[1]] = unquote(match[2] ?? "");
   }
   return values;
 }
 
+/** The variables a .env file sets (empty when it does not exist). */
+export function readEnvFile(path: string): Record<string, string> {
+  return existsSync(path) ? parseEnv(readFileSync(path, "utf8")) : {};
+}
+
 /**
- * Sets `updates` in the file at `path` (created with its folder if missing), mode 0600.
- * @returns true when the file's content changed
+ * `text` (a .env file's content, possibly empty) with `updates` set: changed keys keep their line,
+ * new keys are appended, everything else stays as it was.
  */
-export function updateEnvFile(path: string, updates: Record<string, string>): boolean {
-  const before = existsSync(path) ? readFileSync(path, "utf8") : "";
+export function withEnvUpdates(text: string, updates: Record<string, string>): string {
   const pending = new Map(Object.entries(updates));
-  const lines = before === "" ? [] : before.replace(/\n$/, "").split("\n");
+  const lines = text === "" ? [] : text.replace(/\n$/, "").split("\n");
   const written = lines.map((line) => {
     const key = ASSIGNMENT.exec(line)?.[1];
     if (!key || !pending.has(key)) return line;
@@ -44,7 +47,16 @@ export function updateEnvFile(path: string, updates: Record<string, string>): bo
     return `${key}=${quote(value)}`;
   });
   for (const [key, value] of pending) written.push(`${key}=${quote(value)}`);
-  const after = `${written.join("\n")}\n`;
+  return `${written.join("\n")}\n`;
+}
+
+/**
+ * Sets `updates` in the file at `path` (created with its folder if missing), mode 0600.
+ * @returns true when the file's content changed
+ */
+export function updateEnvFile(path: string, updates: Record<string, string>): boolean {
+  const before = existsSync(path) ? readFileSync(path, "utf8") : "";
+  const after = withEnvUpdates(before, updates);
   mkdirSync(dirname(path), { recursive: true });
   if (after !== before) writeFileSync(path, after, { mode: 0o600 });
   chmodSync(path, 0o600);
