@@ -5,6 +5,7 @@
  * it returns or logs contains the key.
  */
 import type { Logger } from "../log.ts";
+import { describeNetworkError } from "../network-errors.ts";
 
 export type DeepgramKeyCheck =
   /** 200: the key works; the names of the projects it can see. */
@@ -42,11 +43,10 @@ export async function checkDeepgramKey(
       signal: options.signal ? AbortSignal.any([options.signal, timeout]) : timeout,
     });
   } catch (error) {
-    const message =
-      (error as Error).name === "TimeoutError"
-        ? `no answer from ${base} within ${options.timeoutMs} ms`
-        : `${base}: ${(error as Error).message}`;
-    return { verdict: "unreachable", message: hide(message) };
+    return {
+      verdict: "unreachable",
+      message: hide(describeNetworkError(error, base, options.timeoutMs)),
+    };
   }
   const body = await response.text().catch(() => "");
   if (response.status === 200) {

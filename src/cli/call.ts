@@ -8,6 +8,7 @@
  */
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { describeNetworkError } from "../network-errors.ts";
 import { readEnvFile } from "./env-file.ts";
 
 /** Where `setup --install-service` puts the service's environment file. */
@@ -65,24 +66,6 @@ export function e164Problem(flag: string, value: string): string | null {
     why = " (10 digits read as a North American number; for another country write its code)";
   }
   return suggestion ? `${problem}\ndid you mean ${suggestion}?${why}` : problem;
-}
-
-/**
- * A fetch failure in words, e.g. "connection refused" rather than Bun's "Unable to connect. Is
- * the computer able to access the url?".
- */
-export function describeFetchError(error: unknown, timeoutMs: number): string {
-  const { name, code, message } = error as { name?: string; code?: string; message?: string };
-  if (name === "TimeoutError" || name === "AbortError")
-    return `no answer within ${Math.round(timeoutMs / 1000)} s`;
-  if (code === "ECONNREFUSED" || code === "ConnectionRefused") return "connection refused";
-  if (code === "ENOTFOUND") {
-    const host = /ENOTFOUND (\S+)/.exec(message ?? "")?.[1];
-    return host ? `the name ${host} was not found (DNS)` : "the host name was not found (DNS)";
-  }
-  if (code === "ECONNRESET" || code === "ConnectionClosed") return "the connection was closed";
-  if (code === "ETIMEDOUT") return "the connection timed out";
-  return (message ?? String(error)).replace(/[?.\s]+$/, "");
 }
 
 /** The first path segments of the service's own routes, which no --server URL ends with. */
@@ -151,9 +134,9 @@ async function probe(url: string): Promise<string | null> {
     });
     const health = (await response.json().catch(() => null)) as { version?: unknown } | null;
     if (typeof health?.version === "string") return null;
-    return `something else answers there (GET /health: ${response.status})`;
+    return `${url} answers, but not as a voice-agent (GET /health: ${response.status})`;
   } catch (error) {
-    return describeFetchError(error, PROBE_TIMEOUT_MS);
+    return describeNetworkError(error, url, PROBE_TIMEOUT_MS);
   }
 }
 
@@ -267,7 +250,7 @@ export async function runCallCommand(
   // Which server: --server as given; else the local service, then SERVER_EXTERNAL_URL.
   let target: Target;
   /** Set when the local service was tried first and did not answer. */
-  let localMiss: { url: string; why: string } | undefined;
+  let localMiss: { why: string } | undefined;
   if (typeof values.server === "string") {
     const base = serviceBaseUrl(values.server, "--server");
     if ("error" in base) {
@@ -289,15 +272,15 @@ export async function runCallCommand(
         return 78;
       }
       if (local) {
-        localMiss = { url: local, why: why ?? "" };
-        io.out(`no voice-agent answered at ${local} (${why}); trying SERVER_EXTERNAL_URL`);
+        localMiss = { why: why ?? "" };
+        io.out(`no voice-agent answered: ${why}; trying SERVER_EXTERNAL_URL`);
       }
       if (base.note) io.out(base.note);
       target = { url: base.url, source: settingFrom("SERVER_EXTERNAL_URL") };
     } else {
       io.err(
         local
-          ? `no voice-agent answered at ${local} (${why}) — is it running? (systemctl status voice-agent)`
+          ? `no voice-agent answered: ${why} — is it running? (systemctl status voice-agent)`
           : "no server to call: SERVER_PORT is 0 and SERVER_EXTERNAL_URL is not set; pass --server URL",
       );
       if (local && envFile === undefined && !setting("SERVER_PORT"))
@@ -321,24 +304,22 @@ export async function runCallCommand(
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
   } catch (error) {
-    const why = describeFetchError(error, CALL_TIMEOUT_MS);
+    const why = describeNetworkError(error, target.url, CALL_TIMEOUT_MS);
     const name = (error as Error).name;
     if (name === "TimeoutError" || name === "AbortError") {
       io.err(
         `${target.url} did not answer within ${CALL_TIMEOUT_MS / 1000} s: the call may have been placed; check GET ${target.url}/calls before trying again`,
       );
     } else if (target.source === "the local service") {
-      io.err(
-        `no voice-agent answered at ${target.url} (${why}) — is it running? (systemctl status voice-agent)`,
-      );
+      io.err(`no voice-agent answered: ${why} — is it running? (systemctl status voice-agent)`);
     } else if (localMiss) {
       io.err(
-        `no voice-agent answered at ${localMiss.url} (${localMiss.why}) — is it running? (systemctl status voice-agent)`,
+        `no voice-agent answered: ${localMiss.why} — is it running? (systemctl status voice-agent)`,
       );
-      io.err(`nor at ${target.url} (${settingFrom("SERVER_EXTERNAL_URL")}): ${why}`);
+      io.err(`nor through ${settingFrom("SERVER_EXTERNAL_URL")}: ${why}`);
     } else {
       io.err(
-        `no voice-agent answered at ${target.url} (${why}) — is it running there, and is ${target.source} right?`,
+        `no voice-agent answered: ${why} — is it running there, and is ${target.source} right?`,
       );
     }
     return 69;

@@ -8,6 +8,7 @@
  * and exits 1 while the service cannot take calls. The VM part (--install-service /
  * --uninstall-service) lives in service-install.ts.
  */
+
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
@@ -19,6 +20,7 @@ import {
   describeDeepgramKeyCheck,
 } from "../adapters/deepgram-keys.ts";
 import { type NumberWebhooks, type OwnedNumber, TwilioRest } from "../adapters/twilio-rest.ts";
+import { describeNetworkError } from "../network-errors.ts";
 import { readEnvFile, updateEnvFile } from "./env-file.ts";
 import { installService, runningCompiled, uninstallService } from "./service-install.ts";
 
@@ -410,30 +412,6 @@ export type SetupFlags = ReturnType<typeof parse>["values"];
 const CHECK_TIMEOUT_MS = 10_000;
 /** Longest wait for the service's /health. */
 const HEALTH_TIMEOUT_MS = 5_000;
-
-/**
- * Why a request got no answer, in words that say it was the network (DNS, a refused connection,
- * a time-out, TLS), not the credentials.
- */
-export function describeNetworkError(error: unknown, target: string, timeoutMs: number): string {
-  const { name, code, message } = error as { name?: string; code?: string; message?: string };
-  const url = URL.canParse(target) ? new URL(target) : undefined;
-  const origin = url?.origin ?? target;
-  const host = url?.hostname ?? target;
-  if (name === "TimeoutError" || code === "ETIMEDOUT" || code === "UND_ERR_CONNECT_TIMEOUT")
-    return `no answer from ${origin} within ${timeoutMs / 1000} s (time-out)`;
-  if (code && /^(ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL|DNSException)$/.test(code))
-    return `the name ${host} could not be resolved (DNS: ${code})`;
-  if (code === "ECONNREFUSED" || code === "ConnectionRefused")
-    return `${origin} refused the connection (${code})`;
-  if (code === "ECONNRESET" || code === "ConnectionClosed")
-    return `the connection to ${origin} was closed before an answer (${code})`;
-  if (code === "EHOSTUNREACH" || code === "ENETUNREACH")
-    return `no route to ${host} (${code}): is this machine online?`;
-  if (code && /CERT|TLS|SSL|SELF_SIGNED/i.test(code))
-    return `the TLS certificate of ${host} was not accepted (${code})`;
-  return `${origin}: ${message ?? String(error)}${code ? ` (${code})` : ""}`;
-}
 
 export type TwilioCredentialsCheck =
   /** 200: the account and its status (active, suspended, closed). */

@@ -72,7 +72,7 @@ describe("checkDeepgramKey", () => {
     const result = await check(KEY, `http://127.0.0.1:${silent.port}`, 50);
     expect(result).toEqual({
       verdict: "unreachable",
-      message: `no answer from http://127.0.0.1:${silent.port} within 50 ms`,
+      message: `no answer from http://127.0.0.1:${silent.port} within 0.05 s (time-out)`,
     });
   });
 

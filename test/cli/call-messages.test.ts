@@ -4,13 +4,7 @@
  * Bun.serve stand-ins on loopback that answer as the service (or something else) would.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import {
-  CALL_USAGE,
-  describeFetchError,
-  e164Problem,
-  runCallCommand,
-  serviceBaseUrl,
-} from "../../src/cli/call.ts";
+import { CALL_USAGE, e164Problem, runCallCommand, serviceBaseUrl } from "../../src/cli/call.ts";
 
 const E164_RULE = "phone numbers are written in E.164, e.g. +15551234567";
 
@@ -138,36 +132,6 @@ describe("server URLs", () => {
     const { code, err } = await run(["--to", "+15551234567", "--server", "localhost:8080"]);
     expect(code).toBe(64);
     expect(err).toContain("write it like http://127.0.0.1:8080");
-  });
-});
-
-describe("fetch failures in words", () => {
-  test("refused, unknown host, timeout, and Bun's own wording tidied", () => {
-    expect(
-      describeFetchError(
-        Object.assign(
-          new TypeError("ECONNREFUSED: Unable to connect. Is the computer able to access the url?"),
-          {
-            code: "ECONNREFUSED",
-          },
-        ),
-        30_000,
-      ),
-    ).toBe("connection refused");
-    expect(
-      describeFetchError(
-        Object.assign(new TypeError("getaddrinfo ENOTFOUND voice.example.com"), {
-          code: "ENOTFOUND",
-        }),
-        30_000,
-      ),
-    ).toBe("the name voice.example.com was not found (DNS)");
-    expect(
-      describeFetchError(new DOMException("The operation timed out.", "TimeoutError"), 30_000),
-    ).toBe("no answer within 30 s");
-    expect(describeFetchError(new Error("Something odd happened?."), 1000)).toBe(
-      "Something odd happened",
-    );
   });
 });
 

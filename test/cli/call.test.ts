@@ -87,7 +87,7 @@ describe("call command", () => {
     ]);
     expect(gone.code).toBe(69);
     expect(gone.err).toBe(
-      "no voice-agent answered at http://127.0.0.1:9 (connection refused) — is it running there, and is --server right?",
+      "no voice-agent answered: http://127.0.0.1:9 refused the connection (ECONNREFUSED) — is it running there, and is --server right?",
     );
     const missing = await run([]);
     expect(missing.code).toBe(64);
@@ -154,7 +154,7 @@ describe("call command: which server", () => {
     });
     expect(code).toBe(0);
     expect(out).toContain(
-      `no voice-agent answered at http://127.0.0.1:${closed} (connection refused); trying SERVER_EXTERNAL_URL`,
+      `no voice-agent answered: http://127.0.0.1:${closed} refused the connection (ECONNREFUSED); trying SERVER_EXTERNAL_URL`,
     );
     expect(out).toContain(`via ${harness.service.url} (SERVER_EXTERNAL_URL)`);
     expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
@@ -165,7 +165,7 @@ describe("call command: which server", () => {
     const alone = await run(["--to", "+15557654321"], { SERVER_PORT: String(closed) });
     expect(alone.code).toBe(69);
     expect(alone.err).toBe(
-      `no voice-agent answered at http://127.0.0.1:${closed} (connection refused) — is it running? (systemctl status voice-agent)`,
+      `no voice-agent answered: http://127.0.0.1:${closed} refused the connection (ECONNREFUSED) — is it running? (systemctl status voice-agent)`,
     );
     expect(alone.err).not.toContain("access the url");
     const external = freePort();
@@ -176,8 +176,8 @@ describe("call command: which server", () => {
     expect(both.code).toBe(69);
     expect(both.err).toBe(
       [
-        `no voice-agent answered at http://127.0.0.1:${closed} (connection refused) — is it running? (systemctl status voice-agent)`,
-        `nor at http://127.0.0.1:${external} (SERVER_EXTERNAL_URL): connection refused`,
+        `no voice-agent answered: http://127.0.0.1:${closed} refused the connection (ECONNREFUSED) — is it running? (systemctl status voice-agent)`,
+        `nor through SERVER_EXTERNAL_URL: http://127.0.0.1:${external} refused the connection (ECONNREFUSED)`,
       ].join("\n"),
     );
   });
@@ -185,7 +185,9 @@ describe("call command: which server", () => {
   test("an IPv6 --server that does not answer is named as given", async () => {
     const { code, err } = await run(["--to", "+15557654321", "--server", "http://[::1]:9"]);
     expect(code).toBe(69);
-    expect(err).toContain("no voice-agent answered at http://[::1]:9 (connection refused)");
+    expect(err).toContain(
+      "no voice-agent answered: http://[::1]:9 refused the connection (ECONNREFUSED)",
+    );
   });
 
   test("a --server URL with /docs (copied from the browser) uses the base URL and says so", async () => {

@@ -7,12 +7,12 @@ import { readEnvFile } from "../../src/cli/env-file.ts";
 import {
   accountSidProblem,
   deepgramKeyProblem,
-  describeNetworkError,
   mask,
   normaliseUrl,
   publicUrlProblem,
   runSetup,
 } from "../../src/cli/setup.ts";
+import { describeNetworkError } from "../../src/network-errors.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
