@@ -56,7 +56,7 @@ export function createApp(deps: AppDeps) {
   })
     .use(accessLog(deps.logger))
     .use(errorHandler(deps.logger))
-    .use(docsRoutes(deps.version))
+    .use(docsRoutes({ version: deps.version, externalUrl: deps.config.server.externalUrl }))
     .use(
       healthRoutes({
         version: deps.version,

@@ -1,11 +1,18 @@
 /**
  * One log line per HTTP request: method, path (no query string: it may carry personal data), status
- * and duration. Health checks and docs assets log at debug so probes do not flood the journal.
+ * and duration. Health checks, docs assets and the favicon log at debug so probes do not flood the journal.
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
 
-const QUIET = new Set(["/health", "/docs", "/docs/json", "/docs/assets/scalar.js"]);
+const QUIET = new Set([
+  "/health",
+  "/docs",
+  "/docs/json",
+  "/docs/assets/scalar.js",
+  "/favicon.ico",
+  "/favicon.svg",
+]);
 
 export function accessLog(logger: Logger) {
   const started = new WeakMap<Request, number>();

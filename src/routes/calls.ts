@@ -5,6 +5,7 @@ import type { Store } from "../store/index.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
 import { Nullable, PageQuery, page } from "./models.ts";
+import { Errors, guardedErrors, invalid, responses } from "./openapi.ts";
 
 export const CallRecordModel = t.Object({
   sid: t.String(),
@@ -63,6 +64,20 @@ const LatencySummaryModel = t.Object(
   { description: "The agent's LatencyReports: caller's end of speech → first agent audio" },
 );
 
+const CallList = t.Object({
+  calls: t.Array(CallRecordModel),
+  limit: t.Number(),
+  offset: t.Number(),
+});
+
+const CallDetail = t.Object({
+  call: CallRecordModel,
+  lead: Nullable(LeadModel),
+  duration_ms: Nullable(t.Number()),
+  latency: Nullable(LatencySummaryModel),
+  timeline: t.Array(CallEventModel),
+});
+
 /** Turns and p50/p95 of the agent's reported total latency, or null when it reported none. */
 function latencySummary(timeline: { kind: string; data: unknown }[]) {
   const totals = timeline
@@ -99,10 +114,19 @@ export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, gua
           ),
           ...PageQuery,
         }),
-        response: {
-          200: t.Object({ calls: t.Array(CallRecordModel), limit: t.Number(), offset: t.Number() }),
+        response: { 200: CallList },
+        detail: {
+          tags: ["Calls"],
+          summary: "List calls, newest first",
+          security: BEARER_SECURITY,
+          responses: responses(
+            { 200: { description: "A page of calls", schema: CallList } },
+            invalid("query.limit", "expected an integer from 1 to 200"),
+            invalid("query.offset", "expected an integer from 0 to 1000000000"),
+            invalid("query.status", "Expected string length less or equal to 32"),
+            ...guardedErrors(false),
+          ),
         },
-        detail: { tags: ["Calls"], summary: "List calls, newest first", security: BEARER_SECURITY },
       },
     )
     .get(
@@ -121,21 +145,19 @@ export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, gua
       },
       {
         params: t.Object({ sid: t.String({ minLength: 2, maxLength: 64 }) }),
-        response: {
-          200: t.Object({
-            call: CallRecordModel,
-            lead: Nullable(LeadModel),
-            duration_ms: Nullable(t.Number()),
-            latency: Nullable(LatencySummaryModel),
-            timeline: t.Array(CallEventModel),
-          }),
-        },
+        response: { 200: CallDetail },
         detail: {
           tags: ["Calls"],
           summary: "One call with its timeline",
           description:
             "Numbers, status, AMD verdict, transcript, function calls with results, barge-ins, errors and why it ended.",
           security: BEARER_SECURITY,
+          responses: responses(
+            { 200: { description: "The call and its timeline", schema: CallDetail } },
+            invalid("params.sid", "Expected string length greater or equal to 2"),
+            ...guardedErrors(false),
+            Errors.notFound("call", "No call CA0123456789abcdef0123456789abcdef"),
+          ),
         },
       },
     );

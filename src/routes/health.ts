@@ -1,5 +1,6 @@
 /** `GET /health`: liveness, version, live call count and which integrations are configured. */
 import { Elysia, t } from "elysia";
+import { responses } from "./openapi.ts";
 
 const IntegrationStatus = t.Object({
   configured: t.Boolean(),
@@ -41,6 +42,13 @@ export function healthRoutes(deps: HealthDeps) {
         tags: ["Service"],
         summary: "Service health",
         description: "200 while serving; 503 with status `draining` once shutdown has begun.",
+        responses: responses({
+          200: { description: "Serving", schema: HealthResponse },
+          503: {
+            description: "Draining for shutdown: send new calls elsewhere",
+            schema: HealthResponse,
+          },
+        }),
       },
     },
   );

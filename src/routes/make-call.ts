@@ -16,7 +16,16 @@ import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import type { Store } from "../store/index.ts";
 import { LeadInput } from "../store/leads.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
+import { MAX_BODY_BYTES } from "./body.ts";
 import { LEAD_EXAMPLE } from "./leads.ts";
+import {
+  type ErrorCase,
+  Errors,
+  guardedErrors,
+  invalid,
+  requestBody,
+  responses,
+} from "./openapi.ts";
 import { BadRequestError } from "./validate.ts";
 
 export const OUTBOUND_SCENARIO = "insurance-followup";
@@ -50,6 +59,74 @@ export const MakeCallRequest = t.Object(
     ],
   },
 );
+
+/** The three ways to name the lead, as the reference page's example picker offers them. */
+const MAKE_CALL_EXAMPLES = {
+  demo: {
+    summary: "Demo lead",
+    description: "No lead given: the call follows up on the demo lead, Alex Mitchell.",
+    value: { to: "+15551234567" },
+  },
+  inline: {
+    summary: "Inline lead",
+    description: "The lead is stored with the call; the answer names its `lead_id`.",
+    value: { to: "+15551234567", lead: LEAD_EXAMPLE },
+  },
+  stored: {
+    summary: "Stored lead (lead_id)",
+    description: "A lead stored earlier with POST /leads.",
+    value: { to: "+15551234567", lead_id: "lead_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f" },
+  },
+};
+
+/** Every way /make-call can fail, beyond the guard's. */
+const MAKE_CALL_ERRORS: ErrorCase[] = [
+  invalid("body.to", "expected number to call, E.164"),
+  invalid(
+    "body.lead_id",
+    "give either lead or lead_id, not both",
+    "Both `lead` and `lead_id` given",
+  ),
+  Errors.notJson,
+  Errors.notFound("lead", "No lead lead_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f"),
+  Errors.tooLarge(MAX_BODY_BYTES),
+  Errors.mediaType("application/json"),
+  {
+    status: 429,
+    when: "MAX_CONCURRENT_CALLS calls are live or being placed; try again shortly",
+    example: {
+      error:
+        "The limit of 10 concurrent calls is reached (MAX_CONCURRENT_CALLS); try again shortly",
+      code: "TOO_MANY_CALLS",
+    },
+  },
+  {
+    status: 502,
+    when: "Twilio refused the call or could not be reached; the error is Twilio's",
+    example: {
+      error:
+        "Twilio refused to place the call: The 'To' number +15551234567 is not a valid phone number.",
+      code: "TWILIO_ERROR",
+    },
+  },
+  Errors.twilioNotConfigured,
+  {
+    status: 503,
+    when: "Deepgram is not configured",
+    example: {
+      error: "Deepgram is not configured: set DEEPGRAM_API_KEY",
+      code: "INTEGRATION_NOT_CONFIGURED",
+    },
+  },
+  {
+    status: 503,
+    when: "The service is shutting down",
+    example: {
+      error: "The service is shutting down and accepts no new calls",
+      code: "SHUTTING_DOWN",
+    },
+  },
+];
 
 export const MakeCallResponse = t.Object({
   call_sid: t.String(),
@@ -159,8 +236,14 @@ export function makeCallRoutes({
           tags: ["Calls"],
           summary: "Place an outbound follow-up call",
           description:
-            "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell). Errors: 400 (field named), 401, 404 unknown lead_id, 429 at MAX_CONCURRENT_CALLS, 502 Twilio refused (its message), 503 Twilio or Deepgram not configured.",
+            "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell): pick one under the request body's examples.",
           security: BEARER_SECURITY,
+          ...requestBody({ mediaType: "application/json", examples: MAKE_CALL_EXAMPLES }),
+          responses: responses(
+            { 200: { description: "Twilio is dialling", schema: MakeCallResponse } },
+            ...guardedErrors(true),
+            ...MAKE_CALL_ERRORS,
+          ),
         },
       },
     );

@@ -10,7 +10,7 @@ const MAX_OFFSET = 1_000_000_000;
 
 /**
  * `limit` and `offset` of a listing. The field name sits in each `error`: Elysia drops it when a
- * coerced query number is out of range.
+ * coerced query number is out of range. (The OpenAPI document shows them as plain integers: docs.ts.)
  */
 export const PageQuery = {
   limit: t.Optional(
@@ -18,6 +18,7 @@ export const PageQuery = {
       minimum: 1,
       maximum: 200,
       default: 20,
+      description: "How many to answer",
       error: "query.limit: expected an integer from 1 to 200",
     }),
   ),
@@ -26,6 +27,7 @@ export const PageQuery = {
       minimum: 0,
       maximum: MAX_OFFSET,
       default: 0,
+      description: "How many to skip, newest first",
       error: `query.offset: expected an integer from 0 to ${MAX_OFFSET}`,
     }),
   ),

@@ -24,6 +24,15 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Store } from "../store/index.ts";
 import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
+import {
+  type ErrorCase,
+  Errors,
+  invalid,
+  requestBody,
+  responses,
+  type Success,
+  twilioWebhook,
+} from "./openapi.ts";
 import { validator } from "./validate.ts";
 
 export const BUSY_MESSAGE =
@@ -115,6 +124,43 @@ const twiml = (xml: string) =>
 /** Form fields as Twilio posts them (application/x-www-form-urlencoded). */
 const TwilioForm = t.Record(t.String(), t.String());
 
+const FORM = "application/x-www-form-urlencoded";
+const EXAMPLE_CALL_SID = "CA0123456789abcdef0123456789abcdef";
+
+/**
+ * The documentation of a webhook: the fields it reads (checked once the signature is), an example
+ * post, and every answer it can give.
+ */
+function webhookDoc(
+  fields: Parameters<typeof requestBody>[0]["schema"],
+  example: Record<string, string>,
+  success: Record<number, Success>,
+  ...errors: ErrorCase[]
+) {
+  return {
+    ...twilioWebhook,
+    ...requestBody({
+      mediaType: FORM,
+      schema: fields,
+      examples: { twilio: { summary: "As Twilio posts it", value: example } },
+    }),
+    responses: responses(
+      success,
+      ...errors,
+      {
+        status: 403,
+        when: "X-Twilio-Signature is missing or does not match (every request not from Twilio)",
+        example: { error: "Missing X-Twilio-Signature", code: "INVALID_SIGNATURE" },
+      },
+      Errors.tooLarge(WEBHOOK_BODY_BYTES),
+      Errors.mediaType(FORM),
+      Errors.twilioNotConfigured,
+    ),
+  };
+}
+
+const NO_CONTENT = { 204: { description: "Recorded" } };
+
 export function twilioWebhookRoutes({
   config,
   store,
@@ -154,6 +200,12 @@ export function twilioWebhookRoutes({
           tags: ["Twilio webhooks"],
           summary: "Async answering-machine detection result",
           description: "Set as AsyncAmdStatusCallback by /make-call. Signed by Twilio.",
+          ...webhookDoc(
+            AmdResult,
+            { CallSid: EXAMPLE_CALL_SID, AnsweredBy: "human", MachineDetectionDuration: "2150" },
+            NO_CONTENT,
+            invalid("body.AnsweredBy", "Expected required property"),
+          ),
         },
       },
     )
@@ -185,6 +237,11 @@ export function twilioWebhookRoutes({
           ...(unanswered && !call.outcome
             ? { outcome: unanswered, outcome_detail: `Twilio: ${update.CallStatus}` }
             : {}),
+          // Completed with no conversation here (e.g. the caller hung up during the disclosure):
+          // its end reason, and with it an outcome.
+          ...(update.CallStatus === "completed" && !call.ended_at && !calls.get(update.CallSid)
+            ? { end_reason: "caller_hung_up" }
+            : {}),
         });
         store.calls.appendEvent(update.CallSid, {
           kind: "status",
@@ -198,6 +255,12 @@ export function twilioWebhookRoutes({
           summary: "Call status callback",
           description:
             "initiated, ringing, answered (in-progress), completed, busy, no-answer, failed, canceled. Signed by Twilio.",
+          ...webhookDoc(
+            CallStatus,
+            { CallSid: EXAMPLE_CALL_SID, CallStatus: "completed", CallDuration: "74" },
+            NO_CONTENT,
+            invalid("body.CallStatus", "Expected required property"),
+          ),
         },
       },
     )
@@ -253,6 +316,16 @@ export function twilioWebhookRoutes({
           summary: "Media stream status callback",
           description:
             "Set as the <Stream statusCallback> of every <Connect><Stream> the service issues: stream-started, stream-stopped, stream-error (with StreamError). A stream-error for a call with no live session ends its record (stream_failed). Signed by Twilio.",
+          ...webhookDoc(
+            StreamStatus,
+            {
+              CallSid: EXAMPLE_CALL_SID,
+              StreamSid: "MZ0123456789abcdef0123456789abcdef",
+              StreamEvent: "stream-started",
+            },
+            NO_CONTENT,
+            invalid("body.StreamSid", "Expected required property"),
+          ),
         },
       },
     )
@@ -324,6 +397,32 @@ export function twilioWebhookRoutes({
           summary: "Twilio voice webhook for inbound calls",
           description:
             "Point a Twilio number's voice webhook here (POST). Requires a valid X-Twilio-Signature over SERVER_EXTERNAL_URL + /incoming-call. Answers TwiML.",
+          ...webhookDoc(
+            IncomingCall,
+            {
+              CallSid: EXAMPLE_CALL_SID,
+              From: "+15557654321",
+              To: "+15550001111",
+              CallStatus: "ringing",
+            },
+            {
+              200: {
+                description:
+                  "TwiML: <Connect><Stream> to /twilio with a one-time token, or, over capacity or while shutting down, a busy message and a hang-up",
+                schema: t.String(),
+                mediaType: "text/xml",
+              },
+            },
+            invalid("body.From", "Expected required property"),
+            {
+              status: 409,
+              when: "A repeat for a call the service already answered (a replay)",
+              example: {
+                error: `Call ${EXAMPLE_CALL_SID} was already answered; its webhook is not repeated`,
+                code: "DUPLICATE_CALL",
+              },
+            },
+          ),
         },
       },
     );

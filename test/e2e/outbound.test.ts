@@ -161,6 +161,15 @@ describe("placing a call", () => {
         outcome_detail: `Twilio: ${status}`,
       });
     }
+    // Answered and completed before any stream (hung up during the first words): still an outcome.
+    const brief = await placeCall();
+    await harness.twilio.sendStatus(brief.call_sid, "in-progress");
+    await harness.twilio.sendStatus(brief.call_sid, "completed");
+    expect(harness.service.store.calls.get(brief.call_sid)).toMatchObject({
+      status: "completed",
+      end_reason: "caller_hung_up",
+      outcome: "caller_hung_up",
+    });
   });
 
   test("with Twilio not configured: 503 naming the variables", async () => {
