@@ -88,6 +88,22 @@ describe("the build the binary tests use", () => {
 });
 
 describe("compiled binary", () => {
+  test("a bunfig.toml in the working folder runs nothing (sudo voice-agent … from any folder)", () => {
+    const cwd = mkdtempSync(join(dir, "bunfig-"));
+    const marker = join(cwd, "preloaded");
+    writeFileSync(join(cwd, "bunfig.toml"), 'preload = ["./evil.js"]\n');
+    writeFileSync(
+      join(cwd, "evil.js"),
+      `require("node:fs").writeFileSync(${JSON.stringify(marker)}, "x");`,
+    );
+    const result = Bun.spawnSync([binary, "--version"], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "" },
+    });
+    expect(result.exitCode).toBe(0);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   test("--version prints the package version", () => {
     const result = run(["--version"]);
     expect(result.exitCode).toBe(0);

@@ -6,10 +6,11 @@
  * Bun fills from ./.env). Without --server it prefers the service on this machine and falls back to
  * SERVER_EXTERNAL_URL only when nothing answers locally; it always says which server it used.
  */
-import { existsSync } from "node:fs";
+
+import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { describeNetworkError } from "../network-errors.ts";
-import { readEnvFile } from "./env-file.ts";
+import { parseEnv } from "./env-file.ts";
 
 /** Where `setup --install-service` puts the service's environment file. */
 export const SERVICE_ENV_FILE = "/etc/voice-agent/voice-agent.env";
@@ -146,13 +147,19 @@ function leadFromName(name: string): { first_name: string; last_name: string } |
   return { first_name: parts.slice(0, -1).join(" "), last_name: parts.at(-1) ?? "" };
 }
 
+/** https anywhere, or http on this machine only: where a bearer secret may be sent. */
+function safeForSecret(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  return protocol === "https:" || ["127.0.0.1", "localhost", "[::1]"].includes(hostname);
+}
+
 /** Reads --env-file; a string is what went wrong. */
 function readSettings(path: string): Record<string, string> | string {
-  if (!existsSync(path)) return `--env-file ${path}: no such file`;
   try {
-    return readEnvFile(path);
+    return parseEnv(readFileSync(path, "utf8"));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return `--env-file ${path}: no such file`;
     if (code === "EACCES" || code === "EPERM")
       return `--env-file ${path}: permission denied (it holds the secrets and is readable by root only: run the command with sudo)`;
     return `--env-file ${path}: ${(error as Error).message}`;
@@ -240,7 +247,8 @@ export async function runCallCommand(
     }
     file = read;
   }
-  const setting = (name: string) => file[name] ?? env[name];
+  // With --env-file, that file alone: a ./.env or the shell must not redirect the service's secret.
+  const setting = (name: string) => (envFile === undefined ? env[name] : file[name]);
   const settingFrom = (name: string) =>
     file[name] !== undefined ? `${name} in ${envFile}` : `${name}`;
 
@@ -294,7 +302,15 @@ export async function runCallCommand(
 
   let response: Response;
   try {
+    if (secret && !safeForSecret(target.url)) {
+      io.err(
+        `${target.url} is plain http to another machine: the secret would cross the network readable; use its https URL (or --server http://127.0.0.1:PORT on the service's machine)`,
+      );
+      return 64;
+    }
     response = await fetch(`${target.url}/make-call`, {
+      // A redirect would send the lead (personal data) on to wherever it points: reported instead.
+      redirect: "manual",
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -322,6 +338,12 @@ export async function runCallCommand(
         `no voice-agent answered: ${why} — is it running there, and is ${target.source} right?`,
       );
     }
+    return 69;
+  }
+  if (response.status >= 300 && response.status < 400) {
+    io.err(
+      `${target.url}/make-call redirects (${response.status}) to ${response.headers.get("location") ?? "elsewhere"}: nothing was sent on; give the service's own URL`,
+    );
     return 69;
   }
   const reply = (await response.json().catch(() => ({}))) as Record<string, string | undefined>;

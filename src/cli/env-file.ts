@@ -29,7 +29,13 @@ export function parseEnv(text: string): Record<string, string> {
 
 /** The variables a .env file sets (empty when it does not exist). */
 export function readEnvFile(path: string): Record<string, string> {
-  return existsSync(path) ? parseEnv(readFileSync(path, "utf8")) : {};
+  try {
+    return parseEnv(readFileSync(path, "utf8"));
+  } catch (error) {
+    // A file that is not there is empty; one that cannot be read (permissions) is an error.
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return {};
+    throw error;
+  }
 }
 
 /**

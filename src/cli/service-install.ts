@@ -114,6 +114,31 @@ export function serviceEnv(source: string): { text: string; notes: string[] } {
   };
 }
 
+/**
+ * An env file already installed, with only the settings it lacks added from `fresh`: values set
+ * there win (a secret rotated on the VM is not brought back). @returns the text and what to say
+ */
+export function keepInstalled(
+  installed: string,
+  fresh: string,
+  path: string,
+): { text: string; notes: string[] } {
+  const kept = parseEnv(installed);
+  const offered = parseEnv(fresh);
+  const added = Object.fromEntries(Object.entries(offered).filter(([name]) => !(name in kept)));
+  const differing = Object.keys(offered).filter(
+    (name) => name in kept && kept[name] !== offered[name],
+  );
+  const notes = [];
+  if (differing.length > 0)
+    notes.push(
+      `kept the values ${path} already has for ${differing.join(", ")} (edit that file to change them)`,
+    );
+  if (Object.keys(added).length > 0)
+    notes.push(`added to ${path}: ${Object.keys(added).join(", ")}`);
+  return { text: withEnvUpdates(installed, added), notes };
+}
+
 /** The operator's notes on the VM (what `Documentation=` in the unit names). */
 function operatorNotes(): string {
   return `# voice-agent on this machine
@@ -163,6 +188,12 @@ export async function installService(
     return 66;
   }
   const env = serviceEnv(readFileSync(envFile, "utf8"));
+  if (existsSync(target.envFile)) {
+    // Installed before: what was changed there (a rotated secret) stays; only new settings join.
+    const merged = keepInstalled(readFileSync(target.envFile, "utf8"), env.text, target.envFile);
+    env.text = merged.text;
+    env.notes.push(...merged.notes);
+  }
   const changed = {
     binary: place(target.binary, readFileSync(source), 0o755),
     envFile: place(target.envFile, Buffer.from(env.text), 0o600),

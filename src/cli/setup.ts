@@ -189,9 +189,10 @@ function clackUi(): Ui {
 /** Shows the start of a secret only. */
 export function mask(secret: string | undefined): string {
   if (!secret) return "(not set)";
-  return secret.length <= 8
-    ? "••••"
-    : `${secret.slice(0, 4)}…${secret.slice(-2)} (${secret.length} characters)`;
+  // Enough to tell two secrets apart in a pasted report, never a useful share of one.
+  return secret.length < 32
+    ? `•••• (${secret.length} characters)`
+    : `…${secret.slice(-3)} (${secret.length} characters)`;
 }
 
 // ---- What each answer must look like -------------------------------------------------------
@@ -369,8 +370,13 @@ export async function runSetup(
     if (values.teardown) return await teardown(setting, envFile, ui, io);
     return await configure(values, setting, envFile, ui, io);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
     io.err(
-      error instanceof SetupError ? error.message : `setup failed: ${(error as Error).message}`,
+      error instanceof SetupError
+        ? error.message
+        : code === "EACCES" || code === "EPERM"
+          ? `setup failed: ${envFile} cannot be read (permission denied): it holds the secrets; run with sudo`
+          : `setup failed: ${(error as Error).message}`,
     );
     return error instanceof SetupError ? error.exitCode : 1;
   }

@@ -4,6 +4,7 @@
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
+import { requestPath } from "./request-url.ts";
 
 const QUIET = new Set([
   "/health",
@@ -21,7 +22,7 @@ export function accessLog(logger: Logger) {
       started.set(request, performance.now());
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
-      const path = new URL(request.url).pathname;
+      const path = requestPath(request);
       if (path === "/twilio") return;
       const since = started.get(request);
       const fields = {

@@ -13,6 +13,7 @@ import { Elysia } from "elysia";
 import { AppError } from "../errors.ts";
 import { limitedBody, MAX_BODY_BYTES, readJson } from "./body.ts";
 import type { ClientAddresses } from "./client-address.ts";
+import { requestOrigin } from "./request-url.ts";
 import type { FailureThrottle } from "./throttle.ts";
 
 export class UnauthorizedError extends AppError {
@@ -107,7 +108,7 @@ export class EndpointGuard {
     }
     const origin = request.headers.get("origin");
     if (origin === null) return; // not a browser, or a same-origin GET-style navigation
-    const own = origin === new URL(request.url).origin || origin === this.#externalOrigin;
+    const own = origin === requestOrigin(request) || origin === this.#externalOrigin;
     if (!own) throw new CrossSiteRequestError(`Origin ${origin} may not change anything here`);
   }
 }

@@ -9,8 +9,11 @@ import type { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import scalarBundlePath from "#scalar-bundle" with { type: "file" };
 import { REQUEST_BODY, type RequestBodyDoc, WEBHOOK, WEBHOOK_NOTE } from "./openapi.ts";
+import { requestOrigin } from "./request-url.ts";
 
 const SCALAR_ASSET = "/docs/assets/scalar.js";
+/** The address the page and document are built at, inside this process (never a client's Host). */
+const INTERNAL_ORIGIN = "http://docs.internal";
 /** Where browsers look for an icon unasked, and the one the page names. */
 export const FAVICON_PATHS = ["/favicon.ico", "/favicon.svg"] as const;
 
@@ -80,19 +83,29 @@ export function docsRoutes({ version, externalUrl }: DocsOptions) {
     });
     return reference;
   };
-  const page = async ({ request }: { request: Request }) => {
+  // Built once, from a fixed address: nothing a client sends (its Host header) goes into them, and a
+  // failure is not kept, so the next request tries again.
+  const page = async () => {
     html ??= mount()
-      .then((docs) => docs.handle(new Request(new URL("/docs", request.url).href)))
+      .then((docs) => docs.handle(new Request(`${INTERNAL_ORIGIN}/docs`)))
       .then((response) => response.text())
-      .then((text) => text.replace("</head>", `${PAGE_STYLE}</head>`));
+      .then((text) => text.replace("</head>", `${PAGE_STYLE}</head>`))
+      .catch((error: unknown) => {
+        html = undefined;
+        throw error;
+      });
     return new Response(await html, { headers: { "content-type": "text/html; charset=utf8" } });
   };
   const document = async ({ request }: { request: Request }) => {
     finished ??= mount()
-      .then((docs) => docs.handle(new Request(new URL("/docs/json", request.url).href)))
+      .then((docs) => docs.handle(new Request(`${INTERNAL_ORIGIN}/docs/json`)))
       .then((response) => response.json() as Promise<OpenApiDocument>)
-      .then(finishDocument);
-    const origin = new URL(request.url).origin;
+      .then(finishDocument)
+      .catch((error: unknown) => {
+        finished = undefined;
+        throw error;
+      });
+    const origin = requestOrigin(request) ?? "null";
     return Response.json({ ...(await finished), servers: servers(externalUrl, origin) });
   };
   return plugin
@@ -124,8 +137,18 @@ const favicon = () =>
  * Twilio and remote clients use), else the origin this request reached (e.g. http://127.0.0.1:8080).
  */
 export function servers(externalUrl: string | undefined, origin: string) {
-  if (externalUrl) return [{ url: externalUrl, description: "SERVER_EXTERNAL_URL" }];
+  if (externalUrl)
+    return [{ url: withoutCredentials(externalUrl), description: "SERVER_EXTERNAL_URL" }];
   return [{ url: origin === "null" ? "/" : origin, description: "This service" }];
+}
+
+/** A URL as it may be published: any `user:password@` in it left out. */
+function withoutCredentials(url: string): string {
+  if (!URL.canParse(url)) return url;
+  const parsed = new URL(url);
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.href.replace(/\/$/, "");
 }
 
 interface Operation {

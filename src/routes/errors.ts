@@ -6,6 +6,7 @@ import { Elysia, ValidationError } from "elysia";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { reasonOf, type SchemaError } from "../schema-errors.ts";
+import { requestPath } from "./request-url.ts";
 import { BadRequestError } from "./validate.ts";
 
 export interface ErrorBody {
@@ -55,7 +56,7 @@ export function errorHandler(logger: Logger) {
       } else if (code === "NOT_FOUND") {
         status = 404;
         body = {
-          error: `No route for ${request.method} ${new URL(request.url).pathname}`,
+          error: `No route for ${request.method} ${requestPath(request)}`,
           code: "NOT_FOUND",
         };
       } else if (code === "PARSE") {
@@ -68,7 +69,7 @@ export function errorHandler(logger: Logger) {
           code,
           error,
           method: request.method,
-          path: new URL(request.url).pathname,
+          path: requestPath(request),
         });
       }
       set.status = status;

@@ -234,3 +234,46 @@ describe("call --help", () => {
     for (const line of continuation) expect(line.search(/\S/)).toBe(columns[0] ?? 0);
   });
 });
+
+describe("where the secret may go", () => {
+  test("a redirect is reported, not followed with the lead", async () => {
+    reply = { status: 307, body: "" };
+    const before = posts;
+    const result = await run(["--to", "+15551234567", "--server", url(), "--secret", "s"]);
+    expect(posts).toBe(before + 1);
+    expect(result.code).toBe(69);
+    expect(result.err).toContain("redirects (307)");
+  });
+
+  test("plain http to another machine never gets the secret", async () => {
+    const before = posts;
+    const result = await run([
+      "--to",
+      "+15551234567",
+      "--server",
+      "http://192.0.2.10:8080",
+      "--secret",
+      "s",
+    ]);
+    expect(result.code).toBe(64);
+    expect(result.err).toContain("plain http to another machine");
+    expect(posts).toBe(before);
+  });
+
+  test("with --env-file, a ./.env or the shell cannot point the secret elsewhere", async () => {
+    const dir = await Bun.$`mktemp -d`.text();
+    const envFile = `${dir.trim()}/service.env`;
+    await Bun.write(
+      envFile,
+      `ENDPOINT_SECRET=from-the-file-0123456789\nSERVER_PORT=${server.port}\n`,
+    );
+    reply = { status: 200, body: { call_sid: "CA1", lead_id: "lead_1" } };
+    const result = await run(["--to", "+15551234567", "--env-file", envFile], {
+      // What Bun would have loaded from a ./.env in the current folder.
+      SERVER_PORT: "9",
+      SERVER_HOST: "192.0.2.10",
+    });
+    expect(result.out).toContain(`via http://127.0.0.1:${server.port} (the local service)`);
+    expect(result.code).toBe(0);
+  });
+});

@@ -412,6 +412,9 @@ describe("--status", () => {
       expect(out).not.toContain(TOKEN);
       expect(out).not.toContain(DEEPGRAM_KEY);
       expect(out).toContain(`TWILIO_AUTH_TOKEN=${mask(TOKEN)}`);
+      // At most the last three characters of a long secret; none of a short one.
+      expect(mask("0123456789abcdef0123456789abcdef")).toBe("…def (32 characters)");
+      expect(mask("0123456789abcdef")).toBe("•••• (16 characters)");
       expect(out).toContain("✓ Twilio credentials: Fake account");
       expect(out).toContain("✓ Number webhook: +15550000001 → http://127.0.0.1");
       expect(out).toContain("✓ Service /health");
@@ -535,6 +538,25 @@ describe("--install-service", () => {
     expect(second.out).not.toContain("installed ");
     expect(second.out.match(/unchanged /g)).toHaveLength(4);
     expect(second.out).not.toContain("daemon-reload");
+
+    // A secret rotated on the VM survives installing again (an upgrade); new settings join it.
+    const installedEnv = join(root, "etc/voice-agent/voice-agent.env");
+    writeFileSync(
+      installedEnv,
+      readFileSync(installedEnv, "utf8").replace(
+        "ENDPOINT_SECRET=abcdefghijklmnopqrstuvwxyz",
+        "ENDPOINT_SECRET=rotated-0123456789abcdef",
+      ),
+    );
+    writeFileSync(envFile, `${readFileSync(envFile, "utf8")}LOG_LEVEL=debug\n`);
+    const third = await setup(["--install-service", "--root", root, "--binary", binary]);
+    expect(readEnvFile(installedEnv)).toMatchObject({
+      ENDPOINT_SECRET: "rotated-0123456789abcdef",
+      LOG_LEVEL: "debug",
+    });
+    expect(third.out).toContain("kept the values");
+    expect(third.out).toContain("ENDPOINT_SECRET");
+    expect(third.out).not.toContain("rotated-0123456789abcdef");
 
     const removed = await setup(["--uninstall-service", "--root", root]);
     expect(removed.out).toContain(`removed ${root}/etc/systemd/system/voice-agent.service`);
