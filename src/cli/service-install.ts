@@ -84,7 +84,9 @@ const isLoopback = (host: string) =>
  * The env file as installed: the wizard's, bound to loopback for the reverse proxy (with the proxy
  * trusted for X-Forwarded-For) unless it sets SERVER_HOST itself. @returns the text and what to say
  */
-export function serviceEnv(source: string): { text: string; notes: string[] } {
+export function serviceEnv(shellStyle: string): { text: string; notes: string[] } {
+  // systemd's EnvironmentFile= has no `export`: such a line would be dropped, its setting lost.
+  const source = shellStyle.replace(/^[ \t]*export[ \t]+/gm, "");
   const values = parseEnv(source);
   const port = values.SERVER_PORT || "8080";
   const host = values.SERVER_HOST;
@@ -106,7 +108,14 @@ export function serviceEnv(source: string): { text: string; notes: string[] } {
   return {
     text: source,
     notes: isLoopback(host)
-      ? [`SERVER_HOST=${host}: the service listens on loopback only, for the reverse proxy below.`]
+      ? [
+          `SERVER_HOST=${host}: the service listens on loopback only, for the reverse proxy below.`,
+          ...((values.TRUSTED_PROXIES ?? "").split(",").some((proxy) => isLoopback(proxy.trim()))
+            ? []
+            : [
+                `  Add 127.0.0.1 to TRUSTED_PROXIES in ${SERVICE_ENV_FILE}: otherwise every client behind the proxy counts as one (127.0.0.1), and one client's failed secrets lock out the others.`,
+              ]),
+        ]
       : [
           `SERVER_HOST=${host} is kept as your env file sets it: port ${port} is reachable from other machines.`,
           `  Behind the reverse proxy below, set SERVER_HOST=127.0.0.1 in ${SERVICE_ENV_FILE} (or keep port ${port} closed in the firewall).`,

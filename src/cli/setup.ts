@@ -214,8 +214,10 @@ export function deepgramKeyProblem(key: string): string | undefined {
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(key))
     return "that looks like the key's ID; paste the API key itself (the secret shown once when the key was created)";
   if (/^token\s/i.test(key)) return 'paste the key alone, without "Token "';
-  if (!/^[A-Za-z0-9]{40}$/.test(key))
-    return `a Deepgram API key is 40 letters and digits (this has ${key.length} characters); copy it from console.deepgram.com → API Keys`;
+  // Keys today are 40 letters and digits; only what cannot be any key is refused here, so that a
+  // new key format is judged by Deepgram's own answer, not by this check.
+  if (!/^[A-Za-z0-9_-]{20,}$/.test(key))
+    return `a Deepgram API key is a long run of letters and digits, 40 today (this has ${key.length} characters); copy it from console.deepgram.com → API Keys`;
   return undefined;
 }
 

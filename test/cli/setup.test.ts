@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readEnvFile } from "../../src/cli/env-file.ts";
+import { serviceEnv } from "../../src/cli/service-install.ts";
 import {
   accountSidProblem,
   deepgramKeyProblem,
@@ -190,7 +191,11 @@ describe("each answer is checked before it is used", () => {
     ["--account-sid", "hello", "an Account SID is AC followed by 32 hexadecimal characters"],
     ["--account-sid", `SK${"1".repeat(32)}`, "that is a SK… SID, not the Account SID"],
     ["--auth-token", "short", "an Auth Token is 32 hexadecimal characters (this has 5 characters)"],
-    ["--deepgram-key", "dg-secret", "a Deepgram API key is 40 letters and digits (this has 9"],
+    [
+      "--deepgram-key",
+      "dg-secret",
+      "a Deepgram API key is a long run of letters and digits, 40 today (this has 9",
+    ],
     [
       "--url",
       "http://voice.example.com",
@@ -223,6 +228,9 @@ describe("each answer is checked before it is used", () => {
   test("the shape checks", () => {
     expect(accountSidProblem(SID)).toBeUndefined();
     expect(deepgramKeyProblem(DEEPGRAM_KEY)).toBeUndefined();
+    // Another length is left to Deepgram's answer: a new key format is not locked out.
+    expect(deepgramKeyProblem(`${DEEPGRAM_KEY}abcdef`)).toBeUndefined();
+    expect(deepgramKeyProblem("short")).toContain("long run of letters and digits");
     expect(deepgramKeyProblem("3f1c2a9e-5b7d-4e2a-9c1f-0a1b2c3d4e5f")).toContain("the key's ID");
     expect(deepgramKeyProblem(`Token ${DEEPGRAM_KEY}`)).toContain('without "Token "');
     expect(normaliseUrl(" voice.example.com/ ")).toBe("https://voice.example.com");
@@ -623,5 +631,15 @@ describe("--install-service", () => {
     expect(
       (await setup(["--install-service", "--root", root, "--binary", "/bin/true"])).err,
     ).toContain("run setup first");
+  });
+});
+
+describe("the installed env file, as systemd reads it", () => {
+  test("`export` lines lose the word systemd would choke on; a loopback host without a trusted proxy is flagged", () => {
+    const { text, notes } = serviceEnv('export SERVER_HOST="127.0.0.1"\nexport LOG_LEVEL=debug\n');
+    expect(text).toBe('SERVER_HOST="127.0.0.1"\nLOG_LEVEL=debug\n');
+    expect(notes.join("\n")).toContain("Add 127.0.0.1 to TRUSTED_PROXIES");
+    const trusted = serviceEnv("SERVER_HOST=127.0.0.1\nTRUSTED_PROXIES=127.0.0.1\n");
+    expect(trusted.notes.join("\n")).not.toContain("TRUSTED_PROXIES");
   });
 });
