@@ -158,6 +158,8 @@ export class CallSession implements LiveCall {
   #spokeThisTurn = false;
   /** Function calls the agent made after speaking in the same turn (a goodbye, then `end_call`). */
   readonly #requestedAfterWords = new Set<string>();
+  /** `end_call` requests answered and not withdrawn, by function call id (their reason). */
+  readonly #endRequests = new Map<string, string>();
   readonly #callerAudio = new CallerAudio();
   #ending: Ending | undefined;
   #ignored = 0;
@@ -233,14 +235,15 @@ export class CallSession implements LiveCall {
           this.#agent.answered(event.data);
       },
       endCall: (reason, callId) =>
-        this.#contained(() =>
+        this.#contained(() => {
+          this.#endRequests.set(callId, reason);
           this.#beginEnding(
             "agent_ended_call",
             reason,
             this.#requestedAfterWords.has(callId) ? "heard" : "maybe",
             callId,
-          ),
-        )(),
+          );
+        })(),
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
       ended: () => this.#state === "ended",
     });
@@ -298,6 +301,12 @@ export class CallSession implements LiveCall {
    * that fails, the apology and a hang-up.
    */
   #agentDropped(reason: string): void {
+    if (this.#state === "ending" && !this.#agentSpeaking && this.#ending?.words === undefined) {
+      // Everything it had to say has arrived: that plays out, then the hang-up; no apology.
+      this.#deps.logger.info("agent socket closed while ending", { reason });
+      this.#hangUpIfHeard();
+      return;
+    }
     const resuming = this.#state === "live" ? this.#agent.resume(reason) : undefined;
     if (!resuming) {
       this.#agentFailed("agent_error", `agent socket closed: ${reason}`);
@@ -424,6 +433,13 @@ export class CallSession implements LiveCall {
       case "UserStartedSpeaking":
         this.#spokeThisTurn = false;
         this.#bargeIn();
+        if (this.#ending?.speech === "due" && this.#ending.words === undefined) {
+          // The agent stops for the caller and sends no AgentAudioDone: what it sent is all there
+          // is (the phone keeps playing it while ending).
+          this.#ending.speech = "heard";
+          this.#playback.markEnd();
+          this.#hangUpIfHeard();
+        }
         return;
       case "AgentThinking":
       case "AgentStartedSpeaking":
@@ -608,7 +624,17 @@ export class CallSession implements LiveCall {
 
   /** The agent withdrew the `end_call` that began this ending: the conversation goes on. */
   #withdrawEnd(callId: string): void {
-    if (this.#state !== "ending" || this.#ending?.callId !== callId) return;
+    this.#endRequests.delete(callId);
+    const ending = this.#ending;
+    if (this.#state !== "ending" || ending?.callId !== callId) return;
+    const [standing] = this.#endRequests;
+    if (standing) {
+      // Another end_call was asked for and stands: the call still ends, for that one.
+      const [otherId, reason] = standing;
+      ending.callId = otherId;
+      ending.detail = reason;
+      return;
+    }
     this.#safetyTimer?.cancel();
     this.#withdrawTimer?.cancel();
     this.#stopSettleTimer();

@@ -545,6 +545,49 @@ describe("hang-up when the words are heard", () => {
     expect(recorder.end?.reason).toBe("max_duration");
   });
 
+  test("the agent socket closing after the goodbye has all arrived: it plays out, no apology", async () => {
+    const agent = await inConversation();
+    agentTurn(agent, 10);
+    await endCall(agent);
+    agent.handlers.closed("1006 abnormal");
+    expect(phone.events()).not.toContain("clear");
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(session.state).toBe("ending");
+    hearAll();
+    expect(recorder.end?.reason).toBe("agent_ended_call");
+  });
+
+  test("two end_calls, the first withdrawn: the second still ends the call", async () => {
+    const agent = await inConversation();
+    for (const id of ["a", "b"]) {
+      agent.emit({
+        type: "FunctionCallRequest",
+        functions: [{ id, name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
+      });
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    }
+    agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "a", name: "end_call" }] });
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    hearAll();
+    expect(recorder.end?.reason).toBe("agent_ended_call");
+  });
+
+  test("the caller talking over our goodbye: what was sent plays out, then the hang-up", async () => {
+    const agent = await inConversation();
+    clock.advance(timings.maxCallMs);
+    const words = String(agent.ofType("InjectAgentMessage").at(-1)?.message);
+    agent.emit({ type: "ConversationText", role: "assistant", content: words });
+    agent.emit({ type: "AgentStartedSpeaking", total_latency: 0.5 });
+    agent.speakAudio(320);
+    // Deepgram stops for the caller and sends no AgentAudioDone for the cut turn.
+    agent.emit({ type: "UserStartedSpeaking" });
+    expect(session.state).toBe("ending");
+    hearAll();
+    expect(recorder.end?.reason).toBe("max_duration");
+  });
+
   test("our goodbye is not mistaken for a reply the agent was about to give", async () => {
     const agent = await inConversation();
     agent.emit({ type: "AgentThinking", content: "" });
