@@ -423,7 +423,9 @@ export class CallSession implements LiveCall {
         if (message.role === "user") {
           this.#spokeThisTurn = false;
           this.#pacing.callerActive();
-        } else if (this.#ending?.words !== undefined) {
+        } else if (this.#ending?.words === undefined) {
+          this.#wordsComing();
+        } else {
           const said = normalised(message.content);
           if (said.includes(this.#ending.words) || this.#ending.words.includes(said))
             this.#ending.words = undefined;
@@ -442,8 +444,11 @@ export class CallSession implements LiveCall {
         }
         return;
       case "AgentThinking":
+        this.#pacing.stopSilence();
+        return;
       case "AgentStartedSpeaking":
         this.#pacing.stopSilence();
+        this.#wordsComing();
         return;
       case "AgentAudioDone":
         this.#agentSpeaking = false;
@@ -493,6 +498,13 @@ export class CallSession implements LiveCall {
     }
   }
 
+  /** While waiting to see whether the agent says goodbye (`maybe`): it is about to, so wait for it. */
+  #wordsComing(): void {
+    if (this.#ending?.speech !== "maybe") return;
+    this.#stopSettleTimer();
+    this.#ending.speech = "due";
+  }
+
   #onAgentAudio(audio: Buffer): void {
     if (this.#state === "awaiting_verdict") {
       this.#machine?.hold(audio);
@@ -502,11 +514,7 @@ export class CallSession implements LiveCall {
     this.#agentSpeaking = true;
     this.#spokeThisTurn = true;
     this.#pacing.stopSilence();
-    if (this.#ending?.speech === "maybe") {
-      // The words it might have said are coming after all: wait for their end, however long.
-      this.#stopSettleTimer();
-      this.#ending.speech = "due";
-    }
+    this.#wordsComing();
     this.#playback.play(audio);
   }
 

@@ -511,6 +511,19 @@ describe("hang-up when the words are heard", () => {
     expect(session.state).toBe("ended");
   });
 
+  test("end_call first, the goodbye announced just before the settle time ends: it is waited for", async () => {
+    const agent = await inConversation();
+    await endCall(agent);
+    clock.advance(timings.endSettleMs - 1);
+    agent.emit({ type: "ConversationText", role: "assistant", content: "Goodbye!" });
+    agent.emit({ type: "AgentStartedSpeaking", total_latency: 0.5 });
+    clock.advance(timings.endSettleMs * 3);
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    hearAll();
+    expect(session.state).toBe("ended");
+  });
+
   test("end_call first and no goodbye: hung up HANGUP_SETTLE_MS later", async () => {
     const agent = await inConversation();
     await endCall(agent);
