@@ -4,7 +4,8 @@
  * Bun.serve stand-ins on loopback that answer as the service (or something else) would.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CALL_USAGE, e164Problem, runCallCommand, serviceBaseUrl } from "../../src/cli/call.ts";
+import { CALL_USAGE, e164Problem, serviceBaseUrl } from "../../src/cli/call.ts";
+import { runCall } from "../helpers/call-command.ts";
 
 const E164_RULE = "phone numbers are written in E.164, e.g. +15551234567";
 
@@ -30,17 +31,6 @@ beforeAll(() => {
   });
 });
 afterAll(() => server.stop(true));
-
-async function run(argv: string[], env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCallCommand(argv, env, {
-    out: (line) => out.push(line),
-    err: (line) => err.push(line),
-    readFile: (path) => Bun.file(path).text(),
-  });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
 
 const url = () => `http://127.0.0.1:${server.port}`;
 
@@ -86,7 +76,14 @@ describe("phone numbers", () => {
   test("the command refuses a bad --to before sending anything, and never dials the guess", async () => {
     const before = posts;
     for (const number of ["555-123-4567", "15551234567", "(555) 123-4567"]) {
-      const { code, out, err } = await run(["--to", number, "--server", url(), "--secret", "s"]);
+      const { code, out, err } = await runCall([
+        "--to",
+        number,
+        "--server",
+        url(),
+        "--secret",
+        "s",
+      ]);
       expect(code).toBe(64);
       expect(out).toBe("");
       expect(err).toContain(E164_RULE);
@@ -129,7 +126,7 @@ describe("server URLs", () => {
     expect(serviceBaseUrl("localhost:8080", "--server")).toEqual({
       error: "--server localhost:8080 is not an http(s) URL: write it like http://127.0.0.1:8080",
     });
-    const { code, err } = await run(["--to", "+15551234567", "--server", "localhost:8080"]);
+    const { code, err } = await runCall(["--to", "+15551234567", "--server", "localhost:8080"]);
     expect(code).toBe(64);
     expect(err).toContain("write it like http://127.0.0.1:8080");
   });
@@ -137,7 +134,7 @@ describe("server URLs", () => {
 
 describe("the server's refusals", () => {
   const call = (extra: string[] = []) =>
-    run(["--to", "+15551234567", "--server", url(), "--secret", "s", ...extra]);
+    runCall(["--to", "+15551234567", "--server", url(), "--secret", "s", ...extra]);
 
   test("a 400 naming body.to or body.from becomes the E.164 rule, not the schema's words", async () => {
     reply = {
@@ -200,14 +197,14 @@ describe("the server's refusals", () => {
 
   test("a missing secret points at --env-file and the service's env file", async () => {
     reply = { status: 401, body: { error: "Missing bearer token", code: "UNAUTHORIZED" } };
-    const { err } = await run(["--to", "+15551234567", "--server", url()]);
+    const { err } = await runCall(["--to", "+15551234567", "--server", url()]);
     expect(err).toContain(
       "pass --secret, set ENDPOINT_SECRET, or read the service's with --env-file /etc/voice-agent/voice-agent.env (with sudo)",
     );
   });
 
   test("two lead options at once are a usage error, not the server's 400", async () => {
-    const { code, err } = await run([
+    const { code, err } = await runCall([
       "--to",
       "+15551234567",
       "--lead-id",
@@ -239,7 +236,7 @@ describe("where the secret may go", () => {
   test("a redirect is reported, not followed with the lead", async () => {
     reply = { status: 307, body: "" };
     const before = posts;
-    const result = await run(["--to", "+15551234567", "--server", url(), "--secret", "s"]);
+    const result = await runCall(["--to", "+15551234567", "--server", url(), "--secret", "s"]);
     expect(posts).toBe(before + 1);
     expect(result.code).toBe(69);
     expect(result.err).toContain("redirects (307)");
@@ -247,7 +244,7 @@ describe("where the secret may go", () => {
 
   test("plain http to another machine never gets the secret", async () => {
     const before = posts;
-    const result = await run([
+    const result = await runCall([
       "--to",
       "+15551234567",
       "--server",
@@ -268,7 +265,7 @@ describe("where the secret may go", () => {
       `ENDPOINT_SECRET=from-the-file-0123456789\nSERVER_PORT=${server.port}\n`,
     );
     reply = { status: 200, body: { call_sid: "CA1", lead_id: "lead_1" } };
-    const result = await run(["--to", "+15551234567", "--env-file", envFile], {
+    const result = await runCall(["--to", "+15551234567", "--env-file", envFile], {
       // What Bun would have loaded from a ./.env in the current folder.
       SERVER_PORT: "9",
       SERVER_HOST: "192.0.2.10",

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runCallCommand } from "../../src/cli/call.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
+import { runCall } from "../helpers/call-command.ts";
 import { type OutboundHarness, SECRET, startOutboundHarness } from "../helpers/outbound-harness.ts";
 
 let harness: OutboundHarness;
@@ -18,20 +18,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function run(argv: string[], env: Record<string, string> = {}) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const code = await runCallCommand(argv, env, {
-    out: (line) => out.push(line),
-    err: (line) => err.push(line),
-    readFile: (path) => Bun.file(path).text(),
-  });
-  return { code, out: out.join("\n"), err: err.join("\n") };
-}
-
 describe("call command", () => {
   test("places a call with the server and secret from the environment, printing the call SID and lead id", async () => {
-    const { code, out } = await run(["--to", "+15557654321", "--lead-name", "John Smith"], {
+    const { code, out } = await runCall(["--to", "+15557654321", "--lead-name", "John Smith"], {
       SERVER_PORT: String(harness.service.port),
       ENDPOINT_SECRET: SECRET,
     });
@@ -52,7 +41,7 @@ describe("call command", () => {
       file,
       JSON.stringify({ first_name: "Dana", last_name: "Reyes", property_address: "1 Elm St" }),
     );
-    const { code, out } = await run([
+    const { code, out } = await runCall([
       "--to",
       "+15557654321",
       "--lead-file",
@@ -69,15 +58,21 @@ describe("call command", () => {
 
   test("explains a wrong secret, a bad number, an unreachable server and a missing --to", async () => {
     const server = ["--server", harness.service.url];
-    const wrong = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
+    const wrong = await runCall([
+      "--to",
+      "+15557654321",
+      ...server,
+      "--secret",
+      "wrong-secret-123",
+    ]);
     expect(wrong.code).toBe(1);
     expect(wrong.err).toContain("401: Wrong endpoint secret");
     expect(wrong.err).toContain("check --secret against the server's ENDPOINT_SECRET");
-    const bad = await run(["--to", "555", ...server, "--secret", SECRET]);
+    const bad = await runCall(["--to", "555", ...server, "--secret", SECRET]);
     expect(bad.code).toBe(64);
     expect(bad.err).toContain("phone numbers are written in E.164, e.g. +15551234567");
     expect(bad.err).not.toContain("body.to");
-    const gone = await run([
+    const gone = await runCall([
       "--to",
       "+15557654321",
       "--server",
@@ -89,7 +84,7 @@ describe("call command", () => {
     expect(gone.err).toBe(
       "no voice-agent answered: http://127.0.0.1:9 refused the connection (ECONNREFUSED) — is it running there, and is --server right?",
     );
-    const missing = await run([]);
+    const missing = await runCall([]);
     expect(missing.code).toBe(64);
     expect(missing.err).toContain("--to is required");
   });
@@ -122,7 +117,7 @@ describe("call command", () => {
 
 describe("call command: which server", () => {
   test("without --server prefers the local service over SERVER_EXTERNAL_URL, and says so", async () => {
-    const { code, out } = await run(["--to", "+15557654321"], {
+    const { code, out } = await runCall(["--to", "+15557654321"], {
       SERVER_HOST: "0.0.0.0",
       SERVER_PORT: String(harness.service.port),
       SERVER_EXTERNAL_URL: `http://127.0.0.1:${freePort()}`,
@@ -136,7 +131,7 @@ describe("call command: which server", () => {
   });
 
   test("uses SERVER_HOST when it is not a wildcard address", async () => {
-    const { code, out } = await run(["--to", "+15557654321"], {
+    const { code, out } = await runCall(["--to", "+15557654321"], {
       SERVER_HOST: "localhost",
       SERVER_PORT: String(harness.service.port),
       ENDPOINT_SECRET: SECRET,
@@ -147,7 +142,7 @@ describe("call command: which server", () => {
 
   test("falls back to SERVER_EXTERNAL_URL when nothing answers locally, and says so", async () => {
     const closed = freePort();
-    const { code, out } = await run(["--to", "+15557654321"], {
+    const { code, out } = await runCall(["--to", "+15557654321"], {
       SERVER_PORT: String(closed),
       SERVER_EXTERNAL_URL: harness.service.url,
       ENDPOINT_SECRET: SECRET,
@@ -162,14 +157,14 @@ describe("call command: which server", () => {
 
   test("when nothing answers, names the local URL and how to check the service", async () => {
     const closed = freePort();
-    const alone = await run(["--to", "+15557654321"], { SERVER_PORT: String(closed) });
+    const alone = await runCall(["--to", "+15557654321"], { SERVER_PORT: String(closed) });
     expect(alone.code).toBe(69);
     expect(alone.err).toBe(
       `no voice-agent answered: http://127.0.0.1:${closed} refused the connection (ECONNREFUSED) — is it running? (systemctl status voice-agent)`,
     );
     expect(alone.err).not.toContain("access the url");
     const external = freePort();
-    const both = await run(["--to", "+15557654321"], {
+    const both = await runCall(["--to", "+15557654321"], {
       SERVER_PORT: String(closed),
       SERVER_EXTERNAL_URL: `http://127.0.0.1:${external}`,
     });
@@ -183,7 +178,7 @@ describe("call command: which server", () => {
   });
 
   test("an IPv6 --server that does not answer is named as given", async () => {
-    const { code, err } = await run(["--to", "+15557654321", "--server", "http://[::1]:9"]);
+    const { code, err } = await runCall(["--to", "+15557654321", "--server", "http://[::1]:9"]);
     expect(code).toBe(69);
     expect(err).toContain(
       "no voice-agent answered: http://[::1]:9 refused the connection (ECONNREFUSED)",
@@ -191,7 +186,7 @@ describe("call command: which server", () => {
   });
 
   test("a --server URL with /docs (copied from the browser) uses the base URL and says so", async () => {
-    const { code, out, err } = await run([
+    const { code, out, err } = await runCall([
       "--to",
       "+15557654321",
       "--server",
@@ -208,7 +203,7 @@ describe("call command: which server", () => {
   });
 
   test("a 404 gets the lead hint only when the lead lookup gave it", async () => {
-    const lead = await run([
+    const lead = await runCall([
       "--to",
       "+15557654321",
       "--lead-id",
@@ -222,7 +217,7 @@ describe("call command: which server", () => {
     expect(lead.err).toContain("404: No lead lead_nope");
     expect(lead.err).toContain("no such lead: check --lead-id");
     // A path the service does not know is kept (it may be a proxy's prefix); its 404 is no lead's.
-    const prefixed = await run([
+    const prefixed = await runCall([
       "--to",
       "+15557654321",
       "--lead-id",
@@ -254,7 +249,7 @@ describe("call command: --env-file", () => {
         "",
       ].join("\n"),
     );
-    const { code, out, err } = await run(["--to", "+15557654321", "--env-file", file], {
+    const { code, out, err } = await runCall(["--to", "+15557654321", "--env-file", file], {
       SERVER_PORT: String(freePort()),
     });
     expect(err).toBe("");
@@ -266,13 +261,18 @@ describe("call command: --env-file", () => {
   test("a file without the secret: the 401 says to pass --secret", async () => {
     const file = join(dir, "no-secret.env");
     await Bun.write(file, `SERVER_PORT=${harness.service.port}\n`);
-    const { code, err } = await run(["--to", "+15557654321", "--env-file", file]);
+    const { code, err } = await runCall(["--to", "+15557654321", "--env-file", file]);
     expect(code).toBe(1);
     expect(err).toContain(`the server wants a secret and ${file} sets no ENDPOINT_SECRET`);
   });
 
   test("a missing file is named", async () => {
-    const { code, err } = await run(["--to", "+15557654321", "--env-file", join(dir, "nope.env")]);
+    const { code, err } = await runCall([
+      "--to",
+      "+15557654321",
+      "--env-file",
+      join(dir, "nope.env"),
+    ]);
     expect(code).toBe(66);
     expect(err).toBe(`--env-file ${join(dir, "nope.env")}: no such file`);
   });
@@ -281,7 +281,7 @@ describe("call command: --env-file", () => {
     const file = join(dir, "root-only.env");
     await Bun.write(file, "ENDPOINT_SECRET=x\n");
     chmodSync(file, 0o000);
-    const { code, err } = await run(["--to", "+15557654321", "--env-file", file]);
+    const { code, err } = await runCall(["--to", "+15557654321", "--env-file", file]);
     expect(code).toBe(66);
     expect(err).toContain("permission denied");
     expect(err).toContain("run the command with sudo");
@@ -309,9 +309,9 @@ describe("call command: --env-file", () => {
 describe("call command, last (it locks this client out for a minute)", () => {
   test("explains being throttled after too many wrong secrets, not as the call limit", async () => {
     const server = ["--server", harness.service.url];
-    let last = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
+    let last = await runCall(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
     for (let i = 0; i < 10; i++)
-      last = await run(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
+      last = await runCall(["--to", "+15557654321", ...server, "--secret", "wrong-secret-123"]);
     expect(last.err).toContain("429:");
     expect(last.err).toContain("too many wrong secrets came from this address");
     expect(last.err).not.toContain("concurrent-call limit");
