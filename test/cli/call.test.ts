@@ -277,14 +277,41 @@ describe("call command: --env-file", () => {
     expect(err).toBe(`--env-file ${join(dir, "nope.env")}: no such file`);
   });
 
-  test.skipIf(process.getuid?.() === 0)("an unreadable file says to use sudo", async () => {
+  test("an unreadable file says to use sudo", async () => {
     const file = join(dir, "root-only.env");
     await Bun.write(file, "ENDPOINT_SECRET=x\n");
     chmodSync(file, 0o000);
-    const { code, err } = await runCall(["--to", "+15557654321", "--env-file", file]);
-    expect(code).toBe(66);
-    expect(err).toContain("permission denied");
-    expect(err).toContain("run the command with sudo");
+    if (process.getuid?.() !== 0) {
+      const { code, err } = await runCall(["--to", "+15557654321", "--env-file", file]);
+      expect(code).toBe(66);
+      expect(err).toContain("permission denied");
+      expect(err).toContain("run the command with sudo");
+      return;
+    }
+    // Root reads anything: the command runs as nobody, as an operator without sudo would.
+    chmodSync(dir, 0o755);
+    const child = Bun.spawnSync(
+      [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        process.execPath,
+        "run",
+        "scripts/call.ts",
+        "--to",
+        "+15557654321",
+        "--env-file",
+        file,
+      ],
+      {
+        cwd: resolve(import.meta.dir, "../.."),
+        env: { PATH: process.env.PATH ?? "", HOME: "/tmp" },
+      },
+    );
+    expect(child.exitCode).toBe(66);
+    expect(child.stderr.toString()).toContain("permission denied");
+    expect(child.stderr.toString()).toContain("run the command with sudo");
   });
 
   test("scripts/call.ts takes --env-file too", async () => {
