@@ -511,9 +511,10 @@ export class CallSession implements LiveCall {
       return;
     }
     if (this.#state !== "live" && this.#state !== "ending") return;
+    // The silence count is only ever armed while the agent is not speaking: stopped at its first chunk.
+    if (!this.#agentSpeaking) this.#pacing.stopSilence();
     this.#agentSpeaking = true;
     this.#spokeThisTurn = true;
-    this.#pacing.stopSilence();
     this.#wordsComing();
     this.#playback.play(audio);
   }
