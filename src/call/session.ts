@@ -123,8 +123,6 @@ interface Ending {
   speech: EndingSpeech;
   /** The function call (`end_call`) that asked for this end, which the agent may still withdraw. */
   callId?: string;
-  /** Until then (clock ms) the agent may still withdraw `callId`, crossing our answer on the wire. */
-  withdrawableUntil?: number;
   /** The words we asked the agent to say (a goodbye of ours), normalised; undefined once said. */
   words?: string;
 }
@@ -165,7 +163,10 @@ export class CallSession implements LiveCall {
   #ignored = 0;
   /** While ending with speech `maybe`: the wait for the agent's words to start. */
   #settleTimer: Timer | undefined;
-  /** While an `end_call` may still be withdrawn: the check once it no longer can. */
+  /**
+   * Pending while an `end_call` just answered may still be withdrawn (a FunctionCallCancelled that
+   * crossed our answer on the wire); no hang-up until it has run.
+   */
   #withdrawTimer: Timer | undefined;
   #safetyTimer: Timer | undefined;
 
@@ -247,11 +248,6 @@ export class CallSession implements LiveCall {
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
       ended: () => this.#state === "ended",
     });
-  }
-
-  /** The clock's time now, in ms. */
-  #now(): number {
-    return this.#deps.clock.now().getTime();
   }
 
   get state(): CallState {
@@ -426,8 +422,7 @@ export class CallSession implements LiveCall {
         } else if (this.#ending?.words === undefined) {
           this.#wordsComing();
         } else {
-          const said = normalised(message.content);
-          if (said.includes(this.#ending.words) || this.#ending.words.includes(said))
+          if (normalised(message.content).includes(this.#ending.words))
             this.#ending.words = undefined;
         }
         return;
@@ -552,7 +547,7 @@ export class CallSession implements LiveCall {
     // Without an agent no more words can come.
     if (!this.#agent.connected) ending.speech = "heard";
     if (ending.speech !== "heard" || !this.#playback.idle || this.#agentSpeaking) return;
-    if (ending.withdrawableUntil !== undefined && this.#now() < ending.withdrawableUntil) return;
+    if (this.#withdrawTimer) return;
     this.#finish(ending.reason, ending.detail);
   }
 
@@ -617,7 +612,6 @@ export class CallSession implements LiveCall {
     const ending: Ending = { reason, detail, speech };
     if (callId) {
       ending.callId = callId;
-      ending.withdrawableUntil = this.#now() + END_WITHDRAW_GRACE_MS;
       this.#withdrawTimer = this.#after(END_WITHDRAW_GRACE_MS, () => {
         this.#withdrawTimer = undefined;
         this.#hangUpIfHeard();
