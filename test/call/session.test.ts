@@ -398,12 +398,28 @@ describe("silence monitor", () => {
 });
 
 describe("hang-up when the words are heard", () => {
-  const endCall = async (agent: Awaited<ReturnType<typeof live>>) => {
+  /** The agent asks for a function and the session has answered it. */
+  const callFunction = async (
+    agent: Awaited<ReturnType<typeof live>>,
+    name: string,
+    id: string,
+    args = "{}",
+  ) => {
     agent.emit({
       type: "FunctionCallRequest",
-      functions: [{ id: "f", name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
+      functions: [{ id, name, arguments: args, client_side: true }],
     });
     for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  const endCall = (agent: Awaited<ReturnType<typeof live>>, id = "f") =>
+    callFunction(agent, "end_call", id, '{"reason":"done"}');
+  /** Once end_call can no longer be withdrawn, the goodbye is still awaited, and heard, then the hang-up. */
+  const goodbyeAwaited = (agent: Awaited<ReturnType<typeof live>>) => {
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(session.state).toBe("ending");
+    agentTurn(agent);
+    hearAll();
+    expect(session.state).toBe("ended");
   };
   const callerSays = (agent: Awaited<ReturnType<typeof live>>, content: string) =>
     agent.emit({ type: "ConversationText", role: "user", content });
@@ -457,19 +473,10 @@ describe("hang-up when the words are heard", () => {
   test("words before an earlier function call are not a goodbye for a later end_call", async () => {
     const agent = await inConversation();
     agentTurn(agent); // "One moment while I note that."
-    agent.emit({
-      type: "FunctionCallRequest",
-      functions: [{ id: "look", name: "lookup", arguments: "{}", client_side: true }],
-    });
-    for (let i = 0; i < 5; i++) await Promise.resolve();
+    await callFunction(agent, "lookup", "look");
     hearAll();
     await endCall(agent);
-    clock.advance(END_WITHDRAW_GRACE_MS);
-    // Asked before its goodbye: the goodbye is waited for.
-    expect(session.state).toBe("ending");
-    agentTurn(agent);
-    hearAll();
-    expect(session.state).toBe("ended");
+    goodbyeAwaited(agent);
   });
 
   test("a keypad press starts a new turn: an end_call after it waits for the goodbye", async () => {
@@ -478,11 +485,7 @@ describe("hang-up when the words are heard", () => {
     hearAll();
     session.handlePhone({ event: "dtmf", digit: "2" });
     await endCall(agent);
-    clock.advance(END_WITHDRAW_GRACE_MS);
-    expect(session.state).toBe("ending");
-    agentTurn(agent);
-    hearAll();
-    expect(session.state).toBe("ended");
+    goodbyeAwaited(agent);
   });
 
   test("end_call in the middle of the goodbye: the rest is said and heard first", async () => {
@@ -572,18 +575,10 @@ describe("hang-up when the words are heard", () => {
 
   test("two end_calls, the first withdrawn: the second still ends the call", async () => {
     const agent = await inConversation();
-    for (const id of ["a", "b"]) {
-      agent.emit({
-        type: "FunctionCallRequest",
-        functions: [{ id, name: "end_call", arguments: '{"reason":"done"}', client_side: true }],
-      });
-      for (let i = 0; i < 5; i++) await Promise.resolve();
-    }
+    await endCall(agent, "a");
+    await endCall(agent, "b");
     agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "a", name: "end_call" }] });
-    expect(session.state).toBe("ending");
-    agentTurn(agent);
-    clock.advance(END_WITHDRAW_GRACE_MS);
-    hearAll();
+    goodbyeAwaited(agent);
     expect(recorder.end?.reason).toBe("agent_ended_call");
   });
 
