@@ -114,6 +114,19 @@ describe("loadConfig", () => {
     ]);
   });
 
+  test("CALL_EVENTS_FLUSH_MS and SERVER_REUSE_PORT: defaults, and values outside their range refused", () => {
+    expect(loadConfig({}).callEventsFlushMs).toBe(200);
+    expect(loadConfig({ CALL_EVENTS_FLUSH_MS: "50" }).callEventsFlushMs).toBe(50);
+    expect(loadConfig({ SERVER_REUSE_PORT: "true" }).server.reusePort).toBe(true);
+    expect(configError({ CALL_EVENTS_FLUSH_MS: "0" }).problems).toEqual([
+      'CALL_EVENTS_FLUSH_MS: expected an integer number of milliseconds from 1 to 5000 (got "0")',
+    ]);
+    expect(configError({ CALL_EVENTS_FLUSH_MS: "60000" }).problems).toHaveLength(1);
+    expect(configError({ SERVER_REUSE_PORT: "yes please" }).problems).toEqual([
+      'SERVER_REUSE_PORT: expected true or false (got "yes please")',
+    ]);
+  });
+
   test("secret values are never echoed in errors", () => {
     const error = configError({ ENDPOINT_SECRET: "tooshort-secret" });
     expect(error.message).toContain("ENDPOINT_SECRET: expected at least 16 characters");
