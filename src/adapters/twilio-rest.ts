@@ -8,6 +8,7 @@ import type twilio from "twilio";
 import type RequestClient from "twilio/lib/base/RequestClient";
 import type { Telephony } from "../call/session.ts";
 import { AppError } from "../errors.ts";
+import { once } from "../lazy.ts";
 import { twilioSdk } from "./twilio-webhooks.ts";
 
 /** Twilio refused or could not be reached: 502 with Twilio's own message. */
@@ -105,15 +106,9 @@ export type NumberWebhooks = Pick<
 
 export class TwilioRest implements Telephony {
   readonly #options: TwilioRestOptions;
-  #client: Promise<{ sdk: typeof twilio; client: twilio.Twilio }> | undefined;
-
-  constructor(options: TwilioRestOptions) {
-    this.#options = options;
-  }
-
-  /** Runs one SDK request, with the client made on first use; the SDK's errors become TwilioApiError. */
-  async #send<T>(action: string, request: (client: twilio.Twilio) => Promise<T>): Promise<T> {
-    this.#client ??= twilioSdk().then((sdk) => {
+  /** The SDK and its client, made on first use. */
+  readonly #client = once(() =>
+    twilioSdk().then((sdk) => {
       const { accountSid, authToken, apiUrl } = this.#options;
       const client = sdk(accountSid, authToken, {
         httpClient: rebasedRequestClient(sdk, new URL(apiUrl)),
@@ -121,8 +116,16 @@ export class TwilioRest implements Telephony {
         maxRetries: 2,
       });
       return { sdk, client };
-    });
-    const { sdk, client } = await this.#client;
+    }),
+  );
+
+  constructor(options: TwilioRestOptions) {
+    this.#options = options;
+  }
+
+  /** Runs one SDK request; the SDK's errors become TwilioApiError. */
+  async #send<T>(action: string, request: (client: twilio.Twilio) => Promise<T>): Promise<T> {
+    const { sdk, client } = await this.#client();
     try {
       return await request(client);
     } catch (error) {

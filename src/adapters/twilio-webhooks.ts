@@ -7,14 +7,13 @@
 import type twilio from "twilio";
 import type { Config } from "../config.ts";
 import { AppError } from "../errors.ts";
-
-let sdk: Promise<typeof twilio> | undefined;
+import { once } from "../lazy.ts";
+import { requestUrl } from "../request-url.ts";
 
 /** The twilio SDK, imported on first use (once; later calls get the same module). */
-export function twilioSdk(): Promise<typeof twilio> {
-  sdk ??= import("twilio").then((module) => module.default);
-  return sdk;
-}
+export const twilioSdk: () => Promise<typeof twilio> = once(() =>
+  import("twilio").then((module) => module.default),
+);
 
 export class InvalidSignatureError extends AppError {
   constructor(message: string) {
@@ -34,7 +33,7 @@ export async function verifyTwilioSignature(
   if (!config.twilio.validateSignatures) return;
   const signature = request.headers.get("x-twilio-signature");
   if (!signature) throw new InvalidSignatureError("Missing X-Twilio-Signature");
-  const { pathname, search } = new URL(request.url);
+  const { pathname, search } = requestUrl(request);
   const publicUrl = `${config.server.externalUrl}${pathname}${search}`;
   const twilio = await twilioSdk();
   if (!twilio.validateRequest(config.twilio.authToken ?? "", signature, publicUrl, params)) {

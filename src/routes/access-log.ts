@@ -4,7 +4,7 @@
  */
 import { Elysia } from "elysia";
 import type { Logger } from "../log.ts";
-import { requestPath } from "./request-url.ts";
+import { requestUrl } from "../request-url.ts";
 
 const QUIET = new Set([
   "/health",
@@ -22,7 +22,7 @@ export function accessLog(logger: Logger) {
       started.set(request, performance.now());
     })
     .onAfterResponse({ as: "global" }, ({ request, set }) => {
-      const path = requestPath(request);
+      const path = requestUrl(request).pathname;
       if (path === "/twilio") return;
       const since = started.get(request);
       const fields = {

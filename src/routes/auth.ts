@@ -11,9 +11,9 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import { AppError } from "../errors.ts";
+import { requestOrigin } from "../request-url.ts";
 import { limitedBody, MAX_BODY_BYTES, readJson } from "./body.ts";
 import type { ClientAddresses } from "./client-address.ts";
-import { requestOrigin } from "./request-url.ts";
 import type { FailureThrottle } from "./throttle.ts";
 
 export class UnauthorizedError extends AppError {

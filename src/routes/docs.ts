@@ -8,14 +8,13 @@
 import type { swagger } from "@elysiajs/swagger";
 import { type AnyElysia, Elysia } from "elysia";
 import scalarBundlePath from "#scalar-bundle" with { type: "file" };
+import { once } from "../lazy.ts";
+import { requestOrigin } from "../request-url.ts";
 import { REQUEST_BODY, type RequestBodyDoc, WEBHOOK, WEBHOOK_NOTE } from "./openapi.ts";
-import { requestOrigin } from "./request-url.ts";
 
 const SCALAR_ASSET = "/docs/assets/scalar.js";
 /** The address the page and document are built at, inside this process (never a client's Host). */
 const INTERNAL_ORIGIN = "http://docs.internal";
-/** Where browsers look for an icon unasked, and the one the page names. */
-export const FAVICON_PATHS = ["/favicon.ico", "/favicon.svg"] as const;
 
 /** A phone handset on the accent colour, as SVG: a few hundred bytes, no file to ship. */
 const FAVICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" fill="#2563eb"/><path fill="#fff" d="M11.6 6.5c.6 0 1.1.4 1.3 1l1.3 3.7c.2.6 0 1.2-.4 1.6l-1.7 1.4a13 13 0 0 0 5.7 5.7l1.4-1.7c.4-.5 1-.6 1.6-.4l3.7 1.3c.6.2 1 .7 1 1.3v3.2c0 1-.8 1.9-1.9 1.9C13.9 25.5 6.5 18.1 6.5 9.4c0-1.1.9-1.9 1.9-1.9z"/></svg>`;
@@ -68,46 +67,34 @@ export interface DocsOptions {
 
 export function docsRoutes({ version, externalUrl }: DocsOptions) {
   const plugin = new Elysia({ name: "docs" });
-  let reference: Promise<AnyElysia> | undefined;
-  let finished: Promise<OpenApiDocument> | undefined;
-  let html: Promise<string> | undefined;
   /** The swagger plugin, mounted on first use in an app of its own that sees this one's routes. */
-  const mount = () => {
-    reference ??= import("@elysiajs/swagger").then(({ swagger }) => {
+  const mount = once(() =>
+    import("@elysiajs/swagger").then(({ swagger }): AnyElysia => {
       const docs = new Elysia();
       const mounted = docs as unknown as MountedIn;
       const app = plugin as unknown as MountedIn;
       mounted.getGlobalRoutes = () => app.getGlobalRoutes();
       mounted.getGlobalDefinitions = () => app.getGlobalDefinitions();
       return docs.use(swagger(swaggerOptions(version)));
-    });
-    return reference;
-  };
-  // Built once, from a fixed address: nothing a client sends (its Host header) goes into them, and a
-  // failure is not kept, so the next request tries again.
-  const page = async () => {
-    html ??= mount()
-      .then((docs) => docs.handle(new Request(`${INTERNAL_ORIGIN}/docs`)))
+    }),
+  );
+  // Built once, from a fixed address: nothing a client sends (its Host header) goes into them.
+  const built = (path: string) =>
+    mount().then((docs) => docs.handle(new Request(`${INTERNAL_ORIGIN}${path}`)));
+  const html = once(() =>
+    built("/docs")
       .then((response) => response.text())
-      .then((text) => text.replace("</head>", `${PAGE_STYLE}</head>`))
-      .catch((error: unknown) => {
-        html = undefined;
-        throw error;
-      });
-    return new Response(await html, { headers: { "content-type": "text/html; charset=utf8" } });
-  };
-  const document = async ({ request }: { request: Request }) => {
-    finished ??= mount()
-      .then((docs) => docs.handle(new Request(`${INTERNAL_ORIGIN}/docs/json`)))
+      .then((text) => text.replace("</head>", `${PAGE_STYLE}</head>`)),
+  );
+  const finished = once(() =>
+    built("/docs/json")
       .then((response) => response.json() as Promise<OpenApiDocument>)
-      .then(finishDocument)
-      .catch((error: unknown) => {
-        finished = undefined;
-        throw error;
-      });
-    const origin = requestOrigin(request) ?? "null";
-    return Response.json({ ...(await finished), servers: servers(externalUrl, origin) });
-  };
+      .then(finishDocument),
+  );
+  const page = async () =>
+    new Response(await html(), { headers: { "content-type": "text/html; charset=utf8" } });
+  const document = async ({ request }: { request: Request }) =>
+    Response.json({ ...(await finished()), servers: servers(externalUrl, requestOrigin(request)) });
   return plugin
     .get("/", ({ redirect }) => redirect("/docs"), { detail: { hide: true } })
     .get(
@@ -121,8 +108,8 @@ export function docsRoutes({ version, externalUrl }: DocsOptions) {
         }),
       { detail: { hide: true } },
     )
-    .get(FAVICON_PATHS[0], favicon, { detail: { hide: true } })
-    .get(FAVICON_PATHS[1], favicon, { detail: { hide: true } })
+    .get("/favicon.ico", favicon, { detail: { hide: true } })
+    .get("/favicon.svg", favicon, { detail: { hide: true } })
     .get("/docs", page, { detail: { hide: true } })
     .get("/docs/json", document, { detail: { hide: true } });
 }
@@ -136,10 +123,10 @@ const favicon = () =>
  * Where the snippets and "Test Request" send requests: the public URL when one is configured (what
  * Twilio and remote clients use), else the origin this request reached (e.g. http://127.0.0.1:8080).
  */
-export function servers(externalUrl: string | undefined, origin: string) {
+function servers(externalUrl: string | undefined, origin: string | undefined) {
   if (externalUrl)
     return [{ url: withoutCredentials(externalUrl), description: "SERVER_EXTERNAL_URL" }];
-  return [{ url: origin === "null" ? "/" : origin, description: "This service" }];
+  return [{ url: origin ?? "/", description: "This service" }];
 }
 
 /** A URL as it may be published: any `user:password@` in it left out. */
@@ -164,7 +151,7 @@ interface Operation {
 
 type PathItem = Record<string, Operation>;
 
-export interface OpenApiDocument {
+interface OpenApiDocument {
   openapi: string;
   servers?: { url: string; description?: string }[];
   security?: Record<string, string[]>[];
@@ -180,7 +167,7 @@ export interface OpenApiDocument {
  * its route reads with its named examples, query numbers as the integers they are, and the routes
  * Twilio calls moved to `webhooks`.
  */
-export function finishDocument(document: OpenApiDocument): OpenApiDocument {
+function finishDocument(document: OpenApiDocument): OpenApiDocument {
   const paths: Record<string, PathItem> = {};
   const webhooks: Record<string, PathItem> = {};
   for (const [path, item] of Object.entries(document.paths)) {
@@ -244,7 +231,6 @@ function swaggerOptions(version: string): SwaggerOptions {
     provider: "scalar",
     scalarCDN: SCALAR_ASSET,
     scalarConfig: offlineScalarConfig,
-    exclude: ["/docs", "/docs/json", SCALAR_ASSET, ...FAVICON_PATHS, "/"],
     documentation: {
       info: {
         title: "Voice Agent API",

@@ -5,8 +5,8 @@
 import { Elysia, ValidationError } from "elysia";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { requestUrl } from "../request-url.ts";
 import { reasonOf, type SchemaError } from "../schema-errors.ts";
-import { requestPath } from "./request-url.ts";
 import { BadRequestError } from "./validate.ts";
 
 export interface ErrorBody {
@@ -56,7 +56,7 @@ export function errorHandler(logger: Logger) {
       } else if (code === "NOT_FOUND") {
         status = 404;
         body = {
-          error: `No route for ${request.method} ${requestPath(request)}`,
+          error: `No route for ${request.method} ${requestUrl(request).pathname}`,
           code: "NOT_FOUND",
         };
       } else if (code === "PARSE") {
@@ -69,7 +69,7 @@ export function errorHandler(logger: Logger) {
           code,
           error,
           method: request.method,
-          path: requestPath(request),
+          path: requestUrl(request).pathname,
         });
       }
       set.status = status;
