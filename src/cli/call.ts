@@ -9,6 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
 import { parseEnv } from "./env-file.ts";
 
@@ -148,9 +149,9 @@ function leadFromName(name: string): { first_name: string; last_name: string } |
 }
 
 /** https anywhere, or http on this machine only: where a bearer secret may be sent. */
-function safeForSecret(url: string): boolean {
+export function safeForSecret(url: string): boolean {
   const { protocol, hostname } = new URL(url);
-  return protocol === "https:" || ["127.0.0.1", "localhost", "[::1]"].includes(hostname);
+  return protocol === "https:" || isLoopbackHost(hostname);
 }
 
 /** Reads --env-file; a string is what went wrong. */

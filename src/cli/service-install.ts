@@ -9,6 +9,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import unitText from "../../scripts/voice-agent.service" with { type: "text" };
+import { isLoopbackHost } from "../loopback.ts";
 import { parseEnv, withEnvUpdates } from "./env-file.ts";
 import { nextSteps, SERVICE_ENV_FILE, type SetupFlags, type SetupIo, summary } from "./setup.ts";
 
@@ -77,9 +78,6 @@ async function waitForHealth(port: string, io: SetupIo): Promise<boolean> {
   return false;
 }
 
-const isLoopback = (host: string) =>
-  host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-
 /**
  * The env file as installed: the wizard's, bound to loopback for the reverse proxy (with the proxy
  * trusted for X-Forwarded-For) unless it sets SERVER_HOST itself. @returns the text and what to say
@@ -107,10 +105,12 @@ export function serviceEnv(shellStyle: string): { text: string; notes: string[] 
   }
   return {
     text: source,
-    notes: isLoopback(host)
+    notes: isLoopbackHost(host)
       ? [
           `SERVER_HOST=${host}: the service listens on loopback only, for the reverse proxy below.`,
-          ...((values.TRUSTED_PROXIES ?? "").split(",").some((proxy) => isLoopback(proxy.trim()))
+          ...((values.TRUSTED_PROXIES ?? "")
+            .split(",")
+            .some((proxy) => isLoopbackHost(proxy.trim()))
             ? []
             : [
                 `  Add 127.0.0.1 to TRUSTED_PROXIES in ${SERVICE_ENV_FILE}: otherwise every client behind the proxy counts as one (127.0.0.1), and one client's failed secrets lock out the others.`,

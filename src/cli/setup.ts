@@ -20,6 +20,7 @@ import {
   describeDeepgramKeyCheck,
 } from "../adapters/deepgram-keys.ts";
 import { type NumberWebhooks, type OwnedNumber, TwilioRest } from "../adapters/twilio-rest.ts";
+import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
 import { readEnvFile, updateEnvFile } from "./env-file.ts";
 import { installService, runningCompiled, uninstallService } from "./service-install.ts";
@@ -198,16 +199,6 @@ export function mask(secret: string | undefined): string {
 // ---- What each answer must look like -------------------------------------------------------
 
 const E164 = /^\+[1-9][0-9]{1,14}$/;
-
-/** A host only this machine reaches, where plain http is fine for trying things out. */
-function isLoopbackHost(hostname: string): boolean {
-  return (
-    hostname === "localhost" ||
-    hostname.endsWith(".localhost") ||
-    /^127\.\d+\.\d+\.\d+$/.test(hostname) ||
-    hostname === "[::1]"
-  );
-}
 
 /** Why `key` cannot be a Deepgram API key, or undefined. Never repeats the key. */
 export function deepgramKeyProblem(key: string): string | undefined {

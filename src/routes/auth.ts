@@ -11,6 +11,7 @@
 import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
 import { AppError } from "../errors.ts";
+import { isLoopbackHost } from "../loopback.ts";
 import { requestOrigin } from "../request-url.ts";
 import { limitedBody, MAX_BODY_BYTES, readJson } from "./body.ts";
 import type { ClientAddresses } from "./client-address.ts";
@@ -55,9 +56,6 @@ export interface EndpointGuardOptions {
   throttle: FailureThrottle;
 }
 
-/** Host names that can only mean this machine. */
-const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
-
 export class EndpointGuard {
   readonly #checked = new WeakSet<Request>();
   readonly #externalOrigin: string | undefined;
@@ -77,7 +75,7 @@ export class EndpointGuard {
       if (
         relayed ||
         !isLoopback(server?.requestIP(request)?.address) ||
-        !LOOPBACK_HOST.test(hostname)
+        !isLoopbackHost(hostname)
       ) {
         throw new UnauthorizedError(
           "ENDPOINT_SECRET is not set, so only local requests are accepted; set ENDPOINT_SECRET and send Authorization: Bearer <secret>",

@@ -4,7 +4,11 @@
  * Bun.serve stand-ins on loopback that answer as the service (or something else) would.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { CALL_USAGE, e164Problem, serviceBaseUrl } from "../../src/cli/call.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CALL_USAGE, e164Problem, safeForSecret, serviceBaseUrl } from "../../src/cli/call.ts";
+import { isLoopbackHost } from "../../src/loopback.ts";
 import { runCall } from "../helpers/call-command.ts";
 
 const E164_RULE = "phone numbers are written in E.164, e.g. +15551234567";
@@ -242,24 +246,17 @@ describe("where the secret may go", () => {
     expect(result.err).toContain("redirects (307)");
   });
 
-  test("plain http to another machine never gets the secret", async () => {
-    const before = posts;
-    const result = await runCall([
-      "--to",
-      "+15551234567",
-      "--server",
-      "http://192.0.2.10:8080",
-      "--secret",
-      "s",
-    ]);
-    expect(result.code).toBe(64);
-    expect(result.err).toContain("plain http to another machine");
-    expect(posts).toBe(before);
+  test("plain http to another machine never gets the secret", () => {
+    // Judged before any connection: no request leaves for the other machine.
+    expect(safeForSecret("http://192.0.2.10:8080")).toBe(false);
+    expect(safeForSecret("http://voice.example.com")).toBe(false);
+    expect(safeForSecret("https://voice.example.com")).toBe(true);
+    expect(safeForSecret("http://127.0.0.1:8080")).toBe(true);
   });
 
   test("with --env-file, a ./.env or the shell cannot point the secret elsewhere", async () => {
-    const dir = await Bun.$`mktemp -d`.text();
-    const envFile = `${dir.trim()}/service.env`;
+    const dir = mkdtempSync(join(tmpdir(), "call-env-"));
+    const envFile = join(dir, "service.env");
     await Bun.write(
       envFile,
       `ENDPOINT_SECRET=from-the-file-0123456789\nSERVER_PORT=${server.port}\n`,
@@ -268,9 +265,18 @@ describe("where the secret may go", () => {
     const result = await runCall(["--to", "+15551234567", "--env-file", envFile], {
       // What Bun would have loaded from a ./.env in the current folder.
       SERVER_PORT: "9",
-      SERVER_HOST: "192.0.2.10",
+      SERVER_HOST: "127.0.0.2",
     });
+    rmSync(dir, { recursive: true, force: true });
     expect(result.out).toContain(`via http://127.0.0.1:${server.port} (the local service)`);
     expect(result.code).toBe(0);
   });
+});
+
+test("every loopback address counts as this machine, as the wizard and the service count it", () => {
+  for (const host of ["localhost", "127.0.0.1", "127.0.0.2", "[::1]", "::1"])
+    expect(isLoopbackHost(host)).toBe(true);
+  for (const host of ["127.0.0.1.example.com", "192.0.2.10", "localhost.example.com"])
+    expect(isLoopbackHost(host)).toBe(false);
+  expect(safeForSecret("http://127.0.0.2:9")).toBe(true);
 });
