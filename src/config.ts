@@ -8,6 +8,7 @@ import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typeb
 import { Value } from "@sinclair/typebox/value";
 import { IntegrationNotConfiguredError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
+import { E164_PATTERN } from "./phone-number.ts";
 
 FormatRegistry.Set("http-url", (value) => hasProtocol(value, ["http:", "https:"]));
 FormatRegistry.Set("ws-url", (value) => hasProtocol(value, ["ws:", "wss:"]));
@@ -36,8 +37,6 @@ interface VariableInfo {
 function variable<S extends TSchema>(schema: S, info: VariableInfo): S {
   return Object.assign(schema, info);
 }
-
-const E164 = "^\\+[1-9][0-9]{1,14}$";
 
 /** One `+E164=scenario-id` pair of INBOUND_SCENARIOS. */
 const SCENARIO_ROUTE = "\\+[1-9][0-9]{1,14}=[a-z0-9][a-z0-9-]*";
@@ -285,7 +284,7 @@ export const Environment = Type.Object({
     expected: "a Twilio auth token",
     secret: true,
   }),
-  TWILIO_PHONE_NUMBER: variable(Type.Optional(Type.String({ pattern: E164 })), {
+  TWILIO_PHONE_NUMBER: variable(Type.Optional(Type.String({ pattern: E164_PATTERN })), {
     description: "Twilio number that outbound calls come from, in E.164",
     expected: "an E.164 phone number such as +15551234567",
   }),

@@ -11,10 +11,8 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
-import { parseEnv } from "./env-file.ts";
-
-/** Where `setup --install-service` puts the service's environment file. */
-export const SERVICE_ENV_FILE = "/etc/voice-agent/voice-agent.env";
+import { E164 } from "../phone-number.ts";
+import { parseEnv, SERVICE_ENV_FILE } from "./env-file.ts";
 
 export const CALL_USAGE = `Usage: call --to +15551234567 [--lead-name "John Smith" | --lead-file lead.json | --lead-id ID]
             [--env-file PATH] [--server URL] [--secret S]
@@ -40,7 +38,6 @@ export interface CallIo {
   readFile(path: string): Promise<string>;
 }
 
-const E164 = /^\+[1-9][0-9]{1,14}$/;
 const E164_RULE = "phone numbers are written in E.164, e.g. +15551234567";
 
 /**

@@ -17,6 +17,9 @@ function quote(value: string): string {
   return /^[A-Za-z0-9_./:@+,=-]*$/.test(value) ? value : JSON.stringify(value);
 }
 
+/** Where `setup --install-service` puts the service's environment file, as the VM sees it. */
+export const SERVICE_ENV_FILE = "/etc/voice-agent/voice-agent.env";
+
 /** The variables a .env file's content sets. */
 export function parseEnv(text: string): Record<string, string> {
   const values: Record<string, string> = {};

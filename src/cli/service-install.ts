@@ -10,8 +10,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { dirname, join } from "node:path";
 import unitText from "../../scripts/voice-agent.service" with { type: "text" };
 import { isLoopbackHost } from "../loopback.ts";
-import { parseEnv, withEnvUpdates } from "./env-file.ts";
-import { nextSteps, SERVICE_ENV_FILE, type SetupFlags, type SetupIo, summary } from "./setup.ts";
+import { parseEnv, SERVICE_ENV_FILE, withEnvUpdates } from "./env-file.ts";
+import { nextSteps, type SetupFlags, type SetupIo, summary } from "./setup.ts";
 
 const UNIT = "voice-agent";
 

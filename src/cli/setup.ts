@@ -22,6 +22,7 @@ import {
 import { type NumberWebhooks, type OwnedNumber, TwilioRest } from "../adapters/twilio-rest.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
+import { E164 } from "../phone-number.ts";
 import { readEnvFile, updateEnvFile } from "./env-file.ts";
 import { installService, runningCompiled, uninstallService } from "./service-install.ts";
 
@@ -197,8 +198,6 @@ export function mask(secret: string | undefined): string {
 }
 
 // ---- What each answer must look like -------------------------------------------------------
-
-const E164 = /^\+[1-9][0-9]{1,14}$/;
 
 /** Why `key` cannot be a Deepgram API key, or undefined. Never repeats the key. */
 export function deepgramKeyProblem(key: string): string | undefined {
@@ -836,9 +835,6 @@ async function teardown(setting: Settings, envFile: string, ui: Ui, io: SetupIo)
 }
 
 // ---- Summary and next steps (the end of the wizard, --status and --install-service) ----------
-
-/** The installed service's env file, as the VM sees it. */
-export const SERVICE_ENV_FILE = "/etc/voice-agent/voice-agent.env";
 
 /** `sudo ` where the env file is the service's (root-only) one. */
 function sudoFor(envFile: string, viaSudo = false): string {

@@ -12,6 +12,7 @@ import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
 import { AppError, NotFoundError, ShuttingDownError } from "../errors.ts";
 import type { Logger } from "../log.ts";
+import { E164_PATTERN } from "../phone-number.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
 import type { Store } from "../store/index.ts";
 import { LeadInput } from "../store/leads.ts";
@@ -43,7 +44,7 @@ export class TooManyCallsError extends AppError {
 export const MakeCallRequest = t.Object(
   {
     to: t.String({
-      pattern: "^\\+[1-9][0-9]{1,14}$",
+      pattern: E164_PATTERN,
       description: "Number to call, E.164",
       examples: ["+15551234567"],
     }),

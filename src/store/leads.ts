@@ -2,6 +2,7 @@
 import type { Database, Statement } from "bun:sqlite";
 import { type Static, Type } from "@sinclair/typebox";
 import type { Clock } from "../clock.ts";
+import { E164_PATTERN } from "../phone-number.ts";
 import type { NamedParams } from "./sql.ts";
 
 /**
@@ -36,7 +37,7 @@ export const LeadInput = Type.Object(
   {
     first_name: Text(100),
     last_name: Text(100),
-    phone: Type.Optional(Type.String({ pattern: "^\\+[1-9][0-9]{1,14}$", description: "E.164" })),
+    phone: Type.Optional(Type.String({ pattern: E164_PATTERN, description: "E.164" })),
     email: Type.Optional(
       Type.String({
         // Dots split the domain, so the match is linear; no space, control or invisible character.

@@ -9,6 +9,7 @@
  */
 import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
+import { E164_PATTERN } from "../../phone-number.ts";
 import type { BookingDetails, Slot } from "../../store/appointments.ts";
 import type { Store } from "../../store/index.ts";
 import { callerNumber, firstName, sameName } from "../shared/caller.ts";
@@ -23,7 +24,6 @@ const CODE = Type.String({
   pattern: "^[A-Za-z0-9]{6}$",
   description: "Six-character confirmation code",
 });
-const E164 = "^\\+[1-9][0-9]{1,14}$";
 const PATIENT_NAME = plainText(100, "The patient's full name, as the caller says it", 2);
 const NOON = 12 * 60;
 const MAX_OFFERED = 6;
@@ -152,7 +152,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         reason: plainText(200, "The reason for the visit, in a few words", 2),
         phone: Type.Optional(
           Type.String({
-            pattern: E164,
+            pattern: E164_PATTERN,
             description: "E.164; defaults to the caller's number",
           }),
         ),
@@ -207,7 +207,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         patient_name: Type.Optional(PATIENT_NAME),
         phone: Type.Optional(
           Type.String({
-            pattern: E164,
+            pattern: E164_PATTERN,
             description: "Only the caller's own number; leave it out",
           }),
         ),

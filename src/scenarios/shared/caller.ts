@@ -3,8 +3,7 @@
  * E.164 number, nothing when the caller ID is withheld (otherwise every withheld caller would share
  * one "number" and see each other's bookings).
  */
-
-const E164 = /^\+[1-9][0-9]{1,14}$/;
+import { E164 } from "../../phone-number.ts";
 
 /**
  * What Twilio puts in `From` when the caller ID is withheld: keypad spellings of ANONYMOUS,
