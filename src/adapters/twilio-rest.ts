@@ -156,14 +156,6 @@ export class TwilioRest implements Telephony {
     return { sid: created.sid, status: created.status };
   }
 
-  /** Checks the credentials with a real request. @returns the account's friendly name and status */
-  async verifyAccount(accountSid: string): Promise<{ friendlyName: string; status: string }> {
-    const account = await this.#send("check the credentials", (client) =>
-      client.api.v2010.accounts(accountSid).fetch(),
-    );
-    return { friendlyName: account.friendlyName, status: account.status };
-  }
-
   async listNumbers(): Promise<OwnedNumber[]> {
     const numbers = await this.#send("list the account's numbers", (client) =>
       client.incomingPhoneNumbers.list({ limit: 100 }),

@@ -370,16 +370,12 @@ function explainRefusal(
 ): string[] {
   const { status } = response;
   const { code, error } = reply;
-  const field = reply.field ?? (code === "VALIDATION" ? error?.split(": ")[0] : undefined);
+  const { field } = reply;
   const said = `${status}: ${error ?? response.statusText}`;
   const baseUrlHint = `${context.target.source === "the local service" ? "--server" : context.target.source} should be the service's base URL, e.g. http://127.0.0.1:8080`;
   const otherServer = `${context.target.url} does not look like a voice-agent (${said}): ${baseUrlHint}`;
   if (status === 400 && field === "body.to")
     return [`400: the server refused --to ${context.to}: ${E164_RULE}`];
-  if (status === 400 && field === "body.from")
-    return [
-      `400: the server refused the number the call comes from: ${E164_RULE} (check TWILIO_PHONE_NUMBER on the server)`,
-    ];
   if (status === 400 && field?.startsWith("body.lead"))
     return [said, "the lead was refused: check --lead-name, --lead-file or --lead-id"];
   if (status === 401) {

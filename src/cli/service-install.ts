@@ -16,7 +16,7 @@ import { nextSteps, type SetupFlags, type SetupIo, summary } from "./setup.ts";
 const UNIT = "voice-agent";
 
 /** Where the unit's `Documentation=` points; written by --install-service. */
-export const SERVICE_DOC_FILE = "/usr/local/share/doc/voice-agent/README.md";
+const SERVICE_DOC_FILE = "/usr/local/share/doc/voice-agent/README.md";
 
 function paths(root: string) {
   return {
@@ -127,7 +127,7 @@ export function serviceEnv(shellStyle: string): { text: string; notes: string[] 
  * An env file already installed, with only the settings it lacks added from `fresh`: values set
  * there win (a secret rotated on the VM is not brought back). @returns the text and what to say
  */
-export function keepInstalled(
+function keepInstalled(
   installed: string,
   fresh: string,
   path: string,

@@ -221,7 +221,7 @@ export function accountSidProblem(sid: string): string | undefined {
 }
 
 /** Why `token` cannot be a Twilio Auth Token, or undefined. Never repeats the token. */
-export function authTokenProblem(token: string): string | undefined {
+function authTokenProblem(token: string): string | undefined {
   if (!/^[0-9a-f]{32}$/i.test(token))
     return `an Auth Token is 32 hexadecimal characters (this has ${token.length} characters); reveal and copy it in Twilio Console → Account Info`;
   return undefined;
@@ -251,7 +251,7 @@ export function publicUrlProblem(url: string): string | undefined {
 }
 
 /** Why `number` is not an E.164 phone number, or undefined. */
-export function phoneNumberProblem(number: string): string | undefined {
+function phoneNumberProblem(number: string): string | undefined {
   return E164.test(number)
     ? undefined
     : "phone numbers are written in E.164: + and the country code, digits only, e.g. +15551234567";
@@ -411,7 +411,7 @@ const CHECK_TIMEOUT_MS = 10_000;
 /** Longest wait for the service's /health. */
 const HEALTH_TIMEOUT_MS = 5_000;
 
-export type TwilioCredentialsCheck =
+type TwilioCredentialsCheck =
   /** 200: the account and its status (active, suspended, closed). */
   | { verdict: "valid"; friendlyName: string; status: string }
   /** 401/403: Twilio does not accept this Account SID and Auth Token. */
@@ -422,7 +422,7 @@ export type TwilioCredentialsCheck =
   | { verdict: "unreachable"; message: string };
 
 /** `GET /2010-04-01/Accounts/{sid}.json` with HTTP Basic auth, as the SDK authenticates. */
-export async function checkTwilioCredentials(options: {
+async function checkTwilioCredentials(options: {
   apiUrl: string;
   accountSid: string;
   authToken: string;
@@ -464,7 +464,7 @@ export async function checkTwilioCredentials(options: {
 }
 
 /** One sentence for a person: what Twilio said of the credentials, without the token. */
-export function describeTwilioCheck(check: TwilioCredentialsCheck, apiUrl: string): string {
+function describeTwilioCheck(check: TwilioCredentialsCheck, apiUrl: string): string {
   const because = (message: string) => (message ? `: ${message}` : "");
   switch (check.verdict) {
     case "valid":
@@ -877,7 +877,7 @@ function commands(envFile: string, installed = false, viaSudo = false) {
 }
 
 /** Where this machine reaches the service: SERVER_HOST (a wildcard means loopback) and SERVER_PORT. */
-export function localUrl(setting: (name: string) => string | undefined): string {
+function localUrl(setting: (name: string) => string | undefined): string {
   const host = setting("SERVER_HOST") || "0.0.0.0";
   const port = setting("SERVER_PORT") || "8080";
   const reachable =

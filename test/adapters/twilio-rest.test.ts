@@ -88,8 +88,7 @@ test("an unreachable API is a 502 that says so", async () => {
   await expect(gone.placeCall(call)).rejects.toThrow("Could not reach Twilio to place the call");
 });
 
-test("account check, numbers list, search, purchase and webhook update through the SDK", async () => {
-  expect(await rest.verifyAccount(SID)).toEqual({ friendlyName: "Fake account", status: "active" });
+test("numbers list, search, purchase and webhook update through the SDK", async () => {
   const existing = fake.addNumber("+15550009999");
   expect((await rest.listNumbers()).map((number) => number.phoneNumber)).toContain("+15550009999");
   const found = await rest.searchNumbers("US", 415);
