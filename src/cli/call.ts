@@ -13,6 +13,7 @@ import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
 import { E164 } from "../phone-number.ts";
 import { parseEnv, SERVICE_ENV_FILE } from "./env-file.ts";
+import { localServiceUrl } from "./local-service.ts";
 
 export const CALL_USAGE = `Usage: call --to +15551234567 [--lead-name "John Smith" | --lead-file lead.json | --lead-id ID]
             [--env-file PATH] [--server URL] [--secret S]
@@ -111,15 +112,6 @@ export function serviceBaseUrl(
     url,
     note: `${what}: using ${url} (left out ${dropped || "the query"}${dropped ? extra : ""}: the command needs the service's base URL, not one of its pages)`,
   };
-}
-
-/** The service on this machine, as SERVER_HOST and SERVER_PORT describe it; null for port 0. */
-function localServiceUrl(setting: (name: string) => string | undefined): string | null {
-  const port = setting("SERVER_PORT") || "8080";
-  if (port === "0") return null;
-  const configured = setting("SERVER_HOST") || "0.0.0.0";
-  const host = ["0.0.0.0", "::", "[::]"].includes(configured) ? "127.0.0.1" : configured;
-  return `http://${host.includes(":") && !host.startsWith("[") ? `[${host}]` : host}:${port}`;
 }
 
 const PROBE_TIMEOUT_MS = 3_000;
@@ -267,7 +259,8 @@ export async function runCallCommand(
     target = { url: base.url, source: "--server" };
   } else {
     const external = setting("SERVER_EXTERNAL_URL") || undefined;
-    const local = localServiceUrl(setting);
+    // Port 0 is chosen at start-up: there is nothing to find on this machine.
+    const local = setting("SERVER_PORT") === "0" ? null : localServiceUrl(setting);
     const why = local ? await probe(local) : "SERVER_PORT is 0";
     if (local && why === null) {
       target = { url: local, source: "the local service" };

@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import unitText from "../../scripts/voice-agent.service" with { type: "text" };
 import { isLoopbackHost } from "../loopback.ts";
 import { parseEnv, SERVICE_ENV_FILE, withEnvUpdates } from "./env-file.ts";
+import { localServiceUrl } from "./local-service.ts";
 import { nextSteps, type SetupFlags, type SetupIo, summary } from "./setup.ts";
 
 const UNIT = "voice-agent";
@@ -60,16 +61,16 @@ function run(command: string[], io: SetupIo): void {
     throw new Error(`${command.join(" ")} failed: ${result.stderr.toString().trim()}`);
 }
 
-async function waitForHealth(port: string, io: SetupIo): Promise<boolean> {
+async function waitForHealth(url: string, io: SetupIo): Promise<boolean> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${port}/health`, {
+    const ok = await fetch(`${url}/health`, {
       signal: AbortSignal.timeout(2_000),
     })
       .then((response) => response.ok)
       .catch(() => false);
     if (ok) {
-      io.out(`✓ http://127.0.0.1:${port}/health answers 200`);
+      io.out(`✓ ${url}/health answers 200`);
       return true;
     }
     await Bun.sleep(500);
@@ -227,7 +228,14 @@ export async function installService(
     for (const command of commands) io.out(`  ${command.join(" ")}`);
   } else {
     for (const command of commands) run([tool, ...command.slice(1)], io);
-    if (!(await waitForHealth(port, io))) return 1;
+    // Where the installed settings put it (a SERVER_HOST kept from the env file included).
+    if (
+      !(await waitForHealth(
+        localServiceUrl((name) => values[name]),
+        io,
+      ))
+    )
+      return 1;
   }
   io.out(`Logs: journalctl -u ${UNIT} -f`);
   const external = values.SERVER_EXTERNAL_URL;

@@ -24,6 +24,7 @@ import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
 import { E164 } from "../phone-number.ts";
 import { readEnvFile, updateEnvFile } from "./env-file.ts";
+import { localServiceUrl } from "./local-service.ts";
 import { installService, runningCompiled, uninstallService } from "./service-install.ts";
 
 export const SETUP_USAGE = `Usage: setup [options]
@@ -876,19 +877,6 @@ function commands(envFile: string, installed = false, viaSudo = false) {
   };
 }
 
-/** Where this machine reaches the service: SERVER_HOST (a wildcard means loopback) and SERVER_PORT. */
-function localUrl(setting: (name: string) => string | undefined): string {
-  const host = setting("SERVER_HOST") || "0.0.0.0";
-  const port = setting("SERVER_PORT") || "8080";
-  const reachable =
-    host === "0.0.0.0" || host === "::" || host === "[::]"
-      ? "127.0.0.1"
-      : host.includes(":") && !host.startsWith("[")
-        ? `[${host}]`
-        : host;
-  return `http://${reachable}:${port}`;
-}
-
 /**
  * What is configured and where: the env file, the number and its webhook, where ENDPOINT_SECRET
  * is (never the secret itself) and the API reference.
@@ -901,7 +889,7 @@ export function summary(
   const url = setting("SERVER_EXTERNAL_URL")?.replace(/\/+$/, "");
   const number = setting("TWILIO_PHONE_NUMBER");
   const secret = setting("ENDPOINT_SECRET");
-  const local = localUrl(setting);
+  const local = localServiceUrl(setting);
   const where = `${sudoFor(envFile, options.viaSudo)}grep ENDPOINT_SECRET ${envFile}`;
   const lines = ["Summary:", `  Env file:        ${envFile} (mode 0600, holds the secrets)`];
   if (number)
@@ -929,7 +917,7 @@ export function nextSteps(
   options: { ready: boolean; installed?: boolean; viaSudo?: boolean },
 ): string[] {
   const run = commands(envFile, options.installed, options.viaSudo);
-  const call = run.call(`--server ${localUrl(setting)} --to +1YOURPHONE`);
+  const call = run.call(`--server ${localServiceUrl(setting)} --to +1YOURPHONE`);
   if (options.ready)
     return [
       "Ready to take calls. Try one to your own phone (E.164, e.g. +15551234567):",
@@ -1123,7 +1111,7 @@ async function healthCheck(
   setting: (name: string) => string | undefined,
 ): Promise<CheckResult> {
   const name = "Service /health";
-  const local = localUrl(setting);
+  const local = localServiceUrl(setting);
   const probe = async (base: string) => {
     try {
       const response = await fetch(`${base}/health`, {
