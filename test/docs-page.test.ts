@@ -7,12 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { createApp } from "../src/app.ts";
-import { CallRegistry } from "../src/call/registry.ts";
-import { StreamTokens } from "../src/call/stream-tokens.ts";
-import { systemClock } from "../src/clock.ts";
-import { openStore } from "../src/store/index.ts";
-import { captureLogger, idleBridge, testConfig } from "./helpers/context.ts";
+import { testApp } from "./helpers/context.ts";
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const haveChromium = existsSync(chromiumPath);
@@ -26,7 +21,7 @@ const RENDERED_MS = 20_000;
 /** Each test: a few waits for the page, well inside this. */
 const TEST_MS = 60_000;
 
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof testApp>["app"];
 let origin: string;
 let browser: Browser;
 let page: Page;
@@ -36,22 +31,9 @@ let logged: Record<string, unknown>[];
 
 beforeAll(async () => {
   if (!haveChromium) return;
-  const calls = new CallRegistry();
-  const captured = captureLogger();
-  logged = captured.lines;
-  const config = testConfig({ ENDPOINT_SECRET: "docs-page-endpoint-secret" });
-  const store = openStore(":memory:");
-  app = createApp({
-    config,
-    calls,
-    store,
-    bridge: idleBridge(config, calls, captured.logger, store),
-    tokens: new StreamTokens(systemClock),
-    twilio: undefined,
-    clock: systemClock,
-    logger: captured.logger,
-    version: "1.2.3",
-  });
+  const built = testApp({ ENDPOINT_SECRET: "docs-page-endpoint-secret" });
+  app = built.app;
+  logged = built.lines;
   app.listen({ hostname: "127.0.0.1", port: 0 });
   origin = `http://127.0.0.1:${app.server?.port}`;
   browser = await chromium.launch({

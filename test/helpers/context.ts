@@ -1,11 +1,13 @@
-/** Small builders shared by tests: a valid configuration and a logger that keeps its lines. */
+/** Small builders shared by tests: a valid configuration, a logger that keeps its lines, the app. */
+import { createApp } from "../../src/app.ts";
 import { CallBridge } from "../../src/call/bridge.ts";
-import type { CallRegistry } from "../../src/call/registry.ts";
+import { CallRegistry } from "../../src/call/registry.ts";
 import { StreamTokens } from "../../src/call/stream-tokens.ts";
 import { systemClock } from "../../src/clock.ts";
 import { type Config, ConfigError, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
-import type { Store } from "../../src/store/index.ts";
+import type { CallPlacer } from "../../src/routes/make-call.ts";
+import { openStore, type Store } from "../../src/store/index.ts";
 import { FakeTts } from "../fakes/session-ports.ts";
 
 /**
@@ -76,4 +78,27 @@ export function idleBridge(
     clock: systemClock,
     logger,
   });
+}
+
+/**
+ * The whole app in-process, on an in-memory store, with an idle bridge: for route tests.
+ * `twilio`: what places calls (none: Twilio is not configured).
+ */
+export function testApp(env: Record<string, string> = {}, twilio?: CallPlacer) {
+  const calls = new CallRegistry();
+  const captured = captureLogger();
+  const config = testConfig(env);
+  const store = openStore(":memory:");
+  const app = createApp({
+    config,
+    calls,
+    store,
+    bridge: idleBridge(config, calls, captured.logger, store),
+    tokens: new StreamTokens(systemClock),
+    twilio,
+    clock: systemClock,
+    logger: captured.logger,
+    version: "1.2.3",
+  });
+  return { app, calls, config, store, ...captured };
 }

@@ -7,13 +7,8 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import twilio from "twilio";
 import { TwilioApiError } from "../../src/adapters/twilio-rest.ts";
-import { createApp } from "../../src/app.ts";
-import { CallRegistry } from "../../src/call/registry.ts";
-import { StreamTokens } from "../../src/call/stream-tokens.ts";
-import { systemClock } from "../../src/clock.ts";
 import type { CallPlacer } from "../../src/routes/make-call.ts";
-import { openStore } from "../../src/store/index.ts";
-import { captureLogger, INTEGRATIONS_ENV, idleBridge, testConfig } from "../helpers/context.ts";
+import { INTEGRATIONS_ENV, testApp } from "../helpers/context.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { json } from "../helpers/http.ts";
 
@@ -29,10 +24,6 @@ interface Options {
 }
 
 function build({ env = {}, twilio: placing = "places" }: Options = {}) {
-  const calls = new CallRegistry();
-  const captured = captureLogger();
-  const config = testConfig({ ...INTEGRATIONS_ENV, ENDPOINT_SECRET: SECRET, ...env });
-  const store = openStore(":memory:");
   const placer: CallPlacer = {
     placeCall: async () => {
       if (placing === "refuses")
@@ -40,18 +31,7 @@ function build({ env = {}, twilio: placing = "places" }: Options = {}) {
       return { sid: `CA${"cd".repeat(16)}`, status: "queued" };
     },
   };
-  const app = createApp({
-    config,
-    calls,
-    store,
-    bridge: idleBridge(config, calls, captured.logger, store),
-    tokens: new StreamTokens(systemClock),
-    twilio: placer,
-    clock: systemClock,
-    logger: captured.logger,
-    version: "1.2.3",
-  });
-  return { app, calls, store, ...captured };
+  return testApp({ ...INTEGRATIONS_ENV, ENDPOINT_SECRET: SECRET, ...env }, placer);
 }
 
 type Built = ReturnType<typeof build>;
