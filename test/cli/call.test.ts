@@ -2,9 +2,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { freePort } from "../fakes/twilio-webhooks.ts";
-import { runCall } from "../helpers/call-command.ts";
+import { runCall, spawnCallScript } from "../helpers/call-command.ts";
 import { type OutboundHarness, SECRET, startOutboundHarness } from "../helpers/outbound-harness.ts";
 
 let harness: OutboundHarness;
@@ -87,31 +87,6 @@ describe("call command", () => {
     const missing = await runCall([]);
     expect(missing.code).toBe(64);
     expect(missing.err).toContain("--to is required");
-  });
-
-  test("scripts/call.ts is the same command, run with bun", async () => {
-    const child = Bun.spawn(
-      [
-        process.execPath,
-        "run",
-        "scripts/call.ts",
-        "--to",
-        "+15557654321",
-        "--server",
-        harness.service.url,
-        "--secret",
-        SECRET,
-      ],
-      {
-        cwd: resolve(import.meta.dir, "../.."),
-        env: { PATH: process.env.PATH ?? "" },
-        stdout: "pipe",
-        stderr: "pipe",
-      },
-    );
-    const out = await new Response(child.stdout).text();
-    expect(await child.exited).toBe(0);
-    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
   });
 });
 
@@ -290,46 +265,24 @@ describe("call command: --env-file", () => {
     }
     // Root reads anything: the command runs as nobody, as an operator without sudo would.
     chmodSync(dir, 0o755);
-    const child = Bun.spawnSync(
-      [
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        process.execPath,
-        "run",
-        "scripts/call.ts",
-        "--to",
-        "+15557654321",
-        "--env-file",
-        file,
-      ],
-      {
-        cwd: resolve(import.meta.dir, "../.."),
-        env: { PATH: process.env.PATH ?? "", HOME: "/tmp" },
-      },
+    const child = await spawnCallScript(
+      ["--to", "+15557654321", "--env-file", file],
+      ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
     );
     expect(child.exitCode).toBe(66);
-    expect(child.stderr.toString()).toContain("permission denied");
-    expect(child.stderr.toString()).toContain("run the command with sudo");
+    expect(child.stderr).toContain("permission denied");
+    expect(child.stderr).toContain("run the command with sudo");
   });
 
-  test("scripts/call.ts takes --env-file too", async () => {
+  test("scripts/call.ts is the same command, run with bun (--env-file included)", async () => {
     const file = join(dir, "script.env");
     await Bun.write(file, `ENDPOINT_SECRET=${SECRET}\nSERVER_PORT=${harness.service.port}\n`);
-    const child = Bun.spawn(
-      [process.execPath, "run", "scripts/call.ts", "--to", "+15557654321", "--env-file", file],
-      {
-        cwd: resolve(import.meta.dir, "../.."),
-        env: { PATH: process.env.PATH ?? "" },
-        stdout: "pipe",
-        stderr: "pipe",
-      },
+    const child = await spawnCallScript(["--to", "+15557654321", "--env-file", file]);
+    expect(child.exitCode).toBe(0);
+    expect(child.stdout).toContain(
+      `via http://127.0.0.1:${harness.service.port} (the local service)`,
     );
-    const out = await new Response(child.stdout).text();
-    expect(await child.exited).toBe(0);
-    expect(out).toContain(`via http://127.0.0.1:${harness.service.port} (the local service)`);
-    expect(out).toMatch(/call placed: CA[0-9a-f]{32}/);
+    expect(child.stdout).toMatch(/call placed: CA[0-9a-f]{32}/);
   });
 });
 
