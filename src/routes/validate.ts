@@ -1,20 +1,7 @@
-/**
- * Validation for inputs checked inside a handler (after a signature check): 400 naming the field.
- * Also keeps Elysia's own validation of coerced inputs working in the minified binary (below).
- */
+/** Validation for inputs checked inside a handler (after a signature check): 400 naming the field. */
 import type { Static, TSchema } from "@sinclair/typebox";
 import { type TypeCheck, TypeCompiler } from "@sinclair/typebox/compiler";
-import { TransformDecodeError } from "@sinclair/typebox/value";
 import { AppError } from "../errors.ts";
-
-/*
- * Elysia's compiled handlers tell a failed decode of a coerced input (a query or params number out
- * of range, e.g. `?limit=0`) by `error.constructor.name === "TransformDecodeError"` and silently
- * drop any other error, running the handler on the undecoded strings. `bun build --minify` renames
- * the class (Bun's --keep-names does not keep class names), so its name is pinned here, once, for
- * every route; test/binary-parity.test.ts checks it.
- */
-Object.defineProperty(TransformDecodeError, "name", { value: "TransformDecodeError" });
 
 /** A 400 whose message starts with the field it is about, e.g. "body.to: …"; `field` names it. */
 export class BadRequestError extends AppError {
