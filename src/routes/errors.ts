@@ -36,6 +36,13 @@ function describeValidation(error: ValidationError): ErrorBody {
   return { error: `${field}: ${reason}`, code: "VALIDATION", field };
 }
 
+/** What the service answers for a thrown AppError (its status goes with it). */
+export function bodyOf(error: AppError): ErrorBody {
+  const body: ErrorBody = { error: error.message, code: error.code };
+  if (error instanceof BadRequestError && error.field) body.field = error.field;
+  return body;
+}
+
 export function errorHandler(logger: Logger) {
   return new Elysia({ name: "error-handler" }).onError(
     { as: "global" },
@@ -47,8 +54,7 @@ export function errorHandler(logger: Logger) {
       const appError = error instanceof AppError ? error : cause instanceof AppError ? cause : null;
       if (appError) {
         status = appError.status;
-        body = { error: appError.message, code: appError.code };
-        if (appError instanceof BadRequestError && appError.field) body.field = appError.field;
+        body = bodyOf(appError);
         Object.assign(set.headers, appError.headers);
       } else if (error instanceof ValidationError) {
         status = 400;

@@ -5,7 +5,7 @@
  * /stream-status), async AMD (tuned by the MACHINE_DETECTION_* variables) and status callbacks.
  */
 import { Elysia, t } from "elysia";
-import type { OutboundCall } from "../adapters/twilio-rest.ts";
+import { type OutboundCall, TwilioApiError } from "../adapters/twilio-rest.ts";
 import { connectStreamTwiml, streamStatusUrl, streamUrl } from "../adapters/twilio-webhooks.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { StreamTokens } from "../call/stream-tokens.ts";
@@ -22,6 +22,7 @@ import { LEAD_EXAMPLE } from "./leads.ts";
 import {
   type ErrorCase,
   Errors,
+  fromError,
   guardedErrors,
   invalid,
   requestBody,
@@ -92,41 +93,19 @@ const MAKE_CALL_ERRORS: ErrorCase[] = [
   Errors.notFound("lead", "No lead lead_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f"),
   Errors.tooLarge(MAX_BODY_BYTES),
   Errors.mediaType("application/json"),
-  {
-    status: 429,
-    when: "MAX_CONCURRENT_CALLS calls are live or being placed; try again shortly",
-    example: {
-      error:
-        "The limit of 10 concurrent calls is reached (MAX_CONCURRENT_CALLS); try again shortly",
-      code: "TOO_MANY_CALLS",
-    },
-  },
-  {
-    status: 502,
-    when: "Twilio refused the call or could not be reached; the error is Twilio's",
-    example: {
-      error:
-        "Twilio refused to place the call: The 'To' number +15551234567 is not a valid phone number.",
-      code: "TWILIO_ERROR",
-    },
-  },
+  fromError(
+    "MAX_CONCURRENT_CALLS calls are live or being placed; try again shortly",
+    new TooManyCallsError(10),
+  ),
+  fromError(
+    "Twilio refused the call or could not be reached; the error is Twilio's",
+    new TwilioApiError(
+      "Twilio refused to place the call: The 'To' number +15551234567 is not a valid phone number.",
+    ),
+  ),
   Errors.twilioNotConfigured,
-  {
-    status: 503,
-    when: "Deepgram is not configured",
-    example: {
-      error: "Deepgram is not configured: set DEEPGRAM_API_KEY",
-      code: "INTEGRATION_NOT_CONFIGURED",
-    },
-  },
-  {
-    status: 503,
-    when: "The service is shutting down",
-    example: {
-      error: "The service is shutting down and accepts no new calls",
-      code: "SHUTTING_DOWN",
-    },
-  },
+  Errors.deepgramNotConfigured,
+  Errors.shuttingDown,
 ];
 
 export const MakeCallResponse = t.Object({

@@ -4,7 +4,17 @@
  * Twilio's webhooks. `docs.ts` turns the request-body and webhook marks into the document.
  */
 import { type DocumentDecoration, type TSchema, t } from "elysia";
-import type { ErrorBody } from "./errors.ts";
+import {
+  type AppError,
+  IntegrationNotConfiguredError,
+  NotFoundError,
+  ShuttingDownError,
+} from "../errors.ts";
+import { CrossSiteRequestError, UnauthorizedError } from "./auth.ts";
+import { PayloadTooLargeError, UnsupportedMediaTypeError } from "./body.ts";
+import { bodyOf, type ErrorBody } from "./errors.ts";
+import { TooManyFailuresError } from "./throttle.ts";
+import { BadRequestError } from "./validate.ts";
 
 type Responses = NonNullable<DocumentDecoration["responses"]>;
 type Schema = NonNullable<
@@ -33,34 +43,29 @@ export interface ErrorCase {
   headers?: Record<string, { description: string; schema: Schema }>;
 }
 
-const error = (status: number, when: string, example: ErrorBody, extra: Partial<ErrorCase> = {}) =>
-  ({ status, when, example, ...extra }) satisfies ErrorCase;
+/**
+ * A documented failure made from the error the route throws, so its status, code and body are the
+ * ones the service answers (the error handler's `bodyOf`).
+ */
+export const fromError = (when: string, thrown: AppError, extra: Partial<ErrorCase> = {}) =>
+  ({ status: thrown.status, when, example: bodyOf(thrown), ...extra }) satisfies ErrorCase;
 
 /** A 400 naming `field`, with the message the service gives for it. */
 export const invalid = (
   field: string,
   reason: string,
   when = "An input is invalid; `field` names it",
-) =>
-  error(400, when, {
-    error: `${field}: ${reason}`,
-    code: "VALIDATION",
-    field,
-  });
+) => fromError(when, new BadRequestError(`${field}: ${reason}`));
 
 /** The errors shared by many routes, with the bodies the service really answers. */
 export const Errors = {
-  unauthorized: error(401, "Missing or wrong bearer secret (ENDPOINT_SECRET)", {
-    error: "Missing Authorization: Bearer <ENDPOINT_SECRET>",
-    code: "UNAUTHORIZED",
-  }),
-  throttled: error(
-    429,
+  unauthorized: fromError(
+    "Missing or wrong bearer secret (ENDPOINT_SECRET)",
+    new UnauthorizedError("Missing Authorization: Bearer <ENDPOINT_SECRET>"),
+  ),
+  throttled: fromError(
     "Too many wrong secrets from this address; wait Retry-After seconds",
-    {
-      error: "Too many failed attempts from this address; retry after 42 s",
-      code: "TOO_MANY_FAILED_ATTEMPTS",
-    },
+    new TooManyFailuresError(42),
     {
       headers: {
         "Retry-After": {
@@ -70,32 +75,33 @@ export const Errors = {
       },
     },
   ),
-  crossSite: error(403, "A cross-site browser request that would change something", {
-    error: "Origin https://elsewhere.example may not change anything here",
-    code: "CROSS_SITE_REQUEST",
-  }),
+  crossSite: fromError(
+    "A cross-site browser request that would change something",
+    new CrossSiteRequestError("Origin https://elsewhere.example may not change anything here"),
+  ),
   tooLarge: (limit: number) =>
-    error(413, `The body is larger than ${limit} bytes`, {
-      error: `The request body is larger than ${limit} bytes`,
-      code: "PAYLOAD_TOO_LARGE",
-    }),
+    fromError(`The body is larger than ${limit} bytes`, new PayloadTooLargeError(limit)),
   mediaType: (expected: string) =>
-    error(415, `The body is not ${expected}`, {
-      error: `content-type: expected ${expected}`,
-      code: "UNSUPPORTED_MEDIA_TYPE",
-    }),
+    fromError(`The body is not ${expected}`, new UnsupportedMediaTypeError([expected])),
   notJson: invalid("body", "not valid JSON", "The body is not JSON"),
   notFound: (what: string, message: string) =>
-    error(404, `No such ${what}`, { error: message, code: "NOT_FOUND" }),
-  twilioNotConfigured: error(503, "Twilio is not configured", {
-    error:
+    fromError(`No such ${what}`, new NotFoundError(message)),
+  twilioNotConfigured: fromError(
+    "Twilio is not configured",
+    new IntegrationNotConfiguredError(
       "Twilio is not configured: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER, SERVER_EXTERNAL_URL",
-    code: "INTEGRATION_NOT_CONFIGURED",
-  }),
-  internal: error(500, "An unexpected failure; it is logged, its details are not answered", {
-    error: "Internal server error",
-    code: "INTERNAL",
-  }),
+    ),
+  ),
+  deepgramNotConfigured: fromError(
+    "Deepgram is not configured",
+    new IntegrationNotConfiguredError("Deepgram is not configured: set DEEPGRAM_API_KEY"),
+  ),
+  shuttingDown: fromError("The service is shutting down", new ShuttingDownError()),
+  internal: {
+    status: 500,
+    when: "An unexpected failure; it is logged, its details are not answered",
+    example: { error: "Internal server error", code: "INTERNAL" },
+  } satisfies ErrorCase,
 };
 
 /** The errors of every route behind the endpoint secret; `changes` for the ones that change state. */

@@ -11,6 +11,7 @@ import { Type } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import {
   connectStreamTwiml,
+  InvalidSignatureError,
   sayAndHangUpTwiml,
   streamStatusUrl,
   streamUrl,
@@ -27,6 +28,7 @@ import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
 import {
   type ErrorCase,
   Errors,
+  fromError,
   invalid,
   requestBody,
   responses,
@@ -147,11 +149,10 @@ function webhookDoc(
     responses: responses(
       success,
       ...errors,
-      {
-        status: 403,
-        when: "X-Twilio-Signature is missing or does not match (every request not from Twilio)",
-        example: { error: "Missing X-Twilio-Signature", code: "INVALID_SIGNATURE" },
-      },
+      fromError(
+        "X-Twilio-Signature is missing or does not match (every request not from Twilio)",
+        new InvalidSignatureError("Missing X-Twilio-Signature"),
+      ),
       Errors.tooLarge(WEBHOOK_BODY_BYTES),
       Errors.mediaType(FORM),
       Errors.twilioNotConfigured,
@@ -414,14 +415,10 @@ export function twilioWebhookRoutes({
               },
             },
             invalid("body.From", "Expected required property"),
-            {
-              status: 409,
-              when: "A repeat for a call the service already answered (a replay)",
-              example: {
-                error: `Call ${EXAMPLE_CALL_SID} was already answered; its webhook is not repeated`,
-                code: "DUPLICATE_CALL",
-              },
-            },
+            fromError(
+              "A repeat for a call the service already answered (a replay)",
+              new DuplicateWebhookError(EXAMPLE_CALL_SID),
+            ),
           ),
         },
       },
