@@ -60,6 +60,7 @@ export function createApp(deps: AppDeps) {
     .use(
       healthRoutes({
         version: deps.version,
+        secret: deps.config.server.endpointSecret,
         integrations: integrationStatus(deps.config),
         activeCalls: () => deps.calls.size,
         draining: () => deps.calls.draining,

@@ -9,6 +9,7 @@
 
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { newNonce, proofHolds } from "../health-proof.ts";
 import { isLoopbackHost } from "../loopback.ts";
 import { describeNetworkError } from "../network-errors.ts";
 import { E164 } from "../phone-number.ts";
@@ -118,14 +119,23 @@ const PROBE_TIMEOUT_MS = 3_000;
 const CALL_TIMEOUT_MS = 30_000;
 
 /** Whether a voice-agent answers GET /health at `url`: null when it does, else why not. */
-async function probe(url: string): Promise<string | null> {
+async function probe(url: string, secret: string | undefined): Promise<string | null> {
+  const nonce = newNonce();
   try {
-    const response = await fetch(`${url}/health`, {
+    const response = await fetch(`${url}/health?proof=${nonce}`, {
       signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
     });
-    const health = (await response.json().catch(() => null)) as { version?: unknown } | null;
-    if (typeof health?.version === "string") return null;
-    return `${url} answers, but not as a voice-agent (GET /health: ${response.status})`;
+    const health = (await response.json().catch(() => null)) as {
+      version?: unknown;
+      proof?: unknown;
+    } | null;
+    if (typeof health?.version !== "string")
+      return `${url} answers, but not as a voice-agent (GET /health: ${response.status})`;
+    // Any local process may listen on the port while the service is down: the secret goes only to
+    // one that proves it already holds it.
+    if (secret && !proofHolds(secret, nonce, health.proof))
+      return `${url} answers as a voice-agent but cannot prove it holds this ENDPOINT_SECRET (another process on the port, or another service's secret): the secret is not sent there`;
+    return null;
   } catch (error) {
     return describeNetworkError(error, url, PROBE_TIMEOUT_MS);
   }
@@ -261,7 +271,7 @@ export async function runCallCommand(
     const external = setting("SERVER_EXTERNAL_URL") || undefined;
     // Port 0 is chosen at start-up: there is nothing to find on this machine.
     const local = setting("SERVER_PORT") === "0" ? null : localServiceUrl(setting);
-    const why = local ? await probe(local) : "SERVER_PORT is 0";
+    const why = local ? await probe(local, secret) : "SERVER_PORT is 0";
     if (local && why === null) {
       target = { url: local, source: "the local service" };
     } else if (external) {

@@ -1,5 +1,9 @@
-/** `GET /health`: liveness, version, live call count and which integrations are configured. */
+/**
+ * `GET /health`: liveness, version, live call count and which integrations are configured; with
+ * `?proof=<nonce>`, an HMAC of the nonce under ENDPOINT_SECRET (src/health-proof.ts).
+ */
 import { Elysia, t } from "elysia";
+import { healthProof, MAX_NONCE_CHARS } from "../health-proof.ts";
 import { responses } from "./openapi.ts";
 
 const IntegrationStatus = t.Object({
@@ -12,11 +16,19 @@ export const HealthResponse = t.Object({
   version: t.String(),
   activeCalls: t.Number({ minimum: 0 }),
   integrations: t.Object({ twilio: IntegrationStatus, deepgram: IntegrationStatus }),
+  proof: t.Optional(
+    t.String({
+      description:
+        "With `?proof=<nonce>` and ENDPOINT_SECRET set: HMAC-SHA256 of the nonce under the secret, so a client can tell this service from another process on its port",
+    }),
+  ),
 });
 export type HealthResponse = typeof HealthResponse.static;
 
 export interface HealthDeps {
   version: string;
+  /** ENDPOINT_SECRET, when set: the key of the proof. */
+  secret: string | undefined;
   integrations: HealthResponse["integrations"];
   activeCalls(): number;
   draining(): boolean;
@@ -25,8 +37,9 @@ export interface HealthDeps {
 export function healthRoutes(deps: HealthDeps) {
   return new Elysia({ name: "health" }).get(
     "/health",
-    ({ set }) => {
+    ({ set, query }) => {
       const draining = deps.draining();
+      const nonce = (query as Record<string, string | undefined>).proof;
       // Draining answers 503 so load balancers and health checks stop sending new calls here.
       if (draining) set.status = 503;
       return {
@@ -34,6 +47,9 @@ export function healthRoutes(deps: HealthDeps) {
         version: deps.version,
         activeCalls: deps.activeCalls(),
         integrations: deps.integrations,
+        ...(deps.secret && nonce && nonce.length <= MAX_NONCE_CHARS
+          ? { proof: healthProof(deps.secret, nonce) }
+          : {}),
       } satisfies HealthResponse;
     },
     {

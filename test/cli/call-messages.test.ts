@@ -8,22 +8,36 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CALL_USAGE, e164Problem, safeForSecret, serviceBaseUrl } from "../../src/cli/call.ts";
+import { healthProof } from "../../src/health-proof.ts";
 import { isLoopbackHost } from "../../src/loopback.ts";
 import { runCall } from "../helpers/call-command.ts";
 
 const E164_RULE = "phone numbers are written in E.164, e.g. +15551234567";
 
-/** A stand-in server: answers GET /health as a voice-agent, POST /make-call with `reply`. */
+/**
+ * A stand-in server: answers GET /health as a voice-agent holding `standInSecret` (with the proof
+ * the call command asks for), POST /make-call with `reply`.
+ */
+const standInSecret = "from-the-file-0123456789";
 let reply: { status: number; body: unknown } = { status: 200, body: {} };
 let posts = 0;
+/** True: the stand-in answers /health as a voice-agent but cannot prove it holds the secret. */
+let impostor = false;
 let server: ReturnType<typeof Bun.serve>;
 beforeAll(() => {
   server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
     fetch(request) {
-      const { pathname } = new URL(request.url);
-      if (pathname === "/health") return Response.json({ status: "ok", version: "test" });
+      const { pathname, searchParams } = new URL(request.url);
+      if (pathname === "/health") {
+        const nonce = searchParams.get("proof");
+        return Response.json({
+          status: "ok",
+          version: "test",
+          ...(nonce && impostor === false ? { proof: healthProof(standInSecret, nonce) } : {}),
+        });
+      }
       if (pathname === "/make-call" && request.method === "POST") {
         posts++;
         return typeof reply.body === "string"
@@ -235,6 +249,20 @@ describe("where the secret may go", () => {
     expect(result.err).toContain("redirects (307)");
   });
 
+  test("a process on the local port that cannot prove it holds the secret never gets it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "call-env-"));
+    const envFile = join(dir, "service.env");
+    await Bun.write(envFile, `ENDPOINT_SECRET=${standInSecret}\nSERVER_PORT=${server.port}\n`);
+    impostor = true;
+    const before = posts;
+    const result = await runCall(["--to", "+15551234567", "--env-file", envFile]);
+    impostor = false;
+    rmSync(dir, { recursive: true, force: true });
+    expect(posts).toBe(before);
+    expect(result.code).toBe(69);
+    expect(result.err).toContain("cannot prove it holds this ENDPOINT_SECRET");
+  });
+
   test("plain http to another machine never gets the secret", () => {
     // Judged before any connection: no request leaves for the other machine.
     expect(safeForSecret("http://192.0.2.10:8080")).toBe(false);
@@ -246,10 +274,7 @@ describe("where the secret may go", () => {
   test("with --env-file, a ./.env or the shell cannot point the secret elsewhere", async () => {
     const dir = mkdtempSync(join(tmpdir(), "call-env-"));
     const envFile = join(dir, "service.env");
-    await Bun.write(
-      envFile,
-      `ENDPOINT_SECRET=from-the-file-0123456789\nSERVER_PORT=${server.port}\n`,
-    );
+    await Bun.write(envFile, `ENDPOINT_SECRET=${standInSecret}\nSERVER_PORT=${server.port}\n`);
     reply = { status: 200, body: { call_sid: "CA1", lead_id: "lead_1" } };
     const result = await runCall(["--to", "+15551234567", "--env-file", envFile], {
       // What Bun would have loaded from a ./.env in the current folder.

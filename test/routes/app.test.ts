@@ -3,6 +3,7 @@ import { t } from "elysia";
 import type { LiveCall } from "../../src/call/registry.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
+import { proofHolds } from "../../src/health-proof.ts";
 import { INTEGRATIONS_ENV, testApp } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
 
@@ -17,6 +18,20 @@ const liveCall = (callSid: string): LiveCall => ({
 });
 
 describe("GET /health", () => {
+  test("proves it holds ENDPOINT_SECRET for a nonce, without the secret; nothing without one", async () => {
+    const secret = "health-proof-secret-0123456789";
+    const { app } = build({ ENDPOINT_SECRET: secret });
+    const nonce = "a".repeat(64);
+    const answered = await json(await app.handle(get(`/health?proof=${nonce}`)));
+    expect(proofHolds(secret, nonce, answered.proof)).toBe(true);
+    expect(proofHolds(secret, "another nonce", answered.proof)).toBe(false);
+    expect(JSON.stringify(answered)).not.toContain(secret);
+    // A nonce past its length, or no secret to prove: no proof, and no error either.
+    expect((await json(await app.handle(get(`/health?proof=${nonce}b`)))).proof).toBeUndefined();
+    const open = build().app;
+    expect((await json(await open.handle(get(`/health?proof=${nonce}`)))).proof).toBeUndefined();
+  });
+
   test("reports version, live calls and missing integrations", async () => {
     const { app, calls } = build();
     calls.register(liveCall("CA1"));
