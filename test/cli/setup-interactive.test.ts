@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readEnvFile } from "../../src/cli/env-file.ts";
+import { serveHealth } from "../fakes/health-server.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
@@ -174,18 +175,7 @@ test("--status on a terminal with nothing set: each check fails, exit 1, and wha
 
 test("--status on a terminal with a working setup: every check passes, exit 0, and a call to try", async () => {
   twilio.addNumber("+15550000001");
-  const service = Bun.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    fetch: () =>
-      Response.json({
-        status: "ok",
-        integrations: {
-          twilio: { configured: true, missing: [] },
-          deepgram: { configured: true, missing: [] },
-        },
-      }),
-  });
+  const service = serveHealth();
   try {
     const url = `http://127.0.0.1:${service.port}`;
     const number = [...twilio.numbers.values()][0];

@@ -14,6 +14,7 @@ import {
   runSetup,
 } from "../../src/cli/setup.ts";
 import { describeNetworkError } from "../../src/network-errors.ts";
+import { serveHealth } from "../fakes/health-server.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
@@ -369,17 +370,9 @@ describe("--status", () => {
   });
 
   test("a public URL that fails while the local port answers points at what is in front", async () => {
-    const service = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: () =>
-        Response.json({
-          status: "ok",
-          integrations: {
-            twilio: { configured: false, missing: ["TWILIO_ACCOUNT_SID"] },
-            deepgram: { configured: true, missing: [] },
-          },
-        }),
+    const service = serveHealth({
+      twilio: { configured: false, missing: ["TWILIO_ACCOUNT_SID"] },
+      deepgram: { configured: true, missing: [] },
     });
     try {
       const down = `http://127.0.0.1:${freePort()}`;
@@ -402,11 +395,7 @@ describe("--status", () => {
 
   test("masks secrets and checks credentials, the webhook and /health live", async () => {
     twilio.addNumber("+15550000001");
-    const server = Bun.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      fetch: () => Response.json({ status: "ok" }),
-    });
+    const server = serveHealth();
     try {
       await setup([
         ...full,
