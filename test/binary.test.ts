@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import twilio from "twilio";
 import { describeEnvironment } from "../src/config.ts";
 import { VERSION } from "../src/version.ts";
@@ -17,6 +16,7 @@ import { buildCommand, compiledBinary } from "./helpers/compiled-binary.ts";
 import { NO_DEEPGRAM_REST } from "./helpers/context.ts";
 import { json } from "./helpers/http.ts";
 import { listeningUrl } from "./helpers/listening.ts";
+import { haveChromium, offlinePage, warnWithoutChromium } from "./helpers/offline-browser.ts";
 
 let dir: string;
 let binary: string;
@@ -255,38 +255,15 @@ describe("compiled binary, the twilio SDK's first use in a media-stream upgrade"
   }, 30_000);
 });
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const haveChromium = existsSync(chromiumPath);
-if (!haveChromium) {
-  console.warn(
-    `SKIPPED: the /docs browser test needs Chromium at ${chromiumPath} (apt-get install chromium).`,
-  );
-}
+warnWithoutChromium("the /docs browser test");
 
 describe("docs page in a browser", () => {
   test.skipIf(!haveChromium)(
     "headless Chromium renders the API reference with no network",
     async () => {
       const server = await serve();
-      const browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
-      const blocked: string[] = [];
+      const { browser, page, blocked } = await offlinePage();
       try {
-        const page = await browser.newPage();
-        await page.route("**/*", (route) => {
-          const { hostname } = new URL(route.request().url());
-          if (hostname === "127.0.0.1" || hostname === "localhost") return route.continue();
-          blocked.push(route.request().url());
-          return route.abort();
-        });
         await page.goto(`${server.url}/docs`);
         await page
           .getByText("Service health")

@@ -5,16 +5,11 @@
  * nothing the page asks for answered with an error.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { testApp } from "./helpers/context.ts";
+import { haveChromium, offlinePage, warnWithoutChromium } from "./helpers/offline-browser.ts";
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const haveChromium = existsSync(chromiumPath);
-if (!haveChromium)
-  console.warn(
-    `SKIPPED: the docs page tests need Chromium at ${chromiumPath} (apt-get install chromium).`,
-  );
+warnWithoutChromium("the docs page tests");
 
 /** How long the page may take to render the reference (Scalar's bundle is 4 MB). */
 const RENDERED_MS = 20_000;
@@ -25,7 +20,7 @@ let app: ReturnType<typeof testApp>["app"];
 let origin: string;
 let browser: Browser;
 let page: Page;
-const blocked: string[] = [];
+let blocked: string[] = [];
 const failed: string[] = [];
 let logged: Record<string, unknown>[];
 
@@ -36,23 +31,7 @@ beforeAll(async () => {
   logged = built.lines;
   app.listen({ hostname: "127.0.0.1", port: 0 });
   origin = `http://127.0.0.1:${app.server?.port}`;
-  browser = await chromium.launch({
-    executablePath: chromiumPath,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  page = await browser.newPage();
-  await page.route("**/*", (route) => {
-    const { hostname } = new URL(route.request().url());
-    if (hostname === "127.0.0.1") return route.continue();
-    blocked.push(route.request().url());
-    return route.abort();
-  });
+  ({ browser, page, blocked } = await offlinePage());
   page.on("response", (response) => {
     if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
   });

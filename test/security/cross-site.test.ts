@@ -4,11 +4,10 @@
  * with a real cross-site form in headless Chromium.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
-import { chromium } from "playwright-core";
 import { startService } from "../../src/service.ts";
 import { captureLogger, testConfig } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
+import { haveChromium, offlinePage } from "../helpers/offline-browser.ts";
 import { SECRET, type SignedService, startSignedService } from "../helpers/signed-service.ts";
 
 let stops: (() => Promise<unknown>)[] = [];
@@ -113,10 +112,8 @@ describe("without a secret (Twilio not configured)", () => {
   });
 });
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-
 describe("in a real browser", () => {
-  test.skipIf(!existsSync(chromiumPath))(
+  test.skipIf(!haveChromium)(
     "a page on another origin that auto-submits a form cannot store a lead",
     async () => {
       const service = await openService();
@@ -132,12 +129,8 @@ describe("in a real browser", () => {
           ),
       });
       stops.push(async () => attacker.stop(true));
-      const browser = await chromium.launch({
-        executablePath: chromiumPath,
-        args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-      });
+      const { browser, page } = await offlinePage();
       stops.push(() => browser.close());
-      const page = await browser.newPage();
       const answered = page.waitForResponse((response) => response.url().endsWith("/leads"));
       // localhost and 127.0.0.1 are different sites to the browser.
       await page.goto(`http://localhost:${attacker.port}/`);
