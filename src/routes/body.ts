@@ -76,11 +76,30 @@ export async function readJson(request: Request, limit: number): Promise<unknown
   if (type !== "application/json") throw new UnsupportedMediaTypeError(["application/json"]);
   const text = await readLimited(request, limit);
   checkJsonDepth(text);
+  let parsed: unknown;
   try {
-    return JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch {
     throw new BadRequestError("body: not valid JSON");
   }
+  const shadowing = shadowedConversion(parsed, "body");
+  if (shadowing)
+    throw new BadRequestError(`${shadowing}: a key named toString or valueOf is not accepted`);
+  return parsed;
+}
+
+/**
+ * The path of the first object in `value` with its own `toString` or `valueOf`: such an object has
+ * no string form, and turning it into one (as validation messages do) throws. No field is named so.
+ */
+function shadowedConversion(value: unknown, path: string): string | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    if (key === "toString" || key === "valueOf") return path;
+    const found = shadowedConversion(inner, `${path}.${key}`);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Parses a form post (Twilio's webhooks) of at most `limit` bytes into its fields (last value wins). */

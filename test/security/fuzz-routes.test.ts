@@ -163,6 +163,25 @@ test("API bodies with the secret: never 5xx", async () => {
   );
 });
 
+test("objects that shadow toString or valueOf (no string form) are a 400, not a 500", async () => {
+  // Found by the property above: Elysia's validation message turns the value into a string.
+  for (const body of [
+    { lead_id: { toString: null } },
+    { lead: { first_name: "A", last_name: "B", notes: { valueOf: 1, toString: "x" } } },
+    { to: "+15551234567", lead: { toString: null } },
+  ])
+    for (const path of ["/make-call", "/leads"]) {
+      const response = await handle(
+        new Request(url(path), {
+          method: "POST",
+          headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+          body: JSON.stringify(body),
+        }),
+      );
+      expect(response.status).toBe(400);
+    }
+});
+
 test("deeply nested or malformed JSON text with the secret: never 5xx", async () => {
   const nested = fc
     .tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom("[", '{"a":'), fc.boolean())
