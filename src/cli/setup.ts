@@ -535,13 +535,15 @@ async function obtain(
   setting: Settings,
   ui: Ui,
 ): Promise<string> {
-  const given = flag ?? setting(question.variable);
+  // Flags were checked before anything was asked (configure): a bad one has already stopped setup.
+  if (flag !== undefined) return question.normalise(flag);
+  const given = setting(question.variable);
   if (given !== undefined) {
     const value = question.normalise(given);
     const problem = question.problem(value);
     if (!problem) return value;
-    const source = flag !== undefined ? question.flag : setting.from(question.variable);
-    if (!ui.interactive) throw new SetupError(`${source}: ${problem}`, flag !== undefined ? 64 : 1);
+    const source = setting.from(question.variable);
+    if (!ui.interactive) throw new SetupError(`${source}: ${problem}`, 1);
     ui.info(`${source} cannot be used: ${problem}`);
   }
   return ask(question, ui);
@@ -646,6 +648,7 @@ async function configure(
     [QUESTIONS.deepgramKey, flags["twilio-only"] ? undefined : flags["deepgram-key"]],
     [QUESTIONS.accountSid, flags["account-sid"]],
     [QUESTIONS.authToken, flags["auth-token"]],
+    [QUESTIONS.url, flags.url],
   ] as const) {
     const problem = flag === undefined ? undefined : question.problem(question.normalise(flag));
     if (problem) throw new SetupError(`${question.flag}: ${problem}`, 64);
@@ -656,10 +659,6 @@ async function configure(
   }
   if (flags["area-code"] !== undefined && !/^[0-9]{3}$/.test(flags["area-code"]))
     throw new SetupError("--area-code: give the three digits of the area code, e.g. 415", 64);
-  if (flags.url !== undefined) {
-    const problem = publicUrlProblem(normaliseUrl(flags.url));
-    if (problem) throw new SetupError(`--url: ${problem}`, 64);
-  }
 
   const updates: Record<string, string> = {};
   /** Answers that passed their checks, written if a later step fails so the next run starts from them. */
