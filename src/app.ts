@@ -19,7 +19,7 @@ import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
 import { FailureThrottle } from "./routes/throttle.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
-import type { Store } from "./store/index.ts";
+import type { Storage } from "./store/port.ts";
 
 /** Largest WebSocket message accepted; Twilio's are under 1 KB, bigger ones close the socket (1009). */
 export const MAX_WS_MESSAGE_BYTES = 64 * 1024;
@@ -28,7 +28,7 @@ export interface AppDeps {
   config: Config;
   calls: CallRegistry;
   bridge: CallBridge;
-  store: Store;
+  store: Storage;
   tokens: StreamTokens;
   /** Twilio REST, when its credentials are configured. */
   twilio: CallPlacer | undefined;

@@ -86,10 +86,10 @@ async function serve(): Promise<void> {
   keepServingOnUncaughtErrors(logger);
   const service = await startService(config, logger);
   /** Exits at once, with the calls this process holds ended on their records first. */
-  const exitNow = (why: string) => {
+  const exitNow = async (why: string) => {
     logger.warn(why, { activeCalls: service.calls.size });
     try {
-      service.store.calls.endOpen("interrupted", { mine: true });
+      await service.store.calls.endOpen("interrupted", { mine: true });
     } catch (error) {
       logger.error("could not record the end of live calls", { error });
     }
@@ -97,13 +97,13 @@ async function serve(): Promise<void> {
   };
   const onSignal = (signal: NodeJS.Signals) => {
     if (service.calls.draining) {
-      exitNow(`second ${signal}, exiting without waiting for calls`);
+      void exitNow(`second ${signal}, exiting without waiting for calls`);
       return;
     }
     // Whatever clients and calls do, the process is gone by the drain, the goodbye and two seconds.
     const { shutdownDrainMs, shutdownGoodbyeMs } = config.server;
     setTimeout(
-      () => exitNow("shutdown took too long, exiting"),
+      () => void exitNow("shutdown took too long, exiting"),
       shutdownDrainMs + shutdownGoodbyeMs + SHUTDOWN_SLACK_MS,
     ).unref();
     service.shutdown(signal).then(

@@ -20,11 +20,13 @@ import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
 import { openStore, type Store } from "./store/index.ts";
 import { lockDatabase } from "./store/instance-lock.ts";
+import type { Storage } from "./store/port.ts";
+import { sqliteStorage } from "./store/sqlite-storage.ts";
 import { VERSION } from "./version.ts";
 
 export interface Service {
   readonly app: App;
-  readonly store: Store;
+  readonly store: Storage;
   readonly calls: CallRegistry;
   readonly bridge: CallBridge;
   readonly tokens: StreamTokens;
@@ -57,9 +59,9 @@ export async function startService(
   const scenarios = overrides.scenarios ?? builtInScenarios;
   checkServeConfig(config, scenarios);
   const unlockDatabase = lockDatabase(config.databasePath);
-  let store: Store;
+  let sqlite: Store;
   try {
-    store = openStore(config.databasePath, clock, {
+    sqlite = openStore(config.databasePath, clock, {
       flushIntervalMs: config.callEventsFlushMs,
       onWriteFailure: (error, failed) =>
         logger.error("call events could not be written", { failed, error }),
@@ -75,7 +77,8 @@ export async function startService(
     accountSid && authToken
       ? new TwilioRest({ accountSid, authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
-  for (const scenario of scenarios.values()) scenario.seed?.({ store, clock, logger });
+  const store = sqliteStorage(sqlite);
+  for (const scenario of scenarios.values()) await scenario.seed?.({ store, clock, logger });
   const bridge = new CallBridge({
     config,
     store,
@@ -135,7 +138,7 @@ export async function startService(
   try {
     app.listen({ hostname: config.server.host, port: config.server.port });
   } catch (error) {
-    store.close();
+    await store.close();
     unlockDatabase();
     if ((error as { code?: unknown }).code === "EADDRINUSE")
       throw new PortInUseError(config.server.host, config.server.port);
@@ -144,7 +147,7 @@ export async function startService(
   const server = app.server;
   if (!server) throw new Error("server did not start");
   // Only once this process holds the database and the port: the calls a previous run left open.
-  const interrupted = store.calls.endOpen("interrupted", { mine: false });
+  const interrupted = await store.calls.endOpen("interrupted", { mine: false });
   if (interrupted.length > 0) {
     logger.warn("ended calls a previous run left open", {
       count: interrupted.length,
@@ -171,8 +174,9 @@ export async function startService(
 
   let sweep: Timer | undefined;
   const sweepStreamlessCalls = () => {
-    bridge.endStreamlessCalls();
     sweep = clock.setTimeout(sweepStreamlessCalls, TOKEN_SWEEP_MS);
+    // Sweeps may overlap on a slow store: each takes its own expired tokens, so none twice.
+    void bridge.endStreamlessCalls();
   };
   sweepStreamlessCalls();
 
@@ -189,7 +193,7 @@ export async function startService(
     }
     // Every socket closes now, also the idle and never-started ones a client would keep open.
     await app.stop(true);
-    store.close();
+    await store.close();
     unlockDatabase();
     logger.info("stopped", { reason });
   };

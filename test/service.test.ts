@@ -44,7 +44,7 @@ test("shutdown waits for live calls to finish, then closes server and database",
     terminate: () => {},
   };
   service.calls.register(call);
-  service.store.leads.create({ first_name: "Kept", last_name: "Lead" });
+  await service.store.leads.create({ first_name: "Kept", last_name: "Lead" });
 
   const stopping = service.shutdown("SIGTERM");
   const draining = await fetch(`${service.url}/health`);

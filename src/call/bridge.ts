@@ -2,12 +2,13 @@
  * Turns a Twilio stream's `start` into a running CallSession: authenticates the stream (one-time
  * token, or the explicit development switch), refuses duplicates and streams during shutdown, takes
  * the scenario, direction, numbers and lead from what the service granted (never from the stream),
- * marks the call in progress, builds the agent settings and registers the session.
+ * marks the call in progress, builds the agent settings and registers the session. The token is
+ * used up before anything waits on the store, so a stream is admitted once whatever arrives meanwhile.
  */
 
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
-import { type Logger, tryLogged } from "../log.ts";
+import type { Logger } from "../log.ts";
 import {
   type AgentSettings,
   settingsMessage,
@@ -15,7 +16,7 @@ import {
 } from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
-import type { Store } from "../store/index.ts";
+import type { Storage } from "../store/port.ts";
 import { storeRecorder } from "./recorder.ts";
 import type { CallRegistry } from "./registry.ts";
 import {
@@ -30,7 +31,7 @@ import type { StreamGrant, StreamTokens } from "./stream-tokens.ts";
 
 export interface BridgeDeps {
   config: Config;
-  store: Store;
+  store: Storage;
   calls: CallRegistry;
   tokens: StreamTokens;
   scenarios: ReadonlyMap<string, Scenario>;
@@ -60,33 +61,45 @@ export class CallBridge {
 
   constructor(private readonly deps: BridgeDeps) {}
 
-  open(start: StreamStart, phone: PhoneChannel): OpenResult {
+  async open(start: StreamStart, phone: PhoneChannel): Promise<OpenResult> {
     const admitted = this.#admit(start);
     if (!admitted.ok) {
-      if (admitted.grant) this.#endRefused(start.callSid, admitted.reason);
+      if (admitted.grant) await this.#endRefused(start.callSid, admitted.reason);
       return this.#refuse(start, admitted.reason);
     }
     try {
-      return { ok: true, session: this.#open(start, admitted.grant, admitted.scenario, phone) };
+      const session = await this.#open(start, admitted.grant, admitted.scenario, phone);
+      if (session) return { ok: true, session };
+      await this.#endRefused(start.callSid, "service is shutting down");
+      return this.#refuse(start, "service is shutting down");
     } catch (error) {
       const { store, clock, logger } = this.deps;
       logger.error("could not set up the call", { callSid: start.callSid, error });
-      tryLogged(logger, "could not record the failed set-up", {}, () => {
-        if (!store.calls.get(start.callSid)) return;
-        const message = error instanceof Error ? error.message : String(error);
-        const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
-        recorder.event({ kind: "error", data: { source: "internal", message } });
-        recorder.ended("internal_error", message);
-      });
+      try {
+        if (await store.calls.get(start.callSid)) {
+          const message = error instanceof Error ? error.message : String(error);
+          const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
+          recorder.event({ kind: "error", data: { source: "internal", message } });
+          recorder.ended("internal_error", message);
+        }
+      } catch (failure) {
+        logger.error("could not record the failed set-up", { error: failure });
+      }
       this.refusedStreams += 1;
       return { ok: false, reason: "internal error while setting up the call", internal: true };
     }
   }
 
-  #open(start: StreamStart, grant: StreamGrant, scenario: Scenario, phone: PhoneChannel) {
+  /** @returns the running session, or undefined when the service began shutting down meanwhile */
+  async #open(
+    start: StreamStart,
+    grant: StreamGrant,
+    scenario: Scenario,
+    phone: PhoneChannel,
+  ): Promise<CallSession | undefined> {
     const { config, store, clock, calls } = this.deps;
     const { direction } = grant;
-    store.calls.ensure({
+    await store.calls.ensure({
       sid: start.callSid,
       direction,
       lead_id: grant.leadId ?? null,
@@ -95,10 +108,10 @@ export class CallBridge {
       scenario: scenario.id,
       status: "in-progress",
     });
-    const record = store.calls.started(start.callSid);
+    const record = await store.calls.started(start.callSid);
     if (!record) throw new Error("the call's record is already ended");
     const logger = this.deps.logger.child({ callSid: start.callSid, scenario: scenario.id });
-    const prepared = scenario.prepare(
+    const prepared = await scenario.prepare(
       {
         callSid: start.callSid,
         direction,
@@ -159,6 +172,9 @@ export class CallBridge {
         : {}),
       onEnded: (ended) => calls.unregister(ended.callSid),
     });
+    // Checked again after the store answered: a shutdown that began meanwhile drains only the
+    // sessions registered by then.
+    if (calls.draining) return undefined;
     calls.register(session);
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();
@@ -176,18 +192,20 @@ export class CallBridge {
    * Ends the records of calls whose stream never came (their token expired unused), so an answered
    * call that never streamed does not stay "ringing" forever. Called periodically by the service.
    */
-  endStreamlessCalls(): void {
+  async endStreamlessCalls(): Promise<void> {
     const { tokens, calls, store, logger } = this.deps;
     for (const callSid of tokens.takeExpired()) {
       if (calls.get(callSid)) continue;
-      tryLogged(logger, "could not end a call whose stream never came", { callSid }, () => {
-        const ended = store.calls.endIfOpen(
+      try {
+        const ended = await store.calls.endIfOpen(
           callSid,
           "stream_never_started",
           "no media stream arrived before the call's token expired",
         );
         if (ended) logger.warn("call ended: its media stream never arrived", { callSid });
-      });
+      } catch (error) {
+        logger.error("could not end a call whose stream never came", { callSid, error });
+      }
     }
   }
 
@@ -242,10 +260,14 @@ export class CallBridge {
   }
 
   /** A stream the service had issued a token for was refused: its record must not stay open. */
-  #endRefused(callSid: string, reason: string): void {
+  async #endRefused(callSid: string, reason: string): Promise<void> {
     const { store, calls, clock, logger } = this.deps;
-    if (calls.get(callSid) || !store.calls.get(callSid)) return;
-    const endReason = calls.draining ? "service_shutdown" : "stream_refused";
-    storeRecorder(store.calls, callSid, clock, logger).ended(endReason, reason);
+    try {
+      if (calls.get(callSid) || !(await store.calls.get(callSid))) return;
+      const endReason = calls.draining ? "service_shutdown" : "stream_refused";
+      storeRecorder(store.calls, callSid, clock, logger).ended(endReason, reason);
+    } catch (error) {
+      logger.error("could not end a refused stream's call", { callSid, error });
+    }
   }
 }

@@ -4,7 +4,9 @@
  * turn is confirmed and withdraw it with `FunctionCallCancelled`: a cancelled call gets no answer,
  * and the effects a tool stages (ending the call) are dropped, or withdrawn when the cancel comes
  * after the answer. Effects that cannot be withdrawn belong to tools declared `deferUntilEndOfTurn`,
- * which the agent never calls speculatively.
+ * which the agent never calls speculatively. One call's functions run one at a time, in the order
+ * they were asked for, also across requests: a tool's checks and its write (a booking limit, then
+ * the booking) see no other function of the same call in between, now that the store is awaited.
  */
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
@@ -43,14 +45,27 @@ type Progress = "running" | "cancelled" | "answered";
 export class FunctionCalls {
   /** Calls of this conversation by id, until the session ends. */
   readonly #calls = new Map<string, { name: string; progress: Progress }>();
+  /** The functions asked for so far, run in order: settles when the last of them has. */
+  #queue: Promise<void> = Promise.resolve();
 
   constructor(private readonly deps: FunctionCallsDeps) {}
 
-  /** Runs the client-side functions of one request, one after another, in order. */
-  async run(functions: readonly FunctionCallRequestItem[]): Promise<void> {
+  /**
+   * Runs the client-side functions of one request, one after another, after those of earlier
+   * requests. Each is known (and can be cancelled) from the moment it is asked for.
+   */
+  run(functions: readonly FunctionCallRequestItem[]): Promise<void> {
+    const ours = functions.filter((call) => call.client_side);
+    for (const call of ours) this.#calls.set(call.id, { name: call.name, progress: "running" });
+    const turn = this.#queue.then(() => this.#runInOrder(ours));
+    this.#queue = turn.catch(() => {});
+    return turn;
+  }
+
+  async #runInOrder(functions: readonly FunctionCallRequestItem[]): Promise<void> {
     for (const call of functions) {
-      if (!call.client_side) continue;
-      this.#calls.set(call.id, { name: call.name, progress: "running" });
+      // Withdrawn while it waited for its turn: never run.
+      if (this.#calls.get(call.id)?.progress === "cancelled") continue;
       const staged: (() => void)[] = [];
       const context: ToolContext = {
         ...this.deps.context,

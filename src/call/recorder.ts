@@ -5,11 +5,11 @@
  */
 import type { Clock } from "../clock.ts";
 import { type Logger, tryLogged } from "../log.ts";
-import type { CallRepository } from "../store/calls.ts";
+import type { CallStore } from "../store/port.ts";
 import type { CallRecorder } from "./session.ts";
 
 export function storeRecorder(
-  calls: CallRepository,
+  calls: CallStore,
   callSid: string,
   clock: Clock,
   logger: Logger,
@@ -35,7 +35,11 @@ export function storeRecorder(
           end_reason: reason,
           ...(callerAudio ? { caller_audio: callerAudio } : {}),
         });
-        calls.flush();
+        calls
+          .flush()
+          .catch((error: unknown) =>
+            logger.error("could not record call data", { what: "end", error }),
+          );
       }),
   };
 }

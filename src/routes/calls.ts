@@ -1,7 +1,7 @@
 /** `GET /calls` and `GET /calls/:sid`: call records with their timeline (transcript, functions, barge-ins, outcome). */
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
-import type { Store } from "../store/index.ts";
+import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
 import { Nullable, PageQuery, page } from "./models.ts";
@@ -91,15 +91,22 @@ function latencySummary(timeline: { kind: string; data: unknown }[]) {
   return { turns: totals.length, p50_ms: at(0.5), p95_ms: at(0.95) };
 }
 
-export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, guard: EndpointGuard) {
+export function callRoutes(
+  { calls, leads }: Pick<Storage, "calls" | "leads">,
+  guard: EndpointGuard,
+) {
   return new Elysia({ name: "calls" })
     .use(endpointAuth(guard))
     .get(
       "/calls",
-      ({ query }) => {
+      async ({ query }) => {
         const { limit, offset } = page(query);
         return {
-          calls: calls.list({ limit, offset, ...(query.status ? { status: query.status } : {}) }),
+          calls: await calls.list({
+            limit,
+            offset,
+            ...(query.status ? { status: query.status } : {}),
+          }),
           limit,
           offset,
         };
@@ -131,16 +138,19 @@ export function callRoutes({ calls, leads }: Pick<Store, "calls" | "leads">, gua
     )
     .get(
       "/calls/:sid",
-      ({ params }) => {
-        const call = calls.get(params.sid);
+      async ({ params }) => {
+        const call = await calls.get(params.sid);
         if (!call) throw new NotFoundError(`No call ${params.sid}`);
-        const timeline = calls
-          .events(params.sid)
-          .map(({ id, at, kind, data }) => ({ id, at, kind, data }));
+        const timeline = (await calls.events(params.sid)).map(({ id, at, kind, data }) => ({
+          id,
+          at,
+          kind,
+          data,
+        }));
         const duration_ms = call.ended_at
           ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
           : null;
-        const lead = call.lead_id ? (leads.get(call.lead_id) ?? null) : null;
+        const lead = call.lead_id ? ((await leads.get(call.lead_id)) ?? null) : null;
         return { call, lead, duration_ms, latency: latencySummary(timeline), timeline };
       },
       {

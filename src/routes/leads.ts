@@ -2,7 +2,8 @@
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
-import { LeadInput, type LeadRepository } from "../store/leads.ts";
+import { LeadInput } from "../store/leads.ts";
+import type { LeadStore } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { Nullable, PageQuery, page } from "./models.ts";
@@ -32,15 +33,15 @@ const LeadList = t.Object({ leads: t.Array(LeadModel), limit: t.Number(), offset
 
 const noSuchLead = Errors.notFound("lead", "No lead lead_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f");
 
-export function leadRoutes(leads: LeadRepository, guard: EndpointGuard) {
+export function leadRoutes(leads: LeadStore, guard: EndpointGuard) {
   return new Elysia({ name: "leads" })
     .use(endpointAuth(guard))
     .use(guardedJson(guard))
     .post(
       "/leads",
-      ({ body, set }) => {
+      async ({ body, set }) => {
         set.status = 201;
-        return leads.create(body);
+        return await leads.create(body);
       },
       {
         body: t.Composite([LeadInput], { examples: [LEAD_EXAMPLE] }),
@@ -75,9 +76,9 @@ export function leadRoutes(leads: LeadRepository, guard: EndpointGuard) {
     )
     .get(
       "/leads",
-      ({ query }) => {
+      async ({ query }) => {
         const { limit, offset } = page(query);
-        return { leads: leads.list(limit, offset), limit, offset };
+        return { leads: await leads.list(limit, offset), limit, offset };
       },
       {
         query: t.Object({
@@ -99,8 +100,8 @@ export function leadRoutes(leads: LeadRepository, guard: EndpointGuard) {
     )
     .get(
       "/leads/:id",
-      ({ params }) => {
-        const lead = leads.get(params.id);
+      async ({ params }) => {
+        const lead = await leads.get(params.id);
         if (!lead) throw new NotFoundError(`No lead ${params.id}`);
         return lead;
       },

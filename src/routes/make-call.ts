@@ -14,8 +14,8 @@ import { AppError, NotFoundError, ShuttingDownError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import { E164_PATTERN } from "../phone-number.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
-import type { Store } from "../store/index.ts";
 import { LeadInput } from "../store/leads.ts";
+import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { LEAD_EXAMPLE } from "./leads.ts";
@@ -121,7 +121,7 @@ export interface CallPlacer {
 
 export interface MakeCallDeps {
   config: Config;
-  store: Store;
+  store: Storage;
   calls: CallRegistry;
   tokens: StreamTokens;
   twilio: CallPlacer | undefined;
@@ -149,14 +149,23 @@ export function makeCallRoutes({
         if (!twilio) throw new Error("Twilio client missing although configured");
         if (body.lead && body.lead_id)
           throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
-        if (calls.draining) throw new ShuttingDownError();
-        if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
-          throw new TooManyCallsError(config.calls.maxConcurrent);
-        const stored = body.lead_id ? store.leads.get(body.lead_id) : undefined;
+        const admit = () => {
+          if (calls.draining) throw new ShuttingDownError();
+          if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
+            throw new TooManyCallsError(config.calls.maxConcurrent);
+        };
+        admit();
+        const stored = body.lead_id ? await store.leads.get(body.lead_id) : undefined;
         if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
         const lead =
           stored ??
-          store.leads.create({ ...(body.lead ?? DEMO_LEAD), phone: body.lead?.phone ?? body.to });
+          (await store.leads.create({
+            ...(body.lead ?? DEMO_LEAD),
+            phone: body.lead?.phone ?? body.to,
+          }));
+        // Again, now that the store has answered: between this check and the token nothing waits,
+        // so concurrent requests cannot together pass the limit.
+        admit();
 
         const externalUrl = config.server.externalUrl ?? "";
         const from = config.twilio.phoneNumber ?? "";
@@ -193,7 +202,7 @@ export function makeCallRoutes({
           throw error;
         }
         tokens.rekey(provisional, placed.sid);
-        store.calls.ensure({
+        await store.calls.ensure({
           sid: placed.sid,
           direction: "outbound",
           from_number: from,

@@ -15,7 +15,7 @@ import type { CallSession, PhoneChannel } from "../call/session.ts";
 import type { Clock, Timer } from "../clock.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
-import { decodeTwilio } from "../protocol/twilio-media.ts";
+import { decodeTwilio, type TwilioInbound } from "../protocol/twilio-media.ts";
 import type { ClientAddresses } from "./client-address.ts";
 
 /** Close code for a refused stream (policy violation). */
@@ -83,10 +83,28 @@ export interface MediaStreamDeps {
   logger: Logger;
 }
 
+/**
+ * What arrives while the bridge sets the call up (the store answers asynchronously): caller frames
+ * only counted (they could not go to an agent yet), other messages kept, up to a few, in order.
+ */
+interface Opening {
+  mediaFrames: number;
+  others: TwilioInbound[];
+  /** The socket closed meanwhile. */
+  closed: boolean;
+}
+
+/** Messages other than audio a stream sends while its call is set up (`stop`, a keypad press). */
+const MAX_MESSAGES_WHILE_OPENING = 16;
+/** A caller frame that arrived while the call was set up: counted by the session, never forwarded. */
+const HELD_FRAME: TwilioInbound = { event: "media", audio: Buffer.alloc(0) };
+
 interface Connection {
   phone: PhoneChannel;
   /** Set while the stream has not started. */
   pending?: PendingStream;
+  /** Set between `start` and the session being ready. */
+  opening?: Opening;
   session?: CallSession;
   refused?: boolean;
   messagesBeforeStart: number;
@@ -119,6 +137,13 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
       connection.session.handlePhone(decodeTwilio(message));
       return;
     }
+    if (connection.opening) {
+      const decoded = decodeTwilio(message);
+      if (decoded.event === "media") connection.opening.mediaFrames += 1;
+      else if (connection.opening.others.length < MAX_MESSAGES_WHILE_OPENING)
+        connection.opening.others.push(decoded);
+      return;
+    }
     if (
       frameSize(message) > MAX_PRESTART_MESSAGE_BYTES ||
       ++connection.messagesBeforeStart > MAX_PRESTART_MESSAGES
@@ -131,12 +156,31 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
     const decoded = decodeTwilio(message);
     if (decoded.event === "start") {
       settle(connection);
-      const opened = bridge.open(decoded.start, connection.phone);
-      if (opened.ok) connection.session = opened.session;
-      else {
-        connection.refused = true;
-        close(opened.internal ? INTERNAL_ERROR : REFUSED, opened.reason.slice(0, 120));
-      }
+      const opening: Opening = { mediaFrames: 0, others: [], closed: false };
+      connection.opening = opening;
+      void bridge.open(decoded.start, connection.phone).then(
+        (opened) => {
+          connection.opening = undefined;
+          if (!opened.ok) {
+            connection.refused = true;
+            if (!opening.closed)
+              close(opened.internal ? INTERNAL_ERROR : REFUSED, opened.reason.slice(0, 120));
+            return;
+          }
+          const { session } = opened;
+          connection.session = session;
+          // What came meanwhile, in the session's own accounting and order.
+          for (let frame = 0; frame < opening.mediaFrames; frame++) session.handlePhone(HELD_FRAME);
+          for (const other of opening.others) session.handlePhone(other);
+          if (opening.closed) session.phoneClosed();
+        },
+        (error: unknown) => {
+          connection.opening = undefined;
+          connection.refused = true;
+          logger.error("could not open the call's stream", { error });
+          if (!opening.closed) close(INTERNAL_ERROR, "internal error while setting up the call");
+        },
+      );
     } else if (decoded.event === "ignored" && connection.ignoredBeforeStart++ === 0) {
       logger.warn("ignored message before stream start", { reason: decoded.reason });
     }
@@ -204,6 +248,7 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
       connections.delete(ws.id);
       if (!connection) return;
       settle(connection);
+      if (connection.opening) connection.opening.closed = true;
       connection.session?.phoneClosed();
     },
   });

@@ -23,7 +23,7 @@ import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { Store } from "../store/index.ts";
+import type { Storage } from "../store/port.ts";
 import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
 import {
   type ErrorCase,
@@ -113,7 +113,7 @@ const UNANSWERED_OUTCOMES: Record<string, string> = {
 
 export interface TwilioWebhookDeps {
   config: Config;
-  store: Store;
+  store: Storage;
   calls: CallRegistry;
   tokens: StreamTokens;
   bridge: CallBridge;
@@ -183,7 +183,7 @@ export function twilioWebhookRoutes({
           : undefined;
         // A verdict means the call was answered, whether or not it is recorded yet.
         tokens.answered(result.CallSid);
-        if (store.calls.update(result.CallSid, { answered_by: result.AnsweredBy })) {
+        if (await store.calls.update(result.CallSid, { answered_by: result.AnsweredBy })) {
           store.calls.appendEvent(result.CallSid, {
             kind: "amd",
             data: {
@@ -219,7 +219,7 @@ export function twilioWebhookRoutes({
         // Also for a call not recorded yet: Twilio may report on it before /make-call has stored it.
         if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
         if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
-        const call = store.calls.get(update.CallSid);
+        const call = await store.calls.get(update.CallSid);
         set.status = 204;
         if (!call) {
           logger.warn("status for an unknown call", {
@@ -231,7 +231,7 @@ export function twilioWebhookRoutes({
         if (rank(update.CallStatus) < rank(call.status) || TERMINAL.has(call.status)) return;
         const now = new Date().toISOString();
         const unanswered = UNANSWERED_OUTCOMES[update.CallStatus];
-        store.calls.update(update.CallSid, {
+        await store.calls.update(update.CallSid, {
           status: update.CallStatus,
           ...(update.CallStatus === "in-progress" && !call.answered_at ? { answered_at: now } : {}),
           ...(TERMINAL.has(update.CallStatus) && !call.ended_at ? { ended_at: now } : {}),
@@ -273,7 +273,7 @@ export function twilioWebhookRoutes({
         const report = parseStreamStatus(body);
         const callSid = report.CallSid;
         set.status = 204;
-        if (!store.calls.get(callSid)) {
+        if (!(await store.calls.get(callSid))) {
           logger.warn("stream status for an unknown call", {
             callSid,
             streamSid: report.StreamSid,
@@ -307,7 +307,7 @@ export function twilioWebhookRoutes({
         // would otherwise hold its record open and its capacity slot until the token expired.
         if (calls.get(callSid)) return;
         tokens.revoke(callSid);
-        if (store.calls.endIfOpen(callSid, "stream_failed", reason))
+        if (await store.calls.endIfOpen(callSid, "stream_failed", reason))
           logger.warn("call ended: Twilio could not open its media stream", { callSid });
       },
       {
@@ -339,27 +339,37 @@ export function twilioWebhookRoutes({
         const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
         // One webhook per call: a replay must neither replace the token Twilio was given nor
         // reopen a call that has streamed or ended.
-        const existing = store.calls.get(call.CallSid);
-        if (existing) {
+        const refuseRepeat = (status: string) => {
           logger.warn("repeated /incoming-call refused", {
             callSid: call.CallSid,
-            status: existing.status,
+            status,
             waitingForStream: tokens.pending(call.CallSid),
           });
-          throw new DuplicateWebhookError(call.CallSid);
+          return new DuplicateWebhookError(call.CallSid);
+        };
+        const existing = await store.calls.get(call.CallSid);
+        if (existing) throw refuseRepeat(existing.status);
+        try {
+          await store.calls.create({
+            sid: call.CallSid,
+            direction: "inbound",
+            from_number: call.From,
+            to_number: call.To,
+            scenario,
+            status: call.CallStatus ?? "ringing",
+          });
+        } catch (error) {
+          // The same webhook twice at once: the database lets one of them create the record.
+          const raced = await store.calls.get(call.CallSid);
+          if (raced) throw refuseRepeat(raced.status);
+          throw error;
         }
+        // Decided once the record exists and nothing waits until the token is issued, so
+        // concurrent calls cannot together pass the limit.
         const busy =
           calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
-        store.calls.create({
-          sid: call.CallSid,
-          direction: "inbound",
-          from_number: call.From,
-          to_number: call.To,
-          scenario,
-          status: call.CallStatus ?? "ringing",
-        });
         if (busy) {
-          store.calls.update(call.CallSid, {
+          await store.calls.update(call.CallSid, {
             status: "completed",
             outcome: "busy",
             outcome_detail: calls.draining

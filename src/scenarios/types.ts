@@ -6,7 +6,7 @@ import type { Static, TSchema } from "@sinclair/typebox";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { CallDirection } from "../store/calls.ts";
-import type { Store } from "../store/index.ts";
+import type { Storage } from "../store/port.ts";
 
 /** What a tool handler may know and do about the call it runs in. */
 export interface ToolContext {
@@ -31,7 +31,8 @@ export interface Tool<Parameters extends TSchema = TSchema> {
   deferUntilEndOfTurn?: boolean;
   /**
    * Runs with validated arguments. Returns what the agent is told: a string, or an object sent as
-   * JSON. Throwing is allowed: the session turns it into a sentence the agent can say.
+   * JSON, or a promise of one (the session awaits it). Throwing or rejecting is allowed: the session
+   * turns it into a sentence the agent can say.
    */
   run(args: Static<Parameters>, context: ToolContext): unknown;
 }
@@ -53,7 +54,7 @@ export interface ScenarioCall {
 }
 
 export interface ScenarioDeps {
-  store: Store;
+  store: Storage;
   clock: Clock;
   logger: Logger;
 }
@@ -75,7 +76,7 @@ export interface PreparedScenario {
 export interface Scenario {
   id: string;
   description: string;
-  prepare(call: ScenarioCall, deps: ScenarioDeps): PreparedScenario;
+  prepare(call: ScenarioCall, deps: ScenarioDeps): Promise<PreparedScenario>;
   /** Puts the data the scenario needs into the store at start-up (idempotent), e.g. bookable slots. */
-  seed?(deps: ScenarioDeps): void;
+  seed?(deps: ScenarioDeps): Promise<void>;
 }

@@ -332,6 +332,38 @@ describe("function calls", () => {
     expect(String(agent.ofType("FunctionCallResponse")[0]?.content)).toContain("took too long");
     expect(recorder.ofKind("function_call")[0]?.data.duration_ms).toBe(timings.toolTimeoutMs);
   });
+
+  test("a second request waits until the first has been answered: one function at a time", async () => {
+    const agent = await live();
+    agent.emit(request("slow", "{}", "fc1"));
+    agent.emit(request("lookup", '{"code":"ABC"}', "fc2"));
+    await settle();
+    expect(agent.ofType("FunctionCallResponse")).toHaveLength(0);
+    clock.advance(timings.toolTimeoutMs);
+    await settle();
+    await settle(); // the second runs once the first's answer has gone
+    expect(agent.ofType("FunctionCallResponse").map((response) => response.id)).toEqual([
+      "fc1",
+      "fc2",
+    ]);
+  });
+
+  test("a function withdrawn while it waits for its turn never runs", async () => {
+    const agent = await live();
+    agent.emit(request("slow", "{}", "fc1"));
+    agent.emit(request("lookup", '{"code":"ABC"}', "fc2"));
+    await settle();
+    agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "fc2", name: "lookup" }] });
+    clock.advance(timings.toolTimeoutMs);
+    await settle();
+    await settle();
+    expect(agent.ofType("FunctionCallResponse").map((response) => response.id)).toEqual(["fc1"]);
+    expect(recorder.ofKind("function_call").map((event) => event.data.id)).toEqual(["fc1"]);
+    expect(recorder.ofKind("function_call_cancelled")[0]?.data).toMatchObject({
+      id: "fc2",
+      answered: false,
+    });
+  });
 });
 
 describe("silence monitor", () => {

@@ -29,7 +29,7 @@ describe("call command", () => {
     const sid = /call placed: (CA[0-9a-f]+)/.exec(out)?.[1];
     const leadId = /lead: (\S+)/.exec(out)?.[1];
     expect(harness.twilio.calls.has(sid ?? "")).toBe(true);
-    expect(harness.service.store.leads.get(leadId ?? "")).toMatchObject({
+    expect(await harness.service.store.leads.get(leadId ?? "")).toMatchObject({
       first_name: "John",
       last_name: "Smith",
     });
@@ -53,7 +53,9 @@ describe("call command", () => {
     ]);
     expect(code).toBe(0);
     const leadId = /lead: (\S+)/.exec(out)?.[1];
-    expect(harness.service.store.leads.get(leadId ?? "")?.property_address).toBe("1 Elm St");
+    expect((await harness.service.store.leads.get(leadId ?? ""))?.property_address).toBe(
+      "1 Elm St",
+    );
   });
 
   test("explains a wrong secret, a bad number, an unreachable server and a missing --to", async () => {

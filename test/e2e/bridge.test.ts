@@ -34,12 +34,12 @@ describe("a normal call", () => {
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "greeting heard");
     expect(phone.receivedAudio().length).toBe(GREETING_BYTES);
     expect(phone.echoedMarks.length).toBeGreaterThan(0);
-    const events = harness.service.store.calls.events(phone.callSid);
+    const events = await harness.service.store.calls.events(phone.callSid);
     expect(events.find((event) => event.kind === "transcript")?.data).toEqual({
       role: "assistant",
       text: "Thanks for calling the test desk.",
     });
-    expect(harness.service.store.calls.get(phone.callSid)).toMatchObject({
+    expect(await harness.service.store.calls.get(phone.callSid)).toMatchObject({
       direction: "inbound",
       from_number: "+15557654321",
       scenario: "test-desk",
@@ -71,14 +71,14 @@ describe("a normal call", () => {
     expect(events.slice(clearAt + 1)).toContain("media");
     expect(phone.droppedBytes).toBeGreaterThan(0);
     expect(phone.heardBytes).toBeLessThan(GREETING_BYTES);
-    const bargeIns = harness.service.store.calls
-      .events(phone.callSid)
-      .filter((event) => event.kind === "barge_in");
+    const bargeIns = (await harness.service.store.calls.events(phone.callSid)).filter(
+      (event) => event.kind === "barge_in",
+    );
     expect(bargeIns).toHaveLength(1);
   });
 
   test("a function call round-trips: the agent sees the result and the store has the booking", async () => {
-    harness.service.store.appointments.addSlots([
+    await harness.service.store.appointments.addSlots([
       {
         calendar: TEST_CALENDAR,
         provider: "Dr. Test",
@@ -94,7 +94,7 @@ describe("a normal call", () => {
     expect(slots).toEqual([{ slot_id: 1, starts_at: "2026-03-03T09:00:00.000Z" }]);
     const booked = JSON.parse(await agent.callFunction("book", { slot_id: 1, name: "Jamie Fox" }));
     expect(booked).toMatchObject({ booked: true });
-    const booking = harness.service.store.appointments.booking(booked.confirmation);
+    const booking = await harness.service.store.appointments.booking(booked.confirmation);
     expect(booking).toMatchObject({
       name: "Jamie Fox",
       phone: "+15557654321",
@@ -104,9 +104,9 @@ describe("a normal call", () => {
       await agent.callFunction("book", { slot_id: 1, name: "Someone Else" }),
     );
     expect(again).toEqual({ booked: false, reason: "slot_taken" });
-    const calls = harness.service.store.calls
-      .events(phone.callSid)
-      .filter((event) => event.kind === "function_call");
+    const calls = (await harness.service.store.calls.events(phone.callSid)).filter(
+      (event) => event.kind === "function_call",
+    );
     expect(calls.map((event) => event.data)).toMatchObject([
       { name: "check_slots", ok: true },
       { name: "book", ok: true, arguments: { slot_id: 1, name: "Jamie Fox" } },
@@ -130,7 +130,9 @@ describe("a normal call", () => {
     await phone.closed;
     expect(phone.heardBytes).toBe(phone.receivedAudio().length);
     await agent.whenClosed;
-    expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("agent_ended_call");
+    expect((await harness.service.store.calls.get(phone.callSid))?.end_reason).toBe(
+      "agent_ended_call",
+    );
   });
 
   test("the caller hanging up closes the agent and finalises the record", async () => {
@@ -138,7 +140,7 @@ describe("a normal call", () => {
     const agent = await harness.agent.nextSession();
     phone.hangUp();
     await agent.whenClosed;
-    const record = harness.service.store.calls.get(phone.callSid);
+    const record = await harness.service.store.calls.get(phone.callSid);
     expect(record?.end_reason).toBe("caller_hung_up");
     expect(record?.ended_at).not.toBeNull();
     expect(harness.service.calls.size).toBe(0);
@@ -189,7 +191,7 @@ describe("silence", () => {
     expect(agent.ofType("InjectAgentMessage")[1]?.message).toBe(PHRASES.silenceGoodbye);
     await phone.closed;
     expect(phone.heardBytes).toBe(phone.receivedAudio().length);
-    expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("silence");
+    expect((await harness.service.store.calls.get(phone.callSid))?.end_reason).toBe("silence");
   });
 
   test("keeps the agent socket alive while no audio flows", async () => {
@@ -214,11 +216,11 @@ describe("agent failures", () => {
     expect(code).toBe(1000);
     expect(phone.heardBytes).toBe(phone.receivedAudio().length);
     expect(phone.receivedAudio().length).toBeGreaterThan(GREETING_BYTES + 8_000);
-    const record = harness.service.store.calls.get(phone.callSid);
+    const record = await harness.service.store.calls.get(phone.callSid);
     expect(record?.end_reason).toBe("agent_error");
-    const errors = harness.service.store.calls
-      .events(phone.callSid)
-      .filter((event) => event.kind === "error");
+    const errors = (await harness.service.store.calls.events(phone.callSid)).filter(
+      (event) => event.kind === "error",
+    );
     expect(errors[0]?.data).toMatchObject({
       source: "agent",
       message: expect.stringContaining("the LLM is down"),
@@ -232,7 +234,7 @@ describe("agent failures", () => {
     (await harness.agent.nextSession()).drop();
     await phone.closed;
     expect(phone.clears).toBe(1);
-    expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("agent_error");
+    expect((await harness.service.store.calls.get(phone.callSid))?.end_reason).toBe("agent_error");
   });
 });
 
@@ -278,14 +280,12 @@ describe("isolation", () => {
     );
     expect(healthy.phone.isClosed).toBe(false);
     expect(harness.service.calls.size).toBe(1);
-    const endOf = (phone: { callSid: string }) =>
-      harness.service.store.calls.get(phone.callSid)?.end_reason;
-    expect(endOf(healthy.phone)).toBeNull();
-    expect([erroring, dropping, garbling].map(({ phone }) => endOf(phone))).toEqual([
-      "agent_error",
-      "agent_error",
-      "caller_hung_up",
-    ]);
+    const endOf = async (phone: { callSid: string }) =>
+      (await harness.service.store.calls.get(phone.callSid))?.end_reason;
+    expect(await endOf(healthy.phone)).toBeNull();
+    expect(
+      await Promise.all([erroring, dropping, garbling].map(({ phone }) => endOf(phone))),
+    ).toEqual(["agent_error", "agent_error", "caller_hung_up"]);
   });
 
   test("a scenario that throws while setting a call up: that stream closes 1011, the next call works", async () => {
@@ -299,11 +299,12 @@ describe("isolation", () => {
     harness = await startBridgeHarness({}, {}, [broken]);
     const failing = await harness.call({ customParameters: { scenario: "broken" } });
     expect(await failing.closed).toMatchObject({ code: 1011 });
-    const record = harness.service.store.calls.get(failing.callSid);
+    const record = await harness.service.store.calls.get(failing.callSid);
     expect(record?.end_reason).toBe("internal_error");
     expect(
-      harness.service.store.calls.events(failing.callSid).find((event) => event.kind === "error")
-        ?.data,
+      (await harness.service.store.calls.events(failing.callSid)).find(
+        (event) => event.kind === "error",
+      )?.data,
     ).toEqual({ source: "internal", message: "scenario bug" });
     expect(harness.logs.some((line) => line.msg === "could not set up the call")).toBe(true);
 
@@ -347,7 +348,9 @@ describe("agent credentials", () => {
     await phone.closed;
     expect(harness.agent.rejectedUpgrades).toBe(1);
     expect(phone.heardBytes).toBeGreaterThan(8_000);
-    expect(harness.service.store.calls.get(phone.callSid)?.end_reason).toBe("agent_unavailable");
+    expect((await harness.service.store.calls.get(phone.callSid))?.end_reason).toBe(
+      "agent_unavailable",
+    );
   });
 });
 

@@ -100,7 +100,7 @@ describe("POST /incoming-call", () => {
       await session.callFunction("cancel_appointment", { confirmation_id: booked.confirmation_id }),
     );
     expect(cancelled.cancelled).toBe(true);
-    expect(service.store.appointments.booking(booked.confirmation_id)).toMatchObject({
+    expect(await service.store.appointments.booking(booked.confirmation_id)).toMatchObject({
       status: "cancelled",
       phone: CALLER,
       call_sid: "CA100",
@@ -151,7 +151,7 @@ describe("POST /incoming-call", () => {
     expect((await incoming("CA203", { publicUrl: "https://attacker.example" })).status).toBe(403);
     expect((await incoming("CA204", { authToken: "another-token" })).status).toBe(403);
     for (const sid of ["CA201", "CA202", "CA203", "CA204"])
-      expect(service.store.calls.get(sid)).toBeUndefined();
+      expect(await service.store.calls.get(sid)).toBeUndefined();
     expect(service.tokens.outstanding).toBe(0);
   });
 
@@ -167,7 +167,7 @@ describe("POST /incoming-call", () => {
     expect(readTwiml(await (await incoming("CA301")).text()).url).not.toBe("");
     const busy = readTwiml(await (await incoming("CA302")).text());
     expect(busy).toMatchObject({ url: "", say: [BUSY_MESSAGE], hangup: true });
-    expect(service.store.calls.get("CA302")).toMatchObject({
+    expect(await service.store.calls.get("CA302")).toMatchObject({
       outcome: "busy",
       outcome_detail: "turned away: every line is in use",
       end_reason: "over_capacity",
@@ -177,7 +177,7 @@ describe("POST /incoming-call", () => {
   test("numbers not in INBOUND_SCENARIOS get the default scenario", async () => {
     await start({ INBOUND_SCENARIOS: "+15559990000=dental-receptionist" });
     const xml = await (await incoming("CA401")).text();
-    expect(service.store.calls.get("CA401")?.scenario).toBe("dental-receptionist");
+    expect((await service.store.calls.get("CA401"))?.scenario).toBe("dental-receptionist");
     await openStream(xml, "CA401");
     const session = await agent.nextSession();
     expect(session.settings).toMatchObject({ tags: ["inbound", "dental-receptionist"] });

@@ -70,7 +70,7 @@ describe("placing a call", () => {
     expect(Object.keys(twiml.parameters)).toEqual(["token"]);
     const lead = await json(await harness.get(`/leads/${placed.lead_id}`));
     expect(lead).toMatchObject({ first_name: "Jordan", last_name: "Lee", phone: TO });
-    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+    expect(await harness.service.store.calls.get(placed.call_sid)).toMatchObject({
       direction: "outbound",
       lead_id: placed.lead_id,
       status: "queued",
@@ -141,12 +141,12 @@ describe("placing a call", () => {
     const placed = await placeCall();
     expect((await harness.twilio.sendStatus(placed.call_sid, "ringing"))?.status).toBe(204);
     expect((await harness.twilio.sendStatus(placed.call_sid, "busy"))?.status).toBe(204);
-    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+    expect(await harness.service.store.calls.get(placed.call_sid)).toMatchObject({
       status: "busy",
       outcome: "busy",
     });
     await harness.twilio.sendStatus(placed.call_sid, "ringing");
-    expect(harness.service.store.calls.get(placed.call_sid)?.status).toBe("busy");
+    expect((await harness.service.store.calls.get(placed.call_sid))?.status).toBe("busy");
     // Every way a call ends unanswered has an outcome from the same vocabulary.
     for (const [status, outcome] of [
       ["no-answer", "no_answer"],
@@ -155,7 +155,7 @@ describe("placing a call", () => {
     ] as const) {
       const next = await placeCall();
       await harness.twilio.sendStatus(next.call_sid, status);
-      expect(harness.service.store.calls.get(next.call_sid)).toMatchObject({
+      expect(await harness.service.store.calls.get(next.call_sid)).toMatchObject({
         status,
         outcome,
         outcome_detail: `Twilio: ${status}`,
@@ -165,7 +165,7 @@ describe("placing a call", () => {
     const brief = await placeCall();
     await harness.twilio.sendStatus(brief.call_sid, "in-progress");
     await harness.twilio.sendStatus(brief.call_sid, "completed");
-    expect(harness.service.store.calls.get(brief.call_sid)).toMatchObject({
+    expect(await harness.service.store.calls.get(brief.call_sid)).toMatchObject({
       status: "completed",
       end_reason: "caller_hung_up",
       outcome: "caller_hung_up",
@@ -240,7 +240,7 @@ describe("a person answers", () => {
     const kinds = timeline.map((event: { kind: string }) => event.kind);
     expect(kinds).toContain("amd");
     expect(kinds.filter((kind: string) => kind === "function_call")).toHaveLength(4);
-    expect(harness.service.store.appointments.booking(booked.appointment_id)).toMatchObject({
+    expect(await harness.service.store.appointments.booking(booked.appointment_id)).toMatchObject({
       lead_id: placed.lead_id,
       phone: TO,
       calendar: "insurance-consultation",
@@ -254,7 +254,7 @@ describe("a person answers", () => {
     harness = await startOutboundHarness();
     const placed = await placeCall();
     expect((await harness.twilio.sendAmd(placed.call_sid, "human")).status).toBe(204);
-    expect(harness.service.store.calls.get(placed.call_sid)?.answered_by).toBe("human");
+    expect((await harness.service.store.calls.get(placed.call_sid))?.answered_by).toBe("human");
     const phone = await harness.twilio.answer(placed.call_sid);
     await phone.waitFor(
       () => phone.heardBytes === GREETING_BYTES,
@@ -291,7 +291,7 @@ describe("a machine answers", () => {
     expect(request?.text).toContain("call us back");
     expect(phone.receivedAudio().length).toBe(FakeTtsServer.audioBytes(request?.text ?? ""));
     expect(phone.heardBytes).toBe(phone.receivedAudio().length);
-    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+    expect(await harness.service.store.calls.get(placed.call_sid)).toMatchObject({
       answered_by: "machine_end_beep",
       outcome: "no_answer_voicemail_left",
       end_reason: "voicemail_left",
@@ -330,7 +330,7 @@ describe("a machine answers", () => {
       await agent.whenClosed;
       expect(phone.clears).toBe(1);
       expect(harness.tts.requests).toHaveLength(1);
-      expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+      expect(await harness.service.store.calls.get(placed.call_sid)).toMatchObject({
         outcome: "no_answer_voicemail_left",
       });
     } finally {
@@ -346,7 +346,7 @@ describe("a machine answers", () => {
     await harness.agent.nextSession();
     await harness.twilio.sendAmd(placed.call_sid, "machine_end_silence");
     await phone.closed;
-    const call = harness.service.store.calls.get(placed.call_sid);
+    const call = await harness.service.store.calls.get(placed.call_sid);
     expect(call).toMatchObject({ outcome: "voicemail_failed", end_reason: "voicemail_failed" });
     expect(call?.outcome_detail).toContain("The fake failed as asked");
   });
@@ -375,7 +375,7 @@ describe("refusals", () => {
       body: new URLSearchParams({ CallSid: placed.call_sid, CallStatus: "completed" }),
     });
     expect(status.status).toBe(403);
-    expect(harness.service.store.calls.get(placed.call_sid)).toMatchObject({
+    expect(await harness.service.store.calls.get(placed.call_sid)).toMatchObject({
       answered_by: null,
       status: "queued",
     });

@@ -1,6 +1,6 @@
 /**
- * A small scenario for bridge tests: its tools read and write the real appointment store, so a
- * function call's effect can be checked in SQLite.
+ * A small scenario for bridge tests: its tools read and write the real appointment store (through
+ * the storage port), so a function call's effect can be checked in SQLite.
  */
 import { Type } from "@sinclair/typebox";
 import { defineTool, type Scenario } from "../../src/scenarios/types.ts";
@@ -10,7 +10,7 @@ export const TEST_CALENDAR = "test-desk";
 export const testScenario: Scenario = {
   id: "test-desk",
   description: "Test front desk",
-  prepare(call, { store }) {
+  async prepare(call, { store }) {
     return {
       prompt: `You are a test receptionist. The caller's number is ${call.from}.`,
       greeting: "Thanks for calling the test desk.",
@@ -19,21 +19,23 @@ export const testScenario: Scenario = {
           name: "check_slots",
           description: "List open slots",
           parameters: Type.Object({ from: Type.String(), to: Type.String() }),
-          run: ({ from, to }) =>
-            store.appointments
-              .openSlots({ calendar: TEST_CALENDAR, from, to, limit: 5 })
-              .map((slot) => ({
-                slot_id: slot.id,
-                starts_at: slot.starts_at,
-              })),
+          run: async ({ from, to }) => {
+            const slots = await store.appointments.openSlots({
+              calendar: TEST_CALENDAR,
+              from,
+              to,
+              limit: 5,
+            });
+            return slots.map((slot) => ({ slot_id: slot.id, starts_at: slot.starts_at }));
+          },
         }),
         defineTool({
           name: "book",
           deferUntilEndOfTurn: true,
           description: "Book a slot",
           parameters: Type.Object({ slot_id: Type.Integer(), name: Type.String({ minLength: 1 }) }),
-          run: ({ slot_id, name }, context) => {
-            const result = store.appointments.book({
+          run: async ({ slot_id, name }, context) => {
+            const result = await store.appointments.book({
               slot_id,
               name,
               phone: context.customerNumber,

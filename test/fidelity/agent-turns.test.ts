@@ -24,9 +24,9 @@ async function liveCall(env: Record<string, string> = {}) {
 }
 
 /** A slot in the test calendar an hour from now. */
-function addSlot(): number {
+async function addSlot(): Promise<number> {
   const start = new Date(Date.now() + 3600_000);
-  harness.service.store.appointments.addSlots([
+  await harness.service.store.appointments.addSlots([
     {
       calendar: TEST_CALENDAR,
       provider: "Dr Test",
@@ -34,7 +34,7 @@ function addSlot(): number {
       ends_at: new Date(start.getTime() + 1800_000).toISOString(),
     },
   ]);
-  const [slot] = harness.service.store.appointments.openSlots({
+  const [slot] = await harness.service.store.appointments.openSlots({
     calendar: TEST_CALENDAR,
     from: new Date().toISOString(),
     to: new Date(Date.now() + 86_400_000).toISOString(),
@@ -70,7 +70,7 @@ describe("1. function calls around the caller's turn", () => {
 
   test("a booking guessed while the caller is still talking is never written", async () => {
     const { agent } = await liveCall();
-    const slotId = addSlot();
+    const slotId = await addSlot();
     agent.userStartedSpeaking();
     agent.callFunction("book", { slot_id: slotId, name: "Jamie" });
     agent.userStartedSpeaking(); // "…no, wait, not that one"
@@ -78,8 +78,8 @@ describe("1. function calls around the caller's turn", () => {
     agent.say("Which one would you like?", 200);
     await agent.waitFor(() => agent.messages.length > 0 || agent.discardedCalls === 1, "discard");
     expect(agent.discardedCalls).toBe(1);
-    expect(harness.service.store.appointments.slot(slotId)).toBeDefined();
-    const open = harness.service.store.appointments.openSlots({
+    expect(await harness.service.store.appointments.slot(slotId)).toBeDefined();
+    const open = await harness.service.store.appointments.openSlots({
       calendar: TEST_CALENDAR,
       from: new Date().toISOString(),
       to: new Date(Date.now() + 86_400_000).toISOString(),
@@ -90,7 +90,7 @@ describe("1. function calls around the caller's turn", () => {
 
   test("once the turn is confirmed the held booking runs and is answered", async () => {
     const { agent } = await liveCall();
-    const slotId = addSlot();
+    const slotId = await addSlot();
     agent.userStartedSpeaking();
     const answer = agent.callFunction("book", { slot_id: slotId, name: "Jamie" });
     agent.userEndsTurn("The ten o'clock, please.");
@@ -107,15 +107,15 @@ describe("1. function calls around the caller's turn", () => {
     agent.userStartedSpeaking();
     agent.userEndsTurn("Actually, never mind.");
     await eventually(
-      () =>
-        harness.service.store.calls
-          .events(phone.callSid)
-          .find((event) => event.kind === "function_call_cancelled"),
+      async () =>
+        (await harness.service.store.calls.events(phone.callSid)).find(
+          (event) => event.kind === "function_call_cancelled",
+        ),
       "the cancel on the timeline",
     );
-    const cancelled = harness.service.store.calls
-      .events(phone.callSid)
-      .filter((event) => event.kind === "function_call_cancelled");
+    const cancelled = (await harness.service.store.calls.events(phone.callSid)).filter(
+      (event) => event.kind === "function_call_cancelled",
+    );
     expect(cancelled[0]?.data).toMatchObject({ name: "check_slots" });
   });
 });
@@ -134,10 +134,10 @@ describe("2. words the call must not end without", () => {
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 300 * 8, "the goodbye heard");
     await phone.closed;
     const record = await eventually(
-      () => harness.service.store.calls.get(phone.callSid)?.ended_at && phone.callSid,
+      async () => (await harness.service.store.calls.get(phone.callSid))?.ended_at && phone.callSid,
       "the end recorded",
     );
-    expect(harness.service.store.calls.get(record)?.end_reason).toBe("max_duration");
+    expect((await harness.service.store.calls.get(record))?.end_reason).toBe("max_duration");
   });
 
   test("'Are you still there?' is only a suggestion: refused while the caller talks, nothing more happens", async () => {
@@ -160,9 +160,10 @@ describe("3. LatencyReport", () => {
       agent.say("Sure.", 100);
     }
     await eventually(
-      () =>
-        harness.service.store.calls.events(phone.callSid).filter((e) => e.kind === "latency")
-          .length === 3,
+      async () =>
+        (await harness.service.store.calls.events(phone.callSid)).filter(
+          (e) => e.kind === "latency",
+        ).length === 3,
       "three latency reports",
     );
     const response = await fetch(`${harness.service.url}/calls/${phone.callSid}`);
@@ -192,19 +193,23 @@ describe("live features", () => {
       "The caller pressed 1 on the keypad.",
     );
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 200 * 8, "the agent's answer");
-    const kinds = harness.service.store.calls.events(phone.callSid).map((event) => event.kind);
+    const kinds = (await harness.service.store.calls.events(phone.callSid)).map(
+      (event) => event.kind,
+    );
     expect(kinds).toContain("dtmf");
   });
 
   test("Deepgram's request id from Welcome is kept on the call record and its timeline", async () => {
     const { phone } = await liveCall();
-    const connected = harness.service.store.calls
-      .events(phone.callSid)
-      .find((event) => event.kind === "agent_connected");
+    const connected = (await harness.service.store.calls.events(phone.callSid)).find(
+      (event) => event.kind === "agent_connected",
+    );
     // (Bun 1.4.5's toMatchObject with expect.any writes the matcher into the received object.)
     const requestId = connected?.kind === "agent_connected" ? connected.data.request_id : null;
     expect(typeof requestId).toBe("string");
-    expect(harness.service.store.calls.get(phone.callSid)?.agent_request_id).toBe(requestId);
+    expect((await harness.service.store.calls.get(phone.callSid))?.agent_request_id).toBe(
+      requestId,
+    );
     const record = await (await fetch(`${harness.service.url}/calls/${phone.callSid}`)).json();
     expect((record as { call: { agent_request_id: string | null } }).call.agent_request_id).toBe(
       requestId,
@@ -243,14 +248,15 @@ describe("an agent socket that drops mid-call", () => {
     resumed.say("Tuesday at ten is open.", 100);
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES + 1600, "the resumed agent");
     expect(phone.isClosed).toBe(false);
-    const kinds = () => harness.service.store.calls.events(phone.callSid).map((e) => e.kind);
-    expect(kinds()).toContain("agent_reconnected");
-    expect(kinds()).not.toContain("error");
+    const kinds = async () =>
+      (await harness.service.store.calls.events(phone.callSid)).map((e) => e.kind);
+    expect(await kinds()).toContain("agent_reconnected");
+    expect(await kinds()).not.toContain("error");
 
     resumed.drop();
     await phone.closed;
     const record = await eventually(
-      () => harness.service.store.calls.get(phone.callSid)?.end_reason,
+      async () => (await harness.service.store.calls.get(phone.callSid))?.end_reason,
       "the end recorded",
     );
     expect(record).toBe("agent_error");

@@ -106,9 +106,9 @@ describe("on a call", () => {
     expect(agent.rejectedUpgrades).toBe(1);
     // The recorded apology was played before the hang-up.
     expect(phone.heardBytes).toBeGreaterThan(8_000);
-    const record = service.store.calls.get(phone.callSid);
+    const record = await service.store.calls.get(phone.callSid);
     expect(record?.end_reason).toBe("agent_unavailable");
-    const events = service.store.calls.events(phone.callSid);
+    const events = await service.store.calls.events(phone.callSid);
     const error = events.find((event) => event.kind === "error");
     expect(error?.data).toMatchObject({ source: "agent" });
     expect(JSON.stringify(error?.data)).toContain("Deepgram rejected the API key (HTTP 401)");

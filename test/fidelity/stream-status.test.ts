@@ -58,8 +58,8 @@ function report(
   });
 }
 
-function timeline(service: SignedService["service"], callSid: string) {
-  return service.store.calls.events(callSid).map(({ kind, data }) => ({ kind, data }));
+async function timeline(service: SignedService["service"], callSid: string) {
+  return (await service.store.calls.events(callSid)).map(({ kind, data }) => ({ kind, data }));
 }
 
 describe("the stream TwiML", () => {
@@ -92,12 +92,12 @@ describe("a stream Twilio could not open", () => {
 
     const response = await report(xml, "CA200", "stream-error", { error: HANDSHAKE_ERROR });
     expect(response.status).toBe(204);
-    expect(service.store.calls.get("CA200")).toMatchObject({
+    expect(await service.store.calls.get("CA200")).toMatchObject({
       status: "completed",
       end_reason: "stream_failed",
     });
-    expect(service.store.calls.get("CA200")?.ended_at).not.toBeNull();
-    expect(timeline(service, "CA200")).toEqual([
+    expect((await service.store.calls.get("CA200"))?.ended_at).not.toBeNull();
+    expect(await timeline(service, "CA200")).toEqual([
       {
         kind: "stream",
         data: { event: "stream-error", stream_sid: STREAM_SID, error: HANDSHAKE_ERROR },
@@ -112,7 +112,7 @@ describe("a stream Twilio could not open", () => {
     // The token was revoked: the failed stream cannot turn up later and reopen the call.
     const late = await openStream(xml, "CA200");
     expect((await late.closed).code).toBe(1008);
-    expect(service.store.calls.get("CA200")?.end_reason).toBe("stream_failed");
+    expect((await service.store.calls.get("CA200"))?.end_reason).toBe("stream_failed");
   });
 
   test("outbound, answered, stream never opened: the record ends and /make-call has its slot back", async () => {
@@ -122,18 +122,18 @@ describe("a stream Twilio could not open", () => {
     expect((await outbound.makeCall({ to: "+15557654322" })).status).toBe(429);
 
     expect((await twilio.failStream(placed.call_sid, HANDSHAKE_ERROR)).status).toBe(204);
-    expect(service.store.calls.get(placed.call_sid)).toMatchObject({
+    expect(await service.store.calls.get(placed.call_sid)).toMatchObject({
       status: "completed",
       end_reason: "stream_failed",
     });
-    const events = service.store.calls.events(placed.call_sid);
+    const events = await service.store.calls.events(placed.call_sid);
     expect(events.map((event) => event.kind)).toEqual(["status", "stream", "error", "ended"]);
     expect(service.tokens.outstanding).toBe(0);
     expect((await outbound.makeCall({ to: "+15557654322" })).status).toBe(200);
 
     // Twilio's own "completed" afterwards changes nothing.
     await twilio.sendStatus(placed.call_sid, "completed", { CallDuration: "1" });
-    expect(service.store.calls.get(placed.call_sid)?.end_reason).toBe("stream_failed");
+    expect((await service.store.calls.get(placed.call_sid))?.end_reason).toBe("stream_failed");
   });
 
   test("a stream-error for a live call is recorded; the session, not the webhook, ends the call", async () => {
@@ -145,22 +145,25 @@ describe("a stream Twilio could not open", () => {
       204,
     );
     expect(service.calls.get("CA300")).toBeDefined();
-    expect(service.store.calls.get("CA300")?.ended_at).toBeNull();
-    expect(timeline(service, "CA300")).toContainEqual({
+    expect((await service.store.calls.get("CA300"))?.ended_at).toBeNull();
+    expect(await timeline(service, "CA300")).toContainEqual({
       kind: "error",
       data: { source: "twilio", message: "Stream - Error" },
     });
     phone.hangUp();
-    await eventually(() => service.store.calls.get("CA300")?.ended_at, "the call's end recorded");
-    expect(service.store.calls.get("CA300")?.end_reason).toBe("caller_hung_up");
+    await eventually(
+      async () => (await service.store.calls.get("CA300"))?.ended_at,
+      "the call's end recorded",
+    );
+    expect((await service.store.calls.get("CA300"))?.end_reason).toBe("caller_hung_up");
   });
 
   test("a stream-error without StreamError still ends the waiting call, with a reason", async () => {
     const { incoming, service } = await start();
     const xml = await (await incoming("CA310")).text();
     expect((await report(xml, "CA310", "stream-error")).status).toBe(204);
-    expect(service.store.calls.get("CA310")).toMatchObject({ end_reason: "stream_failed" });
-    expect(service.store.calls.get("CA310")?.ended_at).not.toBeNull();
+    expect(await service.store.calls.get("CA310")).toMatchObject({ end_reason: "stream_failed" });
+    expect((await service.store.calls.get("CA310"))?.ended_at).not.toBeNull();
     expect(service.tokens.outstanding).toBe(0);
   });
 });
@@ -174,11 +177,16 @@ describe("stream-started and stream-stopped", () => {
     expect((await report(xml, "CA400", "stream-started")).status).toBe(204);
     expect(service.calls.get("CA400")).toBeDefined();
     phone.hangUp();
-    await eventually(() => service.store.calls.get("CA400")?.ended_at, "the call's end recorded");
-    const ended = service.store.calls.get("CA400");
+    await eventually(
+      async () => (await service.store.calls.get("CA400"))?.ended_at,
+      "the call's end recorded",
+    );
+    const ended = await service.store.calls.get("CA400");
     expect((await report(xml, "CA400", "stream-stopped")).status).toBe(204);
-    expect(service.store.calls.get("CA400")).toEqual(ended);
-    const streamEvents = timeline(service, "CA400").filter((event) => event.kind === "stream");
+    expect(await service.store.calls.get("CA400")).toEqual(ended);
+    const streamEvents = (await timeline(service, "CA400")).filter(
+      (event) => event.kind === "stream",
+    );
     expect(streamEvents).toEqual([
       { kind: "stream", data: { event: "stream-started", stream_sid: STREAM_SID } },
       { kind: "stream", data: { event: "stream-stopped", stream_sid: STREAM_SID } },
@@ -190,8 +198,8 @@ describe("stream-started and stream-stopped", () => {
     const { incoming, service, logs } = await start();
     const xml = await (await incoming("CA500")).text();
     expect((await report(xml, "CA599", "stream-started")).status).toBe(204);
-    expect(service.store.calls.get("CA599")).toBeUndefined();
-    expect(service.store.calls.events("CA599")).toEqual([]);
+    expect(await service.store.calls.get("CA599")).toBeUndefined();
+    expect(await service.store.calls.events("CA599")).toEqual([]);
     expect(
       logs.some(
         (line) => line.msg === "stream status for an unknown call" && line.callSid === "CA599",
@@ -215,8 +223,8 @@ describe("POST /stream-status is a Twilio webhook like the others", () => {
       signature: "bm90LXRoZS1zaWduYXR1cmU=",
     });
     expect(forged.status).toBe(403);
-    expect(service.store.calls.get("CA600")?.ended_at).toBeNull();
-    expect(service.store.calls.events("CA600")).toEqual([]);
+    expect((await service.store.calls.get("CA600"))?.ended_at).toBeNull();
+    expect(await service.store.calls.events("CA600")).toEqual([]);
     expect(service.tokens.pending("CA600")).toBe(true);
   });
 

@@ -7,7 +7,9 @@ import { systemClock } from "../../src/clock.ts";
 import { type Config, ConfigError, loadConfig } from "../../src/config.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import type { CallPlacer } from "../../src/routes/make-call.ts";
-import { openStore, type Store } from "../../src/store/index.ts";
+import { openStore } from "../../src/store/index.ts";
+import type { Storage } from "../../src/store/port.ts";
+import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { FakeTts } from "../fakes/session-ports.ts";
 
 /**
@@ -64,7 +66,7 @@ export function idleBridge(
   config: Config,
   calls: CallRegistry,
   logger: Logger,
-  store: Store,
+  store: Storage,
 ): CallBridge {
   return new CallBridge({
     config,
@@ -88,7 +90,7 @@ export function testApp(env: Record<string, string> = {}, twilio?: CallPlacer) {
   const calls = new CallRegistry();
   const captured = captureLogger();
   const config = testConfig(env);
-  const store = openStore(":memory:");
+  const store = sqliteStorage(openStore(":memory:"));
   const app = createApp({
     config,
     calls,

@@ -463,7 +463,7 @@ async function answer(each: Case): Promise<{ status: number; code?: string }> {
   const built = build(each.options);
   await each.before?.(built);
   let path = each.path;
-  if (path === "/leads/") path += built.store.leads.list(1, 0)[0]?.id;
+  if (path === "/leads/") path += (await built.store.leads.list(1, 0))[0]?.id;
   const headers: Record<string, string> = each.anonymous
     ? {}
     : { authorization: `Bearer ${SECRET}` };

@@ -4,6 +4,8 @@ import { createLogger } from "../../src/log.ts";
 import { dentalReceptionist } from "../../src/scenarios/dental-receptionist/index.ts";
 import type { PreparedScenario, ToolContext } from "../../src/scenarios/types.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
+import type { Storage } from "../../src/store/port.ts";
+import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { ManualClock } from "../fakes/clock.ts";
 
 const CALLER = "+15557654321";
@@ -11,7 +13,9 @@ const silent = createLogger({ level: "error", write: () => {} });
 // Monday 2026-03-02, 10:00 in New York.
 const NOW = "2026-03-02T15:00:00.000Z";
 
+/** The SQLite store itself, for setting up and checking rows; the scenario sees it as `storage`. */
 let store: Store;
+let storage: Storage;
 let clock: ManualClock;
 let scenario: PreparedScenario;
 let ended: string[];
@@ -40,10 +44,11 @@ async function call(name: string, args: unknown, customerNumber = CALLER) {
   return { ...outcome, result: parsed };
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   clock = new ManualClock(NOW);
   store = openStore(":memory:", clock);
-  dentalReceptionist.seed?.({ store, clock, logger: silent });
+  storage = sqliteStorage(store);
+  await dentalReceptionist.seed?.({ store: storage, clock, logger: silent });
   store.calls.create({
     sid: "CA1",
     direction: "inbound",
@@ -52,7 +57,7 @@ beforeEach(() => {
     scenario: "dental-receptionist",
     status: "in-progress",
   });
-  scenario = dentalReceptionist.prepare(
+  scenario = await dentalReceptionist.prepare(
     {
       callSid: "CA1",
       direction: "inbound",
@@ -60,13 +65,13 @@ beforeEach(() => {
       to: "+15550001111",
       startedAt: clock.now(),
     },
-    { store, clock, logger: silent },
+    { store: storage, clock, logger: silent },
   );
   ended = [];
 });
 
 describe("seed", () => {
-  test("four weeks of slots from the office hours, idempotent", () => {
+  test("four weeks of slots from the office hours, idempotent", async () => {
     const all = () =>
       store.appointments.openSlots({
         calendar: "dental",
@@ -76,7 +81,7 @@ describe("seed", () => {
       });
     const count = all().length;
     expect(count).toBeGreaterThan(500);
-    dentalReceptionist.seed?.({ store, clock, logger: silent });
+    await dentalReceptionist.seed?.({ store: storage, clock, logger: silent });
     expect(all().length).toBe(count);
     const sunday = store.appointments.openSlots({
       calendar: "dental",
@@ -118,8 +123,8 @@ describe("prompt and privacy", () => {
     expect(scenario.prompt).toContain("Never look up another phone number");
   });
 
-  test("a withheld caller ID is not presented as the caller's number", () => {
-    const withheld = dentalReceptionist.prepare(
+  test("a withheld caller ID is not presented as the caller's number", async () => {
+    const withheld = await dentalReceptionist.prepare(
       {
         callSid: "CA2",
         direction: "inbound",
@@ -127,7 +132,7 @@ describe("prompt and privacy", () => {
         to: "+15550001111",
         startedAt: clock.now(),
       },
-      { store, clock, logger: silent },
+      { store: storage, clock, logger: silent },
     );
     expect(withheld.prompt).toContain("The caller's number is withheld");
     expect(withheld.prompt).not.toContain("anonymous");

@@ -4,6 +4,8 @@ import { createLogger } from "../../src/log.ts";
 import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
 import type { PreparedScenario } from "../../src/scenarios/types.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
+import type { Storage } from "../../src/store/port.ts";
+import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { ManualClock } from "../fakes/clock.ts";
 
 // Monday 2026-03-02, 9:00 in Chicago.
@@ -12,15 +14,18 @@ const CALLEE = "+15557654321";
 const lines: Record<string, unknown>[] = [];
 const logger = createLogger({ level: "info", write: (line) => lines.push(JSON.parse(line)) });
 
+/** The SQLite store itself, for setting up and checking rows; the scenario sees it as `storage`. */
 let store: Store;
+let storage: Storage;
 let clock: ManualClock;
 let scenario: PreparedScenario;
 let leadId: string;
 
-beforeEach(() => {
+beforeEach(async () => {
   clock = new ManualClock(NOW);
   store = openStore(":memory:", clock);
-  insuranceFollowUp.seed?.({ store, clock, logger });
+  storage = sqliteStorage(store);
+  await insuranceFollowUp.seed?.({ store: storage, clock, logger });
   leadId = store.leads.create({
     first_name: "Jordan",
     last_name: "Lee",
@@ -36,7 +41,7 @@ beforeEach(() => {
     status: "in-progress",
     lead_id: leadId,
   });
-  scenario = insuranceFollowUp.prepare(
+  scenario = await insuranceFollowUp.prepare(
     {
       callSid: "CA1",
       direction: "outbound",
@@ -45,7 +50,7 @@ beforeEach(() => {
       startedAt: clock.now(),
       leadId,
     },
-    { store, clock, logger },
+    { store: storage, clock, logger },
   );
 });
 
@@ -82,8 +87,8 @@ describe("prepared for a lead", () => {
     );
   });
 
-  test("an unknown lead id falls back to the demo lead", () => {
-    const demo = insuranceFollowUp.prepare(
+  test("an unknown lead id falls back to the demo lead", async () => {
+    const demo = await insuranceFollowUp.prepare(
       {
         callSid: "CA2",
         direction: "outbound",
@@ -91,7 +96,7 @@ describe("prepared for a lead", () => {
         to: CALLEE,
         startedAt: clock.now(),
       },
-      { store, clock, logger },
+      { store: storage, clock, logger },
     );
     expect(demo.greeting).toContain("Alex Mitchell");
   });

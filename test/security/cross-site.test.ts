@@ -46,7 +46,7 @@ describe("with the secret", () => {
       expect(response.status).toBe(403);
       expect((await json(response)).code).toBe("CROSS_SITE_REQUEST");
     }
-    expect(running.service.store.leads.list(10)).toEqual([]);
+    expect(await running.service.store.leads.list(10)).toEqual([]);
   });
 
   test("a foreign Origin (no Sec-Fetch-Site): 403; the service's own origin and no browser at all pass", async () => {
@@ -89,7 +89,7 @@ describe("without a secret (Twilio not configured)", () => {
       body: lead,
     });
     expect(post.status).toBe(401);
-    expect(service.store.leads.list(10)).toEqual([]);
+    expect(await service.store.leads.list(10)).toEqual([]);
     expect((await fetch(`${service.url}/leads`)).status).toBe(200);
     expect((await fetch(`http://localhost:${port}/leads`)).status).toBe(200);
   });
@@ -108,7 +108,7 @@ describe("without a secret (Twilio not configured)", () => {
       });
       expect(response.status).toBe(403);
     }
-    expect(service.store.leads.list(10)).toEqual([]);
+    expect(await service.store.leads.list(10)).toEqual([]);
   });
 });
 
@@ -135,7 +135,7 @@ describe("in a real browser", () => {
       // localhost and 127.0.0.1 are different sites to the browser.
       await page.goto(`http://localhost:${attacker.port}/`);
       expect((await answered).status()).toBe(403);
-      expect(service.store.leads.list(10)).toEqual([]);
+      expect(await service.store.leads.list(10)).toEqual([]);
     },
     30_000,
   );

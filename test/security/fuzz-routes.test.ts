@@ -280,7 +280,7 @@ test("the live call went on unaffected", async () => {
   const heard = phone.heardBytes;
   await phone.waitFor(() => phone.heardBytes >= heard + 200 * 8, "agent audio after the fuzzing");
   expect(running.service.calls.get("CAlive0001")).toBeDefined();
-  expect(running.service.store.calls.get("CAlive0001")?.ended_at).toBeNull();
+  expect((await running.service.store.calls.get("CAlive0001"))?.ended_at).toBeNull();
   expect(prototypeKeys()).toEqual([]);
 });
 

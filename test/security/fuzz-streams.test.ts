@@ -266,7 +266,7 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
   expect(service.bridge.refusedStreams - refusedBefore).toBeGreaterThanOrEqual(stats.starts);
   expect(harness.agent.sessions).toHaveLength(1);
   expect(service.calls.size).toBe(1);
-  expect(service.store.calls.list({ limit: 1_000 }).map((call) => call.sid)).toEqual([
+  expect((await service.store.calls.list({ limit: 1_000 })).map((call) => call.sid)).toEqual([
     phone.callSid,
   ]);
 
@@ -278,10 +278,10 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
   expect(phone.isClosed).toBe(false);
   phone.hangUp();
   await agent.whenClosed;
-  const record = service.store.calls.get(phone.callSid);
+  const record = await service.store.calls.get(phone.callSid);
   expect(record?.end_reason).toBe("caller_hung_up");
   expect(record?.ended_at).not.toBeNull();
-  const events = service.store.calls.events(phone.callSid);
+  const events = await service.store.calls.events(phone.callSid);
   expect(events.filter((event) => event.kind === "error")).toEqual([]);
   expect(events.filter((event) => event.kind === "transcript").length).toBeGreaterThan(rounds);
 
@@ -296,7 +296,7 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
   await pending.waitFor(() => pending.heardBytes === GREETING_BYTES, "pending call's greeting");
   pending.hangUp();
   await pendingAgent.whenClosed;
-  expect(service.store.calls.get(pendingSid)?.end_reason).toBe("caller_hung_up");
+  expect((await service.store.calls.get(pendingSid))?.end_reason).toBe("caller_hung_up");
 
   // The service: healthy throughout, nothing logged as an error.
   expect(new Set(healthStatuses)).toEqual(new Set([200]));
@@ -355,7 +355,7 @@ test("fuzzed agent messages into two calls: both handle them, a third, concurren
     chaotic.phone.waitFor(() => chaotic.phone.mediaReceived > before, "chaotic call: the marker"),
   ]);
   const chaoticEvents = () => harness.service.store.calls.events(chaotic.phone.callSid);
-  expect(chaoticEvents().some((event) => event.kind === "function_call")).toBe(true);
+  expect((await chaoticEvents()).some((event) => event.kind === "function_call")).toBe(true);
   expect(fatal.length).toBeGreaterThan(0);
   for (const text of fatal) if (!chaotic.agent.closed) chaoticSocket.send(text);
   await within(chaotic.phone.closed, 5_000, "the chaotic call to end");
@@ -365,14 +365,16 @@ test("fuzzed agent messages into two calls: both handle them, a third, concurren
   await Promise.all(pairs.map(({ agent }) => agent.whenClosed));
   const endOf = (phone: FakeTwilioCall) => harness.service.store.calls.get(phone.callSid);
   for (const { phone } of [calm, stormy]) {
-    expect(endOf(phone)?.end_reason).toBe("caller_hung_up");
+    expect((await endOf(phone))?.end_reason).toBe("caller_hung_up");
     expect(
-      harness.service.store.calls.events(phone.callSid).filter((e) => e.kind === "error"),
+      (await harness.service.store.calls.events(phone.callSid)).filter((e) => e.kind === "error"),
     ).toEqual([]);
   }
-  expect(["agent_error", "agent_ended_call"]).toContain(endOf(chaotic.phone)?.end_reason as string);
+  expect(["agent_error", "agent_ended_call"]).toContain(
+    (await endOf(chaotic.phone))?.end_reason as string,
+  );
   expect(
-    chaoticEvents().filter((event) => event.data && "source" in event.data),
+    (await chaoticEvents()).filter((event) => event.data && "source" in event.data),
   ).not.toContainEqual(
     expect.objectContaining({ data: expect.objectContaining({ source: "internal" }) }),
   );

@@ -113,18 +113,21 @@ describe("5. records a previous life left open", () => {
 
     const running = await startSignedService({ DATABASE_PATH: path });
     const { calls } = running.service.store;
-    expect(calls.get("CA-live")).toMatchObject({
+    expect(await calls.get("CA-live")).toMatchObject({
       status: "completed",
       end_reason: "interrupted",
       outcome: "service_shutdown",
     });
-    expect(calls.get("CA-ringing")).toMatchObject({
+    expect(await calls.get("CA-ringing")).toMatchObject({
       status: "canceled",
       end_reason: "interrupted",
       outcome: "service_shutdown",
     });
-    expect(calls.get("CA-done")).toMatchObject({ end_reason: "silence", outcome: "no_response" });
-    expect(calls.events("CA-live").at(-1)).toMatchObject({ kind: "ended" });
+    expect(await calls.get("CA-done")).toMatchObject({
+      end_reason: "silence",
+      outcome: "no_response",
+    });
+    expect((await calls.events("CA-live")).at(-1)).toMatchObject({ kind: "ended" });
     expect(
       running.logs.find((line) => line.msg === "ended calls a previous run left open"),
     ).toMatchObject({ count: 2 });
@@ -174,7 +177,7 @@ describe("5. a second instance", () => {
     await expect(startSignedService({ DATABASE_PATH: path })).rejects.toThrow(
       "one instance per database",
     );
-    expect(first.service.store.calls.get("CA5001")?.ended_at).toBeNull();
+    expect((await first.service.store.calls.get("CA5001"))?.ended_at).toBeNull();
     await first.stop();
     const next = await startSignedService({ DATABASE_PATH: path });
     await next.stop();
@@ -188,7 +191,7 @@ describe("5. a second instance", () => {
       SERVER_PORT: String(first.service.port),
     });
     await expect(second).rejects.toThrow();
-    expect(first.service.store.calls.get("CA5002")?.ended_at).toBeNull();
+    expect((await first.service.store.calls.get("CA5002"))?.ended_at).toBeNull();
     await first.stop();
   });
 

@@ -45,13 +45,16 @@ describe("6. a replayed /incoming-call", () => {
     const phone = await openStream(xml, "CA601");
     await agent.nextSession();
     phone.hangUp();
-    await eventually(() => service.store.calls.get("CA601")?.ended_at, "the call's end recorded");
-    const ended = service.store.calls.get("CA601");
+    await eventually(
+      async () => (await service.store.calls.get("CA601"))?.ended_at,
+      "the call's end recorded",
+    );
+    const ended = await service.store.calls.get("CA601");
 
     const replay = await incoming("CA601");
     expect(replay.status).toBe(409);
     expect(agent.sessions).toHaveLength(1);
-    expect(service.store.calls.get("CA601")).toEqual(ended);
+    expect(await service.store.calls.get("CA601")).toEqual(ended);
   });
 });
 
@@ -64,11 +67,11 @@ describe("5. a stream refused during the drain", () => {
     const stopping = service.shutdown("SIGTERM");
     const late = await openStream(waiting, "CA501");
     expect((await late.closed).code).toBe(1008);
-    expect(service.store.calls.get("CA501")).toMatchObject({
+    expect(await service.store.calls.get("CA501")).toMatchObject({
       status: "completed",
       end_reason: "service_shutdown",
     });
-    expect(service.store.calls.get("CA501")?.ended_at).not.toBeNull();
+    expect((await service.store.calls.get("CA501"))?.ended_at).not.toBeNull();
     live.hangUp();
     await stopping;
   });
@@ -77,7 +80,7 @@ describe("5. a stream refused during the drain", () => {
 describe("8. a stream's parameters cannot change what the service granted", () => {
   test("a token for an inbound dental call with outbound, insurance and another lead's id gets the dental call", async () => {
     const { incoming, agent, service } = await start();
-    const lead = service.store.leads.create({
+    const lead = await service.store.leads.create({
       first_name: "Secret",
       last_name: "Person",
       property_address: "1 Private Lane",
@@ -100,7 +103,7 @@ describe("8. a stream's parameters cannot change what the service granted", () =
     const settings = JSON.stringify(session.settings);
     expect(settings).not.toContain("Secret");
     expect(settings).not.toContain("Private Lane");
-    expect(service.store.calls.get("CA800")).toMatchObject({
+    expect(await service.store.calls.get("CA800")).toMatchObject({
       direction: "inbound",
       scenario: "dental-receptionist",
       lead_id: null,
@@ -125,11 +128,11 @@ describe("9. an answered call whose stream never opens", () => {
     const { incoming, service } = await start({}, clock);
     await incoming("CA903");
     clock.advance(35_000);
-    expect(service.store.calls.get("CA903")).toMatchObject({
+    expect(await service.store.calls.get("CA903")).toMatchObject({
       status: "completed",
       end_reason: "stream_never_started",
     });
-    expect(service.store.calls.events("CA903").at(-1)).toMatchObject({ kind: "ended" });
+    expect((await service.store.calls.events("CA903")).at(-1)).toMatchObject({ kind: "ended" });
   });
 
   test("a long disclosure said before the stream opens does not use up the wait", async () => {
@@ -177,7 +180,7 @@ describe("9. an answered call whose stream never opens", () => {
     service.tokens.issue("CA920", grant, { answered: false });
     clock.advance(60_000);
     expect(service.tokens.outstanding).toBe(1);
-    service.store.calls.create({
+    await service.store.calls.create({
       sid: "CA920",
       direction: "outbound",
       from_number: "+1",
@@ -201,10 +204,13 @@ describe("13. inbound calls without Twilio's status callback", () => {
     await agent.nextSession();
     const live = await json(await authed("/calls?status=in-progress"));
     expect(live.calls.map((call: { sid: string }) => call.sid)).toEqual(["CA1300"]);
-    expect(service.store.calls.get("CA1300")?.answered_at).not.toBeNull();
+    expect((await service.store.calls.get("CA1300"))?.answered_at).not.toBeNull();
     phone.hangUp();
-    await eventually(() => service.store.calls.get("CA1300")?.ended_at, "the call's end recorded");
-    expect(service.store.calls.get("CA1300")).toMatchObject({
+    await eventually(
+      async () => (await service.store.calls.get("CA1300"))?.ended_at,
+      "the call's end recorded",
+    );
+    expect(await service.store.calls.get("CA1300")).toMatchObject({
       status: "completed",
       end_reason: "caller_hung_up",
     });
@@ -222,5 +228,5 @@ test("a forged token is refused before anything about the call is looked at", as
   });
   expect((await phone.closed).code).toBe(1008);
   expect(agent.sessions).toHaveLength(0);
-  expect(service.store.calls.get("CA1")).toBeUndefined();
+  expect(await service.store.calls.get("CA1")).toBeUndefined();
 });

@@ -10,6 +10,8 @@ import { dentalReceptionist } from "../../src/scenarios/dental-receptionist/inde
 import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
 import type { PreparedScenario } from "../../src/scenarios/types.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
+import type { Storage } from "../../src/store/port.ts";
+import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { ManualClock } from "../fakes/clock.ts";
 
 // Monday 2026-03-02, 10:00 in New York.
@@ -31,7 +33,9 @@ const HOSTILE_TEXT: [string, string][] = [
   ["only spaces", "    "],
 ];
 
+/** The SQLite store itself, for setting up and checking rows; the scenarios see it as `storage`. */
 let store: Store;
+let storage: Storage;
 let clock: ManualClock;
 let lines: Record<string, unknown>[];
 
@@ -65,6 +69,7 @@ function openCall(sid: string, from: string, scenario = "dental-receptionist") {
 beforeEach(() => {
   clock = new ManualClock(NOW);
   store = openStore(":memory:", clock);
+  storage = sqliteStorage(store);
   lines = [];
 });
 
@@ -83,7 +88,7 @@ describe("dental receptionist: one caller, someone else's appointment", () => {
 
   beforeEach(async () => {
     const logger = createLogger({ level: "error", write: () => {} });
-    dentalReceptionist.seed?.({ store, clock, logger });
+    await dentalReceptionist.seed?.({ store: storage, clock, logger });
     store.calls.create({
       sid: "CA1",
       direction: "inbound",
@@ -92,7 +97,7 @@ describe("dental receptionist: one caller, someone else's appointment", () => {
       scenario: "dental-receptionist",
       status: "in-progress",
     });
-    scenario = dentalReceptionist.prepare(
+    scenario = await dentalReceptionist.prepare(
       {
         callSid: "CA1",
         direction: "inbound",
@@ -100,7 +105,7 @@ describe("dental receptionist: one caller, someone else's appointment", () => {
         to: "+15550001111",
         startedAt: clock.now(),
       },
-      { store, clock, logger },
+      { store: storage, clock, logger },
     );
     const [slot] = (await dental("check_available_slots", { date: "2026-03-03" }, PATIENT_PHONE))
       .result.available;
@@ -498,7 +503,7 @@ describe("insurance follow-up: the callee and other leads", () => {
 
   beforeEach(async () => {
     const logger = createLogger({ level: "info", write: (line) => lines.push(JSON.parse(line)) });
-    insuranceFollowUp.seed?.({ store, clock, logger });
+    await insuranceFollowUp.seed?.({ store: storage, clock, logger });
     leadId = store.leads.create({ first_name: "Jordan", last_name: "Lee", phone: CALLEE }).id;
     const other = store.leads.create({ first_name: "Morgan", last_name: "Diaz" });
     const [slot] = store.appointments.openSlots({
@@ -524,7 +529,7 @@ describe("insurance follow-up: the callee and other leads", () => {
       status: "in-progress",
       lead_id: leadId,
     });
-    scenario = insuranceFollowUp.prepare(
+    scenario = await insuranceFollowUp.prepare(
       {
         callSid: "CA1",
         direction: "outbound",
@@ -533,7 +538,7 @@ describe("insurance follow-up: the callee and other leads", () => {
         startedAt: clock.now(),
         leadId,
       },
-      { store, clock, logger },
+      { store: storage, clock, logger },
     );
   });
 

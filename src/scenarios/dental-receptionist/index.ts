@@ -10,7 +10,7 @@ import { receptionistTools } from "./tools.ts";
 export const dentalReceptionist: Scenario = {
   id: "dental-receptionist",
   description: `Inbound receptionist for ${office.name}`,
-  prepare(call, { store, clock }) {
+  async prepare(call, { store, clock }) {
     return {
       prompt: systemPrompt(office, call.startedAt, call.from),
       greeting: greeting(office),
@@ -18,7 +18,7 @@ export const dentalReceptionist: Scenario = {
       keyterms: officeKeyterms(office),
     };
   },
-  seed({ store, clock }) {
+  async seed({ store, clock }) {
     const today = localDate(clock.now(), office.timeZone);
     const slots: NewSlot[] = [];
     for (let day = 0; day < office.bookingWeeks * 7; day++) {
@@ -36,7 +36,7 @@ export const dentalReceptionist: Scenario = {
         );
       }
     }
-    store.appointments.addSlots(slots);
+    await store.appointments.addSlots(slots);
   },
 };
 

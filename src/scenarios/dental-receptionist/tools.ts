@@ -1,6 +1,6 @@
 /**
- * The receptionist's functions: open slots, booking, look-up and cancellation against the SQLite
- * store. Privacy is enforced here, not left to the prompt: a caller sees and cancels the
+ * The receptionist's functions: open slots, booking, look-up and cancellation against the storage
+ * port. Privacy is enforced here, not left to the prompt: a caller sees and cancels the
  * appointments booked from the number they call from, or one whose confirmation code and patient
  * name they both give; a refusal never tells whether a code exists; read-backs carry the first
  * name (as plain words), provider, time and code, never the reason for the visit or a phone number.
@@ -11,7 +11,7 @@ import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import { E164_PATTERN } from "../../phone-number.ts";
 import type { BookingDetails, Slot } from "../../store/appointments.ts";
-import type { Store } from "../../store/index.ts";
+import type { Storage } from "../../store/port.ts";
 import { callerNumber, firstName, sameName } from "../shared/caller.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { plainText, spoken } from "../shared/text.ts";
@@ -39,7 +39,7 @@ export const MIN_NOTICE_MINUTES = 15;
 const NO_MATCH_BY_CODE =
   "No upcoming appointment matches for this caller. Unless it was booked from the number they are calling from, both the confirmation code and the patient's full name as booked are needed: ask them to check both. Do not guess and do not say whether the code exists.";
 
-export function receptionistTools(office: Office, store: Store, clock: Clock): Tool[] {
+export function receptionistTools(office: Office, store: Storage, clock: Clock): Tool[] {
   const { appointments } = store;
   const describeSlot = (slot: Slot) => ({
     slot_id: slot.id,
@@ -61,34 +61,37 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
    * The booking with this code, if this caller may see and change it: booked from the number they
    * call from, or they also gave the patient's name as booked.
    */
-  const bookingFor = (code: string, patientName: string | undefined, customerNumber: string) => {
-    const booking = appointments.booking(code);
+  const bookingFor = async (
+    code: string,
+    patientName: string | undefined,
+    customerNumber: string,
+  ): Promise<BookingDetails | undefined> => {
+    const booking = await appointments.booking(code);
     if (!isUpcoming(booking)) return undefined;
     const own = callerNumber(customerNumber);
     const fromItsNumber = own !== undefined && booking.phone === own;
     return fromItsNumber || sameName(patientName, booking.name) ? booking : undefined;
   };
-  const openSlots = (
+  const openSlots = async (
     from: Date,
     to: Date,
     provider?: string,
     partOfDay?: "morning" | "afternoon",
-  ) => {
+  ): Promise<Slot[]> => {
     const earliest = clock.now().getTime() + MIN_NOTICE_MINUTES * 60_000;
     const start = new Date(Math.max(from.getTime(), earliest));
-    return appointments
-      .openSlots({
-        calendar: office.calendar,
-        from: start.toISOString(),
-        to: to.toISOString(),
-        limit: 500,
-        ...(provider ? { provider } : {}),
-      })
-      .filter((slot) => {
-        if (!partOfDay) return true;
-        const minutes = localMinutes(new Date(slot.starts_at), office.timeZone);
-        return partOfDay === "morning" ? minutes < NOON : minutes >= NOON;
-      });
+    const slots = await appointments.openSlots({
+      calendar: office.calendar,
+      from: start.toISOString(),
+      to: to.toISOString(),
+      limit: 500,
+      ...(provider ? { provider } : {}),
+    });
+    return slots.filter((slot) => {
+      if (!partOfDay) return true;
+      const minutes = localMinutes(new Date(slot.starts_at), office.timeZone);
+      return partOfDay === "morning" ? minutes < NOON : minutes >= NOON;
+    });
   };
   const dayRange = (date: string, endDate = date) => ({
     from: zonedToUtc(date, 0, office.timeZone),
@@ -96,14 +99,18 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
   });
   const providerNames = office.providers.map((provider) => provider.name);
   /** Why this call may not book for `phone` now, as a sentence for the agent, or undefined. */
-  const bookingLimit = (callSid: string, phone: string | null, own: boolean) => {
-    const inCall = appointments
-      .bookingsByCall(callSid)
-      .filter((booking) => booking.calendar === office.calendar);
+  const bookingLimit = async (
+    callSid: string,
+    phone: string | null,
+    own: boolean,
+  ): Promise<string | undefined> => {
+    const inCall = (await appointments.bookingsByCall(callSid)).filter(
+      (booking) => booking.calendar === office.calendar,
+    );
     if (inCall.length >= MAX_BOOKINGS_PER_CALL) {
       return `${inCall.length} appointments have already been booked in this call, the most one call may book. Offer to change one of them instead: cancel it, then book the new time.`;
     }
-    const upcoming = phone ? appointments.bookingsByPhone(phone).filter(isUpcoming) : [];
+    const upcoming = phone ? (await appointments.bookingsByPhone(phone)).filter(isUpcoming) : [];
     if (upcoming.length >= MAX_UPCOMING_PER_NUMBER) {
       const whose = own ? "The number the caller is calling from" : "That phone number";
       return `${whose} already has ${upcoming.length} upcoming appointments, the most one number may hold. Offer to change one of them instead: cancel it, then book the new time.`;
@@ -124,12 +131,12 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           Type.Union([Type.Literal("morning"), Type.Literal("afternoon")]),
         ),
       }),
-      run: ({ date, end_date, provider, part_of_day }) => {
+      run: async ({ date, end_date, provider, part_of_day }) => {
         const now = clock.now();
         const range = date
           ? dayRange(date, end_date)
           : { from: now, to: new Date(now.getTime() + 7 * 24 * 3600_000) };
-        const slots = openSlots(range.from, range.to, provider, part_of_day);
+        const slots = await openSlots(range.from, range.to, provider, part_of_day);
         if (slots.length === 0) {
           return {
             available: [],
@@ -157,20 +164,20 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           }),
         ),
       }),
-      run: ({ slot_id, patient_name, reason, phone }, context) => {
+      run: async ({ slot_id, patient_name, reason, phone }, context) => {
         const own = callerNumber(context.customerNumber);
         // A withheld caller ID is no one's number: such a booking is found by code and name only.
         const bookedPhone = phone ?? own ?? null;
-        const limit = bookingLimit(context.callSid, bookedPhone, bookedPhone === own);
+        const limit = await bookingLimit(context.callSid, bookedPhone, bookedPhone === own);
         if (limit) return { booked: false, problem: limit };
-        const slot = appointments.slot(slot_id);
+        const slot = await appointments.slot(slot_id);
         if (!slot || slot.calendar !== office.calendar || new Date(slot.starts_at) <= clock.now()) {
           return {
             booked: false,
             problem: "That slot does not exist or is in the past. Check available slots again.",
           };
         }
-        const result = appointments.book({
+        const result = await appointments.book({
           slot_id,
           name: patient_name,
           reason,
@@ -179,13 +186,12 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         });
         if (!result.ok) {
           const day = new Date(slot.starts_at);
-          const alternatives = openSlots(day, new Date(day.getTime() + 3 * 24 * 3600_000))
-            .slice(0, 3)
-            .map(describeSlot);
+          const nearby = await openSlots(day, new Date(day.getTime() + 3 * 24 * 3600_000));
+          const alternatives = nearby.slice(0, 3).map(describeSlot);
           return { booked: false, problem: "That time was just taken.", alternatives };
         }
         const { booking } = result;
-        store.calls.update(context.callSid, {
+        await store.calls.update(context.callSid, {
           outcome: "appointment_booked",
           outcome_detail: `booked ${booking.id}`,
         });
@@ -212,9 +218,9 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
           }),
         ),
       }),
-      run: ({ confirmation_id, patient_name, phone }, context) => {
+      run: async ({ confirmation_id, patient_name, phone }, context) => {
         if (confirmation_id) {
-          const booking = bookingFor(confirmation_id, patient_name, context.customerNumber);
+          const booking = await bookingFor(confirmation_id, patient_name, context.customerNumber);
           return booking
             ? { appointments: [describeBooking(booking)] }
             : { appointments: [], note: NO_MATCH_BY_CODE };
@@ -232,7 +238,7 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
             note: "For privacy, appointments are only looked up by the number the caller is calling from. For one booked from another number, ask for the confirmation code and the patient's full name.",
           };
         }
-        const upcoming = appointments.bookingsByPhone(own).filter(isUpcoming);
+        const upcoming = (await appointments.bookingsByPhone(own)).filter(isUpcoming);
         return upcoming.length > 0
           ? { appointments: upcoming.map(describeBooking) }
           : {
@@ -250,15 +256,16 @@ export function receptionistTools(office: Office, store: Store, clock: Clock): T
         confirmation_id: CODE,
         patient_name: Type.Optional(PATIENT_NAME),
       }),
-      run: ({ confirmation_id, patient_name }, context) => {
-        const booking = bookingFor(confirmation_id, patient_name, context.customerNumber);
+      run: async ({ confirmation_id, patient_name }, context) => {
+        const booking = await bookingFor(confirmation_id, patient_name, context.customerNumber);
         if (!booking) return { cancelled: false, problem: NO_MATCH_BY_CODE };
-        const cancelled = appointments.cancel(booking.id);
-        if (cancelled)
-          store.calls.update(context.callSid, {
+        const cancelled = await appointments.cancel(booking.id);
+        if (cancelled) {
+          await store.calls.update(context.callSid, {
             outcome: "appointment_cancelled",
             outcome_detail: `cancelled ${cancelled.id}`,
           });
+        }
         return cancelled
           ? { cancelled: true, ...describeBooking(cancelled) }
           : { cancelled: false, problem: "It was already cancelled." };

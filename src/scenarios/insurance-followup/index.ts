@@ -8,9 +8,9 @@ import { consultationSlots, followUpTools } from "./tools.ts";
 export const insuranceFollowUp: Scenario = {
   id: "insurance-followup",
   description: `Outbound quote follow-up for ${company.name}`,
-  prepare(call, { store, clock, logger }) {
-    const stored = call.leadId ? store.leads.get(call.leadId) : undefined;
-    const lead = stored ?? store.leads.create(DEMO_LEAD);
+  async prepare(call, { store, clock, logger }) {
+    const stored = call.leadId ? await store.leads.get(call.leadId) : undefined;
+    const lead = stored ?? (await store.leads.create(DEMO_LEAD));
     return {
       prompt: systemPrompt(company, lead, call.startedAt),
       greeting: greeting(company, lead),
@@ -19,7 +19,7 @@ export const insuranceFollowUp: Scenario = {
       keyterms: [company.name, ...company.licensedAgents],
     };
   },
-  seed({ store, clock }) {
-    store.appointments.addSlots(consultationSlots(company, clock.now()));
+  async seed({ store, clock }) {
+    await store.appointments.addSlots(consultationSlots(company, clock.now()));
   },
 };

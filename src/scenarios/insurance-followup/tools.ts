@@ -9,8 +9,8 @@ import { Type } from "@sinclair/typebox";
 import type { Clock } from "../../clock.ts";
 import type { Logger } from "../../log.ts";
 import type { NewSlot, Slot } from "../../store/appointments.ts";
-import type { Store } from "../../store/index.ts";
 import type { Lead } from "../../store/leads.ts";
+import type { Storage } from "../../store/port.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { slotsForDay } from "../shared/slots.ts";
 import { FACT_NAME, plainText } from "../shared/text.ts";
@@ -54,7 +54,7 @@ const literals = <T extends string>(values: readonly T[]) =>
 export function followUpTools(
   company: Company,
   lead: Lead,
-  store: Store,
+  store: Storage,
   clock: Clock,
   logger: Logger,
 ): Tool[] {
@@ -64,27 +64,30 @@ export function followUpTools(
     licensed_agent: slot.provider,
     time: spokenTime(new Date(slot.starts_at), company.timeZone),
   });
-  const openSlots = (from: Date, days: number, partOfDay?: "morning" | "afternoon") => {
+  const openSlots = async (
+    from: Date,
+    days: number,
+    partOfDay?: "morning" | "afternoon",
+  ): Promise<Slot[]> => {
     const start = new Date(Math.max(from.getTime(), clock.now().getTime() + MIN_NOTICE_MS));
     const to = zonedToUtc(addDays(localDate(start, company.timeZone), days), 0, company.timeZone);
-    return appointments
-      .openSlots({
-        calendar: company.calendar,
-        from: start.toISOString(),
-        to: to.toISOString(),
-        limit: 400,
-      })
-      .filter((slot) => {
-        if (!partOfDay) return true;
-        const minutes = localMinutes(new Date(slot.starts_at), company.timeZone);
-        return partOfDay === "morning" ? minutes < NOON : minutes >= NOON;
-      });
+    const slots = await appointments.openSlots({
+      calendar: company.calendar,
+      from: start.toISOString(),
+      to: to.toISOString(),
+      limit: 400,
+    });
+    return slots.filter((slot) => {
+      if (!partOfDay) return true;
+      const minutes = localMinutes(new Date(slot.starts_at), company.timeZone);
+      return partOfDay === "morning" ? minutes < NOON : minutes >= NOON;
+    });
   };
   /** Why this call may not book now, as an answer for the agent, or undefined. */
-  const bookingLimit = (callSid: string, phone: string) => {
-    const inCall = appointments
-      .bookingsByCall(callSid)
-      .filter((booking) => booking.calendar === company.calendar);
+  const bookingLimit = async (callSid: string, phone: string) => {
+    const inCall = (await appointments.bookingsByCall(callSid)).filter(
+      (booking) => booking.calendar === company.calendar,
+    );
     const [booked] = inCall;
     if (booked && inCall.length >= MAX_BOOKINGS_PER_CALL) {
       return {
@@ -96,12 +99,10 @@ export function followUpTools(
         time: spokenTime(new Date(booked.starts_at), company.timeZone),
       };
     }
-    const upcoming = appointments
-      .bookingsByPhone(phone)
-      .filter(
-        (booking) =>
-          booking.calendar === company.calendar && new Date(booking.starts_at) > clock.now(),
-      );
+    const upcoming = (await appointments.bookingsByPhone(phone)).filter(
+      (booking) =>
+        booking.calendar === company.calendar && new Date(booking.starts_at) > clock.now(),
+    );
     if (upcoming.length >= MAX_UPCOMING_PER_NUMBER) {
       return {
         booked: false,
@@ -123,9 +124,9 @@ export function followUpTools(
         day: Type.Optional(Type.String({ pattern: "^\\d{4}-\\d{2}-\\d{2}$" })),
         part_of_day: Type.Optional(literals(["morning", "afternoon"])),
       }),
-      run: ({ day, part_of_day }) => {
+      run: async ({ day, part_of_day }) => {
         const from = day ? zonedToUtc(day, 0, company.timeZone) : clock.now();
-        const slots = distinctTimes(openSlots(from, day ? 1 : 5, part_of_day));
+        const slots = distinctTimes(await openSlots(from, day ? 1 : 5, part_of_day));
         if (slots.length === 0)
           return {
             available: [],
@@ -142,10 +143,10 @@ export function followUpTools(
         slot_id: Type.Integer({ minimum: 1 }),
         notes: Type.Optional(plainText(500, "Anything the licensed agent should know")),
       }),
-      run: ({ slot_id, notes }, context) => {
-        const limit = bookingLimit(context.callSid, context.customerNumber);
+      run: async ({ slot_id, notes }, context) => {
+        const limit = await bookingLimit(context.callSid, context.customerNumber);
         if (limit) return limit;
-        const slot = appointments.slot(slot_id);
+        const slot = await appointments.slot(slot_id);
         if (
           !slot ||
           slot.calendar !== company.calendar ||
@@ -156,7 +157,7 @@ export function followUpTools(
             problem: "That time does not exist or has passed. Check availability again.",
           };
         }
-        const result = appointments.book({
+        const result = await appointments.book({
           slot_id,
           name: `${lead.first_name} ${lead.last_name}`,
           phone: context.customerNumber,
@@ -165,7 +166,7 @@ export function followUpTools(
           call_sid: context.callSid,
         });
         if (!result.ok) {
-          const alternatives = distinctTimes(openSlots(new Date(slot.starts_at), 2))
+          const alternatives = distinctTimes(await openSlots(new Date(slot.starts_at), 2))
             .slice(0, MAX_OFFERED)
             .map(describe);
           return { booked: false, problem: "Sorry, that time was just taken.", alternatives };
@@ -211,15 +212,15 @@ export function followUpTools(
         ),
         summary: plainText(1000, "One sentence: how the call went"),
       }),
-      run: (update, context) => {
+      run: async (update, context) => {
         const appointment = update.appointment_id
-          ? appointments.booking(update.appointment_id)
+          ? await appointments.booking(update.appointment_id)
           : undefined;
         if (update.appointment_id && appointment?.lead_id !== lead.id) {
           // The same answer whether the id exists or not: no oracle for other leads' bookings.
           return "Nothing was recorded: that appointment_id was not booked for this lead. Call update_lead again with the appointment_id book_appointment returned in this call, or without one.";
         }
-        store.calls.update(context.callSid, {
+        await store.calls.update(context.callSid, {
           outcome: update.disposition,
           outcome_detail: update.summary,
         });

@@ -1,0 +1,94 @@
+/**
+ * The storage port: what the service asks of its database, asynchronously, so that one embedded
+ * SQLite file and a shared PostgreSQL server can both answer. Both implementations keep the same
+ * schema (the same numbered migrations), the same row shapes (timestamps as ISO 8601 text) and the
+ * same guarantees: a slot holds one live booking by constraint, call events are written behind and
+ * every read sees what was recorded before it.
+ */
+import type {
+  BookingDetails,
+  BookingResult,
+  NewBooking,
+  NewSlot,
+  OpenSlotQuery,
+  Slot,
+} from "./appointments.ts";
+import type {
+  CallEvent,
+  CallEventInput,
+  CallListQuery,
+  CallRecord,
+  CallUpdate,
+  NewCall,
+} from "./calls.ts";
+import type { Lead, LeadInput } from "./leads.ts";
+
+export interface LeadStore {
+  /** Stores a new lead and returns it with its generated id. */
+  create(input: LeadInput): Promise<Lead>;
+  get(id: string): Promise<Lead | undefined>;
+  /** Newest first. */
+  list(limit: number, offset?: number): Promise<Lead[]>;
+}
+
+export interface AppointmentStore {
+  /** Adds slots, skipping any that already exist (same calendar, provider and start). @returns how many were new */
+  addSlots(slots: NewSlot[]): Promise<number>;
+  slot(id: number): Promise<Slot | undefined>;
+  /** Slots with no live booking, earliest first. */
+  openSlots(query: OpenSlotQuery): Promise<Slot[]>;
+  /** Books a slot; a slot that already has a live booking answers `slot_taken`, never a second booking. */
+  book(request: NewBooking): Promise<BookingResult>;
+  /** By confirmation code, in any letter case. */
+  booking(id: string): Promise<BookingDetails | undefined>;
+  /** Live bookings for a phone number, earliest first. */
+  bookingsByPhone(phone: string): Promise<BookingDetails[]>;
+  /** Live bookings made during one call, earliest first. */
+  bookingsByCall(callSid: string): Promise<BookingDetails[]>;
+  /** Cancels a live booking, freeing its slot. @returns the cancelled booking, or undefined if none was live */
+  cancel(id: string): Promise<BookingDetails | undefined>;
+}
+
+export interface CallStore {
+  /** This process's instance id, written on every call it creates or streams. */
+  readonly owner: string;
+  create(call: NewCall): Promise<CallRecord>;
+  /**
+   * The call's stream has started in this process: `in-progress`, answered now unless it already
+   * was, held by this process. A no-op for a call that has ended.
+   */
+  started(sid: string): Promise<CallRecord | undefined>;
+  /**
+   * Ends every open call record, with `reason` on the record and its timeline. `mine`: the records
+   * this process holds (it is about to exit); otherwise those held by anyone else.
+   * @returns the ended records
+   */
+  endOpen(reason: string, options: { mine: boolean }): Promise<CallRecord[]>;
+  /** Ends one call's record unless it has ended already. @returns the record, if this ended it */
+  endIfOpen(sid: string, reason: string, detail: string): Promise<CallRecord | undefined>;
+  /** Creates the call unless a row with this SID exists (a webhook may have created it first). */
+  ensure(call: NewCall): Promise<CallRecord>;
+  get(sid: string): Promise<CallRecord | undefined>;
+  /** @returns the updated call, or undefined when no call has this SID */
+  update(sid: string, changes: CallUpdate): Promise<CallRecord | undefined>;
+  /** Like `update`, written behind: for a live call's own changes, made on its audio path. */
+  updateLater(sid: string, changes: CallUpdate): void;
+  /** Newest first, optionally only one status. */
+  list(query: CallListQuery): Promise<CallRecord[]>;
+  /** Adds one entry to the call's timeline, stamped with the clock's time now; written behind. */
+  appendEvent(callSid: string, event: CallEventInput): void;
+  /** Writes everything held for calls now (a call's end, shutdown). */
+  flush(): Promise<void>;
+  /** The call's timeline in the order it happened. */
+  events(callSid: string): Promise<CallEvent[]>;
+}
+
+export interface Storage {
+  /** Which engine answers, for `/health` and the logs. */
+  readonly engine: "sqlite" | "postgres";
+  readonly leads: LeadStore;
+  readonly calls: CallStore;
+  readonly appointments: AppointmentStore;
+  /** Writes what is held and lets go of the database. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,37 @@
+/** Leads on PostgreSQL: the same rows and answers as the SQLite `LeadRepository`. */
+import type { SQL } from "bun";
+import type { Clock } from "../../clock.ts";
+import { type Lead, LeadInput } from "../leads.ts";
+import type { LeadStore } from "../port.ts";
+
+const columns = Object.keys(LeadInput.properties) as (keyof LeadInput)[];
+
+export class PostgresLeadStore implements LeadStore {
+  constructor(
+    private readonly sql: SQL,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(input: LeadInput): Promise<Lead> {
+    const now = this.clock.now().toISOString();
+    const row: Record<string, string | number | null> = {
+      id: `lead_${Bun.randomUUIDv7()}`,
+      created_at: now,
+      updated_at: now,
+    };
+    for (const column of columns) row[column] = input[column] ?? null;
+    const [lead] = await this.sql<[Lead]>`INSERT INTO leads ${this.sql(row)} RETURNING *`;
+    return lead;
+  }
+
+  async get(id: string): Promise<Lead | undefined> {
+    const [lead] = await this.sql<Lead[]>`SELECT * FROM leads WHERE id = ${id}`;
+    return lead;
+  }
+
+  async list(limit: number, offset = 0): Promise<Lead[]> {
+    const leads = await this.sql<Lead[]>`
+      SELECT * FROM leads ORDER BY created_at DESC, id DESC LIMIT ${limit} OFFSET ${offset}`;
+    return [...leads];
+  }
+}

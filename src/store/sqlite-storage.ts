@@ -1,0 +1,48 @@
+/**
+ * The embedded SQLite store seen through the storage port: the same synchronous repositories
+ * (`openStore`), each answer handed back as a promise and each error as a rejection, so callers
+ * written against the port run unchanged on SQLite and on PostgreSQL.
+ */
+import type { Store } from "./index.ts";
+import type { Storage } from "./port.ts";
+
+/** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
+export function sqliteStorage(store: Store): Storage {
+  const { leads, calls, appointments } = store;
+  /** Runs a synchronous repository call as the port's asynchronous one. */
+  const later = async <T>(work: () => T): Promise<T> => work();
+  return {
+    engine: "sqlite",
+    leads: {
+      create: (input) => later(() => leads.create(input)),
+      get: (id) => later(() => leads.get(id)),
+      list: (limit, offset) => later(() => leads.list(limit, offset)),
+    },
+    calls: {
+      owner: calls.owner,
+      create: (call) => later(() => calls.create(call)),
+      started: (sid) => later(() => calls.started(sid)),
+      endOpen: (reason, options) => later(() => calls.endOpen(reason, options)),
+      endIfOpen: (sid, reason, detail) => later(() => calls.endIfOpen(sid, reason, detail)),
+      ensure: (call) => later(() => calls.ensure(call)),
+      get: (sid) => later(() => calls.get(sid)),
+      update: (sid, changes) => later(() => calls.update(sid, changes)),
+      updateLater: (sid, changes) => calls.updateLater(sid, changes),
+      list: (query) => later(() => calls.list(query)),
+      appendEvent: (sid, event) => calls.appendEvent(sid, event),
+      flush: () => later(() => calls.flush()),
+      events: (sid) => later(() => calls.events(sid)),
+    },
+    appointments: {
+      addSlots: (slots) => later(() => appointments.addSlots(slots)),
+      slot: (id) => later(() => appointments.slot(id)),
+      openSlots: (query) => later(() => appointments.openSlots(query)),
+      book: (request) => later(() => appointments.book(request)),
+      booking: (id) => later(() => appointments.booking(id)),
+      bookingsByPhone: (phone) => later(() => appointments.bookingsByPhone(phone)),
+      bookingsByCall: (sid) => later(() => appointments.bookingsByCall(sid)),
+      cancel: (id) => later(() => appointments.cancel(id)),
+    },
+    close: () => later(() => store.close()),
+  };
+}

@@ -1,0 +1,486 @@
+/**
+ * The storage port's contract, run against both engines: the embedded SQLite store and PostgreSQL
+ * (a fresh database for this file on the test server; skipped with one line where none runs, never
+ * in CI). Whatever a caller may rely on is asserted here once, for both.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { SQL } from "bun";
+import type { NewSlot } from "../../src/store/appointments.ts";
+import type { NewCall } from "../../src/store/calls.ts";
+import { openStore } from "../../src/store/index.ts";
+import type { LeadInput } from "../../src/store/leads.ts";
+import type { Storage } from "../../src/store/port.ts";
+import { openPostgresStorage } from "../../src/store/postgres/index.ts";
+import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
+import { ManualClock } from "../fakes/clock.ts";
+import { freshDatabase, postgresReady, type TestDatabase } from "../helpers/postgres.ts";
+
+/** One engine: a database per test (or per file, emptied per test) that several stores can open. */
+interface Engine {
+  name: string;
+  ready: boolean;
+  setUp(): Promise<void>;
+  /** Empties the database before a test; returns where it is. */
+  reset(): Promise<string>;
+  open(where: string, clock: ManualClock, owner: string): Promise<Storage>;
+  tearDown(): Promise<void>;
+}
+
+let sqliteFolder = "";
+let sqliteFiles = 0;
+const sqlite: Engine = {
+  name: "SQLite",
+  ready: true,
+  async setUp() {
+    sqliteFolder = mkdtempSync(join(tmpdir(), "voice-agent-contract-"));
+  },
+  async reset() {
+    sqliteFiles += 1;
+    return join(sqliteFolder, `db-${sqliteFiles}.sqlite`);
+  },
+  async open(path, clock, owner) {
+    return sqliteStorage(openStore(path, clock, { owner }));
+  },
+  async tearDown() {
+    rmSync(sqliteFolder, { recursive: true, force: true });
+  },
+};
+
+let database: TestDatabase | undefined;
+const postgres: Engine = {
+  name: "PostgreSQL",
+  ready: postgresReady,
+  async setUp() {
+    database = await freshDatabase();
+  },
+  async reset() {
+    if (!database) throw new Error("no database");
+    // The first store of a test migrates; empty what an earlier test left (TRUNCATE fires no row triggers).
+    const sql = new SQL(database.url, { max: 1 });
+    const [exists] = await sql`SELECT to_regclass('call_events') IS NOT NULL AS migrated`;
+    if (exists?.migrated)
+      await sql.unsafe(
+        "TRUNCATE bookings, slots, call_events, calls, leads RESTART IDENTITY CASCADE",
+      );
+    await sql.close();
+    return database.url;
+  },
+  open(url, clock, owner) {
+    return openPostgresStorage(url, clock, { owner, max: 4 });
+  },
+  async tearDown() {
+    await database?.drop();
+  },
+};
+
+const outbound = (sid: string): NewCall => ({
+  sid,
+  direction: "outbound",
+  from_number: "+15550001111",
+  to_number: "+15551234567",
+  scenario: "insurance-followup",
+  status: "queued",
+});
+
+const alex: LeadInput = {
+  first_name: "Alex",
+  last_name: "Mitchell",
+  phone: "+15551234567",
+  email: "alex@example.com",
+  property_address: "742 Evergreen Terrace, Springfield IL 62704",
+  property_type: "single family",
+  year_built: 1992,
+  square_footage: 2100,
+  insurance_status: "switching",
+  coverage_start: "2026-04-15",
+  quote_submitted_at: "2026-03-01T18:30:00Z",
+  source: "website",
+};
+
+const slot = (provider: string, startsAt: string, minutes = 30): NewSlot => ({
+  calendar: "dental",
+  provider,
+  starts_at: startsAt,
+  ends_at: new Date(Date.parse(startsAt) + minutes * 60_000).toISOString(),
+});
+
+const week = {
+  calendar: "dental",
+  from: "2026-03-02T00:00:00.000Z",
+  to: "2026-03-09T00:00:00.000Z",
+  limit: 50,
+};
+
+for (const engine of [sqlite, postgres]) {
+  describe.skipIf(!engine.ready)(`storage on ${engine.name}`, () => {
+    let where = "";
+    let clock: ManualClock;
+    let storage: Storage;
+    const opened: Storage[] = [];
+    /** Another process's store on the same database (another instance of the service). */
+    const another = async (owner: string) => {
+      const other = await engine.open(where, clock, owner);
+      opened.push(other);
+      return other;
+    };
+
+    beforeAll(() => engine.setUp());
+    afterAll(() => engine.tearDown());
+    beforeEach(async () => {
+      where = await engine.reset();
+      clock = new ManualClock();
+      storage = await another("instance_a");
+    });
+    afterEach(async () => {
+      for (const store of opened.splice(0)) await store.close();
+    });
+
+    test("names its engine", () => {
+      expect(storage.engine).toBe(engine.name === "SQLite" ? "sqlite" : "postgres");
+    });
+
+    describe("leads", () => {
+      test("a created lead reads back whole, with id and timestamps", async () => {
+        const lead = await storage.leads.create(alex);
+        expect(lead.id).toMatch(/^lead_[0-9a-f-]{36}$/);
+        expect(lead).toMatchObject(alex);
+        expect(Object.keys(lead).sort()).toEqual(
+          [...Object.keys(alex), "id", "created_at", "updated_at"].sort(),
+        );
+        expect(lead.created_at).toBe(clock.now().toISOString());
+        expect(await storage.leads.get(lead.id)).toEqual(lead);
+      });
+
+      test("optional fields left out are null; an unknown id is undefined", async () => {
+        const lead = await storage.leads.create({ first_name: "Sam", last_name: "Roe" });
+        expect(lead.email).toBeNull();
+        expect(lead.year_built).toBeNull();
+        expect(await storage.leads.get("lead_missing")).toBeUndefined();
+      });
+
+      test("the list is newest first and pages", async () => {
+        const first = await storage.leads.create({ first_name: "A", last_name: "One" });
+        clock.advance(1000);
+        const second = await storage.leads.create({ first_name: "B", last_name: "Two" });
+        expect((await storage.leads.list(10)).map((lead) => lead.id)).toEqual([
+          second.id,
+          first.id,
+        ]);
+        expect((await storage.leads.list(1, 1)).map((lead) => lead.id)).toEqual([first.id]);
+      });
+    });
+
+    describe("calls", () => {
+      test("a call is created with its lead and read back, owned by its instance", async () => {
+        const lead = await storage.leads.create({ first_name: "Alex", last_name: "Mitchell" });
+        const call = await storage.calls.create({ ...outbound("CA1"), lead_id: lead.id });
+        expect(call).toMatchObject({
+          sid: "CA1",
+          lead_id: lead.id,
+          status: "queued",
+          created_at: clock.now().toISOString(),
+          owner: "instance_a",
+          answered_by: null,
+          caller_audio: null,
+        });
+        expect(await storage.calls.get("CA1")).toEqual(call);
+        expect(await storage.calls.get("CA-none")).toBeUndefined();
+      });
+
+      test("the schema refuses a missing lead, an unknown direction and a second row for a SID", async () => {
+        await expect(
+          storage.calls.create({ ...outbound("CA1"), lead_id: "lead_nobody" }),
+        ).rejects.toThrow(/foreign key/i);
+        await expect(
+          storage.calls.create({ ...outbound("CA2"), direction: "sideways" as "inbound" }),
+        ).rejects.toThrow(/check/i);
+        await storage.calls.create(outbound("CA3"));
+        await expect(storage.calls.create(outbound("CA3"))).rejects.toThrow(/unique|duplicate/i);
+        expect((await storage.calls.ensure(outbound("CA3"))).sid).toBe("CA3");
+      });
+
+      test("updates change only the fields given; caller audio is structured", async () => {
+        await storage.calls.create(outbound("CA1"));
+        await storage.calls.update("CA1", {
+          status: "in-progress",
+          answered_at: "2026-03-02T15:00:05.000Z",
+        });
+        const callerAudio = {
+          received: 10,
+          forwarded: 8,
+          held_back: {
+            before_agent_ready: 2,
+            awaiting_verdict: 0,
+            agent_reconnecting: 0,
+            ending: 0,
+          },
+        };
+        const updated = await storage.calls.update("CA1", {
+          answered_by: "human",
+          caller_audio: callerAudio,
+        });
+        expect(updated).toMatchObject({
+          status: "in-progress",
+          answered_by: "human",
+          answered_at: "2026-03-02T15:00:05.000Z",
+          caller_audio: callerAudio,
+        });
+        expect(await storage.calls.update("CA-none", { status: "completed" })).toBeUndefined();
+      });
+
+      test("an ended call gets the outcome its end reason implies, unless one was recorded", async () => {
+        for (const [sid, reason, outcome] of [
+          ["CA1", "silence", "no_response"],
+          ["CA2", "agent_unavailable", "agent_error"],
+          ["CA3", "something new", "failed"],
+        ] as const) {
+          await storage.calls.create(outbound(sid));
+          storage.calls.updateLater(sid, {
+            end_reason: reason,
+            ended_at: clock.now().toISOString(),
+          });
+          expect(await storage.calls.get(sid)).toMatchObject({ end_reason: reason, outcome });
+        }
+        await storage.calls.create(outbound("CA4"));
+        await storage.calls.update("CA4", {
+          outcome: "callback_requested",
+          outcome_detail: "after 3",
+        });
+        await storage.calls.update("CA4", {
+          end_reason: "caller_hung_up",
+          ended_at: "2026-03-02T15:01:00.000Z",
+        });
+        expect(await storage.calls.get("CA4")).toMatchObject({
+          outcome: "callback_requested",
+          outcome_detail: "after 3",
+        });
+      });
+
+      test("a started call is in progress and held by the instance streaming it", async () => {
+        await storage.calls.create(outbound("CA1"));
+        const b = await another("instance_b");
+        clock.advance(2000);
+        expect(await b.calls.started("CA1")).toMatchObject({
+          status: "in-progress",
+          owner: "instance_b",
+          answered_at: "2026-03-02T15:00:02.000Z",
+        });
+        await storage.calls.endIfOpen("CA1", "caller_hung_up", "bye");
+        expect(await b.calls.started("CA1")).toBeUndefined();
+      });
+
+      test("ending open records: mine, others', or one; each once, with its timeline entry", async () => {
+        const b = await another("instance_b");
+        await storage.calls.create(outbound("CA1"));
+        await storage.calls.started("CA1");
+        await b.calls.create(outbound("CA2"));
+        await b.calls.update("CA2", { outcome: "not_interested" });
+        await storage.calls.create(outbound("CA3"));
+
+        const mine = await b.calls.endOpen("interrupted", { mine: true });
+        expect(mine.map((call) => call.sid)).toEqual(["CA2"]);
+        expect(mine[0]).toMatchObject({ outcome: "not_interested", status: "canceled" });
+        const others = await b.calls.endOpen("instance_lost", { mine: false });
+        expect(others.map((call) => call.sid).sort()).toEqual(["CA1", "CA3"]);
+        expect(await storage.calls.get("CA1")).toMatchObject({
+          status: "completed",
+          end_reason: "instance_lost",
+        });
+        expect(await storage.calls.endIfOpen("CA1", "stream_failed", "again")).toBeUndefined();
+        const ended = (await storage.calls.events("CA1")).filter((event) => event.kind === "ended");
+        expect(ended.map((event) => event.data)).toEqual([
+          { reason: "instance_lost", detail: "the service stopped unexpectedly" },
+        ]);
+      });
+
+      test("the list is newest first, filters by status and pages", async () => {
+        for (const sid of ["CA1", "CA2", "CA3"]) {
+          await storage.calls.create(outbound(sid));
+          clock.advance(1000);
+        }
+        await storage.calls.update("CA2", { status: "completed" });
+        const sids = async (query: Parameters<Storage["calls"]["list"]>[0]) =>
+          (await storage.calls.list(query)).map((call) => call.sid);
+        expect(await sids({ limit: 10 })).toEqual(["CA3", "CA2", "CA1"]);
+        expect(await sids({ limit: 10, status: "completed" })).toEqual(["CA2"]);
+        expect(await sids({ limit: 1, offset: 1 })).toEqual(["CA2"]);
+      });
+
+      test("the timeline keeps order, kinds, the moment of each event and structured data", async () => {
+        await storage.calls.create(outbound("CA1"));
+        storage.calls.appendEvent("CA1", {
+          kind: "amd",
+          data: { answered_by: "human", detection_ms: 2400 },
+        });
+        clock.advance(500);
+        storage.calls.appendEvent("CA1", {
+          kind: "transcript",
+          data: { role: "assistant", text: 'Hi, this is Sarah. ✓ «quoted» "text"' },
+        });
+        storage.calls.appendEvent("CA1", {
+          kind: "function_call",
+          data: {
+            id: "fc1",
+            name: "check_availability",
+            arguments: { day: "tomorrow", nested: [1, { deep: null }] },
+            result: "10am",
+            ok: true,
+            duration_ms: 12,
+          },
+        });
+        clock.advance(60_000);
+        // Held until now: the read writes them first, each with the moment it happened.
+        const events = await storage.calls.events("CA1");
+        expect(events.map((event) => event.kind)).toEqual(["amd", "transcript", "function_call"]);
+        expect(events[1]).toMatchObject({
+          call_sid: "CA1",
+          at: "2026-03-02T15:00:00.500Z",
+          data: { role: "assistant", text: 'Hi, this is Sarah. ✓ «quoted» "text"' },
+        });
+        expect(events[2]?.data).toMatchObject({
+          arguments: { day: "tomorrow", nested: [1, { deep: null }] },
+        });
+        expect(typeof events[0]?.id).toBe("number");
+        expect(await storage.calls.events("CA-other")).toEqual([]);
+      });
+
+      test("held writes reach the database on flush and on close, where another instance reads them", async () => {
+        await storage.calls.create(outbound("CA1"));
+        const b = await another("instance_b");
+        storage.calls.appendEvent("CA1", { kind: "status", data: { status: "ringing" } });
+        storage.calls.updateLater("CA1", { status: "ringing" });
+        expect(await b.calls.events("CA1")).toEqual([]);
+        await storage.calls.flush();
+        expect((await b.calls.events("CA1")).map((event) => event.kind)).toEqual(["status"]);
+        expect((await b.calls.get("CA1"))?.status).toBe("ringing");
+        storage.calls.appendEvent("CA1", { kind: "status", data: { status: "in-progress" } });
+        await storage.close();
+        opened.splice(opened.indexOf(storage), 1);
+        expect(await b.calls.events("CA1")).toHaveLength(2);
+      });
+    });
+
+    describe("appointments", () => {
+      beforeEach(async () => {
+        await storage.appointments.addSlots([
+          slot("Dr. Patel", "2026-03-03T09:00:00.000Z"),
+          slot("Dr. Patel", "2026-03-03T09:30:00.000Z"),
+          slot("Dr. Chen", "2026-03-03T09:00:00.000Z"),
+          slot("Dr. Chen", "2026-03-10T09:00:00.000Z"),
+        ]);
+      });
+      const firstOpen = async () => {
+        const [first] = await storage.appointments.openSlots(week);
+        if (!first) throw new Error("no slot");
+        return first;
+      };
+
+      test("adding slots is idempotent; a slot must end after it starts", async () => {
+        expect(
+          await storage.appointments.addSlots([slot("Dr. Patel", "2026-03-03T09:00:00.000Z")]),
+        ).toBe(0);
+        expect(await storage.appointments.openSlots(week)).toHaveLength(3);
+        await expect(
+          storage.appointments.addSlots([slot("Dr. Patel", "2026-03-04T09:00:00.000Z", -30)]),
+        ).rejects.toThrow(/check/i);
+      });
+
+      test("open slots come in time order, by range and provider, with numeric ids", async () => {
+        const open = await storage.appointments.openSlots(week);
+        expect(open.map((s) => `${s.starts_at} ${s.provider}`)).toEqual([
+          "2026-03-03T09:00:00.000Z Dr. Chen",
+          "2026-03-03T09:00:00.000Z Dr. Patel",
+          "2026-03-03T09:30:00.000Z Dr. Patel",
+        ]);
+        expect(typeof open[0]?.id).toBe("number");
+        expect(await storage.appointments.slot(open[0]?.id ?? 0)).toEqual(open[0]);
+        expect(
+          await storage.appointments.openSlots({ ...week, provider: "Dr. Chen" }),
+        ).toHaveLength(1);
+        expect(await storage.appointments.openSlots({ ...week, limit: 1 })).toHaveLength(1);
+      });
+
+      test("a booking takes the slot and reads back by code (any case), phone and call", async () => {
+        const first = await firstOpen();
+        await storage.calls.create(outbound("CA1"));
+        const result = await storage.appointments.book({
+          slot_id: first.id,
+          name: "Jamie Fox",
+          phone: "+15557654321",
+          reason: "cleaning",
+          call_sid: "CA1",
+        });
+        if (!result.ok) throw new Error(result.reason);
+        expect(result.booking).toMatchObject({
+          status: "booked",
+          name: "Jamie Fox",
+          provider: first.provider,
+          starts_at: first.starts_at,
+          lead_id: null,
+          cancelled_at: null,
+        });
+        expect(result.booking.id).toMatch(/^[A-HJ-NP-Z2-9]{6}$/);
+        expect((await storage.appointments.openSlots(week)).map((s) => s.id)).not.toContain(
+          first.id,
+        );
+        expect(await storage.appointments.booking(result.booking.id.toLowerCase())).toEqual(
+          result.booking,
+        );
+        expect(await storage.appointments.bookingsByPhone("+15557654321")).toEqual([
+          result.booking,
+        ]);
+        expect(await storage.appointments.bookingsByCall("CA1")).toEqual([result.booking]);
+      });
+
+      test("a taken slot is refused, an unknown one too", async () => {
+        const first = await firstOpen();
+        expect((await storage.appointments.book({ slot_id: first.id, name: "One" })).ok).toBe(true);
+        expect(await storage.appointments.book({ slot_id: first.id, name: "Two" })).toEqual({
+          ok: false,
+          reason: "slot_taken",
+        });
+        expect(await storage.appointments.book({ slot_id: 9999, name: "Three" })).toEqual({
+          ok: false,
+          reason: "no_such_slot",
+        });
+      });
+
+      test("cancelling frees the slot; cancelling twice does nothing", async () => {
+        const first = await firstOpen();
+        const booked = await storage.appointments.book({
+          slot_id: first.id,
+          name: "One",
+          phone: "+15550000001",
+        });
+        if (!booked.ok) throw new Error(booked.reason);
+        expect(await storage.appointments.cancel(booked.booking.id.toLowerCase())).toMatchObject({
+          status: "cancelled",
+          cancelled_at: "2026-03-02T15:00:00.000Z",
+        });
+        expect(await storage.appointments.cancel(booked.booking.id)).toBeUndefined();
+        expect(await storage.appointments.bookingsByPhone("+15550000001")).toEqual([]);
+        expect((await storage.appointments.book({ slot_id: first.id, name: "Two" })).ok).toBe(true);
+      });
+
+      test("50 bookings of one slot at once, from three instances: exactly one wins", async () => {
+        const first = await firstOpen();
+        const instances = [storage, await another("instance_b"), await another("instance_c")];
+        const results = await Promise.all(
+          Array.from({ length: 50 }, (_, index) =>
+            (instances[index % 3] as Storage).appointments.book({
+              slot_id: first.id,
+              name: `Caller ${index}`,
+            }),
+          ),
+        );
+        expect(results.filter((result) => result.ok)).toHaveLength(1);
+        expect(results.filter((result) => !result.ok)).toEqual(
+          Array(49).fill({ ok: false, reason: "slot_taken" }),
+        );
+      });
+    });
+  });
+}
