@@ -12,6 +12,7 @@ import { E164_PATTERN } from "./phone-number.ts";
 
 FormatRegistry.Set("http-url", (value) => hasProtocol(value, ["http:", "https:"]));
 FormatRegistry.Set("ws-url", (value) => hasProtocol(value, ["ws:", "wss:"]));
+FormatRegistry.Set("postgres-url", (value) => hasProtocol(value, ["postgres:", "postgresql:"]));
 FormatRegistry.Set("ip-list", (value) => splitList(value).every((address) => isIP(address) !== 0));
 
 /** Comma-separated values, trimmed, empty ones dropped. */
@@ -136,6 +137,12 @@ export const Environment = Type.Object({
   DATABASE_PATH: variable(Type.String({ default: "./data/voice-agent.db", minLength: 1 }), {
     description: "SQLite database file (created with its folder if missing; ':memory:' for none)",
     expected: "a file path",
+  }),
+  DATABASE_URL: variable(Type.Optional(Type.String({ format: "postgres-url" })), {
+    description:
+      "PostgreSQL to keep the data in, shared by every instance (unset: the SQLite file at DATABASE_PATH)",
+    expected: "a postgres:// URL such as postgres://voice:password@db.internal:5432/voice",
+    secret: true,
   }),
   CALL_EVENTS_FLUSH_MS: variable(Type.Integer({ default: 200, minimum: 1, maximum: 5_000 }), {
     description:
@@ -354,6 +361,8 @@ export interface Config {
     shutdownGoodbyeMs: number;
   };
   databasePath: string;
+  /** PostgreSQL connection URL; undefined: the SQLite file at `databasePath`. */
+  databaseUrl: string | undefined;
   /** How long call events wait in memory to be written together. */
   callEventsFlushMs: number;
   streams: {
@@ -509,6 +518,7 @@ function toConfig(env: Environment): Config {
       maxPendingPerClient: env.MAX_PENDING_STREAMS_PER_CLIENT,
     },
     databasePath: env.DATABASE_PATH,
+    databaseUrl: env.DATABASE_URL,
     callEventsFlushMs: env.CALL_EVENTS_FLUSH_MS,
     calls: {
       allowDevStreams: env.ALLOW_DEV_STREAMS,

@@ -15,12 +15,14 @@ import type { AgentConnector } from "./call/session.ts";
 import { StreamTokens } from "./call/stream-tokens.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
+import { Liveness } from "./fleet/liveness.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
-import { openStore, type Store } from "./store/index.ts";
+import { openStore } from "./store/index.ts";
 import { lockDatabase } from "./store/instance-lock.ts";
 import type { Storage } from "./store/port.ts";
+import { openPostgresStorage } from "./store/postgres/index.ts";
 import { sqliteStorage } from "./store/sqlite-storage.ts";
 import { VERSION } from "./version.ts";
 
@@ -58,18 +60,7 @@ export async function startService(
   const clock = overrides.clock ?? systemClock;
   const scenarios = overrides.scenarios ?? builtInScenarios;
   checkServeConfig(config, scenarios);
-  const unlockDatabase = lockDatabase(config.databasePath);
-  let sqlite: Store;
-  try {
-    sqlite = openStore(config.databasePath, clock, {
-      flushIntervalMs: config.callEventsFlushMs,
-      onWriteFailure: (error, failed) =>
-        logger.error("call events could not be written", { failed, error }),
-    });
-  } catch (error) {
-    unlockDatabase();
-    throw error;
-  }
+  const { store, unlockDatabase } = await openStorage(config, clock, logger);
   const calls = new CallRegistry();
   const tokens = new StreamTokens(clock);
   const { accountSid, authToken } = config.twilio;
@@ -77,7 +68,6 @@ export async function startService(
     accountSid && authToken
       ? new TwilioRest({ accountSid, authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
-  const store = sqliteStorage(sqlite);
   for (const scenario of scenarios.values()) await scenario.seed?.({ store, clock, logger });
   const bridge = new CallBridge({
     config,
@@ -147,13 +137,19 @@ export async function startService(
   const server = app.server;
   if (!server) throw new Error("server did not start");
   // Only once this process holds the database and the port: the calls a previous run left open.
-  const interrupted = await store.calls.endOpen("interrupted", { mine: false });
-  if (interrupted.length > 0) {
-    logger.warn("ended calls a previous run left open", {
-      count: interrupted.length,
-      callSids: interrupted.map((call) => call.sid),
-    });
+  // On SQLite this is the only instance, so every open record is a previous life's; on a shared
+  // database the others' calls are theirs, and a dead instance's are ended by liveness.
+  if (store.engine === "sqlite") {
+    const interrupted = await store.calls.endOpen("interrupted", { mine: false });
+    if (interrupted.length > 0) {
+      logger.warn("ended calls a previous run left open", {
+        count: interrupted.length,
+        callSids: interrupted.map((call) => call.sid),
+      });
+    }
   }
+  const liveness = new Liveness(store, clock, logger);
+  await liveness.start();
   const port = server.port ?? config.server.port;
   const url = `http://${server.hostname === "0.0.0.0" ? "127.0.0.1" : server.hostname}:${port}`;
 
@@ -193,6 +189,9 @@ export async function startService(
     }
     // Every socket closes now, also the idle and never-started ones a client would keep open.
     await app.stop(true);
+    await liveness
+      .stop()
+      .catch((error: unknown) => logger.error("could not leave the instances table", { error }));
     await store.close();
     unlockDatabase();
     logger.info("stopped", { reason });
@@ -211,6 +210,35 @@ export async function startService(
       return stopped;
     },
   };
+}
+
+/**
+ * The configured storage: PostgreSQL when DATABASE_URL is set (shared, no lock: instances watch
+ * each other through liveness), otherwise the SQLite file, locked to this process.
+ */
+async function openStorage(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+): Promise<{ store: Storage; unlockDatabase: () => void }> {
+  const onWriteFailure = (error: unknown, failed: number) =>
+    logger.error("call events could not be written", { failed, error });
+  const flushIntervalMs = config.callEventsFlushMs;
+  if (config.databaseUrl) {
+    const store = await openPostgresStorage(config.databaseUrl, clock, {
+      flushIntervalMs,
+      onWriteFailure,
+    });
+    return { store, unlockDatabase: () => {} };
+  }
+  const unlockDatabase = lockDatabase(config.databasePath);
+  try {
+    const sqlite = openStore(config.databasePath, clock, { flushIntervalMs, onWriteFailure });
+    return { store: sqliteStorage(sqlite), unlockDatabase };
+  } catch (error) {
+    unlockDatabase();
+    throw error;
+  }
 }
 
 /** Another process listens on the port, and SERVER_REUSE_PORT does not ask to share it. */

@@ -199,6 +199,9 @@ export class CallRepository {
          AND ($sid IS NULL OR sid = $sid)
          AND CASE $holder WHEN 'mine' THEN owner = $owner
                           WHEN 'others' THEN (owner IS NULL OR owner <> $owner)
+                          WHEN 'lost' THEN status = 'in-progress' AND owner <> $owner
+                            AND NOT EXISTS (SELECT 1 FROM instances
+                                            WHERE id = calls.owner AND heartbeat_at >= $silent_since)
                           ELSE 1 END
        RETURNING *`,
     );
@@ -259,20 +262,39 @@ export class CallRepository {
     return this.#end({ reason, holder: mine ? "mine" : "others", sid: null }, detail);
   }
 
+  /** Ends the live records of instances silent since `silentSince` (see the storage port). */
+  endLost(silentSince: string): CallRecord[] {
+    return this.#end(
+      { reason: "instance_lost", holder: "lost", sid: null, silent_since: silentSince },
+      `the instance holding the call stopped answering (no heartbeat since ${silentSince})`,
+    );
+  }
+
   /** Ends one call's record unless it has ended already. @returns the record, if this ended it */
   endIfOpen(sid: string, reason: string, detail: string): CallRecord | undefined {
     return this.#end({ reason, holder: "any", sid }, detail)[0];
   }
 
   #end(
-    where: { reason: string; holder: "mine" | "others" | "any"; sid: string | null },
+    where: {
+      reason: string;
+      holder: "mine" | "others" | "lost" | "any";
+      sid: string | null;
+      silent_since?: string;
+    },
     detail: string,
   ): CallRecord[] {
     this.#writes.flushBeforeWrite();
     return this.#db.transaction(() => {
       const now = this.clock.now().toISOString();
       const ended = this.#endOpen
-        .all({ ...where, now, owner: this.owner, fallback_outcome: fallbackOutcome(where.reason) })
+        .all({
+          silent_since: null,
+          ...where,
+          now,
+          owner: this.owner,
+          fallback_outcome: fallbackOutcome(where.reason),
+        })
         .map(toRecord);
       for (const call of ended) {
         this.#insertEvent(call.sid, now, { kind: "ended", data: { reason: where.reason, detail } });

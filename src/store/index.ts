@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { AppointmentRepository } from "./appointments.ts";
 import { CallRepository } from "./calls.ts";
+import { InstanceRepository } from "./instances.ts";
 import { LeadRepository } from "./leads.ts";
 import { migrate } from "./migrations.ts";
 import { WriteBehind } from "./write-behind.ts";
@@ -18,6 +19,7 @@ export interface Store {
   readonly leads: LeadRepository;
   readonly calls: CallRepository;
   readonly appointments: AppointmentRepository;
+  readonly instances: InstanceRepository;
   /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
@@ -67,6 +69,7 @@ export function openStore(
     leads: new LeadRepository(db, clock),
     calls: new CallRepository(db, clock, owner, writes),
     appointments: new AppointmentRepository(db, clock),
+    instances: new InstanceRepository(db, clock, owner),
     close() {
       writes.flush();
       const left = writes.stop();

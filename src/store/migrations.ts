@@ -110,6 +110,17 @@ export const migrations: Migration[] = [
     name: "what became of the caller's audio frames (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN caller_audio TEXT;",
   },
+  {
+    version: 5,
+    name: "instances that hold calls, and when each was last alive",
+    sql: `
+      CREATE TABLE instances (
+        id           TEXT PRIMARY KEY,
+        started_at   TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -81,6 +81,20 @@ export interface CallStore {
   flush(): Promise<void>;
   /** The call's timeline in the order it happened. */
   events(callSid: string): Promise<CallEvent[]>;
+  /**
+   * Ends, as `instance_lost`, the live records (in progress) held by another instance whose last
+   * heartbeat is older than `silentSince` (or that never beat): it died with its calls.
+   * @returns the ended records
+   */
+  endLost(silentSince: string): Promise<CallRecord[]>;
+}
+
+/** Which instances are alive: each beats while it runs, so the others can tell when one died. */
+export interface InstanceStore {
+  /** This instance is alive now. */
+  beat(): Promise<void>;
+  /** This instance stops: it holds no calls any more and is not waited for. */
+  leave(): Promise<void>;
 }
 
 export interface Storage {
@@ -89,6 +103,7 @@ export interface Storage {
   readonly leads: LeadStore;
   readonly calls: CallStore;
   readonly appointments: AppointmentStore;
+  readonly instances: InstanceStore;
   /** Writes what is held and lets go of the database. */
   close(): Promise<void>;
 }

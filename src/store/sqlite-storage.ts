@@ -8,7 +8,7 @@ import type { Storage } from "./port.ts";
 
 /** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
 export function sqliteStorage(store: Store): Storage {
-  const { leads, calls, appointments } = store;
+  const { leads, calls, appointments, instances } = store;
   /** Runs a synchronous repository call as the port's asynchronous one. */
   const later = async <T>(work: () => T): Promise<T> => work();
   return {
@@ -32,6 +32,7 @@ export function sqliteStorage(store: Store): Storage {
       appendEvent: (sid, event) => calls.appendEvent(sid, event),
       flush: () => later(() => calls.flush()),
       events: (sid) => later(() => calls.events(sid)),
+      endLost: (silentSince) => later(() => calls.endLost(silentSince)),
     },
     appointments: {
       addSlots: (slots) => later(() => appointments.addSlots(slots)),
@@ -42,6 +43,10 @@ export function sqliteStorage(store: Store): Storage {
       bookingsByPhone: (phone) => later(() => appointments.bookingsByPhone(phone)),
       bookingsByCall: (sid) => later(() => appointments.bookingsByCall(sid)),
       cancel: (id) => later(() => appointments.cancel(id)),
+    },
+    instances: {
+      beat: () => later(() => instances.beat()),
+      leave: () => later(() => instances.leave()),
     },
     close: () => later(() => store.close()),
   };

@@ -63,7 +63,7 @@ const postgres: Engine = {
     const [exists] = await sql`SELECT to_regclass('call_events') IS NOT NULL AS migrated`;
     if (exists?.migrated)
       await sql.unsafe(
-        "TRUNCATE bookings, slots, call_events, calls, leads RESTART IDENTITY CASCADE",
+        "TRUNCATE bookings, slots, call_events, calls, leads, instances RESTART IDENTITY CASCADE",
       );
     await sql.close();
     return database.url;
@@ -360,6 +360,51 @@ for (const engine of [sqlite, postgres]) {
         await storage.close();
         opened.splice(opened.indexOf(storage), 1);
         expect(await b.calls.events("CA1")).toHaveLength(2);
+      });
+    });
+
+    describe("instances", () => {
+      test("an instance silent too long loses its live calls to a survivor, once", async () => {
+        const b = await another("instance_b");
+        await storage.instances.beat();
+        await b.instances.beat();
+        await storage.calls.create(outbound("CA1"));
+        await storage.calls.started("CA1");
+        await storage.calls.create(outbound("CA2")); // not streaming yet: its token decides
+        await b.calls.create(outbound("CA3"));
+        await b.calls.started("CA3");
+        const silentSince = () => new Date(clock.now().getTime() - 20_000).toISOString();
+        expect(await b.calls.endLost(silentSince())).toEqual([]);
+
+        clock.advance(25_000);
+        await b.instances.beat();
+        const lost = await b.calls.endLost(silentSince());
+        expect(lost.map((call) => call.sid)).toEqual(["CA1"]);
+        expect(lost[0]).toMatchObject({ end_reason: "instance_lost", status: "completed" });
+        expect((await b.calls.get("CA2"))?.ended_at).toBeNull();
+        expect((await b.calls.get("CA3"))?.ended_at).toBeNull();
+        expect(await b.calls.endLost(silentSince())).toEqual([]);
+        const [ended] = (await b.calls.events("CA1")).filter((event) => event.kind === "ended");
+        expect(ended?.data).toMatchObject({ reason: "instance_lost" });
+      });
+
+      test("a live call of an instance that never beat or has left is lost too; a beating one's is not", async () => {
+        const b = await another("instance_b");
+        const c = await another("instance_c");
+        await b.calls.create(outbound("CA1"));
+        await b.calls.started("CA1");
+        await c.calls.create(outbound("CA2"));
+        await c.calls.started("CA2");
+        await c.instances.beat();
+        await c.instances.leave();
+        await storage.calls.create(outbound("CA3"));
+        await storage.calls.started("CA3");
+        const d = await another("instance_d");
+        await d.instances.beat();
+        await d.calls.create(outbound("CA4"));
+        await d.calls.started("CA4");
+        const lost = await storage.calls.endLost(clock.now().toISOString());
+        expect(lost.map((call) => call.sid).sort()).toEqual(["CA1", "CA2"]);
       });
     });
 

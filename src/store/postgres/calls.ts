@@ -52,8 +52,11 @@ type HeldCallWrite =
   | { table: "call_events"; callSid: string; at: string; kind: string; data: string }
   | { table: "calls"; changes: CallChanges };
 
-/** Which open records `#end` ends: one call's, or those held by this process or by others. */
-type EndTarget = { sid: string } | { holder: "mine" | "others" };
+/**
+ * Which open records `#end` ends: one call's, those held by this process or by others, or the live
+ * ones of instances silent since a moment.
+ */
+type EndTarget = { sid: string } | { holder: "mine" | "others" } | { silentSince: string };
 
 export interface PostgresCallStoreOptions {
   /** This process's instance id, written on every call it creates or streams. */
@@ -108,6 +111,14 @@ export class PostgresCallStore implements CallStore {
     return this.#end({ holder: mine ? "mine" : "others" }, reason, detail);
   }
 
+  endLost(silentSince: string): Promise<CallRecord[]> {
+    return this.#end(
+      { silentSince },
+      "instance_lost",
+      `the instance holding the call stopped answering (no heartbeat since ${silentSince})`,
+    );
+  }
+
   async endIfOpen(sid: string, reason: string, detail: string): Promise<CallRecord | undefined> {
     const [ended] = await this.#end({ sid }, reason, detail);
     return ended;
@@ -122,9 +133,13 @@ export class PostgresCallStore implements CallStore {
     const which =
       "sid" in target
         ? this.sql`sid = ${target.sid}`
-        : target.holder === "mine"
-          ? this.sql`owner = ${this.owner}`
-          : this.sql`(owner IS NULL OR owner <> ${this.owner})`;
+        : "silentSince" in target
+          ? this.sql`status = 'in-progress' AND owner <> ${this.owner}
+              AND NOT EXISTS (SELECT 1 FROM instances
+                              WHERE id = calls.owner AND heartbeat_at >= ${target.silentSince})`
+          : target.holder === "mine"
+            ? this.sql`owner = ${this.owner}`
+            : this.sql`(owner IS NULL OR owner <> ${this.owner})`;
     const now = this.clock.now().toISOString();
     return this.#writes.afterHeldWrites(() =>
       this.sql.begin(async (tx) => {

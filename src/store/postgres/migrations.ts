@@ -123,6 +123,17 @@ export const postgresMigrations: Migration[] = [
     name: "what became of the caller's audio frames (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN caller_audio text;",
   },
+  {
+    version: 5,
+    name: "instances that hold calls, and when each was last alive",
+    sql: `
+      CREATE TABLE instances (
+        id           text COLLATE "C" PRIMARY KEY,
+        started_at   text NOT NULL,
+        heartbeat_at text COLLATE "C" NOT NULL
+      );
+    `,
+  },
 ];
 
 /**
