@@ -84,6 +84,14 @@ async function serve(): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger({ level: config.logLevel });
   keepServingOnUncaughtErrors(logger);
+  // Listened for before the service starts: Bun takes a moment to install a signal handler, and a
+  // SIGTERM in that moment (right after "listening") would kill the process with its calls.
+  let starting: NodeJS.Signals | undefined;
+  const beforeStart = (signal: NodeJS.Signals) => {
+    starting ??= signal;
+  };
+  process.on("SIGTERM", beforeStart);
+  process.on("SIGINT", beforeStart);
   const service = await startService(config, logger);
   /** Exits at once, with the calls this process holds ended on their records first. */
   const exitNow = async (why: string) => {
@@ -116,6 +124,9 @@ async function serve(): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  process.off("SIGTERM", beforeStart);
+  process.off("SIGINT", beforeStart);
+  if (starting) onSignal(starting);
 }
 
 async function main(argv: string[]): Promise<number | undefined> {

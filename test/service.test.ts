@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LiveCall } from "../src/call/registry.ts";
-import { startService } from "../src/service.ts";
 import { openStore } from "../src/store/index.ts";
 import { captureLogger, testConfig } from "./helpers/context.ts";
 import { json } from "./helpers/http.ts";
+import { startTestService } from "./helpers/test-service.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -20,7 +20,7 @@ async function start(drainMs: number) {
     DATABASE_PATH: join(dir, "db", "voice-agent.db"),
     SHUTDOWN_DRAIN_MS: String(drainMs),
   });
-  return { service: await startService(config, logger), lines, path: config.databasePath };
+  return { service: await startTestService(config, logger), lines, path: config.databasePath };
 }
 
 test("serves /health over a real socket on a random port", async () => {
@@ -94,7 +94,7 @@ test("turning Twilio signature checks off is logged as a warning at start-up", a
     DATABASE_PATH: join(dir, "warn.db"),
     TWILIO_VALIDATE_SIGNATURES: "false",
   });
-  const service = await startService(config, logger);
+  const service = await startTestService(config, logger);
   expect(
     lines.find((line) => String(line.msg).startsWith("TWILIO_VALIDATE_SIGNATURES is off")),
   ).toMatchObject({ level: "warn" });

@@ -4,7 +4,7 @@ import { NotFoundError } from "../errors.ts";
 import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
-import { Nullable, PageQuery, page } from "./models.ts";
+import { Nullable, PageQuery, PRINTABLE, page } from "./models.ts";
 import { Errors, guardedErrors, invalid, responses } from "./openapi.ts";
 
 export const CallRecordModel = t.Object({
@@ -116,7 +116,8 @@ export function callRoutes(
           status: t.Optional(
             t.String({
               maxLength: 32,
-              description: "Only calls with this Twilio status, e.g. completed",
+              pattern: "^[a-z-]*$",
+              description: "A Twilio call status in lower case, e.g. completed",
             }),
           ),
           ...PageQuery,
@@ -154,7 +155,14 @@ export function callRoutes(
         return { call, lead, duration_ms, latency: latencySummary(timeline), timeline };
       },
       {
-        params: t.Object({ sid: t.String({ minLength: 2, maxLength: 64 }) }),
+        params: t.Object({
+          sid: t.String({
+            minLength: 2,
+            maxLength: 64,
+            pattern: PRINTABLE,
+            description: "A call SID, without control characters",
+          }),
+        }),
         response: { 200: CallDetail },
         detail: {
           tags: ["Calls"],

@@ -6,7 +6,7 @@ import { LeadInput } from "../store/leads.ts";
 import type { LeadStore } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
-import { Nullable, PageQuery, page } from "./models.ts";
+import { Nullable, PageQuery, PRINTABLE, page } from "./models.ts";
 import { Errors, guardedErrors, invalid, requestBody, responses } from "./openapi.ts";
 
 export const LeadModel = t.Object({
@@ -106,7 +106,14 @@ export function leadRoutes(leads: LeadStore, guard: EndpointGuard) {
         return lead;
       },
       {
-        params: t.Object({ id: t.String({ minLength: 1, maxLength: 64 }) }),
+        params: t.Object({
+          id: t.String({
+            minLength: 1,
+            maxLength: 64,
+            pattern: PRINTABLE,
+            description: "A lead id, without control characters",
+          }),
+        }),
         response: { 200: LeadModel },
         detail: {
           tags: ["Leads"],

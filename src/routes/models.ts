@@ -5,6 +5,13 @@ import { t } from "elysia";
 export const Nullable = <T extends Parameters<typeof t.Union>[0][number]>(schema: T) =>
   t.Union([schema, t.Null()]);
 
+/**
+ * Text without control characters. A NUL or another C0 control is in no SID, number or status the
+ * service knows, and PostgreSQL's text cannot hold a NUL: such input is refused at the edge, a 400
+ * naming the field, on every engine alike.
+ */
+export const PRINTABLE = "^[^\\u0000-\\u001f\\u007f]*$";
+
 /** Deepest page a listing serves: far beyond any table here, well inside SQLite's integers. */
 const MAX_OFFSET = 1_000_000_000;
 

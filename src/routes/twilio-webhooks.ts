@@ -25,6 +25,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { Storage } from "../store/port.ts";
 import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
+import { PRINTABLE } from "./models.ts";
 import {
   type ErrorCase,
   Errors,
@@ -54,24 +55,35 @@ export class DuplicateWebhookError extends AppError {
   }
 }
 
+/** A field Twilio fills with a number, a SID or a word: never a control character. */
+const printable = (description: string, options: { minLength?: number; maxLength?: number } = {}) =>
+  Type.String({ maxLength: 64, ...options, pattern: PRINTABLE, description });
+const CALL_STATUS = Type.String({
+  pattern: "^[a-z-]{1,32}$",
+  description: "A Twilio call status, e.g. ringing or completed",
+});
+
 const IncomingCall = Type.Object({
   CallSid: Type.String({ pattern: "^CA[0-9a-zA-Z]{2,64}$" }),
-  From: Type.String({ minLength: 1, maxLength: 64 }),
-  To: Type.String({ minLength: 1, maxLength: 64 }),
-  CallStatus: Type.Optional(Type.String()),
+  From: printable("The caller's number", { minLength: 1 }),
+  To: printable("The called number", { minLength: 1 }),
+  CallStatus: Type.Optional(CALL_STATUS),
 });
 const parseIncomingCall = validator(IncomingCall, "body");
 
 const AmdResult = Type.Object({
-  CallSid: Type.String({ minLength: 2 }),
-  AnsweredBy: Type.String({ minLength: 1 }),
+  CallSid: printable("A call SID", { minLength: 2 }),
+  AnsweredBy: Type.String({
+    pattern: "^[a-z_]{1,64}$",
+    description: "Twilio's AnsweredBy, e.g. human or machine_end_beep",
+  }),
   MachineDetectionDuration: Type.Optional(Type.String({ pattern: "^\\d+$" })),
 });
 const parseAmdResult = validator(AmdResult, "body");
 
 const CallStatus = Type.Object({
-  CallSid: Type.String({ minLength: 2 }),
-  CallStatus: Type.String({ minLength: 1 }),
+  CallSid: printable("A call SID", { minLength: 2 }),
+  CallStatus: CALL_STATUS,
   CallDuration: Type.Optional(Type.String()),
 });
 const parseCallStatus = validator(CallStatus, "body");

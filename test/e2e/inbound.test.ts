@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { BUSY_MESSAGE } from "../../src/routes/twilio-webhooks.ts";
-import { type Service, startService } from "../../src/service.ts";
+import type { Service } from "../../src/service.ts";
 import { freePort, openStream, postSigned, readTwiml } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 import { json } from "../helpers/http.ts";
@@ -14,6 +14,7 @@ import {
   SECRET,
   signedServiceEnv,
 } from "../helpers/signed-service.ts";
+import { startTestService } from "../helpers/test-service.ts";
 
 let service: Service;
 let agent: FakeVoiceAgentServer;
@@ -31,7 +32,7 @@ async function start(env: Record<string, string> = {}) {
     SHUTDOWN_DRAIN_MS: "50",
     ...env,
   });
-  service = await startService(config, createLogger({ level: "error", write: () => {} }));
+  service = await startTestService(config, createLogger({ level: "error", write: () => {} }));
 }
 
 const incoming = (callSid: string, overrides: Partial<Parameters<typeof postSigned>[0]> = {}) =>
@@ -198,7 +199,7 @@ test("a scenario named in the configuration must exist", async () => {
     INBOUND_SCENARIOS: "+15550001111=pizza-shop",
   });
   await expect(
-    startService(config, createLogger({ level: "error", write: () => {} })),
+    startTestService(config, createLogger({ level: "error", write: () => {} })),
   ).rejects.toThrow(
     "INBOUND_SCENARIOS: +15550001111 names unknown scenario pizza-shop (known: dental-receptionist, insurance-followup)",
   );

@@ -5,12 +5,12 @@
  * says "Deepgram rejected the API key (HTTP 401)".
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { startService } from "../../src/service.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
 import { AGENT_KEY, type BridgeHarness, startBridgeHarness } from "../helpers/bridge-harness.ts";
 import { captureLogger, testConfig } from "../helpers/context.ts";
 import { eventually } from "../helpers/eventually.ts";
+import { startTestService } from "../helpers/test-service.ts";
 
 const WRONG_KEY = "dg-wrong-key-abcdef123456";
 let harness: BridgeHarness | undefined;
@@ -87,7 +87,7 @@ describe("at start-up", () => {
   test("no key configured: no check at all", async () => {
     rest = FakeTtsServer.start(AGENT_KEY);
     const { logger, lines } = captureLogger();
-    const service = await startService(testConfig({ DEEPGRAM_API_URL: rest.url }), logger);
+    const service = await startTestService(testConfig({ DEEPGRAM_API_URL: rest.url }), logger);
     try {
       expect((await fetch(`${service.url}/health`)).status).toBe(200);
     } finally {

@@ -5,11 +5,12 @@
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Scenario } from "../../src/scenarios/types.ts";
-import { type Service, startService } from "../../src/service.ts";
+import type { Service } from "../../src/service.ts";
 import { testScenario } from "../fakes/test-scenario.ts";
 import { type FakeCallOptions, FakeTwilioCall } from "../fakes/twilio-media-client.ts";
 import { type FakeAgentOptions, FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 import { NO_DEEPGRAM_REST } from "./context.ts";
+import { startTestService } from "./test-service.ts";
 
 export const AGENT_KEY = "dg-test-key";
 
@@ -47,7 +48,7 @@ export async function startBridgeHarness(
     ...env,
   });
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-  const service = await startService(config, logger, {
+  const service = await startTestService(config, logger, {
     scenarios: new Map(
       [testScenario, ...extraScenarios].map((scenario) => [scenario.id, scenario]),
     ),

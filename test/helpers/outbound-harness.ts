@@ -4,11 +4,12 @@
  */
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
-import { type Service, startService } from "../../src/service.ts";
+import type { Service } from "../../src/service.ts";
 import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
 import { type FakeAgentOptions, FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { startTestService } from "./test-service.ts";
 
 export const ACCOUNT_SID = `AC${"7".repeat(32)}`;
 export const AUTH_TOKEN = "outbound-auth-token";
@@ -60,7 +61,7 @@ export async function startOutboundHarness(
     ...env,
   });
   const logs: Record<string, unknown>[] = [];
-  const service = await startService(
+  const service = await startTestService(
     config,
     createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) }),
   );

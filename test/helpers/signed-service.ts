@@ -5,10 +5,11 @@
  */
 import { type Config, loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
-import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
+import type { Service, ServiceOverrides } from "../../src/service.ts";
 import { freePort, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 import { NO_DEEPGRAM_REST } from "./context.ts";
+import { startTestService } from "./test-service.ts";
 
 export const AUTH_TOKEN = "twilio-auth-token-for-tests";
 export const SECRET = "endpoint-secret-for-tests-0123456789";
@@ -69,7 +70,7 @@ export async function startSignedService(
   });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-  const service = await startService(config, logger, overrides).catch((error: unknown) => {
+  const service = await startTestService(config, logger, overrides).catch((error: unknown) => {
     agent.stop();
     throw error;
   });

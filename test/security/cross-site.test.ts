@@ -4,11 +4,11 @@
  * with a real cross-site form in headless Chromium.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { startService } from "../../src/service.ts";
 import { captureLogger, testConfig } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
 import { haveChromium, offlinePage } from "../helpers/offline-browser.ts";
 import { SECRET, type SignedService, startSignedService } from "../helpers/signed-service.ts";
+import { startTestService } from "../helpers/test-service.ts";
 
 let stops: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,7 +24,7 @@ async function signedService() {
 
 /** No secret and no Twilio: loopback clients are trusted for everything else. */
 async function openService() {
-  const service = await startService(testConfig(), captureLogger().logger);
+  const service = await startTestService(testConfig(), captureLogger().logger);
   stops.push(() => service.shutdown("test over"));
   return service;
 }

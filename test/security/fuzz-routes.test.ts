@@ -182,6 +182,29 @@ test("objects that shadow toString or valueOf (no string form) are a 400, not a 
     }
 });
 
+test("a control character in an id or a Twilio field is a 400 naming it (found on PostgreSQL)", async () => {
+  for (const [path, field] of [
+    ["/leads/lead%00x", "params.id"],
+    ["/calls/CA%00x", "params.sid"],
+    ["/calls?status=%00", "query.status"],
+  ] as const) {
+    const response = await handle(
+      new Request(url(path), { headers: { authorization: `Bearer ${SECRET}` } }),
+    );
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { field: string }).field).toBe(field);
+  }
+  for (const [path, params, field] of [
+    ["/amd-result", { CallSid: "CAlive0001", AnsweredBy: "\u0000" }, "body.AnsweredBy"],
+    ["/call-status", { CallSid: "CA\u0000", CallStatus: "completed" }, "body.CallSid"],
+    ["/incoming-call", { CallSid: "CAnul0001", From: "+1\u0000", To: "+15550001111" }, "body.From"],
+  ] as const) {
+    const response = await running.signed(path, params);
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { field: string }).field).toBe(field);
+  }
+});
+
 test("deeply nested or malformed JSON text with the secret: never 5xx", async () => {
   const nested = fc
     .tuple(fc.integer({ min: 1, max: 20_000 }), fc.constantFrom("[", '{"a":'), fc.boolean())

@@ -78,6 +78,15 @@ describe("3. SIGTERM", () => {
     expect(code).toBe(0);
     expect(performance.now() - signalled).toBeLessThan(300 + 200 + 2_000);
   });
+
+  test("the moment it says it is listening (no window where SIGTERM kills it outright)", async () => {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const child = spawnService({ SERVER_PORT: "0" });
+      await listeningUrl(child.stdout, () => new Response(child.stderr).text());
+      child.kill("SIGTERM");
+      expect(await exitWithin(child, 10_000)).toBe(0);
+    }
+  });
 });
 
 describe("3. the goodbye at the drain's deadline", () => {
