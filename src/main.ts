@@ -57,6 +57,8 @@ Usage:
   voice-agent call --to N    place an outbound call through a running service (call --help)
   voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM
                              (setup --help)
+  voice-agent migrate        bring the configured database to this binary's schema, then exit
+  voice-agent db copy --to U copy the SQLite database into an empty PostgreSQL one (db copy --help)
   voice-agent --version      print the version
   voice-agent --help         print this help
 
@@ -146,6 +148,17 @@ async function main(argv: string[]): Promise<number | undefined> {
       err: (line) => console.error(line),
       readFile: (path) => Bun.file(path).text(),
     });
+  }
+  if (argv[0] === "migrate" || argv[0] === "db") {
+    const { runDbCommand, runMigrate } = await import("./cli/db.ts");
+    const io = {
+      out: (line: string) => console.log(line),
+      err: (line: string) => console.error(line),
+    };
+    const config = loadConfig(process.env);
+    return argv[0] === "migrate"
+      ? runMigrate(argv.slice(1), config, io)
+      : runDbCommand(argv.slice(1), config, io);
   }
   const { values, positionals } = parseArgs({
     args: argv,
