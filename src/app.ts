@@ -2,9 +2,9 @@
 import { Elysia } from "elysia";
 import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
-import type { StreamTokens } from "./call/stream-tokens.ts";
 import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
+import type { Coordination } from "./fleet/coordination.ts";
 import type { Logger } from "./log.ts";
 import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
@@ -29,7 +29,8 @@ export interface AppDeps {
   calls: CallRegistry;
   bridge: CallBridge;
   store: Storage;
-  tokens: StreamTokens;
+  /** Tokens, capacity and who holds each live call, shared by the instances of the service. */
+  coordination: Coordination;
   /** Twilio REST, when its credentials are configured. */
   twilio: CallPlacer | undefined;
   clock: Clock;

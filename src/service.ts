@@ -12,10 +12,11 @@ import { loadPrompts } from "./assets/prompts.ts";
 import { CallBridge } from "./call/bridge.ts";
 import { CallRegistry } from "./call/registry.ts";
 import type { AgentConnector } from "./call/session.ts";
-import { StreamTokens } from "./call/stream-tokens.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
+import type { Coordination } from "./fleet/coordination.ts";
 import { Liveness } from "./fleet/liveness.ts";
+import { LocalCoordination } from "./fleet/local-coordination.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
@@ -31,7 +32,7 @@ export interface Service {
   readonly store: Storage;
   readonly calls: CallRegistry;
   readonly bridge: CallBridge;
-  readonly tokens: StreamTokens;
+  readonly coordination: Coordination;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly port: number;
@@ -60,9 +61,11 @@ export async function startService(
   const clock = overrides.clock ?? systemClock;
   const scenarios = overrides.scenarios ?? builtInScenarios;
   checkServeConfig(config, scenarios);
-  const { store, unlockDatabase } = await openStorage(config, clock, logger);
+  /** This process among the service's instances: the owner on the calls it holds. */
+  const instance = `instance_${Bun.randomUUIDv7()}`;
+  const { store, unlockDatabase } = await openStorage(config, clock, logger, instance);
   const calls = new CallRegistry();
-  const tokens = new StreamTokens(clock);
+  const coordination: Coordination = new LocalCoordination(instance, clock);
   const { accountSid, authToken } = config.twilio;
   const twilio =
     accountSid && authToken
@@ -73,7 +76,7 @@ export async function startService(
     config,
     store,
     calls,
-    tokens,
+    coordination,
     scenarios,
     connectAgent:
       overrides.connectAgent ??
@@ -119,7 +122,7 @@ export async function startService(
     calls,
     bridge,
     store,
-    tokens,
+    coordination,
     twilio,
     clock,
     logger,
@@ -148,7 +151,11 @@ export async function startService(
       });
     }
   }
-  const liveness = new Liveness(store, clock, logger);
+  // A verdict for a call this instance holds, from whichever instance Twilio's callback reached.
+  coordination.onMessage((message) => bridge.verdict(message.callSid, message.answeredBy));
+  const liveness = new Liveness(store, clock, logger, {
+    instanceLost: (lost) => coordination.releaseInstance(lost),
+  });
   await liveness.start();
   const port = server.port ?? config.server.port;
   const url = `http://${server.hostname === "0.0.0.0" ? "127.0.0.1" : server.hostname}:${port}`;
@@ -202,7 +209,7 @@ export async function startService(
     store,
     calls,
     bridge,
-    tokens,
+    coordination,
     url,
     port,
     shutdown(reason) {
@@ -220,12 +227,14 @@ async function openStorage(
   config: Config,
   clock: Clock,
   logger: Logger,
+  owner: string,
 ): Promise<{ store: Storage; unlockDatabase: () => void }> {
   const onWriteFailure = (error: unknown, failed: number) =>
     logger.error("call events could not be written", { failed, error });
   const flushIntervalMs = config.callEventsFlushMs;
   if (config.databaseUrl) {
     const store = await openPostgresStorage(config.databaseUrl, clock, {
+      owner,
       flushIntervalMs,
       onWriteFailure,
     });
@@ -233,7 +242,11 @@ async function openStorage(
   }
   const unlockDatabase = lockDatabase(config.databasePath);
   try {
-    const sqlite = openStore(config.databasePath, clock, { flushIntervalMs, onWriteFailure });
+    const sqlite = openStore(config.databasePath, clock, {
+      owner,
+      flushIntervalMs,
+      onWriteFailure,
+    });
     return { store: sqliteStorage(sqlite), unlockDatabase };
   } catch (error) {
     unlockDatabase();

@@ -8,6 +8,7 @@
 
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
+import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import {
   type AgentSettings,
@@ -27,13 +28,14 @@ import {
   type Telephony,
   type TextToSpeech,
 } from "./session.ts";
-import type { StreamGrant, StreamTokens } from "./stream-tokens.ts";
+import type { StreamGrant } from "./stream-tokens.ts";
 
 export interface BridgeDeps {
   config: Config;
   store: Storage;
   calls: CallRegistry;
-  tokens: StreamTokens;
+  /** Tokens, and which instance holds each live call, shared by every instance of the service. */
+  coordination: Coordination;
   scenarios: ReadonlyMap<string, Scenario>;
   connectAgent: AgentConnector;
   telephony?: Telephony;
@@ -62,17 +64,20 @@ export class CallBridge {
   constructor(private readonly deps: BridgeDeps) {}
 
   async open(start: StreamStart, phone: PhoneChannel): Promise<OpenResult> {
-    const admitted = this.#admit(start);
+    const admitted = await this.#admit(start);
     if (!admitted.ok) {
       if (admitted.grant) await this.#endRefused(start.callSid, admitted.reason);
       return this.#refuse(start, admitted.reason);
     }
+    const { coordination } = this.deps;
     try {
       const session = await this.#open(start, admitted.grant, admitted.scenario, phone);
       if (session) return { ok: true, session };
+      await coordination.releaseCall(start.callSid);
       await this.#endRefused(start.callSid, "service is shutting down");
       return this.#refuse(start, "service is shutting down");
     } catch (error) {
+      await coordination.releaseCall(start.callSid).catch(() => {});
       const { store, clock, logger } = this.deps;
       logger.error("could not set up the call", { callSid: start.callSid, error });
       try {
@@ -170,7 +175,12 @@ export class CallBridge {
             },
           }
         : {}),
-      onEnded: (ended) => calls.unregister(ended.callSid),
+      onEnded: (ended) => {
+        calls.unregister(ended.callSid);
+        this.deps.coordination
+          .releaseCall(ended.callSid)
+          .catch((error: unknown) => logger.error("could not release the call's slot", { error }));
+      },
     });
     // Checked again after the store answered: a shutdown that began meanwhile drains only the
     // sessions registered by then.
@@ -193,8 +203,8 @@ export class CallBridge {
    * call that never streamed does not stay "ringing" forever. Called periodically by the service.
    */
   async endStreamlessCalls(): Promise<void> {
-    const { tokens, calls, store, logger } = this.deps;
-    for (const callSid of tokens.takeExpired()) {
+    const { coordination, calls, store, logger } = this.deps;
+    for (const callSid of await coordination.takeExpiredTokens()) {
       if (calls.get(callSid)) continue;
       try {
         const ended = await store.calls.endIfOpen(
@@ -209,7 +219,7 @@ export class CallBridge {
     }
   }
 
-  /** Hands Twilio's answering-machine verdict to the live session of that call, if there is one. */
+  /** Hands Twilio's answering-machine verdict to the live session of that call on this instance. */
   verdict(callSid: string, answeredBy: string): void {
     const live = this.deps.calls.get(callSid);
     if (live instanceof CallSession) live.verdict(answeredBy);
@@ -217,14 +227,16 @@ export class CallBridge {
 
   /**
    * Decides whether a stream may be bridged. The token is checked (and used up) before anything
-   * else about the call, so nothing the stream says is trusted unless the service issued it.
+   * else about the call, so nothing the stream says is trusted unless the service issued it; then
+   * this instance takes the call, unless another already holds it.
    */
-  #admit(
+  async #admit(
     start: StreamStart,
-  ):
+  ): Promise<
     | { ok: true; grant: StreamGrant; scenario: Scenario }
-    | { ok: false; reason: string; grant?: StreamGrant } {
-    const { config, calls, tokens, scenarios } = this.deps;
+    | { ok: false; reason: string; grant?: StreamGrant }
+  > {
+    const { config, calls, coordination, scenarios } = this.deps;
     if (start.encoding !== "audio/x-mulaw" || start.sampleRate !== 8000) {
       return {
         ok: false,
@@ -232,7 +244,7 @@ export class CallBridge {
       };
     }
     const grant =
-      tokens.consume(start.callSid, start.customParameters.token) ??
+      (await coordination.consumeToken(start.callSid, start.customParameters.token)) ??
       (config.calls.allowDevStreams ? this.#devGrant(start.customParameters) : undefined);
     if (!grant) return { ok: false, reason: "missing, used or wrong stream token" };
     const refused = (reason: string) => ({ ok: false as const, reason, grant });
@@ -243,6 +255,8 @@ export class CallBridge {
       return refused(`Deepgram is not configured: set ${deepgram.missing.join(", ")}`);
     const scenario = scenarios.get(grant.scenario);
     if (!scenario) return refused(`unknown scenario ${grant.scenario}`);
+    if (!(await coordination.holdCall(start.callSid)))
+      return refused("a stream for this call is already live");
     return { ok: true, grant, scenario };
   }
 

@@ -15,11 +15,14 @@ export const LOST_AFTER_MS = 20_000;
 export interface LivenessOptions {
   heartbeatMs?: number;
   lostAfterMs?: number;
+  /** An instance was found dead holding calls (their records are ended): free what else it held. */
+  instanceLost?(instance: string): Promise<void>;
 }
 
 export class Liveness {
   readonly #heartbeatMs: number;
   readonly #lostAfterMs: number;
+  readonly #instanceLost: (instance: string) => Promise<void>;
   #timer: Timer | undefined;
   #stopped = false;
 
@@ -27,10 +30,15 @@ export class Liveness {
     private readonly store: Pick<Storage, "calls" | "instances">,
     private readonly clock: Clock,
     private readonly logger: Logger,
-    { heartbeatMs = HEARTBEAT_MS, lostAfterMs = LOST_AFTER_MS }: LivenessOptions = {},
+    {
+      heartbeatMs = HEARTBEAT_MS,
+      lostAfterMs = LOST_AFTER_MS,
+      instanceLost = async () => {},
+    }: LivenessOptions = {},
   ) {
     this.#heartbeatMs = heartbeatMs;
     this.#lostAfterMs = lostAfterMs;
+    this.#instanceLost = instanceLost;
   }
 
   /** The first beat (awaited: this instance is known alive before it takes calls), then one a period. */
@@ -45,13 +53,14 @@ export class Liveness {
       await this.store.instances.beat();
       const silentSince = new Date(this.clock.now().getTime() - this.#lostAfterMs).toISOString();
       const lost = await this.store.calls.endLost(silentSince);
-      if (lost.length > 0) {
-        this.logger.warn("ended the calls of an instance that stopped answering", {
-          count: lost.length,
-          callSids: lost.map((call) => call.sid),
-          instances: [...new Set(lost.map((call) => call.owner))],
-        });
-      }
+      if (lost.length === 0) return;
+      const instances = [...new Set(lost.map((call) => call.owner ?? ""))];
+      this.logger.warn("ended the calls of an instance that stopped answering", {
+        count: lost.length,
+        callSids: lost.map((call) => call.sid),
+        instances,
+      });
+      for (const instance of instances) await this.#instanceLost(instance);
     } catch (error) {
       this.logger.error("instance heartbeat failed", { error });
     }

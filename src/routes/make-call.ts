@@ -8,9 +8,9 @@ import { Elysia, t } from "elysia";
 import { type OutboundCall, TwilioApiError } from "../adapters/twilio-rest.ts";
 import { connectStreamTwiml, streamStatusUrl, streamUrl } from "../adapters/twilio-webhooks.ts";
 import type { CallRegistry } from "../call/registry.ts";
-import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
 import { AppError, NotFoundError, ShuttingDownError } from "../errors.ts";
+import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import { E164_PATTERN } from "../phone-number.ts";
 import { DEMO_LEAD } from "../scenarios/insurance-followup/demo-lead.ts";
@@ -123,7 +123,7 @@ export interface MakeCallDeps {
   config: Config;
   store: Storage;
   calls: CallRegistry;
-  tokens: StreamTokens;
+  coordination: Coordination;
   twilio: CallPlacer | undefined;
   guard: EndpointGuard;
   logger: Logger;
@@ -133,7 +133,7 @@ export function makeCallRoutes({
   config,
   store,
   calls,
-  tokens,
+  coordination,
   twilio,
   guard,
   logger,
@@ -149,12 +149,11 @@ export function makeCallRoutes({
         if (!twilio) throw new Error("Twilio client missing although configured");
         if (body.lead && body.lead_id)
           throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
-        const admit = () => {
-          if (calls.draining) throw new ShuttingDownError();
-          if (calls.size + tokens.outstanding >= config.calls.maxConcurrent)
-            throw new TooManyCallsError(config.calls.maxConcurrent);
-        };
-        admit();
+        const { maxConcurrent } = config.calls;
+        // Refused early, before a lead is stored; the token below is the binding check.
+        if (calls.draining) throw new ShuttingDownError();
+        if ((await coordination.load()) >= maxConcurrent)
+          throw new TooManyCallsError(maxConcurrent);
         const stored = body.lead_id ? await store.leads.get(body.lead_id) : undefined;
         if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
         const lead =
@@ -163,30 +162,37 @@ export function makeCallRoutes({
             ...(body.lead ?? DEMO_LEAD),
             phone: body.lead?.phone ?? body.to,
           }));
-        // Again, now that the store has answered: between this check and the token nothing waits,
-        // so concurrent requests cannot together pass the limit.
-        admit();
+        if (calls.draining) throw new ShuttingDownError();
 
         const externalUrl = config.server.externalUrl ?? "";
         const from = config.twilio.phoneNumber ?? "";
         const provisional = `pending:${crypto.randomUUID()}`;
-        const twiml = await connectStreamTwiml({
-          url: streamUrl(externalUrl),
-          statusCallback: streamStatusUrl(externalUrl),
-          parameters: {
-            token: tokens.issue(
-              provisional,
-              {
-                scenario: OUTBOUND_SCENARIO,
-                direction: "outbound",
-                leadId: lead.id,
-                from,
-                to: body.to,
-              },
-              { answered: false },
-            ),
+        // The capacity check and the token are one step, on whichever instance: concurrent
+        // requests cannot together pass the limit.
+        const token = await coordination.issueToken(
+          provisional,
+          {
+            scenario: OUTBOUND_SCENARIO,
+            direction: "outbound",
+            leadId: lead.id,
+            from,
+            to: body.to,
           },
-        });
+          { answered: false },
+          maxConcurrent,
+        );
+        if (!token) throw new TooManyCallsError(maxConcurrent);
+        let twiml: string;
+        try {
+          twiml = await connectStreamTwiml({
+            url: streamUrl(externalUrl),
+            statusCallback: streamStatusUrl(externalUrl),
+            parameters: { token },
+          });
+        } catch (error) {
+          await coordination.revokeToken(provisional);
+          throw error;
+        }
         let placed: { sid: string; status: string };
         try {
           placed = await twilio.placeCall({
@@ -198,10 +204,10 @@ export function makeCallRoutes({
             machineDetection: config.twilio.machineDetection,
           });
         } catch (error) {
-          tokens.revoke(provisional);
+          await coordination.revokeToken(provisional);
           throw error;
         }
-        tokens.rekey(provisional, placed.sid);
+        await coordination.rekeyToken(provisional, placed.sid);
         await store.calls.ensure({
           sid: placed.sid,
           direction: "outbound",

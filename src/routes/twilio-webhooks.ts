@@ -17,11 +17,10 @@ import {
   streamUrl,
   verifyTwilioSignature,
 } from "../adapters/twilio-webhooks.ts";
-import type { CallBridge } from "../call/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
-import type { StreamTokens } from "../call/stream-tokens.ts";
 import { type Config, requireIntegration } from "../config.ts";
 import { AppError } from "../errors.ts";
+import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import type { Storage } from "../store/port.ts";
 import { limitedBody, readForm, WEBHOOK_BODY_BYTES } from "./body.ts";
@@ -127,8 +126,7 @@ export interface TwilioWebhookDeps {
   config: Config;
   store: Storage;
   calls: CallRegistry;
-  tokens: StreamTokens;
-  bridge: CallBridge;
+  coordination: Coordination;
   logger: Logger;
 }
 
@@ -178,8 +176,7 @@ export function twilioWebhookRoutes({
   config,
   store,
   calls,
-  tokens,
-  bridge,
+  coordination,
   logger,
 }: TwilioWebhookDeps) {
   return new Elysia({ name: "twilio-webhooks" })
@@ -194,7 +191,8 @@ export function twilioWebhookRoutes({
           ? Number(result.MachineDetectionDuration)
           : undefined;
         // A verdict means the call was answered, whether or not it is recorded yet.
-        tokens.answered(result.CallSid);
+        await coordination.tokenAnswered(result.CallSid);
+        // Recorded first: a stream that opens later (on any instance) reads it from the record.
         if (await store.calls.update(result.CallSid, { answered_by: result.AnsweredBy })) {
           store.calls.appendEvent(result.CallSid, {
             kind: "amd",
@@ -203,7 +201,15 @@ export function twilioWebhookRoutes({
               ...(detectionMs === undefined ? {} : { detection_ms: detectionMs }),
             },
           });
-          bridge.verdict(result.CallSid, result.AnsweredBy);
+          // A stream already live, on this instance or another, hears it from its holder.
+          const holder = await coordination.holder(result.CallSid);
+          if (holder) {
+            await coordination.send(holder, {
+              kind: "verdict",
+              callSid: result.CallSid,
+              answeredBy: result.AnsweredBy,
+            });
+          }
         } else logger.warn("AMD result for an unknown call", { callSid: result.CallSid });
         set.status = 204;
       },
@@ -229,8 +235,8 @@ export function twilioWebhookRoutes({
         await verifyTwilioSignature(config, request, body);
         const update = parseCallStatus(body);
         // Also for a call not recorded yet: Twilio may report on it before /make-call has stored it.
-        if (update.CallStatus === "in-progress") tokens.answered(update.CallSid);
-        if (TERMINAL.has(update.CallStatus)) tokens.revoke(update.CallSid);
+        if (update.CallStatus === "in-progress") await coordination.tokenAnswered(update.CallSid);
+        if (TERMINAL.has(update.CallStatus)) await coordination.revokeToken(update.CallSid);
         const call = await store.calls.get(update.CallSid);
         set.status = 204;
         if (!call) {
@@ -252,7 +258,9 @@ export function twilioWebhookRoutes({
             : {}),
           // Completed with no conversation here (e.g. the caller hung up during the disclosure):
           // its end reason, and with it an outcome.
-          ...(update.CallStatus === "completed" && !call.ended_at && !calls.get(update.CallSid)
+          ...(update.CallStatus === "completed" &&
+          !call.ended_at &&
+          !(await coordination.holder(update.CallSid))
             ? { end_reason: "caller_hung_up" }
             : {}),
         });
@@ -317,8 +325,8 @@ export function twilioWebhookRoutes({
         });
         // A live session ends itself when its socket closes; a call still waiting for its stream
         // would otherwise hold its record open and its capacity slot until the token expired.
-        if (calls.get(callSid)) return;
-        tokens.revoke(callSid);
+        if (await coordination.holder(callSid)) return;
+        await coordination.revokeToken(callSid);
         if (await store.calls.endIfOpen(callSid, "stream_failed", reason))
           logger.warn("call ended: Twilio could not open its media stream", { callSid });
       },
@@ -351,16 +359,16 @@ export function twilioWebhookRoutes({
         const scenario = config.calls.inboundScenarios.get(call.To) ?? config.calls.defaultScenario;
         // One webhook per call: a replay must neither replace the token Twilio was given nor
         // reopen a call that has streamed or ended.
-        const refuseRepeat = (status: string) => {
+        const refuseRepeat = async (status: string) => {
           logger.warn("repeated /incoming-call refused", {
             callSid: call.CallSid,
             status,
-            waitingForStream: tokens.pending(call.CallSid),
+            waitingForStream: await coordination.tokenPending(call.CallSid),
           });
           return new DuplicateWebhookError(call.CallSid);
         };
         const existing = await store.calls.get(call.CallSid);
-        if (existing) throw refuseRepeat(existing.status);
+        if (existing) throw await refuseRepeat(existing.status);
         try {
           await store.calls.create({
             sid: call.CallSid,
@@ -373,14 +381,21 @@ export function twilioWebhookRoutes({
         } catch (error) {
           // The same webhook twice at once: the database lets one of them create the record.
           const raced = await store.calls.get(call.CallSid);
-          if (raced) throw refuseRepeat(raced.status);
+          if (raced) throw await refuseRepeat(raced.status);
           throw error;
         }
-        // Decided once the record exists and nothing waits until the token is issued, so
-        // concurrent calls cannot together pass the limit.
-        const busy =
-          calls.draining || calls.size + tokens.outstanding >= config.calls.maxConcurrent;
-        if (busy) {
+        const grant = { scenario, direction: "inbound" as const, from: call.From, to: call.To };
+        // The capacity check and the token are one step, on whichever instance: concurrent calls
+        // cannot together pass the limit.
+        const token = calls.draining
+          ? undefined
+          : await coordination.issueToken(
+              call.CallSid,
+              grant,
+              { answered: true, extraMs: spokenMs(config.calls.inboundDisclosure) },
+              config.calls.maxConcurrent,
+            );
+        if (!token) {
           await store.calls.update(call.CallSid, {
             status: "completed",
             outcome: "busy",
@@ -398,17 +413,11 @@ export function twilioWebhookRoutes({
           return twiml(await sayAndHangUpTwiml(BUSY_MESSAGE));
         }
         logger.info("inbound call", { callSid: call.CallSid, scenario });
-        const grant = { scenario, direction: "inbound" as const, from: call.From, to: call.To };
         return twiml(
           await connectStreamTwiml({
             url: streamUrl(config.server.externalUrl ?? ""),
             statusCallback: streamStatusUrl(config.server.externalUrl ?? ""),
-            parameters: {
-              token: tokens.issue(call.CallSid, grant, {
-                answered: true,
-                extraMs: spokenMs(config.calls.inboundDisclosure),
-              }),
-            },
+            parameters: { token },
             say: config.calls.inboundDisclosure,
           }),
         );

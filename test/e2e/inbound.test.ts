@@ -153,7 +153,7 @@ describe("POST /incoming-call", () => {
     expect((await incoming("CA204", { authToken: "another-token" })).status).toBe(403);
     for (const sid of ["CA201", "CA202", "CA203", "CA204"])
       expect(await service.store.calls.get(sid)).toBeUndefined();
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
   });
 
   test("a signed request with a bad field is 400 naming it", async () => {

@@ -128,7 +128,7 @@ describe("placing a call", () => {
       error: "Twilio refused to place the call: Account not authorized to call +15557654321.",
       code: "TWILIO_ERROR",
     });
-    expect(harness.service.tokens.outstanding).toBe(0);
+    expect(await harness.service.coordination.load()).toBe(0);
 
     await placeCall();
     const full = await harness.makeCall({ to: TO });

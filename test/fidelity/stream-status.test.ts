@@ -86,7 +86,7 @@ describe("a stream Twilio could not open", () => {
   test("inbound, waiting for its stream: the record ends with Twilio's error and the slot is freed", async () => {
     const { incoming, service } = await start({ MAX_CONCURRENT_CALLS: "1" });
     const xml = await (await incoming("CA200")).text();
-    expect(service.tokens.outstanding).toBe(1);
+    expect(await service.coordination.load()).toBe(1);
     // The slot is held: a second caller would be turned away now.
     expect(readTwiml(await (await incoming("CA201")).text()).hangup).toBe(true);
 
@@ -107,7 +107,7 @@ describe("a stream Twilio could not open", () => {
     ]);
 
     // The slot is free at once, not when the token would have expired.
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
     expect(readTwiml(await (await incoming("CA202")).text()).url).not.toBe("");
     // The token was revoked: the failed stream cannot turn up later and reopen the call.
     const late = await openStream(xml, "CA200");
@@ -128,7 +128,7 @@ describe("a stream Twilio could not open", () => {
     });
     const events = await service.store.calls.events(placed.call_sid);
     expect(events.map((event) => event.kind)).toEqual(["status", "stream", "error", "ended"]);
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
     expect((await outbound.makeCall({ to: "+15557654322" })).status).toBe(200);
 
     // Twilio's own "completed" afterwards changes nothing.
@@ -164,7 +164,7 @@ describe("a stream Twilio could not open", () => {
     expect((await report(xml, "CA310", "stream-error")).status).toBe(204);
     expect(await service.store.calls.get("CA310")).toMatchObject({ end_reason: "stream_failed" });
     expect((await service.store.calls.get("CA310"))?.ended_at).not.toBeNull();
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
   });
 });
 
@@ -225,7 +225,7 @@ describe("POST /stream-status is a Twilio webhook like the others", () => {
     expect(forged.status).toBe(403);
     expect((await service.store.calls.get("CA600"))?.ended_at).toBeNull();
     expect(await service.store.calls.events("CA600")).toEqual([]);
-    expect(service.tokens.pending("CA600")).toBe(true);
+    expect(await service.coordination.tokenPending("CA600")).toBe(true);
   });
 
   test("a signed post with a bad field: 400 naming it", async () => {

@@ -10,7 +10,7 @@ import { testScenario } from "../fakes/test-scenario.ts";
 import { type FakeCallOptions, FakeTwilioCall } from "../fakes/twilio-media-client.ts";
 import { type FakeAgentOptions, FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 import { NO_DEEPGRAM_REST } from "./context.ts";
-import { startTestService } from "./test-service.ts";
+import { grantStream, startTestService } from "./test-service.ts";
 
 export const AGENT_KEY = "dg-test-key";
 
@@ -67,7 +67,8 @@ export async function startBridgeHarness(
         ...options.customParameters,
       };
       // What the service would have granted for this call; the stream itself carries only the token.
-      const token = service.tokens.issue(
+      const token = await grantStream(
+        service,
         callSid,
         {
           scenario: parameters.scenario ?? testScenario.id,

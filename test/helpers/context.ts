@@ -2,9 +2,10 @@
 import { createApp } from "../../src/app.ts";
 import { CallBridge } from "../../src/call/bridge.ts";
 import { CallRegistry } from "../../src/call/registry.ts";
-import { StreamTokens } from "../../src/call/stream-tokens.ts";
 import { systemClock } from "../../src/clock.ts";
 import { type Config, ConfigError, loadConfig } from "../../src/config.ts";
+import type { Coordination } from "../../src/fleet/coordination.ts";
+import { LocalCoordination } from "../../src/fleet/local-coordination.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
 import type { CallPlacer } from "../../src/routes/make-call.ts";
 import { openStore } from "../../src/store/index.ts";
@@ -67,12 +68,13 @@ export function idleBridge(
   calls: CallRegistry,
   logger: Logger,
   store: Storage,
+  coordination: Coordination = new LocalCoordination("instance_test", systemClock),
 ): CallBridge {
   return new CallBridge({
     config,
     store,
     calls,
-    tokens: new StreamTokens(systemClock),
+    coordination,
     scenarios: new Map(),
     connectAgent: () => Promise.reject(new Error("no agent in this test")),
     tts: new FakeTts([]),
@@ -91,12 +93,13 @@ export function testApp(env: Record<string, string> = {}, twilio?: CallPlacer) {
   const captured = captureLogger();
   const config = testConfig(env);
   const store = sqliteStorage(openStore(":memory:"));
+  const coordination = new LocalCoordination("instance_test", systemClock);
   const app = createApp({
     config,
     calls,
     store,
-    bridge: idleBridge(config, calls, captured.logger, store),
-    tokens: new StreamTokens(systemClock),
+    bridge: idleBridge(config, calls, captured.logger, store, coordination),
+    coordination,
     twilio,
     clock: systemClock,
     logger: captured.logger,

@@ -5,6 +5,7 @@
  * database file keeps it: what it checks is SQLite's.
  */
 import type { Config } from "../../src/config.ts";
+import type { StreamGrant, TokenOptions } from "../../src/fleet/coordination.ts";
 import type { Logger } from "../../src/log.ts";
 import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { freshDatabase, postgresReady } from "./postgres.ts";
@@ -37,4 +38,21 @@ export async function startTestService(
       await database.drop();
     },
   };
+}
+
+/** A stream token the service issues itself, as its webhooks would (no capacity limit). */
+export async function grantStream(
+  service: Service,
+  key: string,
+  grant: StreamGrant,
+  options: TokenOptions,
+): Promise<string> {
+  const token = await service.coordination.issueToken(
+    key,
+    grant,
+    options,
+    Number.POSITIVE_INFINITY,
+  );
+  if (!token) throw new Error(`no token for ${key}`);
+  return token;
 }

@@ -4,6 +4,7 @@
  * agents send fuzzed server messages into calls; the service stays up, no stranger is bridged, and
  * the well-behaved calls complete normally.
  */
+
 import { afterEach, expect, test } from "bun:test";
 import fc from "fast-check";
 import { MAX_WS_MESSAGE_BYTES } from "../../src/app.ts";
@@ -18,6 +19,7 @@ import { testScenario } from "../fakes/test-scenario.ts";
 import { FakeTwilioCall } from "../fakes/twilio-media-client.ts";
 import type { FakeAgentSession } from "../fakes/voice-agent-server.ts";
 import { type BridgeHarness, startBridgeHarness } from "../helpers/bridge-harness.ts";
+import { grantStream } from "../helpers/test-service.ts";
 import { agentText, bigFrame, strangerFrame } from "./arbitraries.ts";
 
 let harness: BridgeHarness;
@@ -181,7 +183,8 @@ test("thousands of fuzzed frames from strangers: nobody bridged, the concurrent 
 
   // A call about to connect: strangers aim wrong tokens at its SID; its own token must survive.
   const pendingSid = `CA${"7".repeat(32)}`;
-  const pendingToken = service.tokens.issue(
+  const pendingToken = await grantStream(
+    service,
     pendingSid,
     { scenario: testScenario.id, direction: "inbound", from: "+15557654321", to: "+15550001111" },
     { answered: true },

@@ -3,6 +3,7 @@
  * to a call, how long an answered call with no stream holds a place, and inbound call status
  * without Twilio's status callback.
  */
+
 import { afterEach, describe, expect, test } from "bun:test";
 import { ManualClock } from "../fakes/clock.ts";
 import { FakeTwilioCall } from "../fakes/twilio-media-client.ts";
@@ -10,6 +11,7 @@ import { openStream } from "../fakes/twilio-webhooks.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { json } from "../helpers/http.ts";
 import { CALLER, type SignedService, startSignedService } from "../helpers/signed-service.ts";
+import { grantStream } from "../helpers/test-service.ts";
 
 let running: SignedService | undefined;
 afterEach(async () => {
@@ -128,6 +130,7 @@ describe("9. an answered call whose stream never opens", () => {
     const { incoming, service } = await start({}, clock);
     await incoming("CA903");
     clock.advance(35_000);
+    await eventually(async () => (await service.store.calls.get("CA903"))?.ended_at, "the end");
     expect(await service.store.calls.get("CA903")).toMatchObject({
       status: "completed",
       end_reason: "stream_never_started",
@@ -163,9 +166,9 @@ describe("9. an answered call whose stream never opens", () => {
       from: "+1",
       to: "+2",
     };
-    service.tokens.issue("CA930", grant, { answered: false });
+    await grantStream(service, "CA930", grant, { answered: false });
     await signed("/call-status", { CallSid: "CA930", CallStatus: "busy" });
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
   });
 
   test("an outbound call keeps its place while it rings, and 30 s once answered", async () => {
@@ -177,9 +180,9 @@ describe("9. an answered call whose stream never opens", () => {
       from: "+1",
       to: "+2",
     };
-    service.tokens.issue("CA920", grant, { answered: false });
+    await grantStream(service, "CA920", grant, { answered: false });
     clock.advance(60_000);
-    expect(service.tokens.outstanding).toBe(1);
+    expect(await service.coordination.load()).toBe(1);
     await service.store.calls.create({
       sid: "CA920",
       direction: "outbound",
@@ -190,9 +193,9 @@ describe("9. an answered call whose stream never opens", () => {
     });
     await signed("/call-status", { CallSid: "CA920", CallStatus: "in-progress" });
     clock.advance(29_999);
-    expect(service.tokens.outstanding).toBe(1);
+    expect(await service.coordination.load()).toBe(1);
     clock.advance(1);
-    expect(service.tokens.outstanding).toBe(0);
+    expect(await service.coordination.load()).toBe(0);
   });
 });
 
