@@ -12,6 +12,7 @@ import { E164_PATTERN } from "./phone-number.ts";
 
 FormatRegistry.Set("http-url", (value) => hasProtocol(value, ["http:", "https:"]));
 FormatRegistry.Set("ws-url", (value) => hasProtocol(value, ["ws:", "wss:"]));
+FormatRegistry.Set("redis-url", (value) => hasProtocol(value, ["redis:", "rediss:"]));
 FormatRegistry.Set("postgres-url", (value) => hasProtocol(value, ["postgres:", "postgresql:"]));
 FormatRegistry.Set("ip-list", (value) => splitList(value).every((address) => isIP(address) !== 0));
 
@@ -144,6 +145,20 @@ export const Environment = Type.Object({
     expected: "a postgres:// URL such as postgres://voice:password@db.internal:5432/voice",
     secret: true,
   }),
+  REDIS_URL: variable(Type.Optional(Type.String({ format: "redis-url" })), {
+    description:
+      "Redis the instances coordinate through: stream tokens, the call limit, who holds each call (unset: this process alone)",
+    expected: "a redis:// or rediss:// URL such as redis://redis.internal:6379",
+    secret: true,
+  }),
+  REDIS_KEY_PREFIX: variable(
+    Type.String({ default: "voice-agent:", minLength: 1, maxLength: 64, pattern: "^[!-~]+$" }),
+    {
+      description:
+        "Prefix of this service's Redis keys and channels (one per service sharing a Redis)",
+      expected: "1 to 64 printable characters without spaces",
+    },
+  ),
   CALL_EVENTS_FLUSH_MS: variable(Type.Integer({ default: 200, minimum: 1, maximum: 5_000 }), {
     description:
       "How long call events are held in memory before they are written together; a crash loses at most this long (ms)",
@@ -363,6 +378,8 @@ export interface Config {
   databasePath: string;
   /** PostgreSQL connection URL; undefined: the SQLite file at `databasePath`. */
   databaseUrl: string | undefined;
+  /** Redis for coordinating instances; undefined: this process alone. */
+  redis: { url: string | undefined; keyPrefix: string };
   /** How long call events wait in memory to be written together. */
   callEventsFlushMs: number;
   streams: {
@@ -519,6 +536,7 @@ function toConfig(env: Environment): Config {
     },
     databasePath: env.DATABASE_PATH,
     databaseUrl: env.DATABASE_URL,
+    redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
     callEventsFlushMs: env.CALL_EVENTS_FLUSH_MS,
     calls: {
       allowDevStreams: env.ALLOW_DEV_STREAMS,

@@ -17,6 +17,7 @@ import { type Config, ConfigError, configWarnings, integrationStatus } from "./c
 import type { Coordination } from "./fleet/coordination.ts";
 import { Liveness } from "./fleet/liveness.ts";
 import { LocalCoordination } from "./fleet/local-coordination.ts";
+import { openRedisCoordination } from "./fleet/redis-coordination.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
@@ -65,7 +66,24 @@ export async function startService(
   const instance = `instance_${Bun.randomUUIDv7()}`;
   const { store, unlockDatabase } = await openStorage(config, clock, logger, instance);
   const calls = new CallRegistry();
-  const coordination: Coordination = new LocalCoordination(instance, clock);
+  let coordination: Coordination;
+  try {
+    coordination = config.redis.url
+      ? await openRedisCoordination(config.redis.url, instance, clock, {
+          prefix: config.redis.keyPrefix,
+          logger,
+        })
+      : new LocalCoordination(instance, clock);
+  } catch (error) {
+    await store.close();
+    unlockDatabase();
+    throw error;
+  }
+  if (config.databaseUrl && !config.redis.url) {
+    logger.warn(
+      "DATABASE_URL without REDIS_URL: run one instance, or set REDIS_URL so that instances share stream tokens and the call limit",
+    );
+  }
   const { accountSid, authToken } = config.twilio;
   const twilio =
     accountSid && authToken
@@ -131,6 +149,7 @@ export async function startService(
   try {
     app.listen({ hostname: config.server.host, port: config.server.port });
   } catch (error) {
+    await coordination.close();
     await store.close();
     unlockDatabase();
     if ((error as { code?: unknown }).code === "EADDRINUSE")
@@ -199,6 +218,9 @@ export async function startService(
     await liveness
       .stop()
       .catch((error: unknown) => logger.error("could not leave the instances table", { error }));
+    await coordination
+      .close()
+      .catch((error: unknown) => logger.error("could not leave the coordination", { error }));
     await store.close();
     unlockDatabase();
     logger.info("stopped", { reason });

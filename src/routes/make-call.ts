@@ -19,6 +19,7 @@ import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { LEAD_EXAMPLE } from "./leads.ts";
+import { PRINTABLE } from "./models.ts";
 import {
   type ErrorCase,
   Errors,
@@ -50,7 +51,14 @@ export const MakeCallRequest = t.Object(
       examples: ["+15551234567"],
     }),
     lead: t.Optional(LeadInput),
-    lead_id: t.Optional(t.String({ minLength: 1, description: "A lead stored with POST /leads" })),
+    lead_id: t.Optional(
+      t.String({
+        minLength: 1,
+        maxLength: 64,
+        pattern: PRINTABLE,
+        description: "A lead stored with POST /leads",
+      }),
+    ),
   },
   {
     additionalProperties: false,

@@ -1,7 +1,8 @@
 /**
  * `startService` for tests, on the storage the run asks for: with `TEST_STORAGE=postgres`, a service
- * configured for the in-memory SQLite store gets a fresh PostgreSQL database instead (dropped when it
- * shuts down), so the whole-call tests run unchanged on both engines. A test that names its own
+ * configured for the in-memory SQLite store gets a fresh PostgreSQL database and a fresh Redis key
+ * prefix instead (both cleared when it shuts down), so the whole-call tests run unchanged on the
+ * embedded default and on a fleet's PostgreSQL + Redis. A test that names its own
  * database file keeps it: what it checks is SQLite's.
  */
 import type { Config } from "../../src/config.ts";
@@ -9,11 +10,14 @@ import type { StreamGrant, TokenOptions } from "../../src/fleet/coordination.ts"
 import type { Logger } from "../../src/log.ts";
 import { type Service, type ServiceOverrides, startService } from "../../src/service.ts";
 import { freshDatabase, postgresReady } from "./postgres.ts";
+import { freshPrefix, redisReady, TEST_REDIS_URL } from "./redis.ts";
 
 /** The engine this run puts services on. */
 export const testStorage = process.env.TEST_STORAGE === "postgres" ? "postgres" : "sqlite";
-if (testStorage === "postgres" && !postgresReady)
-  throw new Error("TEST_STORAGE=postgres needs PostgreSQL at TEST_DATABASE_URL");
+if (testStorage === "postgres" && !(postgresReady && redisReady))
+  throw new Error(
+    "TEST_STORAGE=postgres needs PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)",
+  );
 
 export async function startTestService(
   config: Config,
@@ -23,19 +27,25 @@ export async function startTestService(
   if (testStorage === "sqlite" || config.databaseUrl || config.databasePath !== ":memory:")
     return startService(config, logger, overrides);
   const database = await freshDatabase();
-  const service = await startService(
-    { ...config, databaseUrl: database.url },
-    logger,
-    overrides,
-  ).catch(async (error: unknown) => {
+  const keys = freshPrefix();
+  const cleanUp = async () => {
     await database.drop();
+    await keys.clear();
+  };
+  const fleet: Config = {
+    ...config,
+    databaseUrl: database.url,
+    redis: { url: TEST_REDIS_URL, keyPrefix: keys.prefix },
+  };
+  const service = await startService(fleet, logger, overrides).catch(async (error: unknown) => {
+    await cleanUp();
     throw error;
   });
   return {
     ...service,
     async shutdown(reason) {
       await service.shutdown(reason);
-      await database.drop();
+      await cleanUp();
     },
   };
 }

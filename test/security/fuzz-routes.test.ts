@@ -194,6 +194,15 @@ test("a control character in an id or a Twilio field is a 400 naming it (found o
     expect(response.status).toBe(400);
     expect(((await response.json()) as { field: string }).field).toBe(field);
   }
+  const nulLead = await handle(
+    new Request(url("/make-call"), {
+      method: "POST",
+      headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+      body: JSON.stringify({ to: "+15551234567", lead_id: "lead\u0000" }),
+    }),
+  );
+  expect(nulLead.status).toBe(400);
+  expect(((await nulLead.json()) as { field: string }).field).toBe("body.lead_id");
   for (const [path, params, field] of [
     ["/amd-result", { CallSid: "CAlive0001", AnsweredBy: "\u0000" }, "body.AnsweredBy"],
     ["/call-status", { CallSid: "CA\u0000", CallStatus: "completed" }, "body.CallSid"],

@@ -1,0 +1,222 @@
+/**
+ * The coordination port's contract, in-process and on a real Redis (a key prefix per test). What
+ * one instance must get from it is asserted on both; what several instances must agree on (a
+ * token issued by one and redeemed on another, once; the limit across instances; holders; messages
+ * to the holder; a dead instance's slots) on Redis, with separate clients as separate processes.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import type { Coordination, StreamGrant } from "../../src/fleet/coordination.ts";
+import { LocalCoordination } from "../../src/fleet/local-coordination.ts";
+import { openRedisCoordination } from "../../src/fleet/redis-coordination.ts";
+import { ManualClock } from "../fakes/clock.ts";
+import { freshPrefix, redisReady, TEST_REDIS_URL, type TestPrefix } from "../helpers/redis.ts";
+
+const grant: StreamGrant = {
+  scenario: "dental-receptionist",
+  direction: "inbound",
+  from: "+15557654321",
+  to: "+15550001111",
+};
+const ttl = { ringingMs: 180_000, answeredMs: 30_000 };
+const NO_LIMIT = Number.POSITIVE_INFINITY;
+
+interface Engine {
+  name: string;
+  ready: boolean;
+  /** A coordination for instance `id`; all opened in one test share their state. */
+  open(id: string, clock: ManualClock): Promise<Coordination>;
+}
+
+let prefix: TestPrefix | undefined;
+const opened: Coordination[] = [];
+afterEach(async () => {
+  for (const coordination of opened.splice(0)) await coordination.close();
+  await prefix?.clear();
+  prefix = undefined;
+});
+
+const local: Engine = {
+  name: "in-process",
+  ready: true,
+  async open(id, clock) {
+    const coordination = new LocalCoordination(id, clock, ttl);
+    opened.push(coordination);
+    return coordination;
+  },
+};
+const redis: Engine = {
+  name: "Redis",
+  ready: redisReady,
+  async open(id, clock) {
+    prefix ??= freshPrefix();
+    const coordination = await openRedisCoordination(TEST_REDIS_URL, id, clock, {
+      prefix: prefix.prefix,
+      ttl,
+    });
+    opened.push(coordination);
+    return coordination;
+  },
+};
+
+for (const engine of [local, redis]) {
+  describe.skipIf(!engine.ready)(`coordination, ${engine.name}`, () => {
+    test("a token is redeemed once, for its own call, and a wrong one burns nothing", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
+      if (!token) throw new Error("no token");
+      expect(await a.tokenPending("CA1")).toBe(true);
+      expect(await a.consumeToken("CA1", `${token.slice(0, -1)}x`)).toBeUndefined();
+      expect(await a.consumeToken("CA2", token)).toBeUndefined();
+      expect(await a.consumeToken("CA1", undefined)).toBeUndefined();
+      expect(await a.consumeToken("CA1", token)).toEqual(grant);
+      expect(await a.consumeToken("CA1", token)).toBeUndefined();
+      expect(await a.tokenPending("CA1")).toBe(false);
+    });
+
+    test("an unused token expires, and its call is handed out once to be ended", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const token = await a.issueToken("CA1", grant, { answered: true, extraMs: 5_000 }, NO_LIMIT);
+      clock.advance(34_000);
+      expect(await a.takeExpiredTokens()).toEqual([]);
+      clock.advance(1_000);
+      expect(await a.consumeToken("CA1", token)).toBeUndefined();
+      expect(await a.takeExpiredTokens()).toEqual(["CA1"]);
+      expect(await a.takeExpiredTokens()).toEqual([]);
+      expect(await a.load()).toBe(0);
+    });
+
+    test("an outbound token rings long, moves to Twilio's SID, and shortens once answered", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const token = await a.issueToken("pending:1", grant, { answered: false }, NO_LIMIT);
+      await a.rekeyToken("pending:1", "CA9");
+      expect(await a.tokenPending("pending:1")).toBe(false);
+      clock.advance(100_000);
+      expect(await a.tokenPending("CA9")).toBe(true);
+      await a.tokenAnswered("CA9");
+      clock.advance(30_001);
+      expect(await a.consumeToken("CA9", token)).toBeUndefined();
+      const revoked = await a.issueToken("CA10", grant, { answered: false }, NO_LIMIT);
+      await a.revokeToken("CA10");
+      expect(await a.consumeToken("CA10", revoked)).toBeUndefined();
+      expect(await a.takeExpiredTokens()).toEqual(["CA9"]);
+    });
+
+    test("the limit counts live calls and tokens, and a released call frees its slot", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const first = await a.issueToken("CA1", grant, { answered: true }, 2);
+      expect(await a.issueToken("CA2", grant, { answered: true }, 2)).toBeDefined();
+      expect(await a.issueToken("CA3", grant, { answered: true }, 2)).toBeUndefined();
+      await a.consumeToken("CA1", first);
+      expect(await a.holdCall("CA1")).toBe(true);
+      expect(await a.holdCall("CA1")).toBe(false);
+      expect(await a.holder("CA1")).toBe("instance_a");
+      expect(await a.load()).toBe(2);
+      expect(await a.issueToken("CA3", grant, { answered: true }, 2)).toBeUndefined();
+      await a.releaseCall("CA1");
+      expect(await a.holder("CA1")).toBeUndefined();
+      expect(await a.issueToken("CA3", grant, { answered: true }, 2)).toBeDefined();
+    });
+
+    test("a message for a call held here reaches this instance's handler", async () => {
+      const a = await engine.open("instance_a", new ManualClock());
+      const received: unknown[] = [];
+      a.onMessage((message) => received.push(message));
+      await a.send("instance_a", { kind: "verdict", callSid: "CA1", answeredBy: "human" });
+      expect(received).toEqual([{ kind: "verdict", callSid: "CA1", answeredBy: "human" }]);
+    });
+  });
+}
+
+describe.skipIf(!redisReady)("coordination across instances, Redis", () => {
+  test("a token issued by one instance is redeemed on another, once, however many try at once", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const others = await Promise.all(
+      ["b", "c", "d"].map((id) => redis.open(`instance_${id}`, clock)),
+    );
+    const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        (others[index % 3] as Coordination).consumeToken("CA1", token),
+      ),
+    );
+    expect(results.filter((result) => result !== undefined)).toEqual([grant]);
+  });
+
+  test("the limit holds across instances under a burst", async () => {
+    const clock = new ManualClock();
+    const instances = await Promise.all(
+      ["a", "b", "c"].map((id) => redis.open(`instance_${id}`, clock)),
+    );
+    const issued = await Promise.all(
+      Array.from({ length: 30 }, (_, index) =>
+        (instances[index % 3] as Coordination).issueToken(
+          `CA${index}`,
+          grant,
+          { answered: true },
+          5,
+        ),
+      ),
+    );
+    expect(issued.filter(Boolean)).toHaveLength(5);
+    expect(await (instances[1] as Coordination).load()).toBe(5);
+  });
+
+  test("each instance sees who holds a call; a second instance cannot take it", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const b = await redis.open("instance_b", clock);
+    expect(await a.holdCall("CA1")).toBe(true);
+    expect(await b.holdCall("CA1")).toBe(false);
+    expect(await b.holder("CA1")).toBe("instance_a");
+    await b.releaseCall("CA1"); // not b's to release
+    expect(await b.holder("CA1")).toBe("instance_a");
+  });
+
+  test("a verdict sent from one instance reaches the holder's handler within milliseconds", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const b = await redis.open("instance_b", clock);
+    const delays: number[] = [];
+    let sentAt = 0;
+    let arrived: () => void = () => {};
+    a.onMessage((message) => {
+      expect(message).toMatchObject({ kind: "verdict", callSid: "CA1" });
+      delays.push(performance.now() - sentAt);
+      arrived();
+    });
+    for (let round = 0; round < 20; round++) {
+      const delivered = new Promise<void>((resolve) => {
+        arrived = resolve;
+      });
+      sentAt = performance.now();
+      await b.send("instance_a", { kind: "verdict", callSid: "CA1", answeredBy: "human" });
+      await delivered;
+    }
+    expect(delays).toHaveLength(20);
+    expect(Math.max(...delays)).toBeLessThan(1_000);
+  });
+
+  test("the slots of an instance that died stop counting, and its holds are released", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const dying = await redis.open("instance_dying", clock);
+    await dying.holdCall("CA1");
+    await dying.holdCall("CA2");
+    expect(await a.load()).toBe(2);
+    // As after kill -9: its alive key is gone (expired), nothing else was cleaned up.
+    const { RedisClient } = await import("bun");
+    const raw = new RedisClient(TEST_REDIS_URL);
+    await raw.del(`${prefix?.prefix}alive:instance_dying`);
+    raw.close();
+    expect(await a.load()).toBe(0);
+    expect(await a.holder("CA1")).toBeUndefined();
+    expect(await a.holdCall("CA1")).toBe(true);
+    await a.releaseInstance("instance_dying");
+    expect(await a.holder("CA1")).toBe("instance_a");
+  });
+});
