@@ -1,0 +1,132 @@
+/**
+ * Three instances on PostgreSQL + Redis behind a round-robin balancer: a call's `/make-call`, its
+ * media stream, its answering-machine verdict and its status callbacks land on different
+ * instances, and the call goes on as on one. Skipped with one line where PostgreSQL or Redis is
+ * not running (never in CI).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { openStream, readTwiml } from "../fakes/twilio-webhooks.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { type Fleet, startFleet } from "../helpers/fleet-harness.ts";
+import { json } from "../helpers/http.ts";
+import { postgresReady } from "../helpers/postgres.ts";
+import { redisReady } from "../helpers/redis.ts";
+
+const TO = "+15557654321";
+const GREETING_BYTES = 300 * 8;
+
+let fleet: Fleet | undefined;
+afterEach(async () => {
+  await fleet?.stop();
+  fleet = undefined;
+});
+
+/** Which instances served the requests and upgrades whose path starts with `path`. */
+const servedBy = (running: Fleet, path: string) =>
+  running.proxy.routed.filter((route) => route.path.startsWith(path)).map((route) => route.backend);
+
+describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balancer", () => {
+  test("outbound, a person: placed on one, streamed on another, the verdict from a third reaches it", async () => {
+    fleet = await startFleet(3);
+    fleet.proxy.prefer.set("/make-call", 0).set("/twilio", 1).set("/amd-result", 2);
+    const placed = await json(await fleet.makeCall({ to: TO }));
+    const phone = await fleet.twilio.answer(placed.call_sid);
+    const agent = await fleet.agent.nextSession();
+    expect((await fleet.twilio.sendAmd(placed.call_sid, "human")).status).toBe(204);
+    await phone.waitFor(
+      () => phone.heardBytes === GREETING_BYTES,
+      "the greeting, after the verdict",
+    );
+    const [placedOn] = servedBy(fleet, "/make-call");
+    const [streamedOn] = servedBy(fleet, "/twilio");
+    const [verdictOn] = servedBy(fleet, "/amd-result");
+    expect([placedOn, streamedOn, verdictOn]).toEqual([0, 1, 2]);
+
+    const open = JSON.parse(await agent.callFunction("check_availability", {}));
+    const booked = JSON.parse(
+      await agent.callFunction("book_appointment", { slot_id: open.available[0].slot_id }),
+    );
+    expect(booked).toMatchObject({ booked: true });
+    await agent.callFunction("end_call", { reason: "done" });
+    agent.say("Goodbye!", 200);
+    await phone.closed;
+    await fleet.twilio.sendStatus(placed.call_sid, "completed", { CallDuration: "40" });
+    // Every instance answers the same for the call.
+    const views = await Promise.all(
+      fleet.instances.map(async (service) =>
+        json(
+          await fetch(`${service?.url}/calls/${placed.call_sid}`, {
+            headers: { authorization: `Bearer ${fleet?.env.ENDPOINT_SECRET}` },
+          }),
+        ),
+      ),
+    );
+    for (const view of views) {
+      expect(view.call).toMatchObject({
+        answered_by: "human",
+        end_reason: "agent_ended_call",
+        status: "completed",
+      });
+      expect(view.call).toEqual(views[0]?.call);
+    }
+  });
+
+  test("outbound: a verdict before any stream exists, and a machine's voicemail", async () => {
+    fleet = await startFleet(3);
+    const early = await json(await fleet.makeCall({ to: TO }));
+    await fleet.twilio.sendAmd(early.call_sid, "human");
+    const earlyPhone = await fleet.twilio.answer(early.call_sid);
+    await earlyPhone.waitFor(() => earlyPhone.heardBytes === GREETING_BYTES, "greeting at once");
+    earlyPhone.hangUp();
+
+    const machine = await json(await fleet.makeCall({ to: TO }));
+    const phone = await fleet.twilio.answer(machine.call_sid);
+    await fleet.agent.nextSession();
+    await fleet.agent.nextSession();
+    await fleet.twilio.sendAmd(machine.call_sid, "machine_end_beep");
+    await phone.closed;
+    const record = await eventually(async () => {
+      const { call } = await json((await fleet?.get(`/calls/${machine.call_sid}`)) as Response);
+      return call.end_reason ? call : undefined;
+    }, "the voicemail's end recorded");
+    expect(record).toMatchObject({
+      outcome: "no_answer_voicemail_left",
+      end_reason: "voicemail_left",
+    });
+  });
+
+  test("inbound: the webhook on one instance, the stream on another; barge-in and a booking", async () => {
+    fleet = await startFleet(3);
+    fleet.proxy.prefer.set("/incoming-call", 2).set("/twilio", 0);
+    const xml = await (await fleet.incoming("CAfleet0001")).text();
+    expect(readTwiml(xml).url).toBe(`${fleet.publicUrl.replace("http", "ws")}/twilio`);
+    const phone = await openStream(xml, "CAfleet0001");
+    const agent = await fleet.agent.nextSession();
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "the receptionist's greeting");
+    expect([servedBy(fleet, "/incoming-call"), servedBy(fleet, "/twilio")]).toEqual([[2], [0]]);
+    agent.say("Our next opening is on Tuesday.", 2_000);
+    await phone.waitFor(() => phone.mediaReceived > 0, "the agent speaking");
+    agent.userStartedSpeaking();
+    await phone.waitFor(() => phone.clears === 1, "the barge-in's clear");
+    const slots = JSON.parse(await agent.callFunction("check_available_slots", {}));
+    expect(slots.slots?.length ?? slots.available?.length).toBeGreaterThan(0);
+    phone.hangUp();
+    await eventually(async () => {
+      const { call } = await json((await fleet?.get("/calls/CAfleet0001")) as Response);
+      return call.end_reason === "caller_hung_up";
+    }, "the end on the record");
+  });
+
+  test("the call limit holds across instances under a burst of inbound calls", async () => {
+    fleet = await startFleet(3, { MAX_CONCURRENT_CALLS: "3" });
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, index) =>
+        fleet
+          ?.incoming(`CAburst${String(index).padStart(4, "0")}`)
+          .then((response) => response?.text()),
+      ),
+    );
+    expect(answers.filter((xml) => xml?.includes("<Stream"))).toHaveLength(3);
+    expect(answers.filter((xml) => xml?.includes("lines are busy"))).toHaveLength(9);
+  });
+});
