@@ -164,6 +164,19 @@ export const Environment = Type.Object({
       "How long call events are held in memory before they are written together; a crash loses at most this long (ms)",
     expected: "an integer number of milliseconds from 1 to 5000",
   }),
+  INSTANCE_HEARTBEAT_MS: variable(Type.Integer({ default: 5_000, minimum: 50, maximum: 60_000 }), {
+    description:
+      "How often this instance tells the others (database, Redis) it is alive, and looks for dead ones (ms)",
+    expected: "an integer number of milliseconds from 50 to 60000",
+  }),
+  INSTANCE_LOST_AFTER_MS: variable(
+    Type.Integer({ default: 20_000, minimum: 200, maximum: 600_000 }),
+    {
+      description:
+        "An instance silent this long is dead: its live calls are ended (instance_lost) and their slots freed (ms)",
+      expected: "an integer number of milliseconds from 200 to 600000, more than INSTANCE_HEARTBEAT_MS",
+    },
+  ),
   SHUTDOWN_DRAIN_MS: variable(Type.Integer({ default: 60_000, minimum: 0, maximum: 3_600_000 }), {
     description: "On SIGTERM/SIGINT, how long live calls may go on before they are hung up (ms)",
     expected: "an integer number of milliseconds from 0 to 3600000",
@@ -380,6 +393,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Redis for coordinating instances; undefined: this process alone. */
   redis: { url: string | undefined; keyPrefix: string };
+  /** How instances watch each other: a beat every `heartbeatMs`; silent `lostAfterMs`: dead. */
+  instances: { heartbeatMs: number; lostAfterMs: number };
   /** How long call events wait in memory to be written together. */
   callEventsFlushMs: number;
   streams: {
@@ -491,6 +506,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `AMD_VERDICT_TIMEOUT_MS: must be longer than MACHINE_DETECTION_TIMEOUT_S (${twilioMs} ms), or the agent starts before Twilio's verdict can come and talks over voicemail greetings; leave it unset for ${twilioMs + AMD_VERDICT_MARGIN_MS} (got ${JSON.stringify(raw.AMD_VERDICT_TIMEOUT_MS)})`,
     );
   }
+  if (
+    valid("INSTANCE_HEARTBEAT_MS") &&
+    valid("INSTANCE_LOST_AFTER_MS") &&
+    valued.INSTANCE_LOST_AFTER_MS < 2 * valued.INSTANCE_HEARTBEAT_MS
+  ) {
+    problems.set(
+      "INSTANCE_LOST_AFTER_MS",
+      `INSTANCE_LOST_AFTER_MS: must be at least twice INSTANCE_HEARTBEAT_MS (${valued.INSTANCE_HEARTBEAT_MS} ms), or one late beat ends a healthy instance's calls (got ${JSON.stringify(raw.INSTANCE_LOST_AFTER_MS)})`,
+    );
+  }
   if (problems.size > 0) throw new ConfigError([...problems.values()]);
   return toConfig(valued);
 }
@@ -537,6 +562,7 @@ function toConfig(env: Environment): Config {
     databasePath: env.DATABASE_PATH,
     databaseUrl: env.DATABASE_URL,
     redis: { url: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX },
+    instances: { heartbeatMs: env.INSTANCE_HEARTBEAT_MS, lostAfterMs: env.INSTANCE_LOST_AFTER_MS },
     callEventsFlushMs: env.CALL_EVENTS_FLUSH_MS,
     calls: {
       allowDevStreams: env.ALLOW_DEV_STREAMS,

@@ -71,6 +71,8 @@ export async function startService(
     coordination = config.redis.url
       ? await openRedisCoordination(config.redis.url, instance, clock, {
           prefix: config.redis.keyPrefix,
+          heartbeatMs: config.instances.heartbeatMs,
+          aliveMs: config.instances.lostAfterMs,
           logger,
         })
       : new LocalCoordination(instance, clock);
@@ -173,6 +175,7 @@ export async function startService(
   // A verdict for a call this instance holds, from whichever instance Twilio's callback reached.
   coordination.onMessage((message) => bridge.verdict(message.callSid, message.answeredBy));
   const liveness = new Liveness(store, clock, logger, {
+    ...config.instances,
     instanceLost: (lost) => coordination.releaseInstance(lost),
   });
   await liveness.start();

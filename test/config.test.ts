@@ -22,6 +22,9 @@ describe("loadConfig", () => {
       maxPendingPerClient: 20,
     });
     expect(config.databasePath).toBe("./data/voice-agent.db");
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.redis).toEqual({ url: undefined, keyPrefix: "voice-agent:" });
+    expect(config.instances).toEqual({ heartbeatMs: 5_000, lostAfterMs: 20_000 });
     expect(config.deepgram).toEqual({
       apiKey: undefined,
       agentUrl: "wss://agent.deepgram.com/v1/agent/converse",
@@ -131,6 +134,38 @@ describe("loadConfig", () => {
     const error = configError({ ENDPOINT_SECRET: "tooshort-secret" });
     expect(error.message).toContain("ENDPOINT_SECRET: expected at least 16 characters");
     expect(error.message).not.toContain("tooshort-secret");
+  });
+});
+
+describe("a fleet's settings", () => {
+  test("PostgreSQL and Redis URLs are checked for their scheme and never echoed", () => {
+    const error = configError({
+      DATABASE_URL: "mysql://user:hunter2@db/voice",
+      REDIS_URL: "http://user:hunter2@cache",
+    });
+    expect(error.problems.map((problem) => problem.split(":")[0])).toEqual([
+      "DATABASE_URL",
+      "REDIS_URL",
+    ]);
+    expect(error.message).not.toContain("hunter2");
+    const config = loadConfig({
+      DATABASE_URL: "postgresql://voice@db:5432/voice",
+      REDIS_URL: "rediss://cache:6380",
+      REDIS_KEY_PREFIX: "staging:",
+    });
+    expect(config.databaseUrl).toBe("postgresql://voice@db:5432/voice");
+    expect(config.redis).toEqual({ url: "rediss://cache:6380", keyPrefix: "staging:" });
+  });
+
+  test("an instance is declared dead only after at least two missed beats", () => {
+    expect(
+      configError({ INSTANCE_HEARTBEAT_MS: "5000", INSTANCE_LOST_AFTER_MS: "8000" }).problems,
+    ).toEqual([
+      'INSTANCE_LOST_AFTER_MS: must be at least twice INSTANCE_HEARTBEAT_MS (5000 ms), or one late beat ends a healthy instance\'s calls (got "8000")',
+    ]);
+    expect(
+      loadConfig({ INSTANCE_HEARTBEAT_MS: "100", INSTANCE_LOST_AFTER_MS: "300" }).instances,
+    ).toEqual({ heartbeatMs: 100, lostAfterMs: 300 });
   });
 });
 

@@ -129,4 +129,36 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     expect(answers.filter((xml) => xml?.includes("<Stream"))).toHaveLength(3);
     expect(answers.filter((xml) => xml?.includes("lines are busy"))).toHaveLength(9);
   });
+
+  test("kill -9 of an instance with a live call: a survivor ends its record and frees its slot", async () => {
+    fleet = await startFleet(
+      3,
+      { INSTANCE_HEARTBEAT_MS: "100", INSTANCE_LOST_AFTER_MS: "500", MAX_CONCURRENT_CALLS: "1" },
+      [2],
+    );
+    fleet.proxy.prefer.set("/incoming-call", 0).set("/twilio", 2);
+    const xml = await (await fleet.incoming("CAkilled001")).text();
+    const phone = await openStream(xml, "CAkilled001");
+    await fleet.agent.nextSession();
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "the call live on the process");
+    expect(await fleet.instances[0]?.coordination.load()).toBe(1);
+    expect(await (await fleet.incoming("CAturned001")).text()).toContain("lines are busy");
+
+    fleet.proxy.set(2, undefined);
+    const killedAt = performance.now();
+    fleet.processes.get(2)?.kill("SIGKILL");
+    const ended = await eventually(
+      async () => {
+        const record = await fleet?.instances[0]?.store.calls.get("CAkilled001");
+        return record?.ended_at ? record : undefined;
+      },
+      "the killed instance's call ended by a survivor",
+      10_000,
+    );
+    const endedAfterMs = performance.now() - killedAt;
+    expect(ended).toMatchObject({ end_reason: "instance_lost", status: "completed" });
+    expect(endedAfterMs).toBeLessThan(5_000);
+    expect(await fleet.instances[1]?.coordination.load()).toBe(0);
+    expect(await (await fleet.incoming("CAafter0001")).text()).toContain("<Stream");
+  });
 });

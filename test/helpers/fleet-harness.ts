@@ -4,6 +4,8 @@
  * URL, so Twilio's webhooks, the API and the media streams land on instances in turn. Shared fakes:
  * Twilio REST (the real SDK pointed at it), the Voice Agent, the TTS.
  */
+import { join } from "node:path";
+import type { Subprocess } from "bun";
 import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import { type Service, startService } from "../../src/service.ts";
@@ -12,8 +14,11 @@ import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { listeningUrl } from "./listening.ts";
 import { freshDatabase, type TestDatabase } from "./postgres.ts";
 import { freshPrefix, TEST_REDIS_URL, type TestPrefix } from "./redis.ts";
+
+const MAIN = join(import.meta.dir, "../../src/main.ts");
 
 export const FLEET_ACCOUNT_SID = `AC${"9".repeat(32)}`;
 export const FLEET_AUTH_TOKEN = "fleet-auth-token";
@@ -39,10 +44,25 @@ export interface Fleet {
   incoming(callSid: string, from?: string): Promise<Response>;
   /** Starts instance `index` (again), on the port it had, and puts it back into the rotation. */
   start(index: number): Promise<Service>;
+  /**
+   * Runs instance `index` as its own process instead (`bun run src/main.ts`, the same settings),
+   * so it can be killed as an operator's would be. Resolves once it listens.
+   */
+  spawn(index: number): Promise<Subprocess>;
+  /** The instances running as their own processes, by index. */
+  processes: Map<number, Subprocess>;
   stop(): Promise<void>;
 }
 
-export async function startFleet(size = 3, extraEnv: Record<string, string> = {}): Promise<Fleet> {
+/**
+ * `size` instances; those in `separate` run as their own processes from the start (the others
+ * in this one, where tests can read their state).
+ */
+export async function startFleet(
+  size = 3,
+  extraEnv: Record<string, string> = {},
+  separate: number[] = [],
+): Promise<Fleet> {
   const twilio = FakeTwilioRest.start(FLEET_ACCOUNT_SID, FLEET_AUTH_TOKEN);
   const agent = FakeVoiceAgentServer.start({ apiKey: DEEPGRAM_KEY, greetingMs: 300 });
   const tts = FakeTtsServer.start(DEEPGRAM_KEY);
@@ -87,7 +107,27 @@ export async function startFleet(size = 3, extraEnv: Record<string, string> = {}
     proxy.set(index, service.url);
     return service;
   };
-  for (let index = 0; index < size; index++) await start(index);
+  const processes = new Map<number, Subprocess>();
+  const spawn = async (index: number) => {
+    const child = Bun.spawn(["bun", "run", MAIN], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        LOG_LEVEL: "info",
+        ...env,
+        SERVER_PORT: String(ports[index]),
+      },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    processes.set(index, child);
+    const url = await listeningUrl(child.stdout, () => new Response(child.stderr).text());
+    proxy.set(index, url);
+    return child;
+  };
+  for (let index = 0; index < size; index++) {
+    if (separate.includes(index)) await spawn(index);
+    else await start(index);
+  }
   const authed = { authorization: `Bearer ${FLEET_SECRET}` };
   return {
     instances,
@@ -99,6 +139,8 @@ export async function startFleet(size = 3, extraEnv: Record<string, string> = {}
     env,
     publicUrl,
     start,
+    spawn,
+    processes,
     makeCall: (body) =>
       fetch(`${publicUrl}/make-call`, {
         method: "POST",
@@ -116,6 +158,8 @@ export async function startFleet(size = 3, extraEnv: Record<string, string> = {}
       }),
     async stop() {
       await Promise.all(instances.map((service) => service?.shutdown("test over")));
+      for (const child of processes.values()) child.kill("SIGKILL");
+      await Promise.all([...processes.values()].map((child) => child.exited));
       proxy.stop();
       twilio.stop();
       agent.stop();
