@@ -174,7 +174,8 @@ export const Environment = Type.Object({
     {
       description:
         "An instance silent this long is dead: its live calls are ended (instance_lost) and their slots freed (ms)",
-      expected: "an integer number of milliseconds from 200 to 600000, more than INSTANCE_HEARTBEAT_MS",
+      expected:
+        "an integer number of milliseconds from 200 to 600000, more than INSTANCE_HEARTBEAT_MS",
     },
   ),
   SHUTDOWN_DRAIN_MS: variable(Type.Integer({ default: 60_000, minimum: 0, maximum: 3_600_000 }), {

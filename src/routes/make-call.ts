@@ -158,8 +158,10 @@ export function makeCallRoutes({
         if (body.lead && body.lead_id)
           throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
         const { maxConcurrent } = config.calls;
-        // Refused early, before a lead is stored; the token below is the binding check.
-        if (calls.draining) throw new ShuttingDownError();
+        // A draining instance of a fleet still places calls: another instance takes the stream.
+        // Alone, it takes none. Refused early, before a lead is stored; the token is the binding check.
+        const closed = () => calls.draining && coordination.kind === "local";
+        if (closed()) throw new ShuttingDownError();
         if ((await coordination.load()) >= maxConcurrent)
           throw new TooManyCallsError(maxConcurrent);
         const stored = body.lead_id ? await store.leads.get(body.lead_id) : undefined;
@@ -170,7 +172,7 @@ export function makeCallRoutes({
             ...(body.lead ?? DEMO_LEAD),
             phone: body.lead?.phone ?? body.to,
           }));
-        if (calls.draining) throw new ShuttingDownError();
+        if (closed()) throw new ShuttingDownError();
 
         const externalUrl = config.server.externalUrl ?? "";
         const from = config.twilio.phoneNumber ?? "";

@@ -11,9 +11,12 @@
 import { Elysia } from "elysia";
 import { InvalidSignatureError, streamSignatureValid } from "../adapters/twilio-webhooks.ts";
 import type { CallBridge } from "../call/bridge.ts";
+import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession, PhoneChannel } from "../call/session.ts";
 import type { Clock, Timer } from "../clock.ts";
 import type { Config } from "../config.ts";
+import { ShuttingDownError } from "../errors.ts";
+import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import { decodeTwilio, type TwilioInbound } from "../protocol/twilio-media.ts";
 import type { ClientAddresses } from "./client-address.ts";
@@ -77,6 +80,8 @@ class PendingStreams {
 
 export interface MediaStreamDeps {
   bridge: CallBridge;
+  calls: CallRegistry;
+  coordination: Coordination;
   config: Config;
   clients: ClientAddresses;
   clock: Clock;
@@ -117,7 +122,15 @@ function frameSize(message: unknown): number {
   return message instanceof Uint8Array ? message.byteLength : 0;
 }
 
-export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: MediaStreamDeps) {
+export function mediaStreamRoutes({
+  bridge,
+  calls,
+  coordination,
+  config,
+  clients,
+  clock,
+  logger,
+}: MediaStreamDeps) {
   const connections = new Map<string, Connection>();
   const pendingStreams = new PendingStreams(config.streams);
 
@@ -189,6 +202,9 @@ export function mediaStreamRoutes({ bridge, config, clients, clock, logger }: Me
   return new Elysia({ name: "media-stream" }).ws("/twilio", {
     detail: { hide: true },
     async beforeHandle({ request }) {
+      // A draining instance of a fleet takes no new stream, and says so before the token is used:
+      // the balancer sends the upgrade to another instance (nginx: proxy_next_upstream http_503).
+      if (calls.draining && coordination.kind !== "local") throw new ShuttingDownError();
       // With stream signatures on, a stranger's upgrade is refused before it costs a socket.
       if (
         config.twilio.validateStreamSignatures &&

@@ -387,7 +387,10 @@ export function twilioWebhookRoutes({
         const grant = { scenario, direction: "inbound" as const, from: call.From, to: call.To };
         // The capacity check and the token are one step, on whichever instance: concurrent calls
         // cannot together pass the limit.
-        const token = calls.draining
+        // A draining instance of a fleet still answers: another instance takes the stream. Alone,
+        // it turns the call away.
+        const closed = calls.draining && coordination.kind === "local";
+        const token = closed
           ? undefined
           : await coordination.issueToken(
               call.CallSid,
@@ -399,15 +402,15 @@ export function twilioWebhookRoutes({
           await store.calls.update(call.CallSid, {
             status: "completed",
             outcome: "busy",
-            outcome_detail: calls.draining
+            outcome_detail: closed
               ? "turned away: the service is shutting down"
               : "turned away: every line is in use",
-            end_reason: calls.draining ? "service_shutdown" : "over_capacity",
+            end_reason: closed ? "service_shutdown" : "over_capacity",
             ended_at: new Date().toISOString(),
           });
           logger.warn("inbound call turned away", {
             callSid: call.CallSid,
-            draining: calls.draining,
+            draining: closed,
             live: calls.size,
           });
           return twiml(await sayAndHangUpTwiml(BUSY_MESSAGE));

@@ -161,4 +161,60 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     expect(await fleet.instances[1]?.coordination.load()).toBe(0);
     expect(await (await fleet.incoming("CAafter0001")).text()).toContain("<Stream");
   });
+
+  test("rolling restart: SIGTERM to one instance under a steady stream of new calls refuses none", async () => {
+    fleet = await startFleet(3, { SHUTDOWN_DRAIN_MS: "20000" });
+    fleet.proxy.prefer.set("/twilio", 1);
+    const longXml = await (await fleet.incoming("CAlong00001")).text();
+    const longCall = await openStream(longXml, "CAlong00001");
+    await fleet.agent.nextSession();
+    await longCall.waitFor(
+      () => longCall.heardBytes === GREETING_BYTES,
+      "the long call, on instance 1",
+    );
+    fleet.proxy.prefer.clear();
+
+    /** One new inbound call: answered with a stream, greeted, hung up. @returns what went wrong */
+    let made = 0;
+    const newCall = async (): Promise<string | undefined> => {
+      const callSid = `CAroll${String(made++).padStart(5, "0")}`;
+      const xml = await (await (fleet as Fleet).incoming(callSid)).text();
+      if (!xml.includes("<Stream")) return `${callSid}: turned away`;
+      const phone = await openStream(xml, callSid);
+      try {
+        await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`, 5_000);
+      } catch {
+        return `${callSid}: no greeting`;
+      } finally {
+        phone.hangUp();
+      }
+      return undefined;
+    };
+    const problems: string[] = [];
+    let traffic = true;
+    const callers = Array.from({ length: 3 }, async () => {
+      while (traffic) {
+        const problem = await newCall();
+        if (problem) problems.push(problem);
+      }
+    });
+    await Bun.sleep(200);
+    const restarting = fleet.instances[1];
+    const drained = restarting?.shutdown("SIGTERM");
+    await Bun.sleep(300);
+    expect(restarting?.calls.size).toBe(1); // still talking: its call goes on during the drain
+    longCall.hangUp();
+    await drained;
+    await fleet.start(1);
+    await Bun.sleep(300);
+    traffic = false;
+    await Promise.all(callers);
+
+    expect(problems).toEqual([]);
+    expect(made).toBeGreaterThan(10);
+    const long = await fleet.instances[0]?.store.calls.get("CAlong00001");
+    expect(long).toMatchObject({ end_reason: "caller_hung_up" });
+    const refusedUpgrades = fleet.logs[1]?.filter((line) => line.msg === "media stream refused");
+    expect(refusedUpgrades).toEqual([]);
+  });
 });
