@@ -144,6 +144,10 @@ export class RedisCoordination implements Coordination {
   readonly #heartbeatMs: number;
   readonly #aliveMs: number;
   #handler: ((message: CallMessage) => void) | undefined;
+  /** Calls that ended while Redis could not be told; released with the next beat. */
+  readonly #unreleased = new Set<string>();
+  /** Each script's SHA1 once Redis has it. */
+  readonly #sha: Partial<Record<keyof typeof SCRIPTS, string>> = {};
   #heartbeat: Timer | undefined;
   #closed = false;
 
@@ -255,7 +259,15 @@ export class RedisCoordination implements Coordination {
   }
 
   async releaseCall(callSid: string) {
-    await this.#run("release", [this.#key("holds")], [callSid, this.instance]);
+    try {
+      await this.#run("release", [this.#key("holds")], [callSid, this.instance]);
+      this.#unreleased.delete(callSid);
+    } catch (error) {
+      // Redis unreachable as the call ended: released with the next beat, or its slot would
+      // count against the limit for as long as this instance lives.
+      this.#unreleased.add(callSid);
+      throw error;
+    }
   }
 
   async holder(callSid: string) {
@@ -303,13 +315,14 @@ export class RedisCoordination implements Coordination {
     }
   }
 
-  #beat(): Promise<unknown> {
-    return this.client.send("SET", [
+  async #beat(): Promise<void> {
+    await this.client.send("SET", [
       this.#key(`alive:${this.instance}`),
       "1",
       "PX",
       String(this.#aliveMs),
     ]);
+    for (const callSid of [...this.#unreleased]) await this.releaseCall(callSid);
   }
 
   /** The next beat in `ms`; a failed one is retried within a second, logged. */
@@ -334,7 +347,19 @@ export class RedisCoordination implements Coordination {
     return this.clock.now().getTime();
   }
 
-  #run(script: keyof typeof SCRIPTS, keys: string[], args: string[]): Promise<unknown> {
-    return this.client.send("EVAL", [SCRIPTS[script], String(keys.length), ...keys, ...args]);
+  /**
+   * Runs a script by its SHA1 (what Redis keeps once loaded: a few bytes a call instead of the
+   * script), loading it first when Redis does not know it (a restart, a flushed cache).
+   */
+  async #run(script: keyof typeof SCRIPTS, keys: string[], args: string[]): Promise<unknown> {
+    const params = [String(keys.length), ...keys, ...args];
+    this.#sha[script] ??= String(await this.client.send("SCRIPT", ["LOAD", SCRIPTS[script]]));
+    try {
+      return await this.client.send("EVALSHA", [this.#sha[script], ...params]);
+    } catch (error) {
+      if (!String((error as Error).message).includes("NOSCRIPT")) throw error;
+      this.#sha[script] = String(await this.client.send("SCRIPT", ["LOAD", SCRIPTS[script]]));
+      return this.client.send("EVALSHA", [this.#sha[script], ...params]);
+    }
   }
 }

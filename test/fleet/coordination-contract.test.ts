@@ -7,8 +7,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Coordination, StreamGrant } from "../../src/fleet/coordination.ts";
 import { LocalCoordination } from "../../src/fleet/local-coordination.ts";
-import { openRedisCoordination } from "../../src/fleet/redis-coordination.ts";
+import { openRedisCoordination, RedisCoordination } from "../../src/fleet/redis-coordination.ts";
 import { ManualClock } from "../fakes/clock.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { freshPrefix, redisReady, TEST_REDIS_URL, type TestPrefix } from "../helpers/redis.ts";
 
 const grant: StreamGrant = {
@@ -218,5 +219,49 @@ describe.skipIf(!redisReady)("coordination across instances, Redis", () => {
     expect(await a.holdCall("CA1")).toBe(true);
     await a.releaseInstance("instance_dying");
     expect(await a.holder("CA1")).toBe("instance_a");
+  });
+
+  test("after Redis forgets its scripts (a restart, SCRIPT FLUSH) they are loaded again", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
+    const { RedisClient } = await import("bun");
+    const raw = new RedisClient(TEST_REDIS_URL);
+    await raw.send("SCRIPT", ["FLUSH"]);
+    raw.close();
+    expect(await a.consumeToken("CA1", token)).toEqual(grant);
+    expect(await a.holdCall("CA1")).toBe(true);
+  });
+
+  test("a call that ended while Redis was unreachable is released with the next beat", async () => {
+    const clock = new ManualClock();
+    prefix ??= freshPrefix();
+    const { RedisClient } = await import("bun");
+    const client = new RedisClient(TEST_REDIS_URL);
+    let unreachable = false;
+    const flaky = new Proxy(client, {
+      get(target, property) {
+        const value = Reflect.get(target, property);
+        if (property === "send")
+          return (command: string, args: string[]) =>
+            unreachable
+              ? Promise.reject(new Error("Connection closed"))
+              : target.send(command, args);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const a = new RedisCoordination(flaky, await client.duplicate(), "instance_a", clock, {
+      prefix: prefix.prefix,
+      heartbeatMs: 1_000,
+    });
+    await a.start();
+    opened.push(a);
+    await a.holdCall("CA1");
+    unreachable = true;
+    await expect(a.releaseCall("CA1")).rejects.toThrow("Connection closed");
+    unreachable = false;
+    expect(await a.holder("CA1")).toBe("instance_a");
+    clock.advance(1_000);
+    await eventually(async () => (await a.holder("CA1")) === undefined, "released by the beat");
   });
 });
