@@ -5,6 +5,7 @@ import type { CallRegistry } from "./call/registry.ts";
 import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
+import { IpcCoordination } from "./fleet/ipc-coordination.ts";
 import type { Logger } from "./log.ts";
 import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
@@ -43,6 +44,8 @@ export interface AppDeps {
  */
 export function createApp(deps: AppDeps) {
   const clients = new ClientAddresses(deps.config.server.trustedProxies, deps.logger);
+  /** With --workers, the supervisor knows the machine's workers and calls. */
+  const workers = deps.coordination instanceof IpcCoordination ? deps.coordination : undefined;
   const guard = new EndpointGuard({
     secret: deps.config.server.endpointSecret,
     externalUrl: deps.config.server.externalUrl,
@@ -65,6 +68,7 @@ export function createApp(deps: AppDeps) {
         integrations: integrationStatus(deps.config),
         activeCalls: () => deps.calls.size,
         draining: () => deps.calls.draining,
+        ...(workers ? { machine: () => workers.workers() } : {}),
       }),
     )
     .use(mediaStreamRoutes({ ...deps, clients }))

@@ -3,6 +3,7 @@
  * into a typed `Config` that is passed to everything else (nothing else reads `process.env`).
  */
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import type { ThinkSettingsV1Provider } from "@deepgram/sdk";
 import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -118,6 +119,11 @@ export const Environment = Type.Object({
     description:
       "Share SERVER_PORT with other processes that also set this (SO_REUSEPORT, Linux); unset, start-up stops when the port is taken",
     expected: "true or false",
+  }),
+  WORKERS: variable(Type.String({ default: "1", pattern: "^(auto|[1-9][0-9]?)$" }), {
+    description:
+      "Worker processes sharing SERVER_PORT on this machine (voice-agent --workers N), supervised; auto: one per core",
+    expected: "auto or a whole number from 1 to 99",
   }),
   SERVER_EXTERNAL_URL: variable(Type.Optional(Type.String({ format: "http-url" })), {
     description:
@@ -381,6 +387,8 @@ export interface Config {
     port: number;
     /** Listen on a port other processes listen on too (SO_REUSEPORT) instead of refusing to start. */
     reusePort: boolean;
+    /** Worker processes to run on this machine (1: this process serves alone). */
+    workers: number;
     /** Public base URL without a trailing slash, or undefined when not set. */
     externalUrl: string | undefined;
     endpointSecret: string | undefined;
@@ -549,6 +557,7 @@ function toConfig(env: Environment): Config {
       host: env.SERVER_HOST,
       port: env.SERVER_PORT,
       reusePort: env.SERVER_REUSE_PORT,
+      workers: env.WORKERS === "auto" ? availableParallelism() : Number(env.WORKERS),
       externalUrl: env.SERVER_EXTERNAL_URL?.replace(/\/+$/, ""),
       endpointSecret: env.ENDPOINT_SECRET,
       trustedProxies: new Set(splitList(env.TRUSTED_PROXIES ?? "")),

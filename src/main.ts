@@ -6,7 +6,10 @@
  * free), 78 config.
  */
 import { parseArgs } from "node:util";
+import { systemClock } from "./clock.ts";
 import { ConfigError, describeEnvironment, loadConfig } from "./config.ts";
+import { IpcCoordination, type SupervisorReply } from "./fleet/ipc-coordination.ts";
+import { runSupervisor, WORKER_ENV, WORKER_INDEX_ENV } from "./fleet/supervisor.ts";
 import { createLogger } from "./log.ts";
 import { keepServingOnUncaughtErrors } from "./process-guard.ts";
 import { PortInUseError, startService } from "./service.ts";
@@ -52,7 +55,8 @@ function usage(): string {
   return `voice-agent ${VERSION}: bridges Twilio phone calls to a Deepgram Voice Agent.
 
 Usage:
-  voice-agent [serve]        run the HTTP/WebSocket service (default)
+  voice-agent [serve]        run the HTTP/WebSocket service (default); --workers N (or auto): N
+                             supervised worker processes sharing the port
   voice-agent health         exit 0 when the local service answers GET /health with 200
   voice-agent call --to N    place an outbound call through a running service (call --help)
   voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM
@@ -82,19 +86,37 @@ async function checkHealth(): Promise<number> {
   }
 }
 
-async function serve(): Promise<void> {
-  const config = loadConfig(process.env);
-  const logger = createLogger({ level: config.logLevel });
+/** `workers`: from `--workers`, which wins over WORKERS. */
+async function serve(workers: string | undefined): Promise<number | undefined> {
+  const config = loadConfig(
+    workers === undefined ? process.env : { ...process.env, WORKERS: workers },
+  );
+  const workerIndex = process.env[WORKER_INDEX_ENV];
+  const root = createLogger({ level: config.logLevel });
+  // A worker's lines say which worker wrote them.
+  const logger = workerIndex === undefined ? root : root.child({ worker: Number(workerIndex) });
   keepServingOnUncaughtErrors(logger);
+  const workerId = process.env[WORKER_ENV];
+  if (workerId === undefined && config.server.workers > 1) {
+    return runSupervisor({
+      config,
+      logger,
+      clock: systemClock,
+      workers: config.server.workers,
+      command: ownCommand(),
+      env: process.env,
+    });
+  }
+  const worker = workerId === undefined ? undefined : ipcWorker(workerId);
+  const stops = worker?.stops ?? processSignals();
   // Listened for before the service starts: Bun takes a moment to install a signal handler, and a
   // SIGTERM in that moment (right after "listening") would kill the process with its calls.
   let starting: NodeJS.Signals | undefined;
   const beforeStart = (signal: NodeJS.Signals) => {
     starting ??= signal;
   };
-  process.on("SIGTERM", beforeStart);
-  process.on("SIGINT", beforeStart);
-  const service = await startService(config, logger);
+  stops.add(beforeStart);
+  const service = await startService(config, logger, worker ? { worker } : {});
   /** Exits at once, with the calls this process holds ended on their records first. */
   const exitNow = async (why: string) => {
     logger.warn(why, { activeCalls: service.calls.size });
@@ -124,11 +146,52 @@ async function serve(): Promise<void> {
       },
     );
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
-  process.off("SIGTERM", beforeStart);
-  process.off("SIGINT", beforeStart);
+  stops.add(onSignal);
+  stops.delete(beforeStart);
   if (starting) onSignal(starting);
+  return undefined;
+}
+
+type StopHandler = (signal: NodeJS.Signals) => void;
+
+/** SIGTERM and SIGINT, for a process serving on its own. */
+function processSignals(): Set<StopHandler> {
+  const handlers = new Set<StopHandler>();
+  const relay = (signal: NodeJS.Signals) => {
+    for (const handler of handlers) handler(signal);
+  };
+  process.on("SIGTERM", relay);
+  process.on("SIGINT", relay);
+  return handlers;
+}
+
+/** How to run this program again: the compiled binary itself, or bun with the entry file. */
+function ownCommand(): string[] {
+  const compiled = Bun.main.startsWith("/$bunfs/");
+  return compiled ? [process.execPath, "serve"] : [process.execPath, Bun.main, "serve"];
+}
+
+/**
+ * A worker of a supervisor: its coordination goes over the IPC channel the supervisor opened, and
+ * so do its stop requests. Signals sent to it directly are ignored: systemd (KillMode=control-group)
+ * and a terminal's Ctrl-C signal every process of the group, and the supervisor relays each signal
+ * once, so a second one from outside would otherwise cut the calls short.
+ */
+function ipcWorker(instance: string) {
+  const coordination = new IpcCoordination(instance, (request) => process.send?.(request));
+  const stops = new Set<StopHandler>();
+  process.on("message", (message) => {
+    const reply = message as SupervisorReply;
+    if (reply.type === "stop") for (const handler of stops) handler(reply.signal);
+    else coordination.receive(reply);
+  });
+  process.on("SIGTERM", () => {});
+  process.on("SIGINT", () => {});
+  // The supervisor is gone (killed): nothing would stop this worker any more, so it drains now.
+  process.on("disconnect", () => {
+    for (const handler of stops) handler("SIGTERM");
+  });
+  return { instance, coordination, stops };
 }
 
 async function main(argv: string[]): Promise<number | undefined> {
@@ -162,7 +225,11 @@ async function main(argv: string[]): Promise<number | undefined> {
   }
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { version: { type: "boolean", short: "v" }, help: { type: "boolean", short: "h" } },
+    options: {
+      version: { type: "boolean", short: "v" },
+      help: { type: "boolean", short: "h" },
+      workers: { type: "string" },
+    },
     allowPositionals: true,
   });
   if (values.version) {
@@ -179,8 +246,7 @@ async function main(argv: string[]): Promise<number | undefined> {
     return EXIT_USAGE;
   }
   if (command === "health") return checkHealth();
-  await serve();
-  return undefined;
+  return serve(values.workers);
 }
 
 try {

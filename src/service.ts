@@ -51,6 +51,11 @@ export interface ServiceOverrides {
   scenarios?: ReadonlyMap<string, Scenario>;
   clock?: Clock;
   connectAgent?: AgentConnector;
+  /**
+   * One of a supervisor's workers (`--workers`): this instance's id and its coordination (through
+   * the supervisor). The supervisor holds the SQLite lock and ended a previous life's calls.
+   */
+  worker?: { instance: string; coordination: Coordination };
 }
 
 /** @example const service = await startService(loadConfig(process.env), logger); await service.shutdown("SIGTERM"); */
@@ -63,19 +68,27 @@ export async function startService(
   const scenarios = overrides.scenarios ?? builtInScenarios;
   checkServeConfig(config, scenarios);
   /** This process among the service's instances: the owner on the calls it holds. */
-  const instance = `instance_${Bun.randomUUIDv7()}`;
-  const { store, unlockDatabase } = await openStorage(config, clock, logger, instance);
+  const instance = overrides.worker?.instance ?? `instance_${Bun.randomUUIDv7()}`;
+  const { store, unlockDatabase } = await openStorage(
+    config,
+    clock,
+    logger,
+    instance,
+    overrides.worker !== undefined,
+  );
   const calls = new CallRegistry();
   let coordination: Coordination;
   try {
-    coordination = config.redis.url
-      ? await openRedisCoordination(config.redis.url, instance, clock, {
-          prefix: config.redis.keyPrefix,
-          heartbeatMs: config.instances.heartbeatMs,
-          aliveMs: config.instances.lostAfterMs,
-          logger,
-        })
-      : new LocalCoordination(instance, clock);
+    coordination = overrides.worker
+      ? overrides.worker.coordination
+      : config.redis.url
+        ? await openRedisCoordination(config.redis.url, instance, clock, {
+            prefix: config.redis.keyPrefix,
+            heartbeatMs: config.instances.heartbeatMs,
+            aliveMs: config.instances.lostAfterMs,
+            logger,
+          })
+        : new LocalCoordination(instance, clock);
   } catch (error) {
     await store.close();
     unlockDatabase();
@@ -163,7 +176,7 @@ export async function startService(
   // Only once this process holds the database and the port: the calls a previous run left open.
   // On SQLite this is the only instance, so every open record is a previous life's; on a shared
   // database the others' calls are theirs, and a dead instance's are ended by liveness.
-  if (store.engine === "sqlite") {
+  if (store.engine === "sqlite" && !overrides.worker) {
     const interrupted = await store.calls.endOpen("interrupted", { mine: false });
     if (interrupted.length > 0) {
       logger.warn("ended calls a previous run left open", {
@@ -253,6 +266,8 @@ async function openStorage(
   clock: Clock,
   logger: Logger,
   owner: string,
+  /** A worker of a supervisor, which holds the SQLite lock for all its workers. */
+  worker: boolean,
 ): Promise<{ store: Storage; unlockDatabase: () => void }> {
   const onWriteFailure = (error: unknown, failed: number) =>
     logger.error("call events could not be written", { failed, error });
@@ -265,7 +280,7 @@ async function openStorage(
     });
     return { store, unlockDatabase: () => {} };
   }
-  const unlockDatabase = lockDatabase(config.databasePath);
+  const unlockDatabase = worker ? () => {} : lockDatabase(config.databasePath);
   try {
     const sqlite = openStore(config.databasePath, clock, {
       owner,

@@ -10,6 +10,7 @@ describe("loadConfig", () => {
       host: "0.0.0.0",
       port: 8080,
       reusePort: false,
+      workers: 1,
       externalUrl: undefined,
       endpointSecret: undefined,
       trustedProxies: new Set(),

@@ -15,6 +15,18 @@ export const HealthResponse = t.Object({
   status: t.Union([t.Literal("ok"), t.Literal("draining")]),
   version: t.String(),
   activeCalls: t.Number({ minimum: 0 }),
+  workers: t.Optional(
+    t.Object(
+      {
+        total: t.Integer({ minimum: 1 }),
+        alive: t.Integer({ minimum: 0 }),
+      },
+      {
+        description:
+          "With --workers: the machine's worker processes; `activeCalls` then counts the calls of all of them",
+      },
+    ),
+  ),
   integrations: t.Object({ twilio: IntegrationStatus, deepgram: IntegrationStatus }),
   proof: t.Optional(
     t.String({
@@ -32,20 +44,24 @@ export interface HealthDeps {
   integrations: HealthResponse["integrations"];
   activeCalls(): number;
   draining(): boolean;
+  /** With --workers: the machine's workers and the calls live on all of them, from the supervisor. */
+  machine?(): Promise<{ total: number; alive: number; activeCalls: number }>;
 }
 
 export function healthRoutes(deps: HealthDeps) {
   return new Elysia({ name: "health" }).get(
     "/health",
-    ({ set, query }) => {
+    async ({ set, query }) => {
       const draining = deps.draining();
+      const machine = await deps.machine?.();
       const nonce = (query as Record<string, string | undefined>).proof;
       // Draining answers 503 so load balancers and health checks stop sending new calls here.
       if (draining) set.status = 503;
       return {
         status: draining ? "draining" : "ok",
         version: deps.version,
-        activeCalls: deps.activeCalls(),
+        activeCalls: machine?.activeCalls ?? deps.activeCalls(),
+        ...(machine ? { workers: { total: machine.total, alive: machine.alive } } : {}),
         integrations: deps.integrations,
         ...(deps.secret && nonce && nonce.length <= MAX_NONCE_CHARS
           ? { proof: healthProof(deps.secret, nonce) }

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Coordination, StreamGrant } from "../../src/fleet/coordination.ts";
-import { LocalCoordination } from "../../src/fleet/local-coordination.ts";
+import { IpcCoordination, serveWorker } from "../../src/fleet/ipc-coordination.ts";
+import { CoordinationState, LocalCoordination } from "../../src/fleet/local-coordination.ts";
 import { openRedisCoordination, RedisCoordination } from "../../src/fleet/redis-coordination.ts";
 import { ManualClock } from "../fakes/clock.ts";
 import { eventually } from "../helpers/eventually.ts";
@@ -36,15 +37,47 @@ afterEach(async () => {
   prefix = undefined;
 });
 
+/** The state the in-process instances of one test share (as a supervisor's workers do). */
+let shared: CoordinationState | undefined;
+afterEach(() => {
+  shared = undefined;
+});
 const local: Engine = {
   name: "in-process",
   ready: true,
   async open(id, clock) {
-    const coordination = new LocalCoordination(id, clock, ttl);
+    shared ??= new CoordinationState(clock, ttl);
+    const coordination = new LocalCoordination(id, clock, shared);
     opened.push(coordination);
     return coordination;
   },
 };
+/** Workers of one supervisor: each call crosses a (simulated) JSON IPC channel, both ways. */
+const overIpc = <T>(message: T): T => JSON.parse(JSON.stringify(message));
+const workers: Engine = {
+  name: "supervised workers (IPC)",
+  ready: true,
+  async open(id, clock) {
+    shared ??= new CoordinationState(clock, ttl);
+    const state = shared;
+    let worker: IpcCoordination | undefined;
+    const served = serveWorker(
+      {
+        instance: id,
+        process: { send: (reply) => queueMicrotask(() => worker?.receive(overIpc(reply))) },
+      },
+      state,
+      clock,
+      () => ({ total: 1, alive: 1, activeCalls: state.held.size }),
+    );
+    worker = new IpcCoordination(id, (request) =>
+      queueMicrotask(() => void served.handle(overIpc(request))),
+    );
+    opened.push(worker);
+    return worker;
+  },
+};
+
 const redis: Engine = {
   name: "Redis",
   ready: redisReady,
@@ -59,7 +92,7 @@ const redis: Engine = {
   },
 };
 
-for (const engine of [local, redis]) {
+for (const engine of [local, workers, redis]) {
   describe.skipIf(!engine.ready)(`coordination, ${engine.name}`, () => {
     test("a token is redeemed once, for its own call, and a wrong one burns nothing", async () => {
       const clock = new ManualClock();
@@ -132,76 +165,80 @@ for (const engine of [local, redis]) {
   });
 }
 
-describe.skipIf(!redisReady)("coordination across instances, Redis", () => {
-  test("a token issued by one instance is redeemed on another, once, however many try at once", async () => {
-    const clock = new ManualClock();
-    const a = await redis.open("instance_a", clock);
-    const others = await Promise.all(
-      ["b", "c", "d"].map((id) => redis.open(`instance_${id}`, clock)),
-    );
-    const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
-    const results = await Promise.all(
-      Array.from({ length: 12 }, (_, index) =>
-        (others[index % 3] as Coordination).consumeToken("CA1", token),
-      ),
-    );
-    expect(results.filter((result) => result !== undefined)).toEqual([grant]);
-  });
-
-  test("the limit holds across instances under a burst", async () => {
-    const clock = new ManualClock();
-    const instances = await Promise.all(
-      ["a", "b", "c"].map((id) => redis.open(`instance_${id}`, clock)),
-    );
-    const issued = await Promise.all(
-      Array.from({ length: 30 }, (_, index) =>
-        (instances[index % 3] as Coordination).issueToken(
-          `CA${index}`,
-          grant,
-          { answered: true },
-          5,
+for (const engine of [local, workers, redis]) {
+  describe.skipIf(!engine.ready)(`coordination across instances, ${engine.name}`, () => {
+    test("a token issued by one instance is redeemed on another, once, however many try at once", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const others = await Promise.all(
+        ["b", "c", "d"].map((id) => engine.open(`instance_${id}`, clock)),
+      );
+      const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
+      const results = await Promise.all(
+        Array.from({ length: 12 }, (_, index) =>
+          (others[index % 3] as Coordination).consumeToken("CA1", token),
         ),
-      ),
-    );
-    expect(issued.filter(Boolean)).toHaveLength(5);
-    expect(await (instances[1] as Coordination).load()).toBe(5);
-  });
-
-  test("each instance sees who holds a call; a second instance cannot take it", async () => {
-    const clock = new ManualClock();
-    const a = await redis.open("instance_a", clock);
-    const b = await redis.open("instance_b", clock);
-    expect(await a.holdCall("CA1")).toBe(true);
-    expect(await b.holdCall("CA1")).toBe(false);
-    expect(await b.holder("CA1")).toBe("instance_a");
-    await b.releaseCall("CA1"); // not b's to release
-    expect(await b.holder("CA1")).toBe("instance_a");
-  });
-
-  test("a verdict sent from one instance reaches the holder's handler within milliseconds", async () => {
-    const clock = new ManualClock();
-    const a = await redis.open("instance_a", clock);
-    const b = await redis.open("instance_b", clock);
-    const delays: number[] = [];
-    let sentAt = 0;
-    let arrived: () => void = () => {};
-    a.onMessage((message) => {
-      expect(message).toMatchObject({ kind: "verdict", callSid: "CA1" });
-      delays.push(performance.now() - sentAt);
-      arrived();
+      );
+      expect(results.filter((result) => result !== undefined)).toEqual([grant]);
     });
-    for (let round = 0; round < 20; round++) {
-      const delivered = new Promise<void>((resolve) => {
-        arrived = resolve;
-      });
-      sentAt = performance.now();
-      await b.send("instance_a", { kind: "verdict", callSid: "CA1", answeredBy: "human" });
-      await delivered;
-    }
-    expect(delays).toHaveLength(20);
-    expect(Math.max(...delays)).toBeLessThan(1_000);
-  });
 
+    test("the limit holds across instances under a burst", async () => {
+      const clock = new ManualClock();
+      const instances = await Promise.all(
+        ["a", "b", "c"].map((id) => engine.open(`instance_${id}`, clock)),
+      );
+      const issued = await Promise.all(
+        Array.from({ length: 30 }, (_, index) =>
+          (instances[index % 3] as Coordination).issueToken(
+            `CA${index}`,
+            grant,
+            { answered: true },
+            5,
+          ),
+        ),
+      );
+      expect(issued.filter(Boolean)).toHaveLength(5);
+      expect(await (instances[1] as Coordination).load()).toBe(5);
+    });
+
+    test("each instance sees who holds a call; a second instance cannot take it", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const b = await engine.open("instance_b", clock);
+      expect(await a.holdCall("CA1")).toBe(true);
+      expect(await b.holdCall("CA1")).toBe(false);
+      expect(await b.holder("CA1")).toBe("instance_a");
+      await b.releaseCall("CA1"); // not b's to release
+      expect(await b.holder("CA1")).toBe("instance_a");
+    });
+
+    test("a verdict sent from one instance reaches the holder's handler within milliseconds", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const b = await engine.open("instance_b", clock);
+      const delays: number[] = [];
+      let sentAt = 0;
+      let arrived: () => void = () => {};
+      a.onMessage((message) => {
+        expect(message).toMatchObject({ kind: "verdict", callSid: "CA1" });
+        delays.push(performance.now() - sentAt);
+        arrived();
+      });
+      for (let round = 0; round < 20; round++) {
+        const delivered = new Promise<void>((resolve) => {
+          arrived = resolve;
+        });
+        sentAt = performance.now();
+        await b.send("instance_a", { kind: "verdict", callSid: "CA1", answeredBy: "human" });
+        await delivered;
+      }
+      expect(delays).toHaveLength(20);
+      expect(Math.max(...delays)).toBeLessThan(1_000);
+    });
+  });
+}
+
+describe.skipIf(!redisReady)("coordination across processes, Redis", () => {
   test("the slots of an instance that died stop counting, and its holds are released", async () => {
     const clock = new ManualClock();
     const a = await redis.open("instance_a", clock);

@@ -1,0 +1,207 @@
+/**
+ * `voice-agent --workers 2` on one port and one SQLite file, nothing else installed: the kernel
+ * spreads connections over the workers, so a call's webhook, its stream and its verdict may reach
+ * different workers, which agree through the supervisor. Calls work whichever worker they reach,
+ * the limit holds across workers, a crashed worker is started again, SIGTERM drains them all.
+ */
+import { afterEach, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { FakeTtsServer } from "../fakes/tts-server.ts";
+import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
+import { freePort, openStream, postSigned } from "../fakes/twilio-webhooks.ts";
+import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
+import { eventually } from "../helpers/eventually.ts";
+import { json } from "../helpers/http.ts";
+import {
+  ACCOUNT_SID,
+  AUTH_TOKEN,
+  CALLER,
+  OFFICE_NUMBER,
+  SECRET,
+  signedServiceEnv,
+} from "../helpers/signed-service.ts";
+
+const MAIN = join(import.meta.dir, "../../src/main.ts");
+const GREETING_BYTES = 300 * 8;
+const DEEPGRAM_KEY = "dg-key";
+
+interface Machine {
+  child: Subprocess<"ignore", "pipe", "pipe">;
+  url: string;
+  /** Every JSON line the supervisor and its workers wrote. */
+  lines: Record<string, unknown>[];
+  twilio: FakeTwilioRest;
+  agent: FakeVoiceAgentServer;
+  stop(): Promise<void>;
+}
+
+let machine: Machine | undefined;
+afterEach(async () => {
+  await machine?.stop();
+  machine = undefined;
+});
+
+async function startMachine(env: Record<string, string> = {}): Promise<Machine> {
+  const dir = mkdtempSync(join(tmpdir(), "voice-agent-workers-"));
+  const agent = FakeVoiceAgentServer.start({ apiKey: DEEPGRAM_KEY, greetingMs: 300 });
+  const twilio = FakeTwilioRest.start(ACCOUNT_SID, AUTH_TOKEN);
+  const tts = FakeTtsServer.start(DEEPGRAM_KEY);
+  const port = freePort();
+  const child = Bun.spawn(["bun", "run", MAIN, "--workers", "2"], {
+    cwd: dir,
+    env: {
+      PATH: process.env.PATH ?? "",
+      ...signedServiceEnv(port, agent.url),
+      DEEPGRAM_API_URL: tts.url,
+      TWILIO_API_URL: twilio.url,
+      DATABASE_PATH: join(dir, "voice-agent.db"),
+      SHUTDOWN_DRAIN_MS: "2000",
+      HANGUP_SETTLE_MS: "30",
+      LOG_LEVEL: "debug",
+      ...env,
+    },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const lines: Record<string, unknown>[] = [];
+  void (async () => {
+    let buffered = "";
+    for await (const chunk of child.stdout) {
+      buffered += new TextDecoder().decode(chunk);
+      const parts = buffered.split("\n");
+      buffered = parts.pop() ?? "";
+      for (const part of parts) if (part.startsWith("{")) lines.push(JSON.parse(part));
+    }
+  })();
+  await eventually(
+    () => lines.filter((line) => line.msg === "listening").length === 2,
+    "both workers listening",
+    15_000,
+  );
+  return {
+    child,
+    url: `http://127.0.0.1:${port}`,
+    lines,
+    twilio,
+    agent,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.exited;
+      agent.stop();
+      twilio.stop();
+      tts.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A signed webhook on a connection of its own (so the kernel may pick either worker). */
+const signed = (running: Machine, path: string, params: Record<string, string>) =>
+  postSigned({
+    serverUrl: running.url,
+    publicUrl: running.url,
+    path,
+    params,
+    authToken: AUTH_TOKEN,
+  });
+
+/** Which workers logged `msg` (for the call `callSid`, when given). */
+const workersThat = (running: Machine, msg: string, callSid?: string) =>
+  new Set(
+    running.lines
+      .filter((line) => line.msg === msg && (callSid === undefined || line.callSid === callSid))
+      .map((line) => line.worker),
+  );
+
+test("two workers on one port: inbound and outbound calls work whichever worker each part reaches", async () => {
+  machine = await startMachine();
+  for (let index = 0; index < 6; index++) {
+    const callSid = `CAwork${String(index).padStart(4, "0")}`;
+    const xml = await (
+      await signed(machine, "/incoming-call", {
+        CallSid: callSid,
+        From: CALLER,
+        To: OFFICE_NUMBER,
+        CallStatus: "ringing",
+      })
+    ).text();
+    const phone = await openStream(xml, callSid);
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`);
+    phone.hangUp();
+  }
+  expect(workersThat(machine, "call started")).toEqual(new Set([0, 1]));
+
+  // Outbound: placed, streamed and its verdict may each reach another worker.
+  for (let index = 0; index < 4; index++) {
+    const placed = await json(
+      await fetch(`${machine.url}/make-call`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: CALLER }),
+      }),
+    );
+    const phone = await machine.twilio.answer(placed.call_sid);
+    await machine.agent.nextSession();
+    expect((await machine.twilio.sendAmd(placed.call_sid, "human")).status).toBe(204);
+    await phone.waitFor(
+      () => phone.heardBytes === GREETING_BYTES,
+      "the greeting after the verdict",
+    );
+    phone.hangUp();
+  }
+  const health = await json(await fetch(`${machine.url}/health`));
+  expect(health.workers).toEqual({ total: 2, alive: 2 });
+});
+
+test("the limit holds across the workers; a crashed worker is started again; SIGTERM drains all", async () => {
+  machine = await startMachine({ MAX_CONCURRENT_CALLS: "2" });
+  const answers = await Promise.all(
+    Array.from({ length: 8 }, (_, index) =>
+      signed(machine as Machine, "/incoming-call", {
+        CallSid: `CAlimit${String(index).padStart(3, "0")}`,
+        From: CALLER,
+        To: OFFICE_NUMBER,
+      }).then((response) => response.text()),
+    ),
+  );
+  expect(answers.filter((xml) => xml.includes("<Stream"))).toHaveLength(2);
+
+  const started = machine.lines.filter((line) => line.msg === "worker started");
+  const victim = Number(started[0]?.pid);
+  process.kill(victim, "SIGKILL");
+  await eventually(
+    () => machine?.lines.some((line) => line.msg === "worker exited; starting it again"),
+    "the supervisor noticing",
+    10_000,
+  );
+  await eventually(
+    () => machine?.lines.filter((line) => line.msg === "listening").length === 3,
+    "the worker listening again",
+    15_000,
+  );
+
+  // A call live through the shutdown: the drain waits for it.
+  const index = answers.findIndex((xml) => xml.includes("<Stream"));
+  const phone = await openStream(answers[index] ?? "", `CAlimit${String(index).padStart(3, "0")}`);
+  await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "a call live through shutdown");
+  // As systemd (KillMode=control-group) and Ctrl-C do: every process of the group is signalled.
+  const pids = new Map(
+    machine.lines
+      .filter((line) => line.msg === "worker started")
+      .map((line) => [line.worker, Number(line.pid)]),
+  );
+  machine.child.kill("SIGTERM");
+  for (const pid of pids.values()) process.kill(pid, "SIGTERM");
+  await Bun.sleep(300);
+  expect(phone.isClosed).toBe(false);
+  phone.hangUp();
+  expect(await machine.child.exited).toBe(0);
+  expect(machine.lines.filter((line) => line.msg === "worker stopped")).toHaveLength(2);
+  // Each worker drained once: the supervisor's relay, not a second signal cutting calls short.
+  expect(machine.lines.filter((line) => String(line.msg).startsWith("second SIGTERM"))).toEqual([]);
+  expect(machine.lines.filter((line) => line.msg === "shutting down")).toHaveLength(2);
+});
