@@ -182,6 +182,23 @@ describe("compiled binary", () => {
     expect(await server.process.exited).toBe(0);
     expect(existsSync(join(server.cwd, "data", "voice-agent.db"))).toBe(true);
   }, 30_000);
+
+  test("--workers 2 runs two copies of the binary on one port; SIGTERM stops them all", async () => {
+    const port = freePort();
+    const cwd = mkdtempSync(join(dir, "workers-"));
+    const child = Bun.spawn([binary, "--workers", "2"], {
+      cwd,
+      env: { PATH: process.env.PATH ?? "", SERVER_PORT: String(port), SERVER_HOST: "127.0.0.1" },
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await listeningUrl(child.stdout, () => new Response(child.stderr).text());
+    const health = await json(await fetch(`http://127.0.0.1:${port}/health`));
+    expect(health.workers).toMatchObject({ total: 2 });
+    child.kill("SIGTERM");
+    expect(await child.exited).toBe(0);
+  }, 30_000);
 });
 
 describe("compiled binary with Twilio", () => {
