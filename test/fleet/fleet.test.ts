@@ -217,4 +217,30 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     const refusedUpgrades = fleet.logs[1]?.filter((line) => line.msg === "media stream refused");
     expect(refusedUpgrades).toEqual([]);
   });
+
+  test("50 bookings of one slot at once, spread over the three instances: exactly one wins", async () => {
+    fleet = await startFleet(3);
+    const instances = fleet.instances.filter((service) => service !== undefined);
+    const [first] = instances;
+    const [slot] =
+      (await first?.store.appointments.openSlots({
+        calendar: "dental",
+        from: new Date().toISOString(),
+        to: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+        limit: 1,
+      })) ?? [];
+    if (!slot) throw new Error("no open slot");
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, index) =>
+        instances[index % instances.length]?.store.appointments.book({
+          slot_id: slot.id,
+          name: `Caller ${index}`,
+        }),
+      ),
+    );
+    expect(results.filter((result) => result?.ok)).toHaveLength(1);
+    expect(
+      results.filter((result) => result?.ok === false && result.reason === "slot_taken"),
+    ).toHaveLength(49);
+  });
 });
