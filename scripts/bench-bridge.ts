@@ -16,12 +16,13 @@
  *   bun run scripts/bench-bridge.ts --calls 500 --seconds 20 [--binary dist/voice-agent] [--pin]
  *     [--reference] [--repeat N] [--capture] [--barge-ins K] [--cpu-prof DIR]
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { mulawTone } from "../test/fakes/mulaw.ts";
 import { FakeTwilioCall } from "../test/fakes/twilio-media-client.ts";
+import { freePort } from "../test/fakes/twilio-webhooks.ts";
 import { type FakeAgentSession, FakeVoiceAgentServer } from "../test/fakes/voice-agent-server.ts";
 import { NO_DEEPGRAM_REST } from "../test/helpers/context.ts";
 import { listeningUrl } from "../test/helpers/listening.ts";
@@ -57,11 +58,19 @@ const { values } = parseArgs({
     reference: { type: "boolean", default: false },
     /** Runs of each bridge; with --reference the order alternates from one repeat to the next. */
     repeat: { type: "string", default: "1" },
+    /**
+     * Run the service as `--workers N` (a supervisor and N workers on one port); CPU and memory are
+     * the whole process tree's. Leave --pin off: the workers would share one core.
+     */
+    workers: { type: "string", default: "1" },
   },
 });
 const CALLS = Number(values.calls);
 const SECONDS = Number(values.seconds);
 const REPEAT = Number(values.repeat);
+const WORKERS = Number(values.workers);
+if (!Number.isInteger(WORKERS) || WORKERS < 1)
+  throw new Error("--workers must be a positive integer");
 if (!Number.isInteger(CALLS) || CALLS < 1) throw new Error("--calls must be a positive integer");
 if (!(SECONDS > 0)) throw new Error("--seconds must be positive");
 if (!Number.isInteger(REPEAT) || REPEAT < 1) throw new Error("--repeat must be a positive integer");
@@ -101,11 +110,35 @@ function distribution(samples: number[]): Distribution {
 }
 
 /** User and system CPU time of a process in clock ticks, and its resident set in KiB. */
-function usage(pid: number): { userTicks: number; systemTicks: number; rssKiB: number } {
+function ownUsage(pid: number): { userTicks: number; systemTicks: number; rssKiB: number } {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
   return { userTicks: Number(fields[11]), systemTicks: Number(fields[12]), rssKiB: Number(rss) };
+}
+
+/** The pids of a process's children (its workers, with --workers). */
+function children(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+
+/** `ownUsage` of a process and its children, added up. */
+function usage(pid: number): { userTicks: number; systemTicks: number; rssKiB: number } {
+  return [pid, ...children(pid)].map(ownUsage).reduce((total, one) => ({
+    userTicks: total.userTicks + one.userTicks,
+    systemTicks: total.systemTicks + one.systemTicks,
+    rssKiB: total.rssKiB + one.rssKiB,
+  }));
 }
 const TICKS_PER_SECOND =
   Number(Bun.spawnSync(["getconf", "CLK_TCK"]).stdout.toString().trim()) || 100;
@@ -213,6 +246,7 @@ const profile = values["cpu-prof"] ? ["--cpu-prof-md", `--cpu-prof-dir=${values[
 const serviceCommand = [
   ...onCpu0,
   ...(values.binary ? [values.binary] : [process.execPath, ...profile, "run", "src/main.ts"]),
+  ...(WORKERS > 1 ? ["--workers", String(WORKERS)] : []),
 ];
 /** Compiled like the service when it is (`--binary`), from source otherwise. */
 function referenceCommand(): string[] {
@@ -247,7 +281,8 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "",
     SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: "0",
+    // Workers share a port they are given (with 0 each would pick its own).
+    SERVER_PORT: kind === "service" && WORKERS > 1 ? String(freePort()) : "0",
     DEEPGRAM_API_KEY: "bench-key",
     DEEPGRAM_AGENT_URL: agent.url,
     ...(kind === "service"
@@ -263,7 +298,10 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   };
   const server = Bun.spawn(commands[kind], { env, stdout: "pipe", stderr: "inherit" });
   const base = await listeningUrl(server.stdout, async () => `exit code ${await server.exited}`);
-  await Bun.sleep(500);
+  // With --workers, until every worker listens (the first one's line gave the URL).
+  while (kind === "service" && WORKERS > 1 && children(server.pid).length < WORKERS)
+    await Bun.sleep(50);
+  await Bun.sleep(WORKERS > 1 ? 1_500 : 500);
   const idle = usage(server.pid);
   console.log(
     `\n── ${kind}: ${CALLS} calls, ${SECONDS} s at real-time cadence, pid ${server.pid} (${commands[kind].join(" ")})`,
