@@ -30,6 +30,7 @@ import {
   type BridgeCallerAudio,
   describeCallerAudio,
   heldBackTotal,
+  readPostgresCallerAudio,
   readReferenceCallerAudio,
   readServiceCallerAudio,
 } from "./lib/caller-audio.ts";
@@ -63,12 +64,21 @@ const { values } = parseArgs({
      * the whole process tree's. Leave --pin off: the workers would share one core.
      */
     workers: { type: "string", default: "1" },
+    /**
+     * Run the service as N instances on PostgreSQL + Redis (TEST_DATABASE_URL's server, a fresh
+     * database; TEST_REDIS_URL, a fresh key prefix), the calls spread over them as a balancer
+     * would; CPU and memory are all instances' together.
+     */
+    fleet: { type: "string", default: "1" },
   },
 });
 const CALLS = Number(values.calls);
 const SECONDS = Number(values.seconds);
 const REPEAT = Number(values.repeat);
 const WORKERS = Number(values.workers);
+const FLEET = Number(values.fleet);
+if (!Number.isInteger(FLEET) || FLEET < 1) throw new Error("--fleet must be a positive integer");
+if (FLEET > 1 && WORKERS > 1) throw new Error("--fleet and --workers: one or the other");
 if (!Number.isInteger(WORKERS) || WORKERS < 1)
   throw new Error("--workers must be a positive integer");
 if (!Number.isInteger(CALLS) || CALLS < 1) throw new Error("--calls must be a positive integer");
@@ -296,15 +306,35 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
         }
       : {}),
   };
-  const server = Bun.spawn(commands[kind], { env, stdout: "pipe", stderr: "inherit" });
-  const base = await listeningUrl(server.stdout, async () => `exit code ${await server.exited}`);
+  const fleet = kind === "service" && FLEET > 1 ? await openFleetStores() : undefined;
+  const servers = Array.from({ length: fleet ? FLEET : 1 }, () =>
+    Bun.spawn(commands[kind], {
+      env: { ...env, ...fleet?.env, ...(fleet ? { SERVER_PORT: String(freePort()) } : {}) },
+      stdout: "pipe",
+      stderr: "inherit",
+    }),
+  );
+  const server = servers[0] as (typeof servers)[number];
+  const bases = await Promise.all(
+    servers.map((one) => listeningUrl(one.stdout, async () => `exit code ${await one.exited}`)),
+  );
+  const base = bases[0] as string;
   // With --workers, until every worker listens (the first one's line gave the URL).
   while (kind === "service" && WORKERS > 1 && children(server.pid).length < WORKERS)
     await Bun.sleep(50);
-  await Bun.sleep(WORKERS > 1 ? 1_500 : 500);
-  const idle = usage(server.pid);
+  await Bun.sleep(WORKERS > 1 || fleet ? 1_500 : 500);
+  /** The whole service's use: every instance, each with its workers. */
+  const usageOfAll = () =>
+    servers
+      .map((one) => usage(one.pid))
+      .reduce((total, one) => ({
+        userTicks: total.userTicks + one.userTicks,
+        systemTicks: total.systemTicks + one.systemTicks,
+        rssKiB: total.rssKiB + one.rssKiB,
+      }));
+  const idle = usageOfAll();
   console.log(
-    `\n── ${kind}: ${CALLS} calls, ${SECONDS} s at real-time cadence, pid ${server.pid} (${commands[kind].join(" ")})`,
+    `\n── ${kind}: ${CALLS} calls, ${SECONDS} s at real-time cadence, pid ${servers.map((one) => one.pid).join(", ")} (${commands[kind].join(" ")})`,
   );
 
   // Every phone streams from its `start` on, as Twilio does: the frames before the agent is ready
@@ -314,7 +344,8 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   for (let i = 0; i < CALLS; i++) {
     phones.push(
       await FakeTwilioCall.connect({
-        url: `${base.replace("http", "ws")}/twilio`,
+        // Spread over the instances as a round-robin balancer would.
+        url: `${(bases[i % bases.length] as string).replace("http", "ws")}/twilio`,
         customParameters: { from: `+1555${String(i).padStart(7, "0")}` },
         keepMessages: false,
       }),
@@ -354,7 +385,7 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
     : undefined;
 
   // Steady state: every call streams; barge-ins one call at a time, evenly spaced over the run.
-  const started = usage(server.pid);
+  const started = usageOfAll();
   const benchCpuStart = process.cpuUsage();
   const startedAt = performance.now();
   const lateBefore = cadence.lateTicks;
@@ -370,7 +401,7 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   };
   await Bun.sleep(SECONDS * 1000);
   cadence.onTick = undefined;
-  const loaded = usage(server.pid);
+  const loaded = usageOfAll();
   const elapsedS = (performance.now() - startedAt) / 1000;
   const benchCpu = process.cpuUsage(benchCpuStart);
   const lateTicks = cadence.lateTicks - lateBefore;
@@ -471,8 +502,8 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   // all of them on disk once it has shut down cleanly.
   const referenceAudio =
     kind === "reference" ? await readReferenceCallerAudio(base, CALLS) : undefined;
-  server.kill("SIGTERM");
-  await server.exited;
+  for (const one of servers) one.kill("SIGTERM");
+  await Promise.all(servers.map((one) => one.exited));
   const result: RunResult = {
     kind,
     elapsedS,
@@ -491,10 +522,34 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
     hangUps,
     phonesSent: cadence.sent.reduce((sum, n) => sum + n, 0),
     agentReceived: agent.sessions.reduce((sum, session) => sum + session.audioFrames, 0),
-    callerAudio: referenceAudio ?? readServiceCallerAudio(databasePath),
+    callerAudio:
+      referenceAudio ?? (fleet ? await fleet.callerAudio() : readServiceCallerAudio(databasePath)),
   };
+  await fleet?.close();
   agent.stop();
   return result;
+}
+
+/** A fresh PostgreSQL database and Redis key prefix for one fleet run, and their clean-up. */
+async function openFleetStores() {
+  // Loaded only for --fleet: they look for the servers as they load.
+  const { freshDatabase } = await import("../test/helpers/postgres.ts");
+  const { freshPrefix, TEST_REDIS_URL } = await import("../test/helpers/redis.ts");
+  const database = await freshDatabase();
+  const keys = freshPrefix();
+  return {
+    env: {
+      DATABASE_URL: database.url,
+      REDIS_URL: TEST_REDIS_URL,
+      REDIS_KEY_PREFIX: keys.prefix,
+      SERVER_REUSE_PORT: "false",
+    },
+    callerAudio: () => readPostgresCallerAudio(database.url),
+    async close() {
+      await database.drop();
+      await keys.clear();
+    },
+  };
 }
 
 const ms = (value: number) => `${value.toFixed(2)} ms`;

@@ -5,6 +5,7 @@
  * by the agent − held back by design; it must be 0.
  */
 import { Database } from "bun:sqlite";
+import { SQL } from "bun";
 
 /** A bridge's frame counts over a whole run. */
 export interface BridgeCallerAudio {
@@ -33,23 +34,36 @@ export function readServiceCallerAudio(databasePath: string): BridgeCallerAudio 
   try {
     const columns = db.query<{ name: string }, []>("PRAGMA table_info(calls)").all();
     if (!columns.some(({ name }) => name === "caller_audio")) return undefined;
-    const rows = db
-      .query<{ caller_audio: string | null }, []>("SELECT caller_audio FROM calls")
-      .all();
-    const total: BridgeCallerAudio = { calls: 0, received: 0, forwarded: 0, heldBack: {} };
-    for (const { caller_audio } of rows) {
-      if (!caller_audio) continue;
-      const counts = JSON.parse(caller_audio) as CallerAudioColumn;
-      total.calls += 1;
-      total.received += counts.received;
-      total.forwarded += counts.forwarded;
-      for (const [reason, frames] of Object.entries(counts.held_back))
-        total.heldBack[reason] = (total.heldBack[reason] ?? 0) + frames;
-    }
-    return total;
+    return summed(
+      db.query<{ caller_audio: string | null }, []>("SELECT caller_audio FROM calls").all(),
+    );
   } finally {
     db.close();
   }
+}
+
+/** The same, from a fleet's PostgreSQL database (after its instances exited). */
+export async function readPostgresCallerAudio(url: string): Promise<BridgeCallerAudio> {
+  const sql = new SQL(url, { max: 1 });
+  try {
+    return summed(await sql<{ caller_audio: string | null }[]>`SELECT caller_audio FROM calls`);
+  } finally {
+    await sql.close();
+  }
+}
+
+function summed(rows: { caller_audio: string | null }[]): BridgeCallerAudio {
+  const total: BridgeCallerAudio = { calls: 0, received: 0, forwarded: 0, heldBack: {} };
+  for (const { caller_audio } of rows) {
+    if (!caller_audio) continue;
+    const counts = JSON.parse(caller_audio) as CallerAudioColumn;
+    total.calls += 1;
+    total.received += counts.received;
+    total.forwarded += counts.forwarded;
+    for (const [reason, frames] of Object.entries(counts.held_back))
+      total.heldBack[reason] = (total.heldBack[reason] ?? 0) + frames;
+  }
+  return total;
 }
 
 /** The reference bridge's counters, from its `GET /caller-audio`. */
