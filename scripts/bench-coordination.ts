@@ -29,7 +29,10 @@ if (!Number.isInteger(calls) || calls < 10) throw new Error("--calls must be an 
 if (!Number.isInteger(concurrency) || concurrency < 1)
   throw new Error("--concurrency must be a positive integer");
 
-const prefix = `va-bench:${Bun.randomUUIDv7()}:`;
+// The tests' helper makes the key prefix and deletes its keys afterwards, on the Redis given here.
+process.env.TEST_REDIS_URL = values.redis;
+const keys = (await import("../test/helpers/redis.ts")).freshPrefix();
+const prefix = keys.prefix;
 const options = { prefix, heartbeatMs: 5_000, aliveMs: 60_000 };
 const a = await openRedisCoordination(values.redis, "instance_a", systemClock, options);
 const b = await openRedisCoordination(values.redis, "instance_b", systemClock, options);
@@ -100,16 +103,5 @@ for (const [label, sorted] of rows) {
 
 await a.close();
 await b.close();
-let cursor = "0";
-do {
-  const [nextCursor, keys] = (await raw.send("SCAN", [
-    cursor,
-    "MATCH",
-    `${prefix}*`,
-    "COUNT",
-    "500",
-  ])) as [string, string[]];
-  cursor = nextCursor;
-  if (keys.length > 0) await raw.send("DEL", keys);
-} while (cursor !== "0");
+await keys.clear();
 raw.close();

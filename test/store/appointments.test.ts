@@ -20,7 +20,8 @@ const week = {
   limit: 50,
 };
 
-describe("appointments", () => {
+/** SQLite's own guarantees; the repository's behaviour is in storage-contract.test.ts, on both engines. */
+describe("appointments on SQLite", () => {
   let store: Store;
   beforeEach(() => {
     store = openStore(":memory:", new ManualClock());
@@ -30,85 +31,6 @@ describe("appointments", () => {
       slot("Dr. Chen", "2026-03-03T09:00:00.000Z"),
       slot("Dr. Chen", "2026-03-10T09:00:00.000Z"),
     ]);
-  });
-
-  test("adding slots is idempotent", () => {
-    expect(store.appointments.addSlots([slot("Dr. Patel", "2026-03-03T09:00:00.000Z")])).toBe(0);
-    expect(store.appointments.openSlots(week)).toHaveLength(3);
-  });
-
-  test("a slot must end after it starts", () => {
-    expect(() =>
-      store.appointments.addSlots([slot("Dr. Patel", "2026-03-04T09:00:00.000Z", -30)]),
-    ).toThrow(/CHECK/);
-  });
-
-  test("open slots come in time order, by range and provider", () => {
-    const open = store.appointments.openSlots(week);
-    expect(open.map((s) => `${s.starts_at} ${s.provider}`)).toEqual([
-      "2026-03-03T09:00:00.000Z Dr. Chen",
-      "2026-03-03T09:00:00.000Z Dr. Patel",
-      "2026-03-03T09:30:00.000Z Dr. Patel",
-    ]);
-    expect(store.appointments.openSlots({ ...week, provider: "Dr. Chen" })).toHaveLength(1);
-    expect(store.appointments.openSlots({ ...week, limit: 1 })).toHaveLength(1);
-  });
-
-  test("booking takes the slot out of the open list and reads back by code and phone", () => {
-    const [first] = store.appointments.openSlots(week);
-    if (!first) throw new Error("no slot");
-    const result = store.appointments.book({
-      slot_id: first.id,
-      name: "Jamie Fox",
-      phone: "+15557654321",
-      reason: "cleaning",
-    });
-    if (!result.ok) throw new Error(result.reason);
-    expect(result.booking).toMatchObject({
-      status: "booked",
-      name: "Jamie Fox",
-      provider: first.provider,
-      starts_at: first.starts_at,
-    });
-    expect(result.booking.id).toMatch(/^[A-HJ-NP-Z2-9]{6}$/);
-    expect(store.appointments.openSlots(week).map((s) => s.id)).not.toContain(first.id);
-    expect(store.appointments.booking(result.booking.id.toLowerCase())).toEqual(result.booking);
-    expect(store.appointments.bookingsByPhone("+15557654321").map((b) => b.id)).toEqual([
-      result.booking.id,
-    ]);
-  });
-
-  test("a taken slot is refused, an unknown one too", () => {
-    const [first] = store.appointments.openSlots(week);
-    if (!first) throw new Error("no slot");
-    expect(store.appointments.book({ slot_id: first.id, name: "One" }).ok).toBe(true);
-    expect(store.appointments.book({ slot_id: first.id, name: "Two" })).toEqual({
-      ok: false,
-      reason: "slot_taken",
-    });
-    expect(store.appointments.book({ slot_id: 9999, name: "Three" })).toEqual({
-      ok: false,
-      reason: "no_such_slot",
-    });
-  });
-
-  test("cancelling frees the slot for a new booking; cancelling twice does nothing", () => {
-    const [first] = store.appointments.openSlots(week);
-    if (!first) throw new Error("no slot");
-    const booked = store.appointments.book({
-      slot_id: first.id,
-      name: "One",
-      phone: "+15550000001",
-    });
-    if (!booked.ok) throw new Error(booked.reason);
-    const cancelled = store.appointments.cancel(booked.booking.id);
-    expect(cancelled).toMatchObject({
-      status: "cancelled",
-      cancelled_at: "2026-03-02T15:00:00.000Z",
-    });
-    expect(store.appointments.cancel(booked.booking.id)).toBeUndefined();
-    expect(store.appointments.bookingsByPhone("+15550000001")).toEqual([]);
-    expect(store.appointments.book({ slot_id: first.id, name: "Two" }).ok).toBe(true);
   });
 
   test("the schema itself refuses a second live booking of a slot", () => {

@@ -236,6 +236,9 @@ for (const engine of [sqlite, postgres]) {
           ["CA1", "silence", "no_response"],
           ["CA2", "agent_unavailable", "agent_error"],
           ["CA3", "something new", "failed"],
+          ["CA5", "caller_hung_up", "caller_hung_up"],
+          ["CA6", "agent_ended_call", "no_decision"],
+          ["CA7", "fax_detected", "fax"],
         ] as const) {
           await storage.calls.create(outbound(sid));
           storage.calls.updateLater(sid, {
@@ -257,6 +260,18 @@ for (const engine of [sqlite, postgres]) {
           outcome: "callback_requested",
           outcome_detail: "after 3",
         });
+      });
+
+      test("records ended as the service exits get service_shutdown, unless an outcome was recorded", async () => {
+        await storage.calls.create(outbound("CA1"));
+        await storage.calls.started("CA1");
+        await storage.calls.create(outbound("CA2"));
+        await storage.calls.update("CA2", { outcome: "not_interested" });
+        const ended = await storage.calls.endOpen("interrupted", { mine: true });
+        expect(ended.map((call) => [call.sid, call.outcome, call.status])).toEqual([
+          ["CA1", "service_shutdown", "completed"],
+          ["CA2", "not_interested", "canceled"],
+        ]);
       });
 
       test("a started call is in progress and held by the instance streaming it", async () => {
