@@ -43,6 +43,8 @@ export interface Service {
 
 /** Longest wait for Deepgram to start streaming synthesised speech. */
 const TTS_TIMEOUT_MS = 15_000;
+/** At shutdown, how long requests already being answered may take before their sockets close. */
+const IN_FLIGHT_GRACE_MS = 1_000;
 /** How often calls whose stream never came are looked for (their tokens live 30 s and more). */
 const TOKEN_SWEEP_MS = 5_000;
 
@@ -185,8 +187,9 @@ export async function startService(
       });
     }
   }
-  // A verdict for a call this instance holds, from whichever instance Twilio's callback reached.
-  coordination.onMessage((message) => bridge.verdict(message.callSid, message.answeredBy));
+  // A verdict or the end of a call this instance holds, from whichever instance Twilio's callback
+  // reached.
+  coordination.onMessage((message) => bridge.deliver(message));
   const liveness = new Liveness(store, clock, logger, {
     ...config.instances,
     instanceLost: (lost) => coordination.releaseInstance(lost),
@@ -229,7 +232,12 @@ export async function startService(
       logger.warn("drain time over, hanging up live calls", { activeCalls: calls.size });
       await calls.hangUpAll("service shutting down", config.server.shutdownGoodbyeMs);
     }
-    // Every socket closes now, also the idle and never-started ones a client would keep open.
+    // No new connections; requests in flight get a moment to finish (a webhook cut off here would
+    // be retried by the balancer on another instance and refused there as a duplicate). Then every
+    // socket closes, also the idle and never-started ones a client would keep open.
+    void server.stop(false);
+    const graceEnds = performance.now() + IN_FLIGHT_GRACE_MS;
+    while (server.pendingRequests > 0 && performance.now() < graceEnds) await Bun.sleep(10);
     await app.stop(true);
     await liveness
       .stop()

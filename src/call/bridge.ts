@@ -8,7 +8,7 @@
 
 import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
-import type { Coordination } from "../fleet/coordination.ts";
+import type { CallMessage, Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import {
   type AgentSettings,
@@ -223,6 +223,18 @@ export class CallBridge {
   verdict(callSid: string, answeredBy: string): void {
     const live = this.deps.calls.get(callSid);
     if (live instanceof CallSession) live.verdict(answeredBy);
+  }
+
+  /** Twilio's terminal status for a call live on this instance: its session ends. */
+  callEnded(callSid: string, status: string): void {
+    const live = this.deps.calls.get(callSid);
+    if (live instanceof CallSession) live.telephonyEnded(status);
+  }
+
+  /** A message for a call this instance holds, from whichever instance Twilio's callback reached. */
+  deliver(message: CallMessage): void {
+    if (message.kind === "verdict") this.verdict(message.callSid, message.answeredBy);
+    else this.callEnded(message.callSid, message.status);
   }
 
   /**

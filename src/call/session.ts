@@ -384,6 +384,14 @@ export class CallSession implements LiveCall {
     this.#finish("caller_hung_up", "media stream closed");
   }
 
+  /**
+   * Twilio reported the call over (a terminal status callback) while its stream is still open here,
+   * e.g. the stream's close was lost: the call ends now instead of waiting for silence.
+   */
+  telephonyEnded(status: string): void {
+    this.#finish("caller_hung_up", `Twilio reported the call ${status}`);
+  }
+
   /** Ends the call politely (used when the service shuts down); resolves when it has ended. */
   hangUp(reason: string): Promise<void> {
     try {

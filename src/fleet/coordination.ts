@@ -10,7 +10,11 @@ import type { StreamGrant } from "../call/stream-tokens.ts";
 export type { StreamGrant } from "../call/stream-tokens.ts";
 
 /** A message for the session of a call held by another instance. */
-export type CallMessage = { kind: "verdict"; callSid: string; answeredBy: string };
+export type CallMessage =
+  /** Twilio's answering-machine verdict. */
+  | { kind: "verdict"; callSid: string; answeredBy: string }
+  /** Twilio's terminal call status (completed, canceled, …): the call is over. */
+  | { kind: "ended"; callSid: string; status: string };
 
 export interface TokenOptions {
   /** The call is already answered (inbound): its stream must come within the short wait. */

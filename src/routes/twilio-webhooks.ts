@@ -248,22 +248,32 @@ export function twilioWebhookRoutes({
         }
         if (rank(update.CallStatus) < rank(call.status) || TERMINAL.has(call.status)) return;
         const now = new Date().toISOString();
+        const terminal = TERMINAL.has(update.CallStatus);
+        /** The instance whose session has this call live, if any (this one or another). */
+        const holder = terminal ? await coordination.holder(update.CallSid) : undefined;
         const unanswered = UNANSWERED_OUTCOMES[update.CallStatus];
         await store.calls.update(update.CallSid, {
           status: update.CallStatus,
           ...(update.CallStatus === "in-progress" && !call.answered_at ? { answered_at: now } : {}),
-          ...(TERMINAL.has(update.CallStatus) && !call.ended_at ? { ended_at: now } : {}),
+          ...(terminal && !call.ended_at ? { ended_at: now } : {}),
           ...(unanswered && !call.outcome
             ? { outcome: unanswered, outcome_detail: `Twilio: ${update.CallStatus}` }
             : {}),
           // Completed with no conversation here (e.g. the caller hung up during the disclosure):
           // its end reason, and with it an outcome.
-          ...(update.CallStatus === "completed" &&
-          !call.ended_at &&
-          !(await coordination.holder(update.CallSid))
+          ...(update.CallStatus === "completed" && !call.ended_at && !holder
             ? { end_reason: "caller_hung_up" }
             : {}),
         });
+        // The call is over on Twilio's side: its session ends too, wherever it runs (its stream's
+        // close may come later, or not at all).
+        if (holder) {
+          await coordination.send(holder, {
+            kind: "ended",
+            callSid: update.CallSid,
+            status: update.CallStatus,
+          });
+        }
         store.calls.appendEvent(update.CallSid, {
           kind: "status",
           data: { status: update.CallStatus },
