@@ -46,6 +46,25 @@ test("waitUntilEmpty resolves true as soon as the last call ends", async () => {
   expect(await waiting).toBe(true);
 });
 
+test("the drain also waits for a stream still being set up, which then registers or is refused", async () => {
+  const registry = new CallRegistry();
+  const setUp = registry.opening();
+  let empty = false;
+  const waiting = registry.waitUntilEmpty(60_000).then((result) => {
+    empty = result;
+  });
+  await Bun.sleep(0);
+  expect(empty).toBe(false);
+  registry.register(fakeCall("CA1", registry).call);
+  setUp();
+  setUp(); // once only
+  await Bun.sleep(0);
+  expect(empty).toBe(false);
+  registry.unregister("CA1");
+  await waiting;
+  expect(empty).toBe(true);
+});
+
 test("waitUntilEmpty resolves false when calls outlast the timeout", async () => {
   const registry = new CallRegistry();
   registry.register(fakeCall("CA1", registry).call);

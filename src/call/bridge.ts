@@ -57,6 +57,11 @@ export type OpenResult =
   /** `internal`: the stream was acceptable but setting the call up failed (a bug or the database). */
   | { ok: false; reason: string; internal?: boolean };
 
+/** Whether a stream may be bridged; a refusal with a grant ends the call's record. */
+type Admission =
+  | { ok: true; grant: StreamGrant; scenario: Scenario }
+  | { ok: false; reason: string; grant?: StreamGrant };
+
 export class CallBridge {
   /** Streams closed without an agent connection (bad token, duplicate, shutdown, …). */
   refusedStreams = 0;
@@ -64,7 +69,27 @@ export class CallBridge {
   constructor(private readonly deps: BridgeDeps) {}
 
   async open(start: StreamStart, phone: PhoneChannel): Promise<OpenResult> {
-    const admitted = await this.#admit(start);
+    const opened = this.deps.calls.opening();
+    try {
+      return await this.#setUp(start, phone);
+    } finally {
+      opened();
+    }
+  }
+
+  async #setUp(start: StreamStart, phone: PhoneChannel): Promise<OpenResult> {
+    let admitted: Admission;
+    try {
+      admitted = await this.#admit(start);
+    } catch (error) {
+      // The store or the coordination failed (Redis unreachable, …): whatever this instance
+      // may have taken is let go; the call's record ends with the reason.
+      this.deps.logger.error("could not admit a stream", { callSid: start.callSid, error });
+      await this.deps.coordination.releaseCall(start.callSid).catch(() => {});
+      await this.#endRefused(start.callSid, "the service could not admit the stream");
+      this.refusedStreams += 1;
+      return { ok: false, reason: "internal error while admitting the stream", internal: true };
+    }
     if (!admitted.ok) {
       if (admitted.grant) await this.#endRefused(start.callSid, admitted.reason);
       return this.#refuse(start, admitted.reason);
@@ -204,7 +229,14 @@ export class CallBridge {
    */
   async endStreamlessCalls(): Promise<void> {
     const { coordination, calls, store, logger } = this.deps;
-    for (const callSid of await coordination.takeExpiredTokens()) {
+    let expired: string[];
+    try {
+      expired = await coordination.takeExpiredTokens();
+    } catch (error) {
+      logger.error("could not look for calls whose stream never came", { error });
+      return;
+    }
+    for (const callSid of expired) {
       if (calls.get(callSid)) continue;
       try {
         const ended = await store.calls.endIfOpen(
@@ -239,15 +271,11 @@ export class CallBridge {
 
   /**
    * Decides whether a stream may be bridged. The token is checked (and used up) before anything
-   * else about the call, so nothing the stream says is trusted unless the service issued it; then
-   * this instance takes the call, unless another already holds it.
+   * else about the call, so nothing the stream says is trusted unless the service issued it; in the
+   * same step this instance takes the call (its slot passes from the token to the live call),
+   * unless another instance already holds it. A stream refused after that lets the call go again.
    */
-  async #admit(
-    start: StreamStart,
-  ): Promise<
-    | { ok: true; grant: StreamGrant; scenario: Scenario }
-    | { ok: false; reason: string; grant?: StreamGrant }
-  > {
+  async #admit(start: StreamStart): Promise<Admission> {
     const { config, calls, coordination, scenarios } = this.deps;
     if (start.encoding !== "audio/x-mulaw" || start.sampleRate !== 8000) {
       return {
@@ -255,20 +283,27 @@ export class CallBridge {
         reason: `unsupported media format ${start.encoding}/${start.sampleRate}`,
       };
     }
-    const grant =
-      (await coordination.consumeToken(start.callSid, start.customParameters.token)) ??
-      (config.calls.allowDevStreams ? this.#devGrant(start.customParameters) : undefined);
+    const redeemed = await coordination.redeemToken(start.callSid, start.customParameters.token);
+    const dev =
+      !redeemed && config.calls.allowDevStreams
+        ? this.#devGrant(start.customParameters)
+        : undefined;
+    const grant = redeemed?.grant ?? dev;
     if (!grant) return { ok: false, reason: "missing, used or wrong stream token" };
-    const refused = (reason: string) => ({ ok: false as const, reason, grant });
+    const held = redeemed ? redeemed.held : await coordination.holdCall(start.callSid);
+    // Live on another instance (or here): its record is that stream's, not to be ended here.
+    if (!held || calls.get(start.callSid))
+      return { ok: false, reason: "a stream for this call is already live" };
+    const refused = async (reason: string) => {
+      await coordination.releaseCall(start.callSid);
+      return { ok: false as const, reason, grant };
+    };
     if (calls.draining) return refused("service is shutting down");
-    if (calls.get(start.callSid)) return refused("a stream for this call is already live");
     const deepgram = integrationStatus(config).deepgram;
     if (!deepgram.configured)
       return refused(`Deepgram is not configured: set ${deepgram.missing.join(", ")}`);
     const scenario = scenarios.get(grant.scenario);
     if (!scenario) return refused(`unknown scenario ${grant.scenario}`);
-    if (!(await coordination.holdCall(start.callSid)))
-      return refused("a stream for this call is already live");
     return { ok: true, grant, scenario };
   }
 

@@ -1,6 +1,7 @@
 /**
  * The live calls of this process, keyed by call SID. It refuses new calls once draining starts and
- * lets shutdown wait for the live ones to finish before hanging up whatever is left.
+ * lets shutdown wait for the live ones, and those still being set up, to finish before hanging up
+ * whatever is left.
  */
 
 /** What the registry needs from a live call. */
@@ -18,6 +19,8 @@ export class CallRegistry<Call extends LiveCall = LiveCall> {
   readonly #calls = new Map<string, Call>();
   readonly #emptyWaiters = new Set<() => void>();
   #draining = false;
+  /** Streams being set up (their store and coordination awaited): the drain waits for them too. */
+  #opening = 0;
 
   get size(): number {
     return this.#calls.size;
@@ -40,7 +43,23 @@ export class CallRegistry<Call extends LiveCall = LiveCall> {
   }
 
   unregister(callSid: string): void {
-    if (!this.#calls.delete(callSid) || this.#calls.size > 0) return;
+    if (this.#calls.delete(callSid)) this.#notifyIfEmpty();
+  }
+
+  /** A stream is being set up; call the result when it is registered or refused. */
+  opening(): () => void {
+    this.#opening += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#opening -= 1;
+      this.#notifyIfEmpty();
+    };
+  }
+
+  #notifyIfEmpty(): void {
+    if (this.#calls.size > 0 || this.#opening > 0) return;
     for (const notify of this.#emptyWaiters) notify();
     this.#emptyWaiters.clear();
   }
@@ -51,7 +70,7 @@ export class CallRegistry<Call extends LiveCall = LiveCall> {
 
   /** @returns true when every call ended within `timeoutMs`, false when some are still live */
   waitUntilEmpty(timeoutMs: number): Promise<boolean> {
-    if (this.#calls.size === 0) return Promise.resolve(true);
+    if (this.#calls.size === 0 && this.#opening === 0) return Promise.resolve(true);
     return new Promise((resolve) => {
       const done = (empty: boolean) => {
         clearTimeout(timer);

@@ -143,13 +143,16 @@ export async function copyToPostgres(
         `the SQLite database is at schema version ${version}, this binary at ${migrations.length}: run \`voice-agent migrate\` on it first`,
       );
     }
+    // Checked before anything is written: a target that holds data is left exactly as it was.
+    for (const { table } of COPIED_TABLES) {
+      const [present] = await target`SELECT to_regclass(${table}) IS NOT NULL AS present`;
+      if (!present?.present) continue;
+      const [row] = await target`SELECT EXISTS (SELECT 1 FROM ${target(table)}) AS taken`;
+      if (row?.taken)
+        throw new Error(`the target already holds ${table}: copy into an empty database`);
+    }
     await migratePostgres(target);
     return await target.begin(async (tx) => {
-      for (const { table } of COPIED_TABLES) {
-        const [row] = await tx`SELECT EXISTS (SELECT 1 FROM ${tx(table)}) AS taken`;
-        if (row?.taken)
-          throw new Error(`the target already holds ${table}: copy into an empty database`);
-      }
       const copied: { table: string; rows: number }[] = [];
       for (const { table, order } of COPIED_TABLES) {
         const rows = source.query<Record<string, unknown>, []>(

@@ -54,6 +54,15 @@ export interface Coordination {
    * undefined. A wrong token does not burn the right one.
    */
   consumeToken(callSid: string, presented: string | undefined): Promise<StreamGrant | undefined>;
+  /**
+   * `consumeToken` and `holdCall` in one step, for the stream that presents the token: the slot its
+   * token held passes to the live call with no moment in between when another call could take it.
+   * `held` false: another instance already holds the call (this stream is a duplicate).
+   */
+  redeemToken(
+    callSid: string,
+    presented: string | undefined,
+  ): Promise<{ grant: StreamGrant; held: boolean } | undefined>;
   /** Calls whose tokens expired unused since they were last taken, each given to one taker. */
   takeExpiredTokens(): Promise<string[]>;
 

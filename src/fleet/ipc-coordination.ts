@@ -17,6 +17,7 @@ const METHODS = [
   "revokeToken",
   "tokenPending",
   "consumeToken",
+  "redeemToken",
   "takeExpiredTokens",
   "holdCall",
   "releaseCall",
@@ -46,6 +47,9 @@ export interface WorkerCount {
   activeCalls: number;
 }
 
+/** A supervisor that has not answered by then is taken for gone: the call fails instead of hanging. */
+export const SUPERVISOR_ANSWER_MS = 5_000;
+
 /** JSON has no Infinity: "no limit" crosses as null. */
 const encodeLimit = (limit: number) => (Number.isFinite(limit) ? limit : null);
 
@@ -63,7 +67,9 @@ export class IpcCoordination implements Coordination {
    */
   constructor(
     readonly instance: string,
-    private readonly sendToSupervisor: (request: WorkerRequest) => void,
+    /** `process.send`: false (or undefined) when the channel to the supervisor is closed. */
+    private readonly sendToSupervisor: (request: WorkerRequest) => boolean | undefined,
+    private readonly answerMs = SUPERVISOR_ANSWER_MS,
   ) {}
 
   /** A reply or a message from the supervisor (stop requests are the worker's, not this port's). */
@@ -81,20 +87,38 @@ export class IpcCoordination implements Coordination {
   }
 
   #call<T>(method: Method, ...args: unknown[]): Promise<T> {
-    const id = this.#nextId++;
-    const pending = Promise.withResolvers<unknown>();
-    this.#pending.set(id, pending);
-    this.sendToSupervisor({ type: "call", id, method, args });
-    return pending.promise as Promise<T>;
+    return this.#ask<T>((id) => ({ type: "call", id, method, args }));
   }
 
   /** How many workers the supervisor runs and how many are up (for `/health`). */
   workers(): Promise<WorkerCount> {
+    return this.#ask<WorkerCount>((id) => ({ type: "workers", id }));
+  }
+
+  /** Sends a request and waits for its answer, at most SUPERVISOR_ANSWER_MS. */
+  #ask<T>(request: (id: number) => WorkerRequest): Promise<T> {
     const id = this.#nextId++;
     const pending = Promise.withResolvers<unknown>();
-    this.#pending.set(id, pending);
-    this.sendToSupervisor({ type: "workers", id });
-    return pending.promise as Promise<WorkerCount>;
+    const timer = setTimeout(() => {
+      this.#pending.delete(id);
+      pending.reject(new Error("the supervisor did not answer"));
+    }, this.answerMs);
+    this.#pending.set(id, {
+      ...pending,
+      resolve: (value) => {
+        clearTimeout(timer);
+        pending.resolve(value);
+      },
+      reject: (error) => {
+        clearTimeout(timer);
+        pending.reject(error);
+      },
+    });
+    if (!this.sendToSupervisor(request(id))) {
+      this.#pending.get(id)?.reject(new Error("the supervisor is gone"));
+      this.#pending.delete(id);
+    }
+    return pending.promise as Promise<T>;
   }
 
   issueToken(key: string, grant: StreamGrant, options: TokenOptions, limit: number) {
@@ -114,6 +138,13 @@ export class IpcCoordination implements Coordination {
   }
   consumeToken(callSid: string, presented: string | undefined) {
     return this.#call<StreamGrant | undefined>("consumeToken", callSid, presented);
+  }
+  redeemToken(callSid: string, presented: string | undefined) {
+    return this.#call<{ grant: StreamGrant; held: boolean } | undefined>(
+      "redeemToken",
+      callSid,
+      presented,
+    );
   }
   takeExpiredTokens() {
     return this.#call<string[]>("takeExpiredTokens");

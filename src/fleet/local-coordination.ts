@@ -64,6 +64,15 @@ export class LocalCoordination implements Coordination {
     return this.#state.tokens.consume(callSid, presented);
   }
 
+  async redeemToken(callSid: string, presented: string | undefined) {
+    // No await in between: nothing else runs on this state from the consume to the hold.
+    const grant = this.#state.tokens.consume(callSid, presented);
+    if (!grant) return undefined;
+    const held = !this.#state.held.has(callSid);
+    if (held) this.#state.held.set(callSid, this.instance);
+    return { grant, held };
+  }
+
   async takeExpiredTokens() {
     return this.#state.tokens.takeExpired();
   }

@@ -66,6 +66,22 @@ local grant = redis.call('HGET', KEYS[2], 'grant')
 redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return grant`,
+  /**
+   * KEYS: tokens, token:<sid>, holds. ARGV: sid, the token, now, instance, alive prefix. The grant
+   * and whether this instance now holds the call, once, if the token is still unexpired.
+   */
+  redeem: `
+if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then return nil end
+if tonumber(redis.call('HGET', KEYS[2], 'expires')) <= tonumber(ARGV[3]) then return nil end
+local grant = redis.call('HGET', KEYS[2], 'grant')
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+local holder = redis.call('HGET', KEYS[3], ARGV[1])
+if holder and (holder == ARGV[4] or redis.call('EXISTS', ARGV[5] .. holder) == 1) then
+  return {grant, 0}
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+return {grant, 1}`,
   /** KEYS: tokens. ARGV: now, token key prefix. */
   takeExpired: `
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
@@ -98,6 +114,15 @@ local holder = redis.call('HGET', KEYS[1], ARGV[1])
 if holder and redis.call('EXISTS', ARGV[2] .. holder) == 1 then return holder end
 return nil`,
 } as const;
+
+/**
+ * The stored token and the one presented, compared here in constant time; the scripts then take
+ * the token only if it is still that one.
+ */
+function sameToken(stored: string, presented: string): boolean {
+  const [expected, candidate] = [Buffer.from(stored), Buffer.from(presented)];
+  return expected.length === candidate.length && timingSafeEqual(expected, candidate);
+}
 
 export interface RedisCoordinationOptions {
   /** Prepended to every key and channel, so several services (or tests) can share one Redis. */
@@ -227,17 +252,27 @@ export class RedisCoordination implements Coordination {
   async consumeToken(callSid: string, presented: string | undefined) {
     if (presented === undefined) return undefined;
     const stored = await this.client.hget(this.#key(`token:${callSid}`), "token");
-    if (stored === null) return undefined;
-    const [expected, candidate] = [Buffer.from(stored), Buffer.from(presented)];
-    // Compared here in constant time; the script then takes it only if it is still that token.
-    if (expected.length !== candidate.length || !timingSafeEqual(expected, candidate))
-      return undefined;
+    if (stored === null || !sameToken(stored, presented)) return undefined;
     const grant = await this.#run(
       "consume",
       [this.#key("tokens"), this.#key(`token:${callSid}`)],
       [callSid, stored, String(this.#now())],
     );
     return typeof grant === "string" ? (JSON.parse(grant) as StreamGrant) : undefined;
+  }
+
+  async redeemToken(callSid: string, presented: string | undefined) {
+    if (presented === undefined) return undefined;
+    const stored = await this.client.hget(this.#key(`token:${callSid}`), "token");
+    if (stored === null || !sameToken(stored, presented)) return undefined;
+    const redeemed = await this.#run(
+      "redeem",
+      [this.#key("tokens"), this.#key(`token:${callSid}`), this.#key("holds")],
+      [callSid, stored, String(this.#now()), this.instance, this.#key("alive:")],
+    );
+    if (!Array.isArray(redeemed)) return undefined;
+    const [grant, held] = redeemed as [string, number];
+    return { grant: JSON.parse(grant) as StreamGrant, held: held === 1 };
   }
 
   async takeExpiredTokens() {

@@ -30,7 +30,7 @@ export interface CallRecord {
   created_at: string;
   answered_at: string | null;
   ended_at: string | null;
-  /** The process (instance id) that holds the call while it is open. */
+  /** The process (instance id) whose session carries the call's stream, once it has started. */
   owner: string | null;
   /** Deepgram's request id of the (latest) agent session, for support requests. */
   agent_request_id: string | null;
@@ -168,7 +168,7 @@ export class CallRepository {
   readonly #writes: WriteBehind;
 
   /**
-   * @param owner this process's instance id, written on every call it creates or streams
+   * @param owner this process's instance id, written on every call whose stream it carries
    * @param writes where timeline entries and `updateLater` changes wait to be written
    */
   constructor(
@@ -236,7 +236,9 @@ export class CallRepository {
         lead_id: null,
         ...call,
         created_at: this.clock.now().toISOString(),
-        owner: this.owner,
+        // Held by no process until its stream starts (`started`): a webhook's instance may stop
+        // before the stream arrives at another, and its departure must not end the call.
+        owner: null,
       }) as CallRow,
     );
   }

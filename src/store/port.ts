@@ -50,7 +50,7 @@ export interface AppointmentStore {
 }
 
 export interface CallStore {
-  /** This process's instance id, written on every call it creates or streams. */
+  /** This process's instance id, written on every call whose stream it carries. */
   readonly owner: string;
   create(call: NewCall): Promise<CallRecord>;
   /**

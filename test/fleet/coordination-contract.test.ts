@@ -70,9 +70,10 @@ const workers: Engine = {
       clock,
       () => ({ total: 1, alive: 1, activeCalls: state.held.size }),
     );
-    worker = new IpcCoordination(id, (request) =>
-      queueMicrotask(() => void served.handle(overIpc(request))),
-    );
+    worker = new IpcCoordination(id, (request) => {
+      queueMicrotask(() => void served.handle(overIpc(request)));
+      return true;
+    });
     opened.push(worker);
     return worker;
   },
@@ -156,6 +157,18 @@ for (const engine of [local, workers, redis]) {
       expect(await a.issueToken("CA3", grant, { answered: true }, 2)).toBeDefined();
     });
 
+    test("redeeming passes the slot from the token to the live call in one step", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const token = await a.issueToken("CA1", grant, { answered: true }, 1);
+      expect(await a.redeemToken("CA1", "wrong")).toBeUndefined();
+      expect(await a.redeemToken("CA1", token)).toEqual({ grant, held: true });
+      expect(await a.redeemToken("CA1", token)).toBeUndefined();
+      expect(await a.holder("CA1")).toBe("instance_a");
+      expect(await a.load()).toBe(1);
+      expect(await a.issueToken("CA2", grant, { answered: true }, 1)).toBeUndefined();
+    });
+
     test("a message for a call held here reaches this instance's handler", async () => {
       const a = await engine.open("instance_a", new ManualClock());
       const received: unknown[] = [];
@@ -200,6 +213,16 @@ for (const engine of [local, workers, redis]) {
       );
       expect(issued.filter(Boolean)).toHaveLength(5);
       expect(await (instances[1] as Coordination).load()).toBe(5);
+    });
+
+    test("a token redeemed for a call another instance holds does not take it over", async () => {
+      const clock = new ManualClock();
+      const a = await engine.open("instance_a", clock);
+      const b = await engine.open("instance_b", clock);
+      await a.holdCall("CA1");
+      const token = await b.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
+      expect(await b.redeemToken("CA1", token)).toEqual({ grant, held: false });
+      expect(await b.holder("CA1")).toBe("instance_a");
     });
 
     test("each instance sees who holds a call; a second instance cannot take it", async () => {
@@ -301,5 +324,14 @@ describe.skipIf(!redisReady)("coordination across processes, Redis", () => {
     expect(await a.holder("CA1")).toBe("instance_a");
     clock.advance(1_000);
     await eventually(async () => (await a.holder("CA1")) === undefined, "released by the beat");
+  });
+});
+
+describe("a worker whose supervisor is gone", () => {
+  test("fails its coordination at once when the channel is closed, or when no answer comes", async () => {
+    const orphan = new IpcCoordination("instance_w", () => false);
+    await expect(orphan.load()).rejects.toThrow("the supervisor is gone");
+    const unanswered = new IpcCoordination("instance_w", () => true, 20);
+    await expect(unanswered.holdCall("CA1")).rejects.toThrow("the supervisor did not answer");
   });
 });

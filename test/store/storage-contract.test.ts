@@ -174,7 +174,7 @@ for (const engine of [sqlite, postgres]) {
     });
 
     describe("calls", () => {
-      test("a call is created with its lead and read back, owned by its instance", async () => {
+      test("a call is created with its lead and read back; no instance holds it until it streams", async () => {
         const lead = await storage.leads.create({ first_name: "Alex", last_name: "Mitchell" });
         const call = await storage.calls.create({ ...outbound("CA1"), lead_id: lead.id });
         expect(call).toMatchObject({
@@ -182,12 +182,13 @@ for (const engine of [sqlite, postgres]) {
           lead_id: lead.id,
           status: "queued",
           created_at: clock.now().toISOString(),
-          owner: "instance_a",
+          owner: null,
           answered_by: null,
           caller_audio: null,
         });
         expect(await storage.calls.get("CA1")).toEqual(call);
         expect(await storage.calls.get("CA-none")).toBeUndefined();
+        expect((await storage.calls.started("CA1"))?.owner).toBe("instance_a");
       });
 
       test("the schema refuses a missing lead, an unknown direction and a second row for a SID", async () => {
@@ -266,11 +267,13 @@ for (const engine of [sqlite, postgres]) {
         await storage.calls.create(outbound("CA1"));
         await storage.calls.started("CA1");
         await storage.calls.create(outbound("CA2"));
+        await storage.calls.started("CA2");
         await storage.calls.update("CA2", { outcome: "not_interested" });
+        await storage.calls.create(outbound("CA3")); // never streamed: not this process's
         const ended = await storage.calls.endOpen("interrupted", { mine: true });
         expect(ended.map((call) => [call.sid, call.outcome, call.status])).toEqual([
           ["CA1", "service_shutdown", "completed"],
-          ["CA2", "not_interested", "canceled"],
+          ["CA2", "not_interested", "completed"],
         ]);
       });
 
@@ -292,12 +295,13 @@ for (const engine of [sqlite, postgres]) {
         await storage.calls.create(outbound("CA1"));
         await storage.calls.started("CA1");
         await b.calls.create(outbound("CA2"));
+        await b.calls.started("CA2");
         await b.calls.update("CA2", { outcome: "not_interested" });
         await storage.calls.create(outbound("CA3"));
 
         const mine = await b.calls.endOpen("interrupted", { mine: true });
         expect(mine.map((call) => call.sid)).toEqual(["CA2"]);
-        expect(mine[0]).toMatchObject({ outcome: "not_interested", status: "canceled" });
+        expect(mine[0]).toMatchObject({ outcome: "not_interested", status: "completed" });
         const others = await b.calls.endOpen("instance_lost", { mine: false });
         expect(others.map((call) => call.sid).sort()).toEqual(["CA1", "CA3"]);
         expect(await storage.calls.get("CA1")).toMatchObject({
@@ -386,6 +390,8 @@ for (const engine of [sqlite, postgres]) {
         await storage.calls.create(outbound("CA1"));
         await storage.calls.started("CA1");
         await storage.calls.create(outbound("CA2")); // not streaming yet: its token decides
+        // Answered (Twilio's status callback) but its stream not started anywhere yet: not lost.
+        await storage.calls.update("CA2", { status: "in-progress" });
         await b.calls.create(outbound("CA3"));
         await b.calls.started("CA3");
         const silentSince = () => new Date(clock.now().getTime() - 20_000).toISOString();

@@ -233,7 +233,7 @@ export class PostgresCallStore implements CallStore {
     return this.sql<Rows>`
       INSERT INTO calls (sid, direction, from_number, to_number, scenario, lead_id, status, created_at, owner)
       VALUES (${call.sid}, ${call.direction}, ${call.from_number}, ${call.to_number}, ${call.scenario},
-              ${call.lead_id ?? null}, ${call.status}, ${createdAt}, ${this.owner})
+              ${call.lead_id ?? null}, ${call.status}, ${createdAt}, NULL)
       ${onConflict} RETURNING *`;
   }
 
