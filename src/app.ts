@@ -5,7 +5,6 @@ import type { CallRegistry } from "./call/registry.ts";
 import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
-import { IpcCoordination } from "./fleet/ipc-coordination.ts";
 import type { Logger } from "./log.ts";
 import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
@@ -37,6 +36,8 @@ export interface AppDeps {
   clock: Clock;
   logger: Logger;
   version: string;
+  /** With --workers: the machine's workers, and its live calls when the supervisor counts them. */
+  machine?(): Promise<{ total: number; alive: number; activeCalls: number | undefined }>;
 }
 
 /**
@@ -44,8 +45,6 @@ export interface AppDeps {
  */
 export function createApp(deps: AppDeps) {
   const clients = new ClientAddresses(deps.config.server.trustedProxies, deps.logger);
-  /** With --workers, the supervisor knows the machine's workers and calls. */
-  const workers = deps.coordination instanceof IpcCoordination ? deps.coordination : undefined;
   const guard = new EndpointGuard({
     secret: deps.config.server.endpointSecret,
     externalUrl: deps.config.server.externalUrl,
@@ -68,7 +67,7 @@ export function createApp(deps: AppDeps) {
         integrations: integrationStatus(deps.config),
         activeCalls: () => deps.calls.size,
         draining: () => deps.calls.draining,
-        ...(workers ? { machine: () => workers.workers() } : {}),
+        ...(deps.machine ? { machine: deps.machine } : {}),
       }),
     )
     .use(mediaStreamRoutes({ ...deps, clients }))

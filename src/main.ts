@@ -178,20 +178,30 @@ function ownCommand(): string[] {
  * once, so a second one from outside would otherwise cut the calls short.
  */
 function ipcWorker(instance: string) {
-  const coordination = new IpcCoordination(instance, (request) => process.send?.(request));
+  const supervisor = new IpcCoordination(instance, (request) => process.send?.(request));
   const stops = new Set<StopHandler>();
+  const stop = (signal: NodeJS.Signals) => {
+    for (const handler of stops) handler(signal);
+  };
   process.on("message", (message) => {
     const reply = message as SupervisorReply;
-    if (reply.type === "stop") for (const handler of stops) handler(reply.signal);
-    else coordination.receive(reply);
+    if (reply.type === "stop") stop(reply.signal);
+    else supervisor.receive(reply);
   });
   process.on("SIGTERM", () => {});
   process.on("SIGINT", () => {});
   // The supervisor is gone (killed): nothing would stop this worker any more, so it drains now.
-  process.on("disconnect", () => {
-    for (const handler of stops) handler("SIGTERM");
-  });
-  return { instance, coordination, stops };
+  let orphaned = false;
+  const leave = () => {
+    if (orphaned) return;
+    orphaned = true;
+    stop("SIGTERM");
+  };
+  process.on("disconnect", leave);
+  setInterval(() => {
+    if (process.connected === false || process.ppid === 1) leave();
+  }, 1_000).unref();
+  return { instance, supervisor, stops };
 }
 
 async function main(argv: string[]): Promise<number | undefined> {

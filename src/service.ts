@@ -15,6 +15,7 @@ import type { AgentConnector } from "./call/session.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
+import type { IpcCoordination } from "./fleet/ipc-coordination.ts";
 import { Liveness } from "./fleet/liveness.ts";
 import { LocalCoordination } from "./fleet/local-coordination.ts";
 import { openRedisCoordination } from "./fleet/redis-coordination.ts";
@@ -54,10 +55,11 @@ export interface ServiceOverrides {
   clock?: Clock;
   connectAgent?: AgentConnector;
   /**
-   * One of a supervisor's workers (`--workers`): this instance's id and its coordination (through
+   * One of a supervisor's workers (`--workers`): this instance's id and its channel to the
+   * supervisor, which coordinates the machine's workers unless REDIS_URL puts them in a fleet
    * the supervisor). The supervisor holds the SQLite lock and ended a previous life's calls.
    */
-  worker?: { instance: string; coordination: Coordination };
+  worker?: { instance: string; supervisor: IpcCoordination };
 }
 
 /** @example const service = await startService(loadConfig(process.env), logger); await service.shutdown("SIGTERM"); */
@@ -81,16 +83,15 @@ export async function startService(
   const calls = new CallRegistry();
   let coordination: Coordination;
   try {
-    coordination = overrides.worker
-      ? overrides.worker.coordination
-      : config.redis.url
-        ? await openRedisCoordination(config.redis.url, instance, clock, {
-            prefix: config.redis.keyPrefix,
-            heartbeatMs: config.instances.heartbeatMs,
-            aliveMs: config.instances.lostAfterMs,
-            logger,
-          })
-        : new LocalCoordination(instance, clock);
+    // With Redis, every instance (every worker too) coordinates through it, across machines.
+    coordination = config.redis.url
+      ? await openRedisCoordination(config.redis.url, instance, clock, {
+          prefix: config.redis.keyPrefix,
+          heartbeatMs: config.instances.heartbeatMs,
+          aliveMs: config.instances.lostAfterMs,
+          logger,
+        })
+      : (overrides.worker?.supervisor ?? new LocalCoordination(instance, clock));
   } catch (error) {
     await store.close();
     unlockDatabase();
@@ -162,6 +163,7 @@ export async function startService(
     clock,
     logger,
     version: VERSION,
+    ...(overrides.worker ? { machine: machineOf(overrides.worker.supervisor, coordination) } : {}),
   });
   try {
     app.listen({ hostname: config.server.host, port: config.server.port });
@@ -262,6 +264,17 @@ export async function startService(
       stopped ??= stop(reason);
       return stopped;
     },
+  };
+}
+
+/**
+ * What a worker's `/health` says about its machine: the supervisor's count of workers, and the
+ * machine's live calls when the supervisor coordinates them (with Redis, only this worker's).
+ */
+function machineOf(supervisor: IpcCoordination, coordination: Coordination) {
+  return async () => {
+    const count = await supervisor.workers();
+    return coordination === supervisor ? count : { ...count, activeCalls: undefined };
   };
 }
 

@@ -136,6 +136,8 @@ export interface RedisCoordinationOptions {
 }
 
 export const REDIS_HEARTBEAT_MS = 5_000;
+/** Reconnection attempts before a client would give up: a Redis outage must never end them. */
+const RECONNECT_TRIES = 1_000_000_000;
 export const REDIS_ALIVE_MS = 20_000;
 
 /**
@@ -149,7 +151,8 @@ export async function openRedisCoordination(
   clock: Clock,
   options: RedisCoordinationOptions = {},
 ): Promise<RedisCoordination> {
-  const client = new RedisClient(url);
+  // Reconnects as long as it takes (Bun's default gives up after 20 tries, about half a minute).
+  const client = new RedisClient(url, { maxRetries: RECONNECT_TRIES });
   try {
     await client.connect();
     const subscriber = await client.duplicate();
@@ -175,10 +178,12 @@ export class RedisCoordination implements Coordination {
   readonly #sha: Partial<Record<keyof typeof SCRIPTS, string>> = {};
   #heartbeat: Timer | undefined;
   #closed = false;
+  /** The connection subscribed to this instance's channel (replaced if Redis forgot it). */
+  #subscriber: RedisClient;
 
   constructor(
     private readonly client: RedisClient,
-    private readonly subscriber: RedisClient,
+    subscriber: RedisClient,
     readonly instance: string,
     private readonly clock: Clock,
     private readonly options: RedisCoordinationOptions,
@@ -187,19 +192,42 @@ export class RedisCoordination implements Coordination {
     this.#ttl = options.ttl ?? { ringingMs: RINGING_TTL_MS, answeredMs: ANSWERED_TTL_MS };
     this.#heartbeatMs = options.heartbeatMs ?? REDIS_HEARTBEAT_MS;
     this.#aliveMs = options.aliveMs ?? REDIS_ALIVE_MS;
+    this.#subscriber = subscriber;
   }
 
   /** Subscribes to this instance's channel and starts beating. */
   async start(): Promise<void> {
-    await this.subscriber.subscribe(this.#key(`instance:${this.instance}`), (text) => {
+    await this.#subscribe(this.#subscriber);
+    await this.#beat();
+    this.#scheduleBeat(this.#heartbeatMs);
+  }
+
+  #subscribe(subscriber: RedisClient): Promise<unknown> {
+    return subscriber.subscribe(this.#key(`instance:${this.instance}`), (text) => {
       try {
         this.#handler?.(JSON.parse(text) as CallMessage);
       } catch (error) {
         this.options.logger?.error("could not handle a message for a call held here", { error });
       }
     });
-    await this.#beat();
-    this.#scheduleBeat(this.#heartbeatMs);
+  }
+
+  /**
+   * After a Redis restart the subscriber reconnects without its subscription, and messages for
+   * this instance's calls would be lost: checked on each beat, subscribed again on a new connection.
+   */
+  async #keepSubscribed(): Promise<void> {
+    const [, listeners] = (await this.client.send("PUBSUB", [
+      "NUMSUB",
+      this.#key(`instance:${this.instance}`),
+    ])) as [string, number];
+    if (Number(listeners) > 0) return;
+    const fresh = await this.client.duplicate();
+    await this.#subscribe(fresh);
+    const stale = this.#subscriber;
+    this.#subscriber = fresh;
+    stale.close();
+    this.options.logger?.warn("subscribed again to this instance's Redis channel");
   }
 
   async issueToken(key: string, grant: StreamGrant, options: TokenOptions, limit: number) {
@@ -343,14 +371,16 @@ export class RedisCoordination implements Coordination {
     try {
       await this.releaseInstance(this.instance);
       await this.client.del(this.#key(`alive:${this.instance}`));
-      await this.subscriber.unsubscribe();
+      await this.#subscriber.unsubscribe();
     } finally {
-      this.subscriber.close();
+      this.#subscriber.close();
       this.client.close();
     }
   }
 
   async #beat(): Promise<void> {
+    // A client that gave up reconnecting (it should not, see RECONNECT_TRIES) is asked again.
+    if (!this.client.connected) await this.client.connect();
     await this.client.send("SET", [
       this.#key(`alive:${this.instance}`),
       "1",
@@ -358,6 +388,7 @@ export class RedisCoordination implements Coordination {
       String(this.#aliveMs),
     ]);
     for (const callSid of [...this.#unreleased]) await this.releaseCall(callSid);
+    await this.#keepSubscribed();
   }
 
   /** The next beat in `ms`; a failed one is retried within a second, logged. */

@@ -45,7 +45,7 @@ export interface HealthDeps {
   activeCalls(): number;
   draining(): boolean;
   /** With --workers: the machine's workers and the calls live on all of them, from the supervisor. */
-  machine?(): Promise<{ total: number; alive: number; activeCalls: number }>;
+  machine?(): Promise<{ total: number; alive: number; activeCalls: number | undefined }>;
 }
 
 export function healthRoutes(deps: HealthDeps) {
