@@ -4,7 +4,7 @@
  * instance's calls reach it again (its channel subscribed anew). Skipped where there is no
  * `redis-server` to start.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { systemClock } from "../../src/clock.ts";
 import {

@@ -133,7 +133,6 @@ test("two workers on one port: inbound and outbound calls work whichever worker 
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`);
     phone.hangUp();
   }
-  expect(workersThat(machine, "call started")).toEqual(new Set([0, 1]));
 
   // Outbound: placed, streamed and its verdict may each reach another worker.
   for (let index = 0; index < 4; index++) {
@@ -153,6 +152,8 @@ test("two workers on one port: inbound and outbound calls work whichever worker 
     );
     phone.hangUp();
   }
+  // The kernel spread the ten calls' streams over both workers (all on one: a 1-in-500 chance).
+  expect(workersThat(machine, "call started")).toEqual(new Set([0, 1]));
   const health = await json(await fetch(`${machine.url}/health`));
   expect(health.workers).toEqual({ total: 2, alive: 2 });
 });
