@@ -243,4 +243,30 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
       results.filter((result) => result?.ok === false && result.reason === "slot_taken"),
     ).toHaveLength(49);
   });
+
+  test("Twilio's end of a call, reported to one instance, ends its session on another", async () => {
+    fleet = await startFleet(3);
+    fleet.proxy.prefer
+      .set("/make-call", 0)
+      .set("/twilio", 1)
+      .set("/amd-result", 2)
+      .set("/call-status", 2);
+    const placed = await json(await fleet.makeCall({ to: TO }));
+    const phone = await fleet.twilio.answer(placed.call_sid);
+    await fleet.agent.nextSession();
+    await fleet.twilio.sendAmd(placed.call_sid, "human");
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "the call live on instance 1");
+    // The stream's own close is lost: only the status callback says the call is over.
+    expect((await fleet.twilio.sendStatus(placed.call_sid, "completed"))?.status).toBe(204);
+    await phone.closed;
+    const record = await eventually(async () => {
+      const { timeline } = await json((await fleet?.get(`/calls/${placed.call_sid}`)) as Response);
+      return timeline.find((event: { kind: string }) => event.kind === "ended");
+    }, "the session's end on the record");
+    expect(record.data).toMatchObject({
+      reason: "caller_hung_up",
+      detail: "Twilio reported the call completed",
+    });
+    expect(servedBy(fleet, "/call-status").at(-1)).toBe(2);
+  });
 });
