@@ -28,6 +28,20 @@ export class IntegrationNotConfiguredError extends AppError {
   }
 }
 
+/**
+ * Twilio placed the call, but the service could not record it or make its stream admissible (the
+ * database or Redis failed in that moment): the call was hung up, so trying again rings once.
+ */
+export class CallNotRecordedError extends AppError {
+  constructor() {
+    super(
+      503,
+      "CALL_NOT_RECORDED",
+      "The call was placed but could not be recorded, so it was hung up at once; try again",
+    );
+  }
+}
+
 /** The service is draining for shutdown and takes no new calls. */
 export class ShuttingDownError extends AppError {
   constructor() {

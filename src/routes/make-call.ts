@@ -9,7 +9,7 @@ import { type OutboundCall, TwilioApiError } from "../adapters/twilio-rest.ts";
 import { connectStreamTwiml, streamStatusUrl, streamUrl } from "../adapters/twilio-webhooks.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import { type Config, requireIntegration } from "../config.ts";
-import { AppError, NotFoundError, ShuttingDownError } from "../errors.ts";
+import { AppError, CallNotRecordedError, NotFoundError, ShuttingDownError } from "../errors.ts";
 import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import { E164_PATTERN } from "../phone-number.ts";
@@ -114,6 +114,10 @@ const MAKE_CALL_ERRORS: ErrorCase[] = [
   Errors.twilioNotConfigured,
   Errors.deepgramNotConfigured,
   Errors.shuttingDown,
+  fromError(
+    "Twilio placed the call but it could not be recorded (database or Redis); it was hung up",
+    new CallNotRecordedError(),
+  ),
 ];
 
 export const MakeCallResponse = t.Object({
@@ -125,6 +129,8 @@ export const MakeCallResponse = t.Object({
 /** What the route needs from Twilio: placing a call. */
 export interface CallPlacer {
   placeCall(call: OutboundCall): Promise<{ sid: string; status: string }>;
+  /** Ends a call Twilio is placing (one the service could not record). */
+  hangUp(callSid: string): Promise<void>;
 }
 
 export interface MakeCallDeps {
@@ -217,16 +223,35 @@ export function makeCallRoutes({
           await coordination.revokeToken(provisional);
           throw error;
         }
-        await coordination.rekeyToken(provisional, placed.sid);
-        await store.calls.ensure({
-          sid: placed.sid,
-          direction: "outbound",
-          from_number: from,
-          to_number: body.to,
-          scenario: OUTBOUND_SCENARIO,
-          lead_id: lead.id,
-          status: placed.status,
-        });
+        try {
+          await coordination.rekeyToken(provisional, placed.sid);
+          await store.calls.ensure({
+            sid: placed.sid,
+            direction: "outbound",
+            from_number: from,
+            to_number: body.to,
+            scenario: OUTBOUND_SCENARIO,
+            lead_id: lead.id,
+            status: placed.status,
+          });
+        } catch (error) {
+          // Twilio is dialling a call whose stream could not be admitted or record kept: it is
+          // hung up now, so the person is not rung into silence and a retry does not ring twice.
+          logger.error("a placed call could not be recorded; hanging it up", {
+            callSid: placed.sid,
+            error,
+          });
+          await twilio
+            .hangUp(placed.sid)
+            .catch((hangUpError: unknown) =>
+              logger.error("could not hang up the call", {
+                callSid: placed.sid,
+                error: hangUpError,
+              }),
+            );
+          await coordination.revokeToken(provisional).catch(() => {});
+          throw new CallNotRecordedError();
+        }
         logger.info("outbound call placed", {
           callSid: placed.sid,
           leadId: lead.id,

@@ -275,3 +275,33 @@ describe("call records", () => {
     expect((await app.handle(get("/health"))).status).toBe(200);
   });
 });
+
+describe("POST /make-call when the call cannot be recorded after Twilio placed it", () => {
+  test("the placed call is hung up at once and the answer is 503 CALL_NOT_RECORDED (a retry rings once)", async () => {
+    const secret = "make-call-secret-0123456789abcdef";
+    const hungUp: string[] = [];
+    const built = testApp(
+      { ...INTEGRATIONS_ENV, ENDPOINT_SECRET: secret },
+      {
+        placeCall: async () => ({ sid: `CA${"ef".repeat(16)}`, status: "queued" }),
+        hangUp: async (callSid) => {
+          hungUp.push(callSid);
+        },
+      },
+    );
+    built.store.calls.ensure = () => Promise.reject(new Error("Connection closed"));
+    const response = await built.app.handle(
+      new Request("http://localhost/make-call", {
+        method: "POST",
+        headers: { authorization: `Bearer ${secret}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: "+15557654321" }),
+      }),
+    );
+    expect(response.status).toBe(503);
+    expect(await json(response)).toMatchObject({ code: "CALL_NOT_RECORDED" });
+    expect(hungUp).toEqual([`CA${"ef".repeat(16)}`]);
+    expect(
+      built.lines.find((line) => line.msg === "a placed call could not be recorded; hanging it up"),
+    ).toBeDefined();
+  });
+});

@@ -30,6 +30,7 @@ function build({ env = {}, twilio: placing = "places" }: Options = {}) {
         throw new TwilioApiError("Twilio refused to place the call: The 'To' number is not valid");
       return { sid: `CA${"cd".repeat(16)}`, status: "queued" };
     },
+    hangUp: async () => {},
   };
   return testApp({ ...INTEGRATIONS_ENV, ENDPOINT_SECRET: SECRET, ...env }, placer);
 }
