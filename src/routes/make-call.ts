@@ -241,14 +241,12 @@ export function makeCallRoutes({
             callSid: placed.sid,
             error,
           });
-          await twilio
-            .hangUp(placed.sid)
-            .catch((hangUpError: unknown) =>
-              logger.error("could not hang up the call", {
-                callSid: placed.sid,
-                error: hangUpError,
-              }),
-            );
+          await twilio.hangUp(placed.sid).catch((hangUpError: unknown) =>
+            logger.error("could not hang up the call", {
+              callSid: placed.sid,
+              error: hangUpError,
+            }),
+          );
           await coordination.revokeToken(provisional).catch(() => {});
           throw new CallNotRecordedError();
         }
