@@ -36,6 +36,8 @@ export interface AppDeps {
   clock: Clock;
   logger: Logger;
   version: string;
+  /** The shared services this instance cannot reach now (the database, Redis). */
+  unreachable?(): ("database" | "redis")[];
   /** With --workers: the machine's workers, and its live calls when the supervisor counts them. */
   machine?(): Promise<{ total: number; alive: number; activeCalls: number | undefined }>;
 }
@@ -68,6 +70,7 @@ export function createApp(deps: AppDeps) {
         activeCalls: () => deps.calls.size,
         draining: () => deps.calls.draining,
         ...(deps.machine ? { machine: deps.machine } : {}),
+        ...(deps.unreachable ? { unreachable: deps.unreachable } : {}),
       }),
     )
     .use(mediaStreamRoutes({ ...deps, clients }))

@@ -18,7 +18,7 @@ import type { Coordination } from "./fleet/coordination.ts";
 import type { IpcCoordination } from "./fleet/ipc-coordination.ts";
 import { Liveness } from "./fleet/liveness.ts";
 import { LocalCoordination } from "./fleet/local-coordination.ts";
-import { openRedisCoordination } from "./fleet/redis-coordination.ts";
+import { openRedisCoordination, RedisCoordination } from "./fleet/redis-coordination.ts";
 import type { Logger } from "./log.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
@@ -153,6 +153,10 @@ export async function startService(
       "ALLOW_DEV_STREAMS is on: media streams are bridged without a token; never use this in production",
     );
   }
+  const liveness = new Liveness(store, clock, logger, {
+    ...config.instances,
+    instanceLost: (lost) => coordination.releaseInstance(lost),
+  });
   const app = createApp({
     config,
     calls,
@@ -163,6 +167,12 @@ export async function startService(
     clock,
     logger,
     version: VERSION,
+    unreachable: () => [
+      ...(liveness.reachable ? [] : ["database" as const]),
+      ...(coordination instanceof RedisCoordination && !coordination.reachable
+        ? ["redis" as const]
+        : []),
+    ],
     ...(overrides.worker ? { machine: machineOf(overrides.worker.supervisor, coordination) } : {}),
   });
   try {
@@ -192,10 +202,6 @@ export async function startService(
   // A verdict or the end of a call this instance holds, from whichever instance Twilio's callback
   // reached.
   coordination.onMessage((message) => bridge.deliver(message));
-  const liveness = new Liveness(store, clock, logger, {
-    ...config.instances,
-    instanceLost: (lost) => coordination.releaseInstance(lost),
-  });
   await liveness.start();
   const port = server.port ?? config.server.port;
   const url = `http://${server.hostname === "0.0.0.0" ? "127.0.0.1" : server.hostname}:${port}`;

@@ -25,6 +25,8 @@ export class Liveness {
   readonly #instanceLost: (instance: string) => Promise<void>;
   #timer: Timer | undefined;
   #stopped = false;
+  /** The database answered the last beat (false while it is unreachable). */
+  reachable = true;
 
   constructor(
     private readonly store: Pick<Storage, "calls" | "instances">,
@@ -51,6 +53,7 @@ export class Liveness {
   async beat(): Promise<void> {
     try {
       await this.store.instances.beat();
+      this.reachable = true;
       const silentSince = new Date(this.clock.now().getTime() - this.#lostAfterMs).toISOString();
       const lost = await this.store.calls.endLost(silentSince);
       if (lost.length === 0) return;
@@ -62,6 +65,7 @@ export class Liveness {
       });
       for (const instance of instances) await this.#instanceLost(instance);
     } catch (error) {
+      this.reachable = false;
       this.logger.error("instance heartbeat failed", { error });
     }
   }

@@ -151,8 +151,10 @@ export async function openRedisCoordination(
   clock: Clock,
   options: RedisCoordinationOptions = {},
 ): Promise<RedisCoordination> {
-  // Reconnects as long as it takes (Bun's default gives up after 20 tries, about half a minute).
-  const client = new RedisClient(url, { maxRetries: RECONNECT_TRIES });
+  // Reconnects as long as it takes (Bun's default gives up after 20 tries, about half a minute);
+  // while it cannot, a command fails at once instead of waiting in a queue (a webhook would hang
+  // past Twilio's time-out, and the beat would never say Redis is unreachable).
+  const client = new RedisClient(url, { maxRetries: RECONNECT_TRIES, enableOfflineQueue: false });
   try {
     await client.connect();
     const subscriber = await client.duplicate();
@@ -178,6 +180,8 @@ export class RedisCoordination implements Coordination {
   readonly #sha: Partial<Record<keyof typeof SCRIPTS, string>> = {};
   #heartbeat: Timer | undefined;
   #closed = false;
+  /** Redis answered the last beat (false while it is unreachable). */
+  reachable = true;
   /** The connection subscribed to this instance's channel (replaced if Redis forgot it). */
   #subscriber: RedisClient;
 
@@ -379,8 +383,6 @@ export class RedisCoordination implements Coordination {
   }
 
   async #beat(): Promise<void> {
-    // A client that gave up reconnecting (it should not, see RECONNECT_TRIES) is asked again.
-    if (!this.client.connected) await this.client.connect();
     await this.client.send("SET", [
       this.#key(`alive:${this.instance}`),
       "1",
@@ -396,8 +398,12 @@ export class RedisCoordination implements Coordination {
     if (this.#closed) return;
     this.#heartbeat = this.clock.setTimeout(() => {
       this.#beat().then(
-        () => this.#scheduleBeat(this.#heartbeatMs),
+        () => {
+          this.reachable = true;
+          this.#scheduleBeat(this.#heartbeatMs);
+        },
         (error: unknown) => {
+          this.reachable = false;
           this.options.logger?.error("could not tell Redis this instance is alive", { error });
           this.#scheduleBeat(Math.min(1_000, this.#heartbeatMs));
         },

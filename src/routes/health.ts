@@ -12,7 +12,13 @@ const IntegrationStatus = t.Object({
 });
 
 export const HealthResponse = t.Object({
-  status: t.Union([t.Literal("ok"), t.Literal("draining")]),
+  status: t.Union([t.Literal("ok"), t.Literal("draining"), t.Literal("unavailable")]),
+  unreachable: t.Optional(
+    t.Array(t.Union([t.Literal("database"), t.Literal("redis")]), {
+      description:
+        "What this instance cannot reach (status `unavailable`): new calls would fail here, so a balancer should send them elsewhere",
+    }),
+  ),
   version: t.String(),
   activeCalls: t.Number({ minimum: 0 }),
   workers: t.Optional(
@@ -44,6 +50,8 @@ export interface HealthDeps {
   integrations: HealthResponse["integrations"];
   activeCalls(): number;
   draining(): boolean;
+  /** The shared services this instance cannot reach now (none: empty). */
+  unreachable?(): ("database" | "redis")[];
   /** With --workers: the machine's workers and the calls live on all of them, from the supervisor. */
   machine?(): Promise<{ total: number; alive: number; activeCalls: number | undefined }>;
 }
@@ -53,12 +61,15 @@ export function healthRoutes(deps: HealthDeps) {
     "/health",
     async ({ set, query }) => {
       const draining = deps.draining();
-      const machine = await deps.machine?.();
+      const unreachable = deps.unreachable?.() ?? [];
+      const machine = await deps.machine?.().catch(() => undefined);
       const nonce = (query as Record<string, string | undefined>).proof;
-      // Draining answers 503 so load balancers and health checks stop sending new calls here.
-      if (draining) set.status = 503;
+      // Draining, or cut off from the database or Redis, answers 503 so load balancers and health
+      // checks stop sending new calls here.
+      if (draining || unreachable.length > 0) set.status = 503;
       return {
-        status: draining ? "draining" : "ok",
+        status: draining ? "draining" : unreachable.length > 0 ? "unavailable" : "ok",
+        ...(unreachable.length > 0 ? { unreachable } : {}),
         version: deps.version,
         activeCalls: machine?.activeCalls ?? deps.activeCalls(),
         ...(machine ? { workers: { total: machine.total, alive: machine.alive } } : {}),
@@ -73,11 +84,13 @@ export function healthRoutes(deps: HealthDeps) {
       detail: {
         tags: ["Service"],
         summary: "Service health",
-        description: "200 while serving; 503 with status `draining` once shutdown has begun.",
+        description:
+          "200 while serving; 503 with status `draining` once shutdown has begun, or `unavailable` (with what) while the database or Redis cannot be reached.",
         responses: responses({
           200: { description: "Serving", schema: HealthResponse },
           503: {
-            description: "Draining for shutdown: send new calls elsewhere",
+            description:
+              "Draining for shutdown, or cut off from the database or Redis: send new calls elsewhere",
             schema: HealthResponse,
           },
         }),

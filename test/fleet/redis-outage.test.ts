@@ -54,39 +54,46 @@ async function startRedis(port: number): Promise<Subprocess> {
   return child;
 }
 
-test.skipIf(!redisServer)("after Redis restarts, tokens and verdicts work again", async () => {
-  const port = freePort();
-  const url = `redis://127.0.0.1:${port}`;
-  server = await startRedis(port);
-  const options = { prefix: "outage:", heartbeatMs: 100, aliveMs: 2_000 };
-  const a = await openRedisCoordination(url, "instance_a", systemClock, options);
-  const b = await openRedisCoordination(url, "instance_b", systemClock, options);
-  opened.push(a, b);
-  const received: string[] = [];
-  a.onMessage((message) => received.push(message.callSid));
-  await b.send("instance_a", { kind: "verdict", callSid: "CA-before", answeredBy: "human" });
-  await eventually(() => received.includes("CA-before"), "a verdict before the restart");
+test.skipIf(!redisServer)(
+  "after Redis restarts, tokens and verdicts work again",
+  async () => {
+    const port = freePort();
+    const url = `redis://127.0.0.1:${port}`;
+    server = await startRedis(port);
+    const options = { prefix: "outage:", heartbeatMs: 100, aliveMs: 2_000 };
+    const a = await openRedisCoordination(url, "instance_a", systemClock, options);
+    const b = await openRedisCoordination(url, "instance_b", systemClock, options);
+    opened.push(a, b);
+    const received: string[] = [];
+    a.onMessage((message) => received.push(message.callSid));
+    await b.send("instance_a", { kind: "verdict", callSid: "CA-before", answeredBy: "human" });
+    await eventually(() => received.includes("CA-before"), "a verdict before the restart");
 
-  server.kill("SIGKILL");
-  await server.exited;
-  server = await startRedis(port);
+    server.kill("SIGKILL");
+    await server.exited;
+    // What /health reports: this instance cannot reach Redis (a balancer sends calls elsewhere).
+    await eventually(() => !a.reachable, "the outage noticed by a beat", 5_000);
+    server = await startRedis(port);
+    await eventually(() => a.reachable, "Redis reachable again", 10_000);
 
-  const grant = { scenario: "s", direction: "inbound" as const, from: "+1", to: "+2" };
-  await eventually(
-    async () =>
-      (await b.issueToken("CA-after", grant, { answered: true }, 10).catch(() => undefined)) !==
-      undefined,
-    "a token issued again",
-    10_000,
-  );
-  await eventually(
-    async () => {
-      await b
-        .send("instance_a", { kind: "verdict", callSid: "CA-after", answeredBy: "human" })
-        .catch(() => {});
-      return received.includes("CA-after");
-    },
-    "a verdict after the restart",
-    10_000,
-  );
-});
+    const grant = { scenario: "s", direction: "inbound" as const, from: "+1", to: "+2" };
+    await eventually(
+      async () =>
+        (await b.issueToken("CA-after", grant, { answered: true }, 10).catch(() => undefined)) !==
+        undefined,
+      "a token issued again",
+      10_000,
+    );
+    await eventually(
+      async () => {
+        await b
+          .send("instance_a", { kind: "verdict", callSid: "CA-after", answeredBy: "human" })
+          .catch(() => {});
+        return received.includes("CA-after");
+      },
+      "a verdict after the restart",
+      10_000,
+    );
+  },
+  30_000,
+);

@@ -4,6 +4,7 @@ import type { LiveCall } from "../../src/call/registry.ts";
 import { requireIntegration } from "../../src/config.ts";
 import { NotFoundError } from "../../src/errors.ts";
 import { proofHolds } from "../../src/health-proof.ts";
+import { healthRoutes } from "../../src/routes/health.ts";
 import { INTEGRATIONS_ENV, testApp } from "../helpers/context.ts";
 import { json } from "../helpers/http.ts";
 
@@ -303,5 +304,28 @@ describe("POST /make-call when the call cannot be recorded after Twilio placed i
     expect(
       built.lines.find((line) => line.msg === "a placed call could not be recorded; hanging it up"),
     ).toBeDefined();
+  });
+});
+
+describe("GET /health when the database or Redis cannot be reached", () => {
+  test("503, status unavailable, naming what: a balancer stops sending calls here", async () => {
+    const health = healthRoutes({
+      version: "1.2.3",
+      secret: undefined,
+      integrations: {
+        twilio: { configured: true, missing: [] },
+        deepgram: { configured: true, missing: [] },
+      },
+      activeCalls: () => 2,
+      draining: () => false,
+      unreachable: () => ["redis"],
+    });
+    const response = await health.handle(get("/health"));
+    expect(response.status).toBe(503);
+    expect(await json(response)).toMatchObject({
+      status: "unavailable",
+      unreachable: ["redis"],
+      activeCalls: 2,
+    });
   });
 });
