@@ -101,8 +101,12 @@ return 1`,
   release: `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 1`,
-  /** KEYS: holds. ARGV: instance. */
+  /**
+   * KEYS: holds. ARGV: instance, alive prefix. Not while it still beats here: one only the
+   * database lost sight of is alive, and its calls still count.
+   */
   releaseInstance: `
+if redis.call('EXISTS', ARGV[2] .. ARGV[1]) == 1 then return 0 end
 local holds = redis.call('HGETALL', KEYS[1])
 for i = 1, #holds, 2 do
   if holds[i + 1] == ARGV[1] then redis.call('HDEL', KEYS[1], holds[i]) end
@@ -352,7 +356,7 @@ export class RedisCoordination implements Coordination {
   }
 
   async releaseInstance(instance: string) {
-    await this.#run("releaseInstance", [this.#key("holds")], [instance]);
+    await this.#run("releaseInstance", [this.#key("holds")], [instance, this.#key("alive:")]);
   }
 
   async send(instance: string, message: CallMessage) {
@@ -373,8 +377,8 @@ export class RedisCoordination implements Coordination {
     this.#closed = true;
     this.#heartbeat?.cancel();
     try {
-      await this.releaseInstance(this.instance);
       await this.client.del(this.#key(`alive:${this.instance}`));
+      await this.releaseInstance(this.instance);
       await this.#subscriber.unsubscribe();
     } finally {
       this.#subscriber.close();

@@ -282,6 +282,16 @@ describe.skipIf(!redisReady)("coordination across processes, Redis", () => {
     expect(await a.holder("CA1")).toBe("instance_a");
   });
 
+  test("an instance still beating in Redis keeps its calls, whatever the database thinks of it", async () => {
+    const clock = new ManualClock();
+    const a = await redis.open("instance_a", clock);
+    const b = await redis.open("instance_b", clock);
+    await a.holdCall("CA1");
+    await b.releaseInstance("instance_a");
+    expect(await b.holder("CA1")).toBe("instance_a");
+    expect(await b.load()).toBe(1);
+  });
+
   test("after Redis forgets its scripts (a restart, SCRIPT FLUSH) they are loaded again", async () => {
     const clock = new ManualClock();
     const a = await redis.open("instance_a", clock);
