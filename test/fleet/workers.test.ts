@@ -117,7 +117,7 @@ const workersThat = (running: Machine, msg: string, callSid?: string) =>
       .map((line) => line.worker),
   );
 
-test("two workers on one port: inbound and outbound calls work whichever worker each part reaches", async () => {
+test("two workers on one port: whole calls work whichever worker each part reaches", async () => {
   machine = await startMachine();
   for (let index = 0; index < 6; index++) {
     const callSid = `CAwork${String(index).padStart(4, "0")}`;
@@ -130,6 +130,7 @@ test("two workers on one port: inbound and outbound calls work whichever worker 
       })
     ).text();
     const phone = await openStream(xml, callSid);
+    await machine.agent.nextSession();
     await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`);
     phone.hangUp();
   }
@@ -152,11 +153,63 @@ test("two workers on one port: inbound and outbound calls work whichever worker 
     );
     phone.hangUp();
   }
-  // The kernel spread the ten calls' streams over both workers (all on one: a 1-in-500 chance).
+  // The rest of a whole call, through the one port: barge-in and a booking in an inbound call; an
+  // early verdict; a machine's voicemail; Twilio's end of a call; the records read on any worker.
+  const xml = await (
+    await signed(machine, "/incoming-call", {
+      CallSid: "CAwhole01",
+      From: CALLER,
+      To: OFFICE_NUMBER,
+    })
+  ).text();
+  const caller = await openStream(xml, "CAwhole01");
+  const receptionist = await machine.agent.nextSession();
+  await caller.waitFor(() => caller.heardBytes === GREETING_BYTES, "the receptionist");
+  receptionist.say("Our next opening is on Tuesday.", 2_000);
+  await caller.waitFor(() => caller.mediaReceived > 0, "the agent speaking");
+  receptionist.userStartedSpeaking();
+  await caller.waitFor(() => caller.clears === 1, "the barge-in's clear");
+  const open = JSON.parse(await receptionist.callFunction("check_available_slots", {}));
+  expect(open.slots?.length ?? open.available?.length).toBeGreaterThan(0);
+  caller.hangUp();
+
+  const place = async () =>
+    json(
+      await fetch(`${machine?.url}/make-call`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${SECRET}`, "content-type": "application/json" },
+        body: JSON.stringify({ to: CALLER }),
+      }),
+    );
+  const early = await place();
+  await machine.twilio.sendAmd(early.call_sid, "human");
+  const earlyPhone = await machine.twilio.answer(early.call_sid);
+  await earlyPhone.waitFor(() => earlyPhone.heardBytes === GREETING_BYTES, "greeted at once");
+  expect((await machine.twilio.sendStatus(early.call_sid, "completed"))?.status).toBe(204);
+  await earlyPhone.closed;
+
+  const voicemail = await place();
+  const answering = await machine.twilio.answer(voicemail.call_sid);
+  await machine.agent.nextSession();
+  await machine.twilio.sendAmd(voicemail.call_sid, "machine_end_beep");
+  await answering.closed;
+  for (let read = 0; read < 4; read++) {
+    const record = await eventually(async () => {
+      const { call } = await json(
+        await fetch(`${machine?.url}/calls/${voicemail.call_sid}`, {
+          headers: { authorization: `Bearer ${SECRET}` },
+        }),
+      );
+      return call.end_reason ? call : undefined;
+    }, "the voicemail's record, read on any worker");
+    expect(record).toMatchObject({ outcome: "no_answer_voicemail_left" });
+  }
+
+  // The kernel spread the calls' streams over both workers (all on one: a 1-in-4,000 chance).
   expect(workersThat(machine, "call started")).toEqual(new Set([0, 1]));
   const health = await json(await fetch(`${machine.url}/health`));
   expect(health.workers).toEqual({ total: 2, alive: 2 });
-});
+}, 30_000);
 
 test("the limit holds across the workers; a crashed worker is started again; SIGTERM drains all", async () => {
   machine = await startMachine({ MAX_CONCURRENT_CALLS: "2" });
