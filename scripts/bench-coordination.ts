@@ -2,8 +2,8 @@
 /**
  * What coordinating a fleet through Redis costs a call, measured against Redis itself: two
  * instances' `RedisCoordination`s on one Redis (a fresh key prefix, deleted afterwards), and
- * - a call's coordination from start to end (token issued with the limit check, redeemed, call held,
- *   released), one call at a time and `--concurrency` at once;
+ * - a call's coordination from start to end (token issued with the limit check, redeemed with the
+ *   call held, released), one call at a time and `--concurrency` at once;
  * - a verdict sent by one instance to the instance holding the call (publish → handler);
  * - the reference: a bare `PING` round trip on a third connection, in the same run.
  * Prints p50 / p99 / max in milliseconds and each figure's ratio to the reference. Results go in
@@ -63,8 +63,7 @@ const at = (sorted: number[], share: number) =>
 const aCall = async (index: number) => {
   const sid = `CAbench${index}`;
   const token = await a.issueToken(sid, grant, { answered: true }, 1_000_000);
-  if (!(await b.consumeToken(sid, token))) throw new Error("token not redeemed");
-  if (!(await b.holdCall(sid))) throw new Error("call not held");
+  if (!(await b.redeemToken(sid, token))?.held) throw new Error("token not redeemed");
   await b.releaseCall(sid);
 };
 

@@ -50,13 +50,9 @@ export interface Coordination {
   /** True while `callSid` holds an unused, unexpired token. */
   tokenPending(callSid: string): Promise<boolean>;
   /**
-   * The grant, once per issued token, for its own call SID, before it expires; otherwise
-   * undefined. A wrong token does not burn the right one.
-   */
-  consumeToken(callSid: string, presented: string | undefined): Promise<StreamGrant | undefined>;
-  /**
-   * `consumeToken` and `holdCall` in one step, for the stream that presents the token: the slot its
-   * token held passes to the live call with no moment in between when another call could take it.
+   * The grant, once per issued token, for its own call SID, before it expires (a wrong token does
+   * not burn the right one); in the same step this instance takes the call, so the slot its token
+   * held passes to the live call with no moment in between when another call could take it.
    * `held` false: another instance already holds the call (this stream is a duplicate).
    */
   redeemToken(

@@ -16,7 +16,6 @@ const METHODS = [
   "tokenAnswered",
   "revokeToken",
   "tokenPending",
-  "consumeToken",
   "redeemToken",
   "takeExpiredTokens",
   "holdCall",
@@ -135,9 +134,6 @@ export class IpcCoordination implements Coordination {
   }
   tokenPending(callSid: string) {
     return this.#call<boolean>("tokenPending", callSid);
-  }
-  consumeToken(callSid: string, presented: string | undefined) {
-    return this.#call<StreamGrant | undefined>("consumeToken", callSid, presented);
   }
   redeemToken(callSid: string, presented: string | undefined) {
     return this.#call<{ grant: StreamGrant; held: boolean } | undefined>(

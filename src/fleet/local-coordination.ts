@@ -60,10 +60,6 @@ export class LocalCoordination implements Coordination {
     return this.#state.tokens.pending(callSid);
   }
 
-  async consumeToken(callSid: string, presented: string | undefined) {
-    return this.#state.tokens.consume(callSid, presented);
-  }
-
   async redeemToken(callSid: string, presented: string | undefined) {
     // No await in between: nothing else runs on this state from the consume to the hold.
     const grant = this.#state.tokens.consume(callSid, presented);

@@ -58,14 +58,6 @@ if not expires or expires <= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[2], 'expires', ARGV[2])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1`,
-  /** KEYS: tokens, token:<sid>. ARGV: sid, the token, now. The grant, once, if still unexpired. */
-  consume: `
-if redis.call('HGET', KEYS[2], 'token') ~= ARGV[2] then return nil end
-if tonumber(redis.call('HGET', KEYS[2], 'expires')) <= tonumber(ARGV[3]) then return nil end
-local grant = redis.call('HGET', KEYS[2], 'grant')
-redis.call('DEL', KEYS[2])
-redis.call('ZREM', KEYS[1], ARGV[1])
-return grant`,
   /**
    * KEYS: tokens, token:<sid>, holds. ARGV: sid, the token, now, instance, alive prefix. The grant
    * and whether this instance now holds the call, once, if the token is still unexpired.
@@ -283,18 +275,6 @@ export class RedisCoordination implements Coordination {
   async tokenPending(callSid: string) {
     const expires = await this.client.hget(this.#key(`token:${callSid}`), "expires");
     return expires !== null && Number(expires) > this.#now();
-  }
-
-  async consumeToken(callSid: string, presented: string | undefined) {
-    if (presented === undefined) return undefined;
-    const stored = await this.client.hget(this.#key(`token:${callSid}`), "token");
-    if (stored === null || !sameToken(stored, presented)) return undefined;
-    const grant = await this.#run(
-      "consume",
-      [this.#key("tokens"), this.#key(`token:${callSid}`)],
-      [callSid, stored, String(this.#now())],
-    );
-    return typeof grant === "string" ? (JSON.parse(grant) as StreamGrant) : undefined;
   }
 
   async redeemToken(callSid: string, presented: string | undefined) {

@@ -102,11 +102,11 @@ for (const engine of [local, workers, redis]) {
       if (!token) throw new Error("no token");
       expect(await a.tokenPending("CA1")).toBe(true);
       const wrong = `${token.slice(0, -1)}${token.endsWith("x") ? "y" : "x"}`;
-      expect(await a.consumeToken("CA1", wrong)).toBeUndefined();
-      expect(await a.consumeToken("CA2", token)).toBeUndefined();
-      expect(await a.consumeToken("CA1", undefined)).toBeUndefined();
-      expect(await a.consumeToken("CA1", token)).toEqual(grant);
-      expect(await a.consumeToken("CA1", token)).toBeUndefined();
+      expect(await a.redeemToken("CA1", wrong)).toBeUndefined();
+      expect(await a.redeemToken("CA2", token)).toBeUndefined();
+      expect(await a.redeemToken("CA1", undefined)).toBeUndefined();
+      expect(await a.redeemToken("CA1", token)).toEqual({ grant, held: true });
+      expect(await a.redeemToken("CA1", token)).toBeUndefined();
       expect(await a.tokenPending("CA1")).toBe(false);
     });
 
@@ -117,7 +117,7 @@ for (const engine of [local, workers, redis]) {
       clock.advance(34_000);
       expect(await a.takeExpiredTokens()).toEqual([]);
       clock.advance(1_000);
-      expect(await a.consumeToken("CA1", token)).toBeUndefined();
+      expect(await a.redeemToken("CA1", token)).toBeUndefined();
       expect(await a.takeExpiredTokens()).toEqual(["CA1"]);
       expect(await a.takeExpiredTokens()).toEqual([]);
       expect(await a.load()).toBe(0);
@@ -133,10 +133,10 @@ for (const engine of [local, workers, redis]) {
       expect(await a.tokenPending("CA9")).toBe(true);
       await a.tokenAnswered("CA9");
       clock.advance(30_001);
-      expect(await a.consumeToken("CA9", token)).toBeUndefined();
+      expect(await a.redeemToken("CA9", token)).toBeUndefined();
       const revoked = await a.issueToken("CA10", grant, { answered: false }, NO_LIMIT);
       await a.revokeToken("CA10");
-      expect(await a.consumeToken("CA10", revoked)).toBeUndefined();
+      expect(await a.redeemToken("CA10", revoked)).toBeUndefined();
       expect(await a.takeExpiredTokens()).toEqual(["CA9"]);
     });
 
@@ -146,8 +146,7 @@ for (const engine of [local, workers, redis]) {
       const first = await a.issueToken("CA1", grant, { answered: true }, 2);
       expect(await a.issueToken("CA2", grant, { answered: true }, 2)).toBeDefined();
       expect(await a.issueToken("CA3", grant, { answered: true }, 2)).toBeUndefined();
-      await a.consumeToken("CA1", first);
-      expect(await a.holdCall("CA1")).toBe(true);
+      expect(await a.redeemToken("CA1", first)).toMatchObject({ held: true });
       expect(await a.holdCall("CA1")).toBe(false);
       expect(await a.holder("CA1")).toBe("instance_a");
       expect(await a.load()).toBe(2);
@@ -190,10 +189,10 @@ for (const engine of [local, workers, redis]) {
       const token = await a.issueToken("CA1", grant, { answered: true }, NO_LIMIT);
       const results = await Promise.all(
         Array.from({ length: 12 }, (_, index) =>
-          (others[index % 3] as Coordination).consumeToken("CA1", token),
+          (others[index % 3] as Coordination).redeemToken("CA1", token),
         ),
       );
-      expect(results.filter((result) => result !== undefined)).toEqual([grant]);
+      expect(results.filter((result) => result !== undefined)).toEqual([{ grant, held: true }]);
     });
 
     test("the limit holds across instances under a burst", async () => {
@@ -300,8 +299,8 @@ describe.skipIf(!redisReady)("coordination across processes, Redis", () => {
     const raw = new RedisClient(TEST_REDIS_URL);
     await raw.send("SCRIPT", ["FLUSH"]);
     raw.close();
-    expect(await a.consumeToken("CA1", token)).toEqual(grant);
-    expect(await a.holdCall("CA1")).toBe(true);
+    expect(await a.redeemToken("CA1", token)).toEqual({ grant, held: true });
+    expect(await a.holdCall("CA1")).toBe(false);
   });
 
   test("a call that ended while Redis was unreachable is released with the next beat", async () => {
