@@ -4,7 +4,11 @@
  * instances, and the call goes on as on one. Skipped with one line where PostgreSQL or Redis is
  * not running (never in CI).
  */
-import { afterEach, describe, expect, test } from "bun:test";
+import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
+
+/** Several processes or instances start per test: more than the default 5 s on a loaded machine. */
+setDefaultTimeout(30_000);
+
 import { openStream, readTwiml } from "../fakes/twilio-webhooks.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { type Fleet, startFleet } from "../helpers/fleet-harness.ts";
@@ -160,7 +164,7 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     expect(endedAfterMs).toBeLessThan(5_000);
     expect(await fleet.instances[1]?.coordination.load()).toBe(0);
     expect(await (await fleet.incoming("CAafter0001")).text()).toContain("<Stream");
-  });
+  }, 30_000);
 
   test("rolling restart: SIGTERM to one instance under a steady stream of new calls refuses none", async () => {
     fleet = await startFleet(3, { SHUTDOWN_DRAIN_MS: "20000" });
@@ -216,7 +220,7 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     expect(long).toMatchObject({ end_reason: "caller_hung_up" });
     const refusedUpgrades = fleet.logs[1]?.filter((line) => line.msg === "media stream refused");
     expect(refusedUpgrades).toEqual([]);
-  });
+  }, 30_000);
 
   test("50 bookings of one slot at once, spread over the three instances: exactly one wins", async () => {
     fleet = await startFleet(3);

@@ -4,7 +4,11 @@
  * different workers, which agree through the supervisor. Calls work whichever worker they reach,
  * the limit holds across workers, a crashed worker is started again, SIGTERM drains them all.
  */
-import { afterEach, expect, test } from "bun:test";
+import { afterEach, expect, setDefaultTimeout, test } from "bun:test";
+
+/** Several processes or instances start per test: more than the default 5 s on a loaded machine. */
+setDefaultTimeout(30_000);
+
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
