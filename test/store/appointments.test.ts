@@ -2,23 +2,9 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NewSlot } from "../../src/store/appointments.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { ManualClock } from "../fakes/clock.ts";
-
-const slot = (provider: string, startsAt: string, minutes = 30): NewSlot => ({
-  calendar: "dental",
-  provider,
-  starts_at: startsAt,
-  ends_at: new Date(Date.parse(startsAt) + minutes * 60_000).toISOString(),
-});
-
-const week = {
-  calendar: "dental",
-  from: "2026-03-02T00:00:00.000Z",
-  to: "2026-03-09T00:00:00.000Z",
-  limit: 50,
-};
+import { slot, week } from "./fixtures.ts";
 
 /** SQLite's own guarantees; the repository's behaviour is in storage-contract.test.ts, on both engines. */
 describe("appointments on SQLite", () => {

@@ -3,24 +3,15 @@ import { beforeEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NewCall } from "../../src/store/calls.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import { ManualClock } from "../fakes/clock.ts";
+import { outbound } from "./fixtures.ts";
 
 let store: Store;
 let clock: ManualClock;
 beforeEach(() => {
   clock = new ManualClock();
   store = openStore(":memory:", clock);
-});
-
-const outbound = (sid: string): NewCall => ({
-  sid,
-  direction: "outbound",
-  from_number: "+15550001111",
-  to_number: "+15551234567",
-  scenario: "insurance-followup",
-  status: "queued",
 });
 
 test("events are append-only", () => {

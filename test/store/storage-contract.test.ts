@@ -8,15 +8,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
-import type { NewSlot } from "../../src/store/appointments.ts";
-import type { NewCall } from "../../src/store/calls.ts";
 import { openStore } from "../../src/store/index.ts";
-import type { LeadInput } from "../../src/store/leads.ts";
 import type { Storage } from "../../src/store/port.ts";
 import { openPostgresStorage } from "../../src/store/postgres/index.ts";
 import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { ManualClock } from "../fakes/clock.ts";
 import { freshDatabase, postgresReady, type TestDatabase } from "../helpers/postgres.ts";
+import { alex, outbound, slot, week } from "./fixtures.ts";
 
 /** One engine: a database per test (or per file, emptied per test) that several stores can open. */
 interface Engine {
@@ -74,44 +72,6 @@ const postgres: Engine = {
   async tearDown() {
     await database?.drop();
   },
-};
-
-const outbound = (sid: string): NewCall => ({
-  sid,
-  direction: "outbound",
-  from_number: "+15550001111",
-  to_number: "+15551234567",
-  scenario: "insurance-followup",
-  status: "queued",
-});
-
-const alex: LeadInput = {
-  first_name: "Alex",
-  last_name: "Mitchell",
-  phone: "+15551234567",
-  email: "alex@example.com",
-  property_address: "742 Evergreen Terrace, Springfield IL 62704",
-  property_type: "single family",
-  year_built: 1992,
-  square_footage: 2100,
-  insurance_status: "switching",
-  coverage_start: "2026-04-15",
-  quote_submitted_at: "2026-03-01T18:30:00Z",
-  source: "website",
-};
-
-const slot = (provider: string, startsAt: string, minutes = 30): NewSlot => ({
-  calendar: "dental",
-  provider,
-  starts_at: startsAt,
-  ends_at: new Date(Date.parse(startsAt) + minutes * 60_000).toISOString(),
-});
-
-const week = {
-  calendar: "dental",
-  from: "2026-03-02T00:00:00.000Z",
-  to: "2026-03-09T00:00:00.000Z",
-  limit: 50,
 };
 
 for (const engine of [sqlite, postgres]) {
