@@ -43,6 +43,17 @@ export const CallRecordModel = t.Object({
       { description: "What became of the caller's audio; set when the call ends" },
     ),
   ),
+  message: Nullable(
+    t.Object(
+      {
+        caller_name: t.String(),
+        callback_number: Nullable(t.String({ description: "E.164" })),
+        message: t.String(),
+        taken_at: t.String(),
+      },
+      { description: "A message the caller left for a person (take_message); personal data" },
+    ),
+  ),
 });
 
 const CallEventModel = t.Object({

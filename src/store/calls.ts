@@ -36,6 +36,17 @@ export interface CallRecord {
   agent_request_id: string | null;
   /** What became of the caller's audio, written when the call's stream ends. */
   caller_audio: CallerAudioCounts | null;
+  /** A message the caller left for a person (`take_message`), to act on after the call. */
+  message: TakenMessage | null;
+}
+
+/** What the caller asked a person to be told, and how to reach them. */
+export interface TakenMessage {
+  caller_name: string;
+  /** E.164; null when the caller gave none and their number is withheld. */
+  callback_number: string | null;
+  message: string;
+  taken_at: string;
 }
 
 /** Why a caller frame was not forwarded to the agent, by design. */
@@ -76,7 +87,7 @@ export type CallUpdate = Partial<
     | "ended_at"
     | "agent_request_id"
   >
-> & { caller_audio?: CallerAudioCounts };
+> & { caller_audio?: CallerAudioCounts; message?: TakenMessage };
 
 /** The agent's LatencyReport for one turn, in milliseconds (each figure only when reported). */
 export interface LatencyFigures {
@@ -144,8 +155,11 @@ export interface CallListQuery {
   offset?: number;
 }
 
-/** A `calls` row as stored: `caller_audio` is JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio"> & { caller_audio: string | null };
+/** A `calls` row as stored: `caller_audio` and `message` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message"> & {
+  caller_audio: string | null;
+  message: string | null;
+};
 
 interface EventRow {
   id: number;
@@ -215,7 +229,8 @@ export class CallRepository {
          answered_at = coalesce($answered_at, answered_at),
          ended_at = coalesce($ended_at, ended_at),
          agent_request_id = coalesce($agent_request_id, agent_request_id),
-         caller_audio = coalesce($caller_audio, caller_audio)
+         caller_audio = coalesce($caller_audio, caller_audio),
+         message = coalesce($message, message)
        WHERE sid = $sid RETURNING *`,
     );
     this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
@@ -363,7 +378,7 @@ export class CallRepository {
 }
 
 function updateParams(sid: string, changes: CallUpdate): NamedParams {
-  const { caller_audio, ...fields } = changes;
+  const { caller_audio, message, ...fields } = changes;
   return {
     sid,
     status: null,
@@ -378,11 +393,16 @@ function updateParams(sid: string, changes: CallUpdate): NamedParams {
     // A record that ends without an outcome gets the one its end reason implies.
     fallback_outcome: fields.end_reason ? fallbackOutcome(fields.end_reason) : null,
     caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
+    message: message ? JSON.stringify(message) : null,
   };
 }
 
 function toRecord(row: CallRow): CallRecord {
-  return { ...row, caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null };
+  return {
+    ...row,
+    caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
+    message: row.message ? JSON.parse(row.message) : null,
+  };
 }
 
 function toRecordOrUndefined(row: CallRow | null): CallRecord | undefined {

@@ -121,6 +121,11 @@ export const migrations: Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 6,
+    name: "a message the caller left for a person (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN message TEXT;",
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -160,7 +160,7 @@ describe.skipIf(!postgresReady)("db copy and migrate on PostgreSQL", () => {
     try {
       const first = await cli(["migrate"], { DATABASE_URL: empty.url });
       expect(first).toMatchObject({ code: 0 });
-      expect(first.out).toContain("PostgreSQL: applied #1, #2, #3, #4, #5");
+      expect(first.out).toContain("PostgreSQL: applied #1, #2, #3, #4, #5, #6");
       const again = await cli(["migrate"], { DATABASE_URL: empty.url });
       expect(again.out).toContain("nothing to apply");
 
@@ -189,7 +189,7 @@ test("migrate on the SQLite file brings it to the schema and says so", async () 
     const file = join(folder, "voice-agent.db");
     const first = await cli(["migrate"], { DATABASE_PATH: file });
     expect(first.code).toBe(0);
-    expect(first.out).toContain(`SQLite ${file}: applied #1, #2, #3, #4, #5`);
+    expect(first.out).toContain(`SQLite ${file}: applied #1, #2, #3, #4, #5, #6`);
     expect((await cli(["migrate", "extra"], { DATABASE_PATH: file })).code).toBe(64);
   } finally {
     rmSync(folder, { recursive: true, force: true });

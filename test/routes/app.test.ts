@@ -329,3 +329,30 @@ describe("GET /health when the database or Redis cannot be reached", () => {
     });
   });
 });
+
+describe("GET /calls/:sid with a message the caller left", () => {
+  test("answers the message with the record (its schema includes it)", async () => {
+    const secret = "calls-secret-0123456789abcdef";
+    const built = testApp({ ENDPOINT_SECRET: secret });
+    await built.store.calls.create({
+      sid: "CA1",
+      direction: "inbound",
+      from_number: "+15557654321",
+      to_number: "+15550001111",
+      scenario: "dental-receptionist",
+      status: "in-progress",
+    });
+    const message = {
+      caller_name: "Jamie Fox",
+      callback_number: "+15557654321",
+      message: "Please call back.",
+      taken_at: "2026-03-02T15:00:00.000Z",
+    };
+    await built.store.calls.update("CA1", { message, outcome: "message_taken" });
+    const response = await built.app.handle(
+      new Request("http://localhost/calls/CA1", { headers: { authorization: `Bearer ${secret}` } }),
+    );
+    expect(response.status).toBe(200);
+    expect((await json(response)).call).toMatchObject({ message, outcome: "message_taken" });
+  });
+});

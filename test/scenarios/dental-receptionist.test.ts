@@ -110,6 +110,7 @@ describe("prompt and greeting", () => {
       "book_appointment",
       "check_appointment",
       "cancel_appointment",
+      "take_message",
       "end_call",
     ]);
   });
@@ -301,5 +302,51 @@ describe("booking, look-up and cancellation", () => {
   test("end_call asks the session to end", async () => {
     await call("end_call", { reason: "caller is done" });
     expect(ended).toEqual(["caller is done"]);
+  });
+});
+
+describe("take_message", () => {
+  test("writes the message on the call record, calling back the caller's own number by default", async () => {
+    const { ok, result } = await call("take_message", {
+      caller_name: "Jamie Fox",
+      message: "Please call about the bill from March.",
+    });
+    expect(ok).toBe(true);
+    expect(result).toContain("The message is recorded");
+    expect(store.calls.get("CA1")).toMatchObject({
+      outcome: "message_taken",
+      message: {
+        caller_name: "Jamie Fox",
+        callback_number: CALLER,
+        message: "Please call about the bill from March.",
+        taken_at: NOW,
+      },
+    });
+  });
+
+  test("another callback number is kept; a withheld caller must give one", async () => {
+    const withheld = await call(
+      "take_message",
+      { caller_name: "Sam Roe", message: "Call me back." },
+      "anonymous",
+    );
+    expect(withheld.result).toContain("Nothing was recorded");
+    expect(store.calls.get("CA1")?.message).toBeNull();
+    await call(
+      "take_message",
+      { caller_name: "Sam Roe", message: "Call me back.", callback_number: "+15550009999" },
+      "anonymous",
+    );
+    expect(store.calls.get("CA1")?.message?.callback_number).toBe("+15550009999");
+  });
+
+  test("a callback number that is not a phone number is refused, naming the field", async () => {
+    const { ok, result } = await call("take_message", {
+      caller_name: "Jamie Fox",
+      message: "Hi",
+      callback_number: "555-1234",
+    });
+    expect(ok).toBe(false);
+    expect(String(result)).toContain("callback_number");
   });
 });

@@ -192,6 +192,23 @@ for (const engine of [sqlite, postgres]) {
         expect(await storage.calls.update("CA-none", { status: "completed" })).toBeUndefined();
       });
 
+      test("a message the caller left is kept with the record through later changes", async () => {
+        await storage.calls.create(outbound("CA1"));
+        const message = {
+          caller_name: "Jamie Fox",
+          callback_number: "+15557654321",
+          message: 'Call about the bill "from March" ✓',
+          taken_at: "2026-03-02T15:00:00.000Z",
+        };
+        await storage.calls.update("CA1", { message, outcome: "message_taken" });
+        storage.calls.updateLater("CA1", {
+          end_reason: "caller_hung_up",
+          ended_at: "2026-03-02T15:01:00.000Z",
+        });
+        expect(await storage.calls.get("CA1")).toMatchObject({ message, outcome: "message_taken" });
+        expect((await storage.calls.get("CA-none"))?.message).toBeUndefined();
+      });
+
       test("an ended call gets the outcome its end reason implies, unless one was recorded", async () => {
         for (const [sid, reason, outcome] of [
           ["CA1", "silence", "no_response"],

@@ -14,6 +14,7 @@ import type { BookingDetails, Slot } from "../../store/appointments.ts";
 import type { Storage } from "../../store/port.ts";
 import { callerNumber, firstName, sameName } from "../shared/caller.ts";
 import { endCallTool } from "../shared/end-call.ts";
+import { takeMessageTool } from "../shared/take-message.ts";
 import { plainText, spoken } from "../shared/text.ts";
 import { addDays, localMinutes, spokenTime, zonedToUtc } from "../shared/time.ts";
 import { defineTool, type Tool } from "../types.ts";
@@ -271,6 +272,7 @@ export function receptionistTools(office: Office, store: Storage, clock: Clock):
           : { cancelled: false, problem: "It was already cancelled." };
       },
     }),
+    takeMessageTool(store, clock),
     endCallTool,
   ];
 }

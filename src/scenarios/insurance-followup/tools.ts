@@ -13,6 +13,7 @@ import type { Lead } from "../../store/leads.ts";
 import type { Storage } from "../../store/port.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { slotsForDay } from "../shared/slots.ts";
+import { takeMessageTool } from "../shared/take-message.ts";
 import { FACT_NAME, plainText } from "../shared/text.ts";
 import {
   addDays,
@@ -240,6 +241,7 @@ export function followUpTools(
         return "Recorded. Now say goodbye and call end_call.";
       },
     }),
+    takeMessageTool(store, clock),
     endCallTool,
   ];
 }

@@ -19,8 +19,11 @@ import { fallbackOutcome } from "../outcomes.ts";
 import type { CallStore } from "../port.ts";
 import { PostgresWriteBehind } from "./write-behind.ts";
 
-/** A `calls` row as stored: `caller_audio` is JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio"> & { caller_audio: string | null };
+/** A `calls` row as stored: `caller_audio` and `message` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message"> & {
+  caller_audio: string | null;
+  message: string | null;
+};
 
 /** A `call_events` row as Bun reads it: `id` is int8, which comes back as a decimal string. */
 interface EventRow {
@@ -45,6 +48,7 @@ interface CallChanges {
   /** The outcome the end reason implies, for a record that ends without one. */
   fallback_outcome: string | null;
   caller_audio: string | null;
+  message: string | null;
 }
 
 /** A write held for the next flush, as the values to write. */
@@ -271,7 +275,8 @@ function updateCall(sql: SQL, changes: CallChanges): SQL.Query<CallRow[]> {
       answered_at = coalesce(${changes.answered_at}, answered_at),
       ended_at = coalesce(${changes.ended_at}, ended_at),
       agent_request_id = coalesce(${changes.agent_request_id}, agent_request_id),
-      caller_audio = coalesce(${changes.caller_audio}, caller_audio)
+      caller_audio = coalesce(${changes.caller_audio}, caller_audio),
+      message = coalesce(${changes.message}, message)
     WHERE sid = ${changes.sid} RETURNING *`;
 }
 
@@ -289,11 +294,16 @@ function callChanges(sid: string, changes: CallUpdate): CallChanges {
     // A record that ends without an outcome gets the one its end reason implies.
     fallback_outcome: changes.end_reason ? fallbackOutcome(changes.end_reason) : null,
     caller_audio: changes.caller_audio ? JSON.stringify(changes.caller_audio) : null,
+    message: changes.message ? JSON.stringify(changes.message) : null,
   };
 }
 
 function toRecord(row: CallRow): CallRecord {
-  return { ...row, caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null };
+  return {
+    ...row,
+    caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
+    message: row.message ? JSON.parse(row.message) : null,
+  };
 }
 
 function toEvent(row: EventRow): CallEvent {

@@ -134,6 +134,11 @@ export const postgresMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 6,
+    name: "a message the caller left for a person (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN message text;",
+  },
 ];
 
 /**
