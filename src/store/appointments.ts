@@ -45,11 +45,26 @@ export interface NewBooking {
   reason?: string | null;
   lead_id?: string | null;
   call_sid?: string | null;
+  /**
+   * Caps checked in the same step as the booking, so that concurrent calls (on any instance)
+   * cannot together pass them: live bookings in the slot's calendar made during `call_sid`, and
+   * those for `phone` that start after `after` (an ISO instant: now).
+   */
+  limits?: { perCall?: number; perPhone?: number; after: string };
 }
 
 export type BookingResult =
   | { ok: true; booking: BookingDetails }
-  | { ok: false; reason: "slot_taken" | "no_such_slot" };
+  | { ok: false; reason: "slot_taken" | "no_such_slot" | "call_limit" | "phone_limit" };
+
+/** Live bookings in a calendar made during a call, and those for a phone starting after a moment. */
+const LIMIT_COUNTS = {
+  perCall: `SELECT count(*) AS n FROM bookings b JOIN slots s ON s.id = b.slot_id
+            WHERE b.call_sid = $call_sid AND b.status = 'booked' AND s.calendar = $calendar`,
+  perPhone: `SELECT count(*) AS n FROM bookings b JOIN slots s ON s.id = b.slot_id
+             WHERE b.phone = $phone AND b.status = 'booked' AND s.calendar = $calendar
+               AND s.starts_at > $after`,
+};
 
 export interface OpenSlotQuery {
   calendar: string;
@@ -80,6 +95,8 @@ export class AppointmentRepository {
   readonly #bookingsByPhone: Statement<BookingDetails, [string]>;
   readonly #bookingsByCall: Statement<BookingDetails, [string]>;
   readonly #cancel: Statement<unknown, [NamedParams]>;
+  readonly #perCall: Statement<{ n: number }, [NamedParams]>;
+  readonly #perPhone: Statement<{ n: number }, [NamedParams]>;
 
   constructor(
     private readonly db: Database,
@@ -108,6 +125,8 @@ export class AppointmentRepository {
     this.#bookingsByCall = db.prepare(
       `${DETAILS} WHERE b.call_sid = ? AND b.status = 'booked' ORDER BY s.starts_at`,
     );
+    this.#perCall = db.prepare(LIMIT_COUNTS.perCall);
+    this.#perPhone = db.prepare(LIMIT_COUNTS.perPhone);
     this.#cancel = db.prepare(
       `UPDATE bookings SET status = 'cancelled', cancelled_at = $at WHERE id = $id AND status = 'booked'`,
     );
@@ -133,27 +152,48 @@ export class AppointmentRepository {
 
   /** Books a slot; a slot that already has a live booking answers `slot_taken`, never a second booking. */
   book(request: NewBooking): BookingResult {
-    if (!this.#slot.get(request.slot_id)) return { ok: false, reason: "no_such_slot" };
+    const { limits, ...booking } = request;
     const row = {
       phone: null,
       reason: null,
       lead_id: null,
       call_sid: null,
-      ...request,
+      ...booking,
       created_at: this.clock.now().toISOString(),
     };
-    for (;;) {
-      const id = confirmationCode();
-      try {
-        this.#insertBooking.run({ ...row, id });
-        return { ok: true, booking: this.#booking.get(id) as BookingDetails };
-      } catch (error) {
-        if (!(error instanceof SQLiteError) || error.code !== "SQLITE_CONSTRAINT_UNIQUE")
-          throw error;
-        if (!error.message.includes("bookings.id")) return { ok: false, reason: "slot_taken" };
-        // A confirmation code collision: draw another one.
-      }
-    }
+    // One write transaction: the caps are counted and the booking made with no other writer between.
+    return this.db
+      .transaction((): BookingResult => {
+        const slot = this.#slot.get(request.slot_id);
+        if (!slot) return { ok: false, reason: "no_such_slot" };
+        if (limits?.perCall !== undefined && row.call_sid) {
+          const { n } = this.#perCall.get({ call_sid: row.call_sid, calendar: slot.calendar }) ?? {
+            n: 0,
+          };
+          if (n >= limits.perCall) return { ok: false, reason: "call_limit" };
+        }
+        if (limits?.perPhone !== undefined && row.phone) {
+          const { n } = this.#perPhone.get({
+            phone: row.phone,
+            calendar: slot.calendar,
+            after: limits.after,
+          }) ?? { n: 0 };
+          if (n >= limits.perPhone) return { ok: false, reason: "phone_limit" };
+        }
+        for (;;) {
+          const id = confirmationCode();
+          try {
+            this.#insertBooking.run({ ...row, id });
+            return { ok: true, booking: this.#booking.get(id) as BookingDetails };
+          } catch (error) {
+            if (!(error instanceof SQLiteError) || error.code !== "SQLITE_CONSTRAINT_UNIQUE")
+              throw error;
+            if (!error.message.includes("bookings.id")) return { ok: false, reason: "slot_taken" };
+            // A confirmation code collision: draw another one.
+          }
+        }
+      })
+      .immediate();
   }
 
   booking(id: string): BookingDetails | undefined {

@@ -350,3 +350,35 @@ describe("take_message", () => {
     expect(String(result)).toContain("callback_number");
   });
 });
+
+describe("the caps, under concurrent calls", () => {
+  test("two calls booking for one number at once cannot together pass its cap", async () => {
+    const open = store.appointments.openSlots({
+      calendar: "dental",
+      from: "2026-03-03T00:00:00.000Z",
+      to: "2026-03-10T00:00:00.000Z",
+      limit: 10,
+    });
+    for (const existing of open.slice(0, 2))
+      store.appointments.book({ slot_id: existing.id, name: "Earlier", phone: CALLER });
+    store.calls.create({
+      sid: "CA2",
+      direction: "inbound",
+      from_number: CALLER,
+      to_number: "+15550001111",
+      scenario: "dental-receptionist",
+      status: "in-progress",
+    });
+    const tool = scenario.tools.find((candidate) => candidate.name === "book_appointment");
+    const results = await Promise.all(
+      ["CA1", "CA2"].map((callSid, index) =>
+        tool?.run(
+          { slot_id: open[2 + index]?.id, patient_name: "Jamie Fox", reason: "cleaning" },
+          { ...context(), callSid },
+        ),
+      ),
+    );
+    expect(results.filter((result) => (result as { booked: boolean }).booked)).toHaveLength(1);
+    expect(store.appointments.bookingsByPhone(CALLER)).toHaveLength(3);
+  });
+});

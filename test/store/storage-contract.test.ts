@@ -508,6 +508,59 @@ for (const engine of [sqlite, postgres]) {
         expect((await storage.appointments.book({ slot_id: first.id, name: "Two" })).ok).toBe(true);
       });
 
+      test("caps per call and per phone are checked in the same step as the booking", async () => {
+        await storage.calls.create(outbound("CA1"));
+        await storage.calls.create(outbound("CA2"));
+        const open = await storage.appointments.openSlots(week);
+        const after = "2026-03-02T15:00:00.000Z";
+        const book = (index: number, call: string, phone: string) =>
+          storage.appointments.book({
+            slot_id: open[index]?.id ?? 0,
+            name: "Jamie Fox",
+            phone,
+            call_sid: call,
+            limits: { perCall: 1, perPhone: 2, after },
+          });
+        expect((await book(0, "CA1", "+15550000001")).ok).toBe(true);
+        expect(await book(1, "CA1", "+15550000002")).toEqual({ ok: false, reason: "call_limit" });
+        expect((await book(1, "CA2", "+15550000001")).ok).toBe(true);
+        await storage.calls.create(outbound("CA3"));
+        expect(await book(2, "CA3", "+15550000001")).toEqual({ ok: false, reason: "phone_limit" });
+        // Bookings that start before `after` (past ones) do not count against the phone.
+        const later = await storage.appointments.book({
+          slot_id: open[2]?.id ?? 0,
+          name: "Jamie Fox",
+          phone: "+15550000001",
+          call_sid: "CA3",
+          limits: { perPhone: 2, after: "2026-03-03T09:10:00.000Z" },
+        });
+        expect(later.ok).toBe(true);
+      });
+
+      test("20 bookings for one phone at once, over three instances, with a cap of 3: exactly 3", async () => {
+        await storage.appointments.addSlots(
+          Array.from({ length: 20 }, (_, hour) =>
+            slot("Dr. Lee", `2026-03-05T${String(hour + 2).padStart(2, "0")}:00:00.000Z`),
+          ),
+        );
+        const lee = await storage.appointments.openSlots({ ...week, provider: "Dr. Lee" });
+        const instances = [storage, await another("instance_b"), await another("instance_c")];
+        const results = await Promise.all(
+          lee.map((open, index) =>
+            (instances[index % 3] as Storage).appointments.book({
+              slot_id: open.id,
+              name: `Caller ${index}`,
+              phone: "+15550000009",
+              limits: { perPhone: 3, after: "2026-03-02T00:00:00.000Z" },
+            }),
+          ),
+        );
+        expect(results.filter((result) => result.ok)).toHaveLength(3);
+        expect(
+          results.filter((result) => !result.ok && result.reason === "phone_limit"),
+        ).toHaveLength(17);
+      });
+
       test("50 bookings of one slot at once, from three instances: exactly one wins", async () => {
         const first = await firstOpen();
         const instances = [storage, await another("instance_b"), await another("instance_c")];

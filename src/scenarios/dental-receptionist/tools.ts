@@ -184,7 +184,17 @@ export function receptionistTools(office: Office, store: Storage, clock: Clock):
           reason,
           phone: bookedPhone,
           call_sid: context.callSid,
+          // Checked again by the store, with the booking: another call may have booked meanwhile.
+          limits: {
+            perCall: MAX_BOOKINGS_PER_CALL,
+            perPhone: MAX_UPCOMING_PER_NUMBER,
+            after: clock.now().toISOString(),
+          },
         });
+        if (!result.ok && (result.reason === "call_limit" || result.reason === "phone_limit")) {
+          const problem = await bookingLimit(context.callSid, bookedPhone, bookedPhone === own);
+          return { booked: false, problem: problem ?? "No more appointments can be booked now." };
+        }
         if (!result.ok) {
           const day = new Date(slot.starts_at);
           const nearby = await openSlots(day, new Date(day.getTime() + 3 * 24 * 3600_000));

@@ -165,7 +165,21 @@ export function followUpTools(
           reason: notes ?? "homeowners insurance quote consultation",
           lead_id: lead.id,
           call_sid: context.callSid,
+          // Checked again by the store, with the booking: another call may have booked meanwhile.
+          limits: {
+            perCall: MAX_BOOKINGS_PER_CALL,
+            perPhone: MAX_UPCOMING_PER_NUMBER,
+            after: clock.now().toISOString(),
+          },
         });
+        if (!result.ok && (result.reason === "call_limit" || result.reason === "phone_limit")) {
+          return (
+            (await bookingLimit(context.callSid, context.customerNumber)) ?? {
+              booked: false,
+              problem: "No more consultations can be booked now.",
+            }
+          );
+        }
         if (!result.ok) {
           const alternatives = distinctTimes(await openSlots(new Date(slot.starts_at), 2))
             .slice(0, MAX_OFFERED)

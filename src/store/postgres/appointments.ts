@@ -77,25 +77,58 @@ export class PostgresAppointmentStore implements AppointmentStore {
 
   async book(request: NewBooking): Promise<BookingResult> {
     const createdAt = this.clock.now().toISOString();
-    if (!(await this.slot(request.slot_id))) return { ok: false, reason: "no_such_slot" };
-    for (;;) {
-      const id = confirmationCode();
-      try {
-        await this.sql`
-          INSERT INTO bookings (id, slot_id, name, phone, reason, lead_id, call_sid, created_at)
-          VALUES (${id}, ${request.slot_id}, ${request.name}, ${request.phone ?? null},
-                  ${request.reason ?? null}, ${request.lead_id ?? null}, ${request.call_sid ?? null},
-                  ${createdAt})`;
-        return { ok: true, booking: (await this.booking(id)) as BookingDetails };
-      } catch (error) {
-        if (!(error instanceof SQL.PostgresError) || error.errno !== UNIQUE_VIOLATION) throw error;
-        if (error.constraint === "bookings_one_live_per_slot") {
-          return { ok: false, reason: "slot_taken" };
+    const { limits, ...booking } = request;
+    const made = await this.sql.begin(async (tx): Promise<BookingResult | string> => {
+      const [slot] = await tx<{ calendar: string }[]>`
+        SELECT calendar FROM slots WHERE id = ${request.slot_id}`;
+      if (!slot) return { ok: false, reason: "no_such_slot" };
+      if (limits) {
+        // One booking at a time per call and per phone number, on every instance: the counts and
+        // the insert below happen under these locks (always taken call first, then phone).
+        if (booking.call_sid)
+          await tx`SELECT pg_advisory_xact_lock(hashtext(${`booking-call:${booking.call_sid}`}))`;
+        if (booking.phone)
+          await tx`SELECT pg_advisory_xact_lock(hashtext(${`booking-phone:${booking.phone}`}))`;
+        if (limits.perCall !== undefined && booking.call_sid) {
+          const [{ n }] = await tx<[{ n: number }]>`
+            SELECT count(*)::int AS n FROM bookings b JOIN slots s ON s.id = b.slot_id
+            WHERE b.call_sid = ${booking.call_sid} AND b.status = 'booked'
+              AND s.calendar = ${slot.calendar}`;
+          if (n >= limits.perCall) return { ok: false, reason: "call_limit" };
         }
-        if (error.constraint !== "bookings_pkey") throw error;
-        // A confirmation code collision: draw another one.
+        if (limits.perPhone !== undefined && booking.phone) {
+          const [{ n }] = await tx<[{ n: number }]>`
+            SELECT count(*)::int AS n FROM bookings b JOIN slots s ON s.id = b.slot_id
+            WHERE b.phone = ${booking.phone} AND b.status = 'booked'
+              AND s.calendar = ${slot.calendar} AND s.starts_at > ${limits.after}`;
+          if (n >= limits.perPhone) return { ok: false, reason: "phone_limit" };
+        }
       }
-    }
+      for (;;) {
+        const id = confirmationCode();
+        try {
+          // A savepoint: a refused insert leaves the transaction usable for the next code.
+          await tx.savepoint(
+            (sp) => sp`
+              INSERT INTO bookings (id, slot_id, name, phone, reason, lead_id, call_sid, created_at)
+              VALUES (${id}, ${booking.slot_id}, ${booking.name}, ${booking.phone ?? null},
+                      ${booking.reason ?? null}, ${booking.lead_id ?? null},
+                      ${booking.call_sid ?? null}, ${createdAt})`,
+          );
+          return id;
+        } catch (error) {
+          if (!(error instanceof SQL.PostgresError) || error.errno !== UNIQUE_VIOLATION)
+            throw error;
+          if (error.constraint === "bookings_one_live_per_slot") {
+            return { ok: false, reason: "slot_taken" };
+          }
+          if (error.constraint !== "bookings_pkey") throw error;
+          // A confirmation code collision: draw another one.
+        }
+      }
+    });
+    if (typeof made !== "string") return made;
+    return { ok: true, booking: (await this.booking(made)) as BookingDetails };
   }
 
   async booking(id: string): Promise<BookingDetails | undefined> {
