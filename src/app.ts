@@ -18,6 +18,7 @@ import { leadRoutes } from "./routes/leads.ts";
 import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
 import { FailureThrottle } from "./routes/throttle.ts";
+import { transferRoutes } from "./routes/transfer.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
 import type { Storage } from "./store/port.ts";
 
@@ -75,6 +76,7 @@ export function createApp(deps: AppDeps) {
     )
     .use(mediaStreamRoutes({ ...deps, clients }))
     .use(twilioWebhookRoutes(deps))
+    .use(transferRoutes(deps))
     .use(callRoutes(deps.store, guard))
     .use(leadRoutes(deps.store.leads, guard))
     .use(makeCallRoutes({ ...deps, guard }));

@@ -7,6 +7,7 @@ import { availableParallelism } from "node:os";
 import type { ThinkSettingsV1Provider } from "@deepgram/sdk";
 import { FormatRegistry, type Static, type TSchema, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { parseWeeklyHours, type WeeklyHours } from "./call/transfer-hours.ts";
 import { IntegrationNotConfiguredError } from "./errors.ts";
 import { LOG_LEVELS, type LogLevel } from "./log.ts";
 import { E164_PATTERN } from "./phone-number.ts";
@@ -43,6 +44,19 @@ function variable<S extends TSchema>(schema: S, info: VariableInfo): S {
 
 /** One `+E164=scenario-id` pair of INBOUND_SCENARIOS. */
 const SCENARIO_ROUTE = "\\+[1-9][0-9]{1,14}=[a-z0-9][a-z0-9-]*";
+
+/** One `scenario-id=+E164` pair of TRANSFER_NUMBERS. */
+const TRANSFER_ROUTE = "[a-z0-9][a-z0-9-]*=\\+[1-9][0-9]{1,14}";
+/** One `scenario-id=hours` pair of TRANSFER_HOURS (the hours are checked by `parseWeeklyHours`). */
+const TRANSFER_HOURS_ENTRY = "[a-z0-9][a-z0-9-]*=[^,=]+";
+
+/** `key=value` pairs separated by commas, trimmed. */
+function pairs(value: string | undefined): [string, string][] {
+  return splitList(value ?? "").map((pair) => {
+    const at = pair.indexOf("=");
+    return [pair.slice(0, at).trim(), pair.slice(at + 1).trim()];
+  });
+}
 
 /** A duration in milliseconds with a default. */
 function duration(defaultMs: number, description: string) {
@@ -233,6 +247,35 @@ export const Environment = Type.Object({
     description:
       'Said to inbound callers before the agent answers, e.g. "This call may be recorded." (unset: nothing)',
     expected: "up to 500 characters",
+  }),
+  TRANSFER_NUMBER: variable(Type.Optional(Type.String({ pattern: E164_PATTERN })), {
+    description:
+      "Where transfer_call connects the caller (a person's phone, E.164) unless TRANSFER_NUMBERS names one for the scenario; unset: no transfers",
+    expected: "an E.164 phone number such as +15551234567",
+  }),
+  TRANSFER_NUMBERS: variable(
+    Type.Optional(Type.String({ pattern: `^${TRANSFER_ROUTE}(,\\s*${TRANSFER_ROUTE})*$` })),
+    {
+      description:
+        "Transfer target per scenario, e.g. dental-receptionist=+15551230000,insurance-followup=+15559870000",
+      expected: "comma-separated scenario-id=+E164 pairs",
+    },
+  ),
+  TRANSFER_HOURS: variable(
+    Type.Optional(
+      Type.String({ pattern: `^${TRANSFER_HOURS_ENTRY}(,\\s*${TRANSFER_HOURS_ENTRY})*$` }),
+    ),
+    {
+      description:
+        "When someone takes transfers, per scenario, in the scenario's time zone, e.g. dental-receptionist=Mon-Fri 08:00-17:00; Sat 09:00-12:00 (unset for a scenario: always)",
+      expected:
+        "comma-separated scenario-id=hours pairs, hours like Mon-Fri 08:00-17:00; Sat 09:00-12:00",
+    },
+  ),
+  TRANSFER_RING_TIMEOUT_S: variable(Type.Integer({ default: 25, minimum: 5, maximum: 600 }), {
+    description:
+      "How long a transfer rings the person before the caller is put back with the agent (Twilio's <Dial timeout>, s)",
+    expected: "an integer number of seconds from 5 to 600",
   }),
   TWILIO_VALIDATE_SIGNATURES: variable(Type.Boolean({ default: true }), {
     description:
@@ -429,6 +472,16 @@ export interface Config {
     endSettleMs: number;
     hangupSafetyMs: number;
   };
+  /** Handing a caller to a person (`transfer_call`). */
+  transfer: {
+    /** TRANSFER_NUMBER: the target of every scenario without its own. */
+    defaultNumber: string | undefined;
+    /** Scenario id → target. */
+    numbers: ReadonlyMap<string, string>;
+    /** Scenario id → when someone answers; a scenario not here: always. */
+    hours: ReadonlyMap<string, WeeklyHours>;
+    ringTimeoutS: number;
+  };
   deepgram: {
     apiKey: string | undefined;
     agentUrl: string;
@@ -525,6 +578,19 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `INSTANCE_LOST_AFTER_MS: must be at least twice INSTANCE_HEARTBEAT_MS (${valued.INSTANCE_HEARTBEAT_MS} ms), or one late beat ends a healthy instance's calls (got ${JSON.stringify(raw.INSTANCE_LOST_AFTER_MS)})`,
     );
   }
+  if (valid("TRANSFER_HOURS")) {
+    for (const [scenario, hours] of pairs(valued.TRANSFER_HOURS)) {
+      try {
+        parseWeeklyHours(hours);
+      } catch (error) {
+        problems.set(
+          "TRANSFER_HOURS",
+          `TRANSFER_HOURS: ${scenario}: ${(error as Error).message} (got ${JSON.stringify(raw.TRANSFER_HOURS)})`,
+        );
+        break;
+      }
+    }
+  }
   if (problems.size > 0) throw new ConfigError([...problems.values()]);
   return toConfig(valued);
 }
@@ -596,6 +662,14 @@ function toConfig(env: Environment): Config {
         env.MACHINE_DETECTION_TIMEOUT_S * 1000 + AMD_VERDICT_MARGIN_MS,
       endSettleMs: env.HANGUP_SETTLE_MS,
       hangupSafetyMs: env.HANGUP_SAFETY_MS,
+    },
+    transfer: {
+      defaultNumber: env.TRANSFER_NUMBER,
+      numbers: new Map(pairs(env.TRANSFER_NUMBERS)),
+      hours: new Map(
+        pairs(env.TRANSFER_HOURS).map(([scenario, hours]) => [scenario, parseWeeklyHours(hours)]),
+      ),
+      ringTimeoutS: env.TRANSFER_RING_TIMEOUT_S,
     },
     deepgram: {
       apiKey: env.DEEPGRAM_API_KEY,

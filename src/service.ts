@@ -355,5 +355,12 @@ function checkServeConfig(config: Config, scenarios: ReadonlyMap<string, Scenari
     if (!scenarios.has(id))
       problems.push(`INBOUND_SCENARIOS: ${number} names unknown scenario ${id} (known: ${known})`);
   }
+  for (const [name, ids] of [
+    ["TRANSFER_NUMBERS", config.transfer.numbers.keys()],
+    ["TRANSFER_HOURS", config.transfer.hours.keys()],
+  ] as const) {
+    for (const id of ids)
+      if (!scenarios.has(id)) problems.push(`${name}: unknown scenario ${id} (known: ${known})`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 }

@@ -192,6 +192,11 @@ export class TwilioRest implements Telephony {
     );
   }
 
+  /** Replaces what a live call is doing with `twiml` (a `<Connect><Stream>` in progress stops). */
+  async redirect(callSid: string, twiml: string): Promise<void> {
+    await this.#send("transfer the call", (client) => client.calls(callSid).update({ twiml }));
+  }
+
   /** Ends a call in progress; a call that has already ended is not an error. */
   async hangUp(callSid: string): Promise<void> {
     try {

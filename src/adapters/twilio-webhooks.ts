@@ -104,3 +104,48 @@ export async function sayAndHangUpTwiml(message: string): Promise<string> {
   response.hangup();
   return response.toString();
 }
+
+export interface DialTwiml {
+  /** The person's number. */
+  to: string;
+  /** The number the person sees. */
+  callerId: string;
+  /** How long to ring before giving up (no-answer). */
+  timeoutS: number;
+  /** `<Dial action>`: Twilio posts DialCallStatus there when the dialled leg ends. */
+  action: string;
+  /** `<Number url>`: TwiML run for the person who answers, before the caller is connected. */
+  whisper: string;
+}
+
+/** Transfers the call: dial the person (whisper first); what follows comes from `action`. */
+export async function dialTwiml({
+  to,
+  callerId,
+  timeoutS,
+  action,
+  whisper,
+}: DialTwiml): Promise<string> {
+  const twilio = await twilioSdk();
+  const response = new twilio.twiml.VoiceResponse();
+  response
+    .dial({ callerId, timeout: timeoutS, action, method: "POST" })
+    .number({ url: whisper, method: "POST" }, to);
+  return response.toString();
+}
+
+/** What the person who answers a transfer hears before the caller is connected. */
+export async function whisperTwiml(briefing: string): Promise<string> {
+  const twilio = await twilioSdk();
+  const response = new twilio.twiml.VoiceResponse();
+  response.say(briefing);
+  return response.toString();
+}
+
+/** Ends the call. */
+export async function hangUpTwiml(): Promise<string> {
+  const twilio = await twilioSdk();
+  const response = new twilio.twiml.VoiceResponse();
+  response.hangup();
+  return response.toString();
+}

@@ -12,11 +12,13 @@ import type { CallMessage, Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
 import {
   type AgentSettings,
+  type HistoryItem,
   settingsMessage,
   updateThinkMessage,
 } from "../protocol/deepgram-agent.ts";
 import type { StreamStart } from "../protocol/twilio-media.ts";
 import type { Scenario } from "../scenarios/types.ts";
+import type { CallEvent, CallRecord, TransferResult } from "../store/calls.ts";
 import type { Storage } from "../store/port.ts";
 import { storeRecorder } from "./recorder.ts";
 import type { CallRegistry } from "./registry.ts";
@@ -29,6 +31,14 @@ import {
   type TextToSpeech,
 } from "./session.ts";
 import type { StreamGrant } from "./stream-tokens.ts";
+import {
+  type CallRedirect,
+  DEFAULT_TRANSFER_KEY,
+  TRANSFER_TOOL,
+  transferCallTool,
+  transferTarget,
+  twilioTransfer,
+} from "./transfer.ts";
 
 export interface BridgeDeps {
   config: Config;
@@ -38,7 +48,7 @@ export interface BridgeDeps {
   coordination: Coordination;
   scenarios: ReadonlyMap<string, Scenario>;
   connectAgent: AgentConnector;
-  telephony?: Telephony;
+  telephony?: Telephony & CallRedirect;
   /** Speech for voicemail on outbound calls. */
   tts: TextToSpeech;
   apologyAudio: Uint8Array;
@@ -48,6 +58,27 @@ export interface BridgeDeps {
 
 /** How long before the time limit the agent is told to wrap up (at most a quarter of the call). */
 const WRAP_UP_MS = 60_000;
+
+/** What the caller hears when a transfer did not connect and they are back with the agent. */
+export const TRANSFER_UNANSWERED =
+  "I'm sorry, no one was able to take your call just now. Would you like me to take a message so someone can call you back?";
+
+/** Added to the prompt when the caller can be handed to a person. */
+const TRANSFER_NOTE =
+  "\n\nIf the caller asks for a person, or you cannot help them, transfer the call with transfer_call (the caller can also press a key for that).";
+
+/** Added to the prompt of the conversation that goes on after a transfer did not connect. */
+const afterTransferNote = (result: TransferResult) =>
+  `\n\nThe caller was just transferred to a person, and it did not connect (${result}). You have told them so and offered to take a message: take one with take_message if they want, and do not try to transfer again.`;
+
+/** The conversation so far, from the call's timeline, for an agent that takes it over. */
+function historyOf(events: readonly CallEvent[]): HistoryItem[] {
+  return events.flatMap((event) =>
+    event.kind === "transcript"
+      ? [{ type: "History" as const, role: event.data.role, content: event.data.text }]
+      : [],
+  );
+}
 
 const GENERIC_VOICEMAIL =
   "Hello, we called about your recent request and will try you again soon. Thank you!";
@@ -152,6 +183,18 @@ export class CallBridge {
       },
       { store, clock, logger },
     );
+    const resumed = grant.afterTransfer;
+    const transfer = this.#transfer(start.callSid, scenario, record);
+    if (transfer && !resumed) {
+      prepared.tools = [...prepared.tools, transferCallTool(transfer.target, scenario.timeZone)];
+      prepared.transferKey = scenario.transferKey ?? DEFAULT_TRANSFER_KEY;
+      prepared.prompt += TRANSFER_NOTE;
+    }
+    if (resumed) {
+      prepared.tools = prepared.tools.filter((tool) => tool.name !== TRANSFER_TOOL);
+      prepared.prompt += afterTransferNote(resumed);
+      prepared.greeting = TRANSFER_UNANSWERED;
+    }
     const agentSettings: AgentSettings = {
       tags: [direction, scenario.id],
       mipOptOut: config.deepgram.mipOptOut,
@@ -164,6 +207,7 @@ export class CallBridge {
       speakProvider: config.agent.ttsProvider,
       voice: config.agent.voiceModel,
       greeting: prepared.greeting,
+      ...(resumed ? { history: historyOf(await store.calls.events(start.callSid)) } : {}),
     };
     const session = new CallSession({
       callSid: start.callSid,
@@ -190,6 +234,8 @@ export class CallBridge {
         wrapUpMs: Math.min(WRAP_UP_MS, Math.floor(config.calls.maxCallMs / 4)),
       },
       apologyAudio: this.deps.apologyAudio,
+      ...(transfer && !resumed ? { transfer: transfer.port } : {}),
+      ...(resumed && record.caller_audio ? { callerAudioSoFar: record.caller_audio } : {}),
       ...(direction === "outbound"
         ? {
             outbound: {
@@ -214,6 +260,28 @@ export class CallBridge {
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();
     return session;
+  }
+
+  /**
+   * How this call would be handed to a person, when its scenario has a transfer target and Twilio
+   * can be asked to (configured, with a public URL for the result).
+   */
+  #transfer(callSid: string, scenario: Scenario, record: CallRecord) {
+    const { config, telephony, store, clock } = this.deps;
+    const target = transferTarget(config.transfer, scenario.id);
+    const externalUrl = config.server.externalUrl;
+    if (!target || !telephony || !externalUrl) return undefined;
+    const port = twilioTransfer({
+      callSid,
+      target,
+      callerId: record.direction === "inbound" ? record.to_number : record.from_number,
+      externalUrl,
+      ringTimeoutS: config.transfer.ringTimeoutS,
+      telephony,
+      calls: store.calls,
+      clock,
+    });
+    return { target, port };
   }
 
   /** Counts and logs a stream that will not be bridged. */

@@ -7,14 +7,22 @@ import type { CallerAudioCounts, HeldBackReason } from "../store/calls.ts";
 import type { CallState } from "./state.ts";
 
 export class CallerAudio {
-  #received = 0;
-  #forwarded = 0;
-  readonly #heldBack: Record<HeldBackReason, number> = {
-    before_agent_ready: 0,
-    awaiting_verdict: 0,
-    agent_reconnecting: 0,
-    ending: 0,
-  };
+  #received: number;
+  #forwarded: number;
+  readonly #heldBack: Record<HeldBackReason, number>;
+
+  /** `soFar`: the counts of the call's earlier streams (before a transfer that came back). */
+  constructor(soFar?: CallerAudioCounts) {
+    this.#received = soFar?.received ?? 0;
+    this.#forwarded = soFar?.forwarded ?? 0;
+    this.#heldBack = {
+      before_agent_ready: 0,
+      awaiting_verdict: 0,
+      agent_reconnecting: 0,
+      ending: 0,
+      ...soFar?.held_back,
+    };
+  }
 
   /** A frame handed to an open agent socket. */
   forwarded(): void {

@@ -2,7 +2,7 @@
  * The agent's function calls in one call: runs each through its tool, answers with
  * `FunctionCallResponse`, and records it. The live agent may call a function before the caller's
  * turn is confirmed and withdraw it with `FunctionCallCancelled`: a cancelled call gets no answer,
- * and the effects a tool stages (ending the call) are dropped, or withdrawn when the cancel comes
+ * and the effects a tool stages (ending or transferring the call) are dropped, or withdrawn when the cancel comes
  * after the answer. Effects that cannot be withdrawn belong to tools declared `deferUntilEndOfTurn`,
  * which the agent never calls speculatively. One call's functions run one at a time, in the order
  * they were asked for, also across requests: a tool's checks and its write (a booking limit, then
@@ -14,6 +14,7 @@ import { functionCallResponseMessage } from "../protocol/deepgram-agent.ts";
 import type { Tool, ToolContext } from "../scenarios/types.ts";
 import type { CallEventInput } from "../store/calls.ts";
 import { runTool } from "./tools.ts";
+import type { TransferRequest } from "./transfer.ts";
 
 export interface FunctionCallRequestItem {
   id: string;
@@ -24,8 +25,8 @@ export interface FunctionCallRequestItem {
 
 export interface FunctionCallsDeps {
   tools: ReadonlyMap<string, Tool>;
-  /** The call as tools see it, without `endCall`, which is staged per function call. */
-  context: Omit<ToolContext, "endCall">;
+  /** The call as tools see it, without `endCall` and `transfer`, staged per function call. */
+  context: Omit<ToolContext, "endCall" | "transfer">;
   clock: Clock;
   timeoutMs: number;
   logger: Logger;
@@ -34,8 +35,10 @@ export interface FunctionCallsDeps {
   record(event: CallEventInput): void;
   /** Ends the call after the goodbye; `callId` names the function call that asked for it. */
   endCall(reason: string, callId: string): void;
-  /** Takes back an end that function call `callId` asked for, if the call has not ended yet. */
+  /** Takes back an end (or transfer) that function call `callId` asked for, if not done yet. */
   withdrawEnd(callId: string): void;
+  /** Hands the caller to a person after the handoff line; `callId` names the function call. */
+  transfer(request: TransferRequest, callId: string): void;
   /** True once the call has ended: nothing more is answered. */
   ended(): boolean;
 }
@@ -70,6 +73,7 @@ export class FunctionCalls {
       const context: ToolContext = {
         ...this.deps.context,
         endCall: (reason) => staged.push(() => this.deps.endCall(reason, call.id)),
+        transfer: (request) => staged.push(() => this.deps.transfer(request, call.id)),
       };
       const { clock, timeoutMs } = this.deps;
       const outcome = await runTool(

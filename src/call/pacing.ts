@@ -20,6 +20,9 @@ export const PHRASES = {
   wrapUp:
     "The call reaches its time limit in under a minute. Wrap up now: finish the current point, briefly say what happens next, and say goodbye. Do not start anything new.",
   shutdown: "I'm sorry, I have to end the call now. Please call back in a few minutes. Goodbye!",
+  handoff: "Let me connect you with someone, one moment.",
+  transferNotStarted:
+    "I'm sorry, I couldn't connect you just now. Would you like me to take a message so someone can call you back?",
 } as const;
 
 export interface PacingDeps {

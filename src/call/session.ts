@@ -27,6 +27,7 @@ import { Pacing, PHRASES } from "./pacing.ts";
 import { PhonePlayback } from "./phone-playback.ts";
 import type { LiveCall } from "./registry.ts";
 import { type CallState, canTransition, type EndReason } from "./state.ts";
+import type { CallTransfer, TransferRequest } from "./transfer.ts";
 
 /** The Twilio media-stream socket as the session sees it: already-encoded text frames out. */
 export interface PhoneChannel {
@@ -103,6 +104,10 @@ export interface SessionDeps {
   apologyAudio: Uint8Array;
   /** Present for outbound calls: answering-machine handling. */
   outbound?: OutboundOptions;
+  /** Present when the scenario may hand the caller to a person (`transfer_call`). */
+  transfer?: CallTransfer;
+  /** What became of the caller's frames on this call's earlier streams (before a transfer). */
+  callerAudioSoFar?: CallerAudioCounts;
   /** Called once, when the call has ended. */
   onEnded(session: CallSession): void;
 }
@@ -125,6 +130,10 @@ interface Ending {
   callId?: string;
   /** The words we asked the agent to say (a goodbye of ours), normalised; undefined once said. */
   words?: string;
+  /** Instead of hanging up once the words are heard, hand the caller to a person. */
+  transfer?: TransferRequest;
+  /** Twilio has been asked to redirect the call: its stream's end is the handoff. */
+  handingOff?: boolean;
 }
 
 /**
@@ -158,7 +167,7 @@ export class CallSession implements LiveCall {
   readonly #requestedAfterWords = new Set<string>();
   /** `end_call` requests answered and not withdrawn, by function call id (their reason). */
   readonly #endRequests = new Map<string, string>();
-  readonly #callerAudio = new CallerAudio();
+  readonly #callerAudio: CallerAudio;
   #ending: Ending | undefined;
   #ignored = 0;
   /** While ending with speech `maybe`: the wait for the agent's words to start. */
@@ -173,6 +182,7 @@ export class CallSession implements LiveCall {
   constructor(deps: SessionDeps) {
     this.#deps = deps;
     this.callSid = deps.callSid;
+    this.#callerAudio = new CallerAudio(deps.callerAudioSoFar);
     this.#playback = new PhonePlayback(deps.phone, deps.streamSid);
     this.#agent = new AgentLink({
       connect: (settings, handlers) => deps.connectAgent(settings, handlers),
@@ -246,6 +256,7 @@ export class CallSession implements LiveCall {
           );
         })(),
       withdrawEnd: (callId) => this.#contained(() => this.#withdrawEnd(callId))(),
+      transfer: (request, callId) => this.#contained(() => this.#beginTransfer(request, callId))(),
       ended: () => this.#state === "ended",
     });
   }
@@ -356,7 +367,9 @@ export class CallSession implements LiveCall {
         }
         return;
       case "stop":
-        this.#finish("caller_hung_up", "Twilio stopped the stream");
+        if (this.#ending?.handingOff)
+          this.#finish("transferred", "Twilio took the call to the person");
+        else this.#finish("caller_hung_up", "Twilio stopped the stream");
         return;
       case "dtmf":
         // A keypad press is the caller speaking: "press 1" menus and typed-in numbers work. Only a
@@ -368,7 +381,13 @@ export class CallSession implements LiveCall {
         if (this.#state !== "live" || !this.#agent.connected) return;
         this.#spokeThisTurn = false;
         this.#pacing.callerActive();
-        this.#agent.send(injectUserMessage(`The caller pressed ${message.digit} on the keypad.`));
+        this.#agent.send(
+          injectUserMessage(
+            message.digit === this.#deps.scenario.transferKey
+              ? `The caller pressed ${message.digit} on the keypad to speak with a person: transfer the call.`
+              : `The caller pressed ${message.digit} on the keypad.`,
+          ),
+        );
         this.#deps.recorder.event({ kind: "dtmf", data: { digit: message.digit } });
         return;
       case "ignored":
@@ -381,7 +400,8 @@ export class CallSession implements LiveCall {
 
   /** The Twilio socket closed. */
   phoneClosed(): void {
-    this.#finish("caller_hung_up", "media stream closed");
+    if (this.#ending?.handingOff) this.#finish("transferred", "Twilio took the call to the person");
+    else this.#finish("caller_hung_up", "media stream closed");
   }
 
   /**
@@ -556,7 +576,53 @@ export class CallSession implements LiveCall {
     if (!this.#agent.connected) ending.speech = "heard";
     if (ending.speech !== "heard" || !this.#playback.idle || this.#agentSpeaking) return;
     if (this.#withdrawTimer) return;
-    this.#finish(ending.reason, ending.detail);
+    if (ending.transfer) this.#handOff(ending, ending.transfer);
+    else this.#finish(ending.reason, ending.detail);
+  }
+
+  /**
+   * The agent asked to hand the caller to a person (`transfer_call`, answered): the handoff line
+   * unless the agent said words of its own before asking, then the redirect once they are heard.
+   */
+  #beginTransfer(request: TransferRequest, callId: string): void {
+    if (this.#state !== "live" || !this.#deps.transfer) return;
+    const spoken = this.#requestedAfterWords.has(callId);
+    if (!spoken) this.#pacing.say(PHRASES.handoff, "queue");
+    this.#beginEnding("transferred", request.reason, spoken ? "heard" : "due", callId, request);
+    if (this.#ending && !spoken) this.#ending.words = normalised(PHRASES.handoff);
+  }
+
+  /** The handoff line has been heard: Twilio is asked to dial the person. */
+  #handOff(ending: Ending, request: TransferRequest): void {
+    const transfer = this.#deps.transfer;
+    if (ending.handingOff || !transfer) return;
+    ending.handingOff = true;
+    this.#safetyTimer?.cancel();
+    this.#deps.logger.info("transferring the call", { reason: request.reason });
+    transfer.start(request).then(
+      this.#contained(() => {
+        // Twilio took the redirect, which stops this stream; should that stop never come, the
+        // leg ends anyway (closing its socket now cannot end a call that Twilio has moved on).
+        if (this.#state === "ended") return;
+        this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
+          this.#finish("transferred", "Twilio took the transfer; its stream did not stop"),
+        );
+      }),
+      this.#contained((error: unknown) => this.#transferNotStarted(error)),
+    );
+  }
+
+  /** Twilio refused the redirect: the conversation goes on, and the agent offers a message. */
+  #transferNotStarted(error: unknown): void {
+    if (this.#state !== "ending") return;
+    const message = error instanceof Error ? error.message : String(error);
+    this.#deps.logger.warn("transfer could not be started", { error: message });
+    this.#safetyTimer?.cancel();
+    this.#stopSettleTimer();
+    this.#ending = undefined;
+    this.#transition("live");
+    if (this.#agent.connected) this.#pacing.say(PHRASES.transferNotStarted, "queue");
+    else this.#agentFailed("agent_error", "transfer failed with no agent to go on");
   }
 
   /** An agent turn ended (AgentAudioDone) while the call is ending. */
@@ -614,10 +680,16 @@ export class CallSession implements LiveCall {
     if (this.#playback.idle && !this.#agentSpeaking) this.#playbackIdle();
   }
 
-  #beginEnding(reason: EndReason, detail: string, speech: EndingSpeech, callId?: string): void {
+  #beginEnding(
+    reason: EndReason,
+    detail: string,
+    speech: EndingSpeech,
+    callId?: string,
+    transfer?: TransferRequest,
+  ): void {
     if (!this.#transition("ending")) return;
     this.#pacing.stopSilence();
-    const ending: Ending = { reason, detail, speech };
+    const ending: Ending = { reason, detail, speech, ...(transfer ? { transfer } : {}) };
     if (callId) {
       ending.callId = callId;
       this.#withdrawTimer = this.#after(END_WITHDRAW_GRACE_MS, () => {
@@ -626,9 +698,12 @@ export class CallSession implements LiveCall {
       });
     }
     this.#ending = ending;
-    this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
-      this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`),
-    );
+    this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () => {
+      // Words still due by the safety limit: a transfer goes ahead without them.
+      if (transfer) this.#handOff(ending, transfer);
+      else
+        this.#finish(reason, `${detail} (hung up by the safety limit while audio was still due)`);
+    });
     if (speech === "maybe") this.#awaitWords(ending);
     this.#hangUpIfHeard();
   }
@@ -749,7 +824,8 @@ export class CallSession implements LiveCall {
       tryLogged(logger, "call end step failed", { step }, work);
     attempt("close the agent socket", () => this.#agent.close());
     attempt("close the media stream", () => phone.close());
-    if (reason !== "caller_hung_up" && telephony) {
+    // Hung up by the caller, or handed to a person: the call is not ours to end.
+    if (reason !== "caller_hung_up" && reason !== "transferred" && telephony) {
       attempt("hang up", () =>
         telephony.hangUp(this.callSid).catch((error: unknown) => {
           logger.warn("telephony hang-up failed", { error });

@@ -42,6 +42,8 @@ export type EndReason =
   | "voicemail_left"
   | "voicemail_failed"
   | "fax_detected"
+  /** This stream's part is over: the caller was handed to a person (the call itself goes on). */
+  | "transferred"
   /** The service had issued the stream's token but refused the stream (e.g. it was shutting down). */
   | "stream_refused"
   /** A bug in the service while handling this call; the error is in the call's events and the log. */

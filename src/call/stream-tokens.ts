@@ -7,7 +7,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import type { Clock } from "../clock.ts";
-import type { CallDirection } from "../store/calls.ts";
+import type { CallDirection, TransferResult } from "../store/calls.ts";
 
 /** What the service decided about a call when it issued the token. */
 export interface StreamGrant {
@@ -17,6 +17,8 @@ export interface StreamGrant {
   from: string;
   to: string;
   leadId?: string;
+  /** A stream that puts the caller back with the agent after a transfer that did not connect. */
+  afterTransfer?: TransferResult;
 }
 
 /** An outbound call rings before it streams (Twilio rings up to 60 s by default). */

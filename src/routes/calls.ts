@@ -54,6 +54,29 @@ export const CallRecordModel = t.Object({
       { description: "A message the caller left for a person (take_message); personal data" },
     ),
   ),
+  transfer: Nullable(
+    t.Object(
+      {
+        requested_at: t.String(),
+        to: t.String({ description: "The person's number, E.164; personal data" }),
+        reason: t.String(),
+        summary: t.String({ description: "The agent's briefing, spoken to the person" }),
+        result: t.Union([
+          t.Literal("pending"),
+          t.Literal("answered"),
+          t.Literal("no-answer"),
+          t.Literal("busy"),
+          t.Literal("failed"),
+          t.Literal("canceled"),
+        ]),
+        talk_seconds: t.Optional(
+          t.Integer({ description: "Time the caller talked with the person (Twilio's)" }),
+        ),
+        result_at: t.Optional(t.String()),
+      },
+      { description: "The caller's transfer to a person (transfer_call)" },
+    ),
+  ),
 });
 
 const CallEventModel = t.Object({
@@ -61,7 +84,7 @@ const CallEventModel = t.Object({
   at: t.String(),
   kind: t.String({
     description:
-      "status, amd, stream, transcript, function_call, function_call_cancelled, barge_in, latency, error, ended",
+      "status, amd, stream, transcript, function_call, function_call_cancelled, barge_in, dtmf, transfer, latency, error, ended",
   }),
   data: t.Unknown(),
 });

@@ -130,20 +130,20 @@ export interface TwilioWebhookDeps {
   logger: Logger;
 }
 
-const twiml = (xml: string) =>
+export const twiml = (xml: string) =>
   new Response(xml, { headers: { "content-type": "text/xml; charset=utf-8" } });
 
 /** Form fields as Twilio posts them (application/x-www-form-urlencoded). */
-const TwilioForm = t.Record(t.String(), t.String());
+export const TwilioForm = t.Record(t.String(), t.String());
 
 const FORM = "application/x-www-form-urlencoded";
-const EXAMPLE_CALL_SID = "CA0123456789abcdef0123456789abcdef";
+export const EXAMPLE_CALL_SID = "CA0123456789abcdef0123456789abcdef";
 
 /**
  * The documentation of a webhook: the fields it reads (checked once the signature is), an example
  * post, and every answer it can give.
  */
-function webhookDoc(
+export function webhookDoc(
   fields: Parameters<typeof requestBody>[0]["schema"],
   example: Record<string, string>,
   success: Record<number, Success>,

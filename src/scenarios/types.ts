@@ -3,6 +3,7 @@
  * use case is a new folder under src/scenarios/ exporting a `Scenario`, listed in scenarios/index.ts.
  */
 import type { Static, TSchema } from "@sinclair/typebox";
+import type { TransferRequest } from "../call/transfer.ts";
 import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { CallDirection } from "../store/calls.ts";
@@ -16,6 +17,8 @@ export interface ToolContext {
   now: Date;
   /** Ends the call once the agent's last words have been heard. */
   endCall(reason: string): void;
+  /** Hands the caller to a person once the handoff line has been heard (`transfer_call`). */
+  transfer(request: TransferRequest): void;
 }
 
 export interface Tool<Parameters extends TSchema = TSchema> {
@@ -66,6 +69,8 @@ export interface PreparedScenario {
   tools: Tool[];
   /** What to say to an answering machine (outbound scenarios). */
   voicemail?: string;
+  /** The keypad key that asks for a person; set only when the caller can be transferred. */
+  transferKey?: string;
   /**
    * Words the listen model should be primed to recognise (Flux `keyterms`): names of the business,
    * its people, its products. Few and specific; none is sent when empty.
@@ -76,6 +81,10 @@ export interface PreparedScenario {
 export interface Scenario {
   id: string;
   description: string;
+  /** Where the scenario's business is: its hours (TRANSFER_HOURS) are local time there. */
+  timeZone: string;
+  /** The keypad key that asks for a person (default "0"). */
+  transferKey?: string;
   prepare(call: ScenarioCall, deps: ScenarioDeps): Promise<PreparedScenario>;
   /** Puts the data the scenario needs into the store at start-up (idempotent), e.g. bookable slots. */
   seed?(deps: ScenarioDeps): Promise<void>;

@@ -38,6 +38,26 @@ export interface CallRecord {
   caller_audio: CallerAudioCounts | null;
   /** A message the caller left for a person (`take_message`), to act on after the call. */
   message: TakenMessage | null;
+  /** The caller's transfer to a person (`transfer_call`), once one was started. */
+  transfer: TransferRecord | null;
+}
+
+/** How a transfer went: Twilio's DialCallStatus, `answered` for a person who picked up. */
+export type TransferResult = "pending" | "answered" | "no-answer" | "busy" | "failed" | "canceled";
+
+/** A transfer of the caller to a person, as the call record shows it. */
+export interface TransferRecord {
+  requested_at: string;
+  /** The person's number, E.164 (personal data). */
+  to: string;
+  reason: string;
+  /** The agent's briefing, spoken to the person before the caller is connected. */
+  summary: string;
+  result: TransferResult;
+  /** Seconds the caller talked with the person (Twilio's DialCallDuration), when it reports one. */
+  talk_seconds?: number;
+  /** When Twilio reported the result. */
+  result_at?: string;
 }
 
 /** What the caller asked a person to be told, and how to reach them. */
@@ -87,7 +107,16 @@ export type CallUpdate = Partial<
     | "ended_at"
     | "agent_request_id"
   >
-> & { caller_audio?: CallerAudioCounts; message?: TakenMessage };
+> & {
+  caller_audio?: CallerAudioCounts;
+  message?: TakenMessage;
+  transfer?: TransferRecord;
+  /**
+   * No process holds the call any more (it was handed to a person): no instance's exit or death
+   * ends its record, and a lone instance's restart leaves it open while the transfer is pending.
+   */
+  released?: true;
+};
 
 /** The agent's LatencyReport for one turn, in milliseconds (each figure only when reported). */
 export interface LatencyFigures {
@@ -144,6 +173,18 @@ export type CallEventInput =
         error?: string;
       };
     }
+  /**
+   * The caller's transfer to a person: `dialling` once Twilio is asked to, `failed` when it
+   * refused, `handed_off` when this leg's stream stopped, `result` when Twilio reported the dial.
+   */
+  | {
+      kind: "transfer";
+      data:
+        | { stage: "dialling"; reason: string }
+        | { stage: "failed"; error: string }
+        | { stage: "handed_off" }
+        | { stage: "result"; result: TransferResult; talk_seconds?: number };
+    }
   | { kind: "error"; data: { source: string; message: string; code?: string } }
   | { kind: "ended"; data: { reason: string; detail: string } };
 
@@ -155,10 +196,11 @@ export interface CallListQuery {
   offset?: number;
 }
 
-/** A `calls` row as stored: `caller_audio` and `message` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message"> & {
+/** A `calls` row as stored: `caller_audio`, `message` and `transfer` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer"> & {
   caller_audio: string | null;
   message: string | null;
+  transfer: string | null;
 };
 
 interface EventRow {
@@ -213,6 +255,7 @@ export class CallRepository {
          AND ($sid IS NULL OR sid = $sid)
          AND CASE $holder WHEN 'mine' THEN owner = $owner
                           WHEN 'others' THEN (owner IS NULL OR owner <> $owner)
+                            AND coalesce(transfer ->> '$.result', '') <> 'pending'
                           WHEN 'lost' THEN status = 'in-progress' AND owner <> $owner
                             AND NOT EXISTS (SELECT 1 FROM instances
                                             WHERE id = calls.owner AND heartbeat_at >= $silent_since)
@@ -230,7 +273,9 @@ export class CallRepository {
          ended_at = coalesce($ended_at, ended_at),
          agent_request_id = coalesce($agent_request_id, agent_request_id),
          caller_audio = coalesce($caller_audio, caller_audio),
-         message = coalesce($message, message)
+         message = coalesce($message, message),
+         transfer = coalesce($transfer, transfer),
+         owner = CASE WHEN $released THEN NULL ELSE owner END
        WHERE sid = $sid RETURNING *`,
     );
     this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
@@ -378,7 +423,7 @@ export class CallRepository {
 }
 
 function updateParams(sid: string, changes: CallUpdate): NamedParams {
-  const { caller_audio, message, ...fields } = changes;
+  const { caller_audio, message, transfer, released, ...fields } = changes;
   return {
     sid,
     status: null,
@@ -394,6 +439,8 @@ function updateParams(sid: string, changes: CallUpdate): NamedParams {
     fallback_outcome: fields.end_reason ? fallbackOutcome(fields.end_reason) : null,
     caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
     message: message ? JSON.stringify(message) : null,
+    transfer: transfer ? JSON.stringify(transfer) : null,
+    released: released === true,
   };
 }
 
@@ -402,6 +449,7 @@ function toRecord(row: CallRow): CallRecord {
     ...row,
     caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
     message: row.message ? JSON.parse(row.message) : null,
+    transfer: row.transfer ? JSON.parse(row.transfer) : null,
   };
 }
 

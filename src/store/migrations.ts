@@ -126,6 +126,11 @@ export const migrations: Migration[] = [
     name: "a message the caller left for a person (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN message TEXT;",
   },
+  {
+    version: 7,
+    name: "the caller's transfer to a person (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN transfer TEXT;",
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -1143,3 +1143,142 @@ describe("keypad, wrap-up and the agent's request id", () => {
     expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.timeLimit);
   });
 });
+
+describe("transfer to a person", () => {
+  const transferTool = defineTool({
+    name: "transfer_call",
+    description: "Transfer",
+    parameters: Type.Object({ reason: Type.String(), summary: Type.String() }),
+    run: ({ reason, summary }, context) => {
+      context.transfer({ reason, summary });
+      return "Transferring.";
+    },
+  });
+  let transfers: { reason: string; summary: string }[];
+  let redirect: PromiseWithResolvers<void>;
+
+  beforeEach(() => {
+    transfers = [];
+    redirect = Promise.withResolvers<void>();
+    session = newSession(
+      { tools: [...scenario.tools, transferTool], transferKey: "0" },
+      undefined,
+      {
+        transfer: {
+          start: (request) => {
+            transfers.push(request);
+            return redirect.promise;
+          },
+        },
+      },
+    );
+  });
+
+  const askTransfer = async (agent: Awaited<ReturnType<typeof live>>, id = "t1") => {
+    agent.emit({
+      type: "FunctionCallRequest",
+      functions: [
+        {
+          id,
+          name: "transfer_call",
+          arguments: '{"reason":"asked for a person","summary":"Jo needs billing help."}',
+          client_side: true,
+        },
+      ],
+    });
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  async function inConversation() {
+    const agent = await live();
+    agentTurn(agent);
+    hearAll();
+    agent.emit({ type: "ConversationText", role: "user", content: "A person, please." });
+    return agent;
+  }
+
+  test("asked first: the handoff line is said, and the redirect waits until it has been heard", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    expect(agent.ofType("InjectAgentMessage").at(-1)).toMatchObject({
+      message: PHRASES.handoff,
+      behavior: "queue",
+    });
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(transfers).toEqual([]);
+    saysInjected(agent);
+    expect(transfers).toEqual([]);
+    hearAll();
+    expect(transfers).toEqual([
+      { reason: "asked for a person", summary: "Jo needs billing help." },
+    ]);
+    // Twilio took the redirect and stops the stream: this leg ends, the call is not hung up.
+    redirect.resolve();
+    await Promise.resolve();
+    session.handlePhone({ event: "stop" });
+    expect(session.state).toBe("ended");
+    expect(recorder.end?.reason).toBe("transferred");
+    expect(telephony.hungUp).toEqual([]);
+    expect(agent.closed).toBe(true);
+  });
+
+  test("words first (the agent announced it): no handoff line of ours, redirected once heard", async () => {
+    const agent = await inConversation();
+    agent.emit({
+      type: "ConversationText",
+      role: "assistant",
+      content: "Let me get someone for you.",
+    });
+    agentTurn(agent, 3);
+    await askTransfer(agent);
+    expect(agent.ofType("InjectAgentMessage")).toEqual([]);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    expect(transfers).toEqual([]);
+    hearAll();
+    expect(transfers).toHaveLength(1);
+  });
+
+  test("withdrawn by FunctionCallCancelled before the redirect: the conversation goes on", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "t1", name: "transfer_call" }] });
+    expect(session.state).toBe("live");
+    saysInjected(agent);
+    hearAll();
+    clock.advance(timings.hangupSafetyMs * 2);
+    expect(transfers).toEqual([]);
+    expect(session.state).toBe("live");
+  });
+
+  test("Twilio refuses the redirect: back to live, and the agent offers a message", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    saysInjected(agent);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    hearAll();
+    redirect.reject(new Error("Twilio refused to transfer the call"));
+    for (let i = 0; i < 3; i++) await Promise.resolve();
+    expect(session.state).toBe("live");
+    expect(agent.ofType("InjectAgentMessage").at(-1)?.message).toBe(PHRASES.transferNotStarted);
+    session.handlePhone({ event: "stop" });
+    expect(recorder.end?.reason).toBe("caller_hung_up");
+  });
+
+  test("a handoff line never heard: the safety limit transfers anyway", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    saysInjected(agent);
+    clock.advance(timings.hangupSafetyMs);
+    expect(transfers).toHaveLength(1);
+    expect(session.state).toBe("ending");
+  });
+
+  test("the scenario's transfer key asks the agent for a person", async () => {
+    const agent = await live();
+    session.handlePhone({ event: "dtmf", digit: "0" });
+    session.handlePhone({ event: "dtmf", digit: "5" });
+    expect(agent.ofType("InjectUserMessage").map((message) => message.content)).toEqual([
+      "The caller pressed 0 on the keypad to speak with a person: transfer the call.",
+      "The caller pressed 5 on the keypad.",
+    ]);
+  });
+});

@@ -10,6 +10,7 @@ export const TEST_CALENDAR = "test-desk";
 export const testScenario: Scenario = {
   id: "test-desk",
   description: "Test front desk",
+  timeZone: "UTC",
   async prepare(call, { store }) {
     return {
       prompt: `You are a test receptionist. The caller's number is ${call.from}.`,

@@ -209,8 +209,11 @@ export class FakeTwilioCall {
     if (!this.isClosed) this.#socket.send(JSON.stringify(message));
   }
 
-  /** The caller hangs up: `stop`, then the socket closes. */
-  hangUp(): void {
+  /**
+   * The stream ends on Twilio's side: `stop`, then the socket closes. The caller hung up, or (with
+   * another reason) Twilio moved the call on, e.g. a REST redirect to a `<Dial>`.
+   */
+  hangUp(reason = "caller hung up"): void {
     this.sendJson({
       event: "stop",
       sequenceNumber: this.#nextSequence(),
@@ -220,7 +223,7 @@ export class FakeTwilioCall {
         callSid: this.callSid,
       },
     });
-    this.#socket.close(1000, "caller hung up");
+    this.#socket.close(1000, reason);
   }
 
   /** Resolves when the server (or we) closed the socket. */

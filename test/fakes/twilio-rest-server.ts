@@ -5,7 +5,12 @@
  * (21234), records every request (its form fields as received), and plays Twilio's part of a call on demand: signed status
  * callbacks, the media stream opened from the call's inline TwiML, the stream's own status reports
  * (to its `<Stream statusCallback>`, including the stream-error of a stream that could not be opened),
- * and the async AMD callback, in whatever order a test asks for. Used by tests and the demo.
+ * and the async AMD callback, in whatever order a test asks for. Inbound calls too (`ring`: the
+ * number's signed voice webhook, then the stream its TwiML names). A call redirected with `Twiml`
+ * (a transfer's `<Dial>`) has its stream stopped as Twilio stops it; the test then plays the dial:
+ * the whisper for the person who answers (`whisper`) and the `<Dial action>` result (`dialResult`),
+ * whose `<Connect><Stream>`, if it answers one, is opened as the call's next stream. Used by tests
+ * and the demo.
  */
 import type { Server } from "bun";
 import twilio from "twilio";
@@ -33,7 +38,44 @@ export interface FakeCall {
   /** The AMD tuning parameters the create request carried, as sent (form values). */
   machineDetectionTuning: Partial<Record<AmdTuningParameter, string>>;
   sequence: number;
+  direction: "outbound-api" | "inbound";
+  /** The call's media stream now, once one is open. */
+  stream?: FakeTwilioCall;
+  /** The TwiML of each REST redirect (`Twiml=`), in order. */
+  redirects: string[];
 }
+
+/** A `<Dial>` as Twilio reads it: its attributes and the `<Number>` it rings. */
+export interface DialInstruction {
+  to: string;
+  callerId: string;
+  timeout: string;
+  action: string;
+  /** `<Number url>`: the whisper run for the person who answers. */
+  whisper: string;
+}
+
+/** The `<Dial>` of a TwiML document, or undefined when it has none. */
+export function readDial(xml: string): DialInstruction | undefined {
+  const attributes = (tag: string) =>
+    Object.fromEntries(
+      [
+        ...(new RegExp(`<${tag}\\s([^>]*)>`).exec(xml)?.[1] ?? "").matchAll(/([\w]+)="([^"]*)"/g),
+      ].map((match) => [match[1] ?? "", decodeXml(match[2] ?? "")]),
+    );
+  if (!xml.includes("<Dial")) return undefined;
+  const dial = attributes("Dial");
+  const number = attributes("Number");
+  return {
+    to: /<Number[^>]*>([^<]*)<\/Number>/.exec(xml)?.[1] ?? "",
+    callerId: dial.callerId ?? "",
+    timeout: dial.timeout ?? "30",
+    action: dial.action ?? "",
+    whisper: number.url ?? "",
+  };
+}
+
+const decodeXml = (value: string) => value.replaceAll("&amp;", "&").replaceAll("&quot;", '"');
 
 /**
  * Twilio's AMD tuning parameters and their documented ranges (Calls API; error 21234 "Invalid
@@ -85,6 +127,8 @@ export class FakeTwilioRest {
   readonly calls = new Map<string, FakeCall>();
   /** Replies the next create with this error instead of placing the call. */
   failNextCreate: TwilioErrorReply | undefined;
+  /** Replies the next redirect (a call update with `Twiml`) with this error. */
+  failNextRedirect: TwilioErrorReply | undefined;
   /** Replies the next number purchase with this error (e.g. an address requirement). */
   failNextPurchase: TwilioErrorReply | undefined;
   /** The account's phone numbers. */
@@ -174,6 +218,115 @@ export class FakeTwilioRest {
     });
   }
 
+  /**
+   * An inbound call: Twilio posts the number's voice webhook (signed) and opens the stream its
+   * TwiML names. Returns the webhook's response and, when it opened one, the stream.
+   */
+  async ring({
+    voiceUrl,
+    from,
+    to,
+    options = {},
+  }: {
+    voiceUrl: string;
+    from: string;
+    to: string;
+    options?: Partial<FakeCallOptions>;
+  }): Promise<{ response: Response; xml: string; stream: FakeTwilioCall | undefined }> {
+    const call: FakeCall = {
+      sid: `CA${crypto.randomUUID().replaceAll("-", "")}`,
+      to,
+      from,
+      status: "ringing",
+      twiml: "",
+      sequence: 0,
+      machineDetectionTuning: {},
+      direction: "inbound",
+      redirects: [],
+    };
+    this.calls.set(call.sid, call);
+    const response = await this.#postSigned(voiceUrl, {
+      CallSid: call.sid,
+      AccountSid: this.accountSid,
+      From: from,
+      To: to,
+      CallStatus: "ringing",
+      Direction: "inbound",
+    });
+    const xml = await response.clone().text();
+    call.twiml = xml;
+    if (!response.ok || !readTwiml(xml).url) return { response, xml, stream: undefined };
+    call.status = "in-progress";
+    return { response, xml, stream: await this.#openStream(call, options) };
+  }
+
+  /** The `<Dial>` of the call's latest redirect; throws when it was not redirected to one. */
+  dialOf(callSid: string): DialInstruction {
+    const dial = readDial(this.#call(callSid).redirects.at(-1) ?? "");
+    if (!dial) throw new Error(`fake Twilio: call ${callSid} was not redirected to a <Dial>`);
+    return dial;
+  }
+
+  /**
+   * The person answers the transfer: Twilio runs the `<Number url>` TwiML for them (a signed POST
+   * about the dialled leg, whose parent is the caller's call). Returns the TwiML.
+   */
+  async whisper(callSid: string): Promise<Response> {
+    const dial = this.dialOf(callSid);
+    return this.#postSigned(dial.whisper, {
+      CallSid: `CA${crypto.randomUUID().replaceAll("-", "")}`,
+      ParentCallSid: callSid,
+      AccountSid: this.accountSid,
+      From: dial.callerId,
+      To: dial.to,
+      CallStatus: "in-progress",
+      Direction: "outbound-dial",
+    });
+  }
+
+  /**
+   * The dialled leg is over: Twilio posts the `<Dial action>` (signed) with DialCallStatus and, for
+   * a leg that was answered, DialCallDuration. `callStatus` is the caller's own call (completed when
+   * they hung up meanwhile). A `<Connect><Stream>` answer is opened as the call's next stream.
+   */
+  async dialResult(
+    callSid: string,
+    dialCallStatus: string,
+    {
+      duration,
+      callStatus = "in-progress",
+      options = {},
+    }: { duration?: number; callStatus?: string; options?: Partial<FakeCallOptions> } = {},
+  ): Promise<{ response: Response; xml: string; stream: FakeTwilioCall | undefined }> {
+    const call = this.#call(callSid);
+    const dial = this.dialOf(callSid);
+    const response = await this.#postSigned(dial.action, {
+      CallSid: callSid,
+      AccountSid: this.accountSid,
+      From: call.from,
+      To: call.to,
+      CallStatus: callStatus,
+      DialCallSid: `CA${crypto.randomUUID().replaceAll("-", "")}`,
+      DialCallStatus: dialCallStatus,
+      ...(duration === undefined ? {} : { DialCallDuration: String(duration) }),
+    });
+    const xml = await response.clone().text();
+    if (!response.ok || !readTwiml(xml).url) return { response, xml, stream: undefined };
+    call.twiml = xml;
+    return { response, xml, stream: await this.#openStream(call, options) };
+  }
+
+  /** Opens the stream of the call's TwiML as Twilio does, its upgrade signed; it is the call's now. */
+  async #openStream(call: FakeCall, options: Partial<FakeCallOptions>): Promise<FakeTwilioCall> {
+    const url = readTwiml(call.twiml).url;
+    const signature = twilio.getExpectedTwilioSignature(this.authToken, url, {});
+    call.stream = await openStream(call.twiml, call.sid, {
+      ...options,
+      headers: { "x-twilio-signature": signature, ...options.headers },
+    });
+    return call.stream;
+  }
+
   /** Sends the async AMD result (signed). */
   async sendAmd(callSid: string, answeredBy: string, detectionMs = 2400): Promise<Response> {
     const call = this.#call(callSid);
@@ -193,13 +346,7 @@ export class FakeTwilioRest {
    */
   async answer(callSid: string, options: Partial<FakeCallOptions> = {}): Promise<FakeTwilioCall> {
     await this.sendStatus(callSid, "in-progress");
-    const { twiml } = this.#call(callSid);
-    const url = readTwiml(twiml).url;
-    const signature = twilio.getExpectedTwilioSignature(this.authToken, url, {});
-    return openStream(twiml, callSid, {
-      ...options,
-      headers: { "x-twilio-signature": signature, ...options.headers },
-    });
+    return this.#openStream(this.#call(callSid), options);
   }
 
   /**
@@ -312,6 +459,25 @@ export class FakeTwilioRest {
           code: 21220,
           message: "Call is not in-progress. Cannot redirect.",
         });
+      }
+      const redirect = typeof form.Twiml === "string" ? form.Twiml : undefined;
+      if (redirect !== undefined) {
+        if (ended)
+          return twilioError({
+            status: 400,
+            code: 21220,
+            message: "Call is not in-progress. Cannot redirect.",
+          });
+        if (redirect.length > 4000)
+          return twilioError({ status: 400, code: 13230, message: "Twiml is too long" });
+        const failure = this.failNextRedirect;
+        this.failNextRedirect = undefined;
+        if (failure) return twilioError(failure);
+        call.redirects.push(redirect);
+        call.twiml = redirect;
+        // The call now runs the new TwiML: its <Connect><Stream> in progress ends.
+        call.stream?.hangUp("call redirected");
+        call.stream = undefined;
       }
       if (typeof form.Status === "string") call.status = form.Status;
       return Response.json(this.#json(call));
@@ -449,6 +615,8 @@ export class FakeTwilioRest {
         : {}),
       ...(machineDetection ? { machineDetection } : {}),
       machineDetectionTuning: tuning,
+      direction: "outbound-api",
+      redirects: [],
     };
     this.calls.set(call.sid, call);
     return Response.json(this.#json(call), { status: 201 });
@@ -461,7 +629,7 @@ export class FakeTwilioRest {
       to: call.to,
       from: call.from,
       status: call.status,
-      direction: "outbound-api",
+      direction: call.direction,
       answered_by: null,
       date_created: new Date().toUTCString(),
       uri: `/2010-04-01/Accounts/${this.accountSid}/Calls/${call.sid}.json`,

@@ -215,6 +215,8 @@ describe("the OpenAPI document", () => {
       "/call-status",
       "/incoming-call",
       "/stream-status",
+      "/transfer-result",
+      "/transfer-whisper",
     ]);
     for (const item of Object.values(document.webhooks))
       expect(item.post?.description).toContain(

@@ -26,6 +26,7 @@ function context(customerNumber = CALLER): ToolContext {
     customerNumber,
     now: clock.now(),
     endCall: (reason) => ended.push(reason),
+    transfer: () => {},
   };
 }
 

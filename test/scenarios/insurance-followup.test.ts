@@ -56,7 +56,13 @@ beforeEach(async () => {
 
 async function call(name: string, args: unknown) {
   const tool = scenario.tools.find((candidate) => candidate.name === name);
-  const context = { callSid: "CA1", customerNumber: CALLEE, now: clock.now(), endCall: () => {} };
+  const context = {
+    callSid: "CA1",
+    customerNumber: CALLEE,
+    now: clock.now(),
+    endCall: () => {},
+    transfer: () => {},
+  };
   const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
   return {
     ...outcome,

@@ -48,7 +48,13 @@ async function run(
   callSid = "CA1",
 ) {
   const tool = scenario.tools.find((candidate) => candidate.name === name);
-  const context = { callSid, customerNumber, now: clock.now(), endCall: () => {} };
+  const context = {
+    callSid,
+    customerNumber,
+    now: clock.now(),
+    endCall: () => {},
+    transfer: () => {},
+  };
   const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
   const result = outcome.content.startsWith("{") ? JSON.parse(outcome.content) : outcome.content;
   return { ...outcome, result };

@@ -10,6 +10,7 @@ import { receptionistTools } from "./tools.ts";
 export const dentalReceptionist: Scenario = {
   id: "dental-receptionist",
   description: `Inbound receptionist for ${office.name}`,
+  timeZone: office.timeZone,
   async prepare(call, { store, clock }) {
     return {
       prompt: systemPrompt(office, call.startedAt, call.from),

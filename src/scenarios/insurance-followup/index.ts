@@ -8,6 +8,7 @@ import { consultationSlots, followUpTools } from "./tools.ts";
 export const insuranceFollowUp: Scenario = {
   id: "insurance-followup",
   description: `Outbound quote follow-up for ${company.name}`,
+  timeZone: company.timeZone,
   async prepare(call, { store, clock, logger }) {
     const stored = call.leadId ? await store.leads.get(call.leadId) : undefined;
     const lead = stored ?? (await store.leads.create(DEMO_LEAD));

@@ -19,10 +19,11 @@ import { fallbackOutcome } from "../outcomes.ts";
 import type { CallStore } from "../port.ts";
 import { PostgresWriteBehind } from "./write-behind.ts";
 
-/** A `calls` row as stored: `caller_audio` and `message` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message"> & {
+/** A `calls` row as stored: `caller_audio`, `message` and `transfer` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer"> & {
   caller_audio: string | null;
   message: string | null;
+  transfer: string | null;
 };
 
 /** A `call_events` row as Bun reads it: `id` is int8, which comes back as a decimal string. */
@@ -49,6 +50,9 @@ interface CallChanges {
   fallback_outcome: string | null;
   caller_audio: string | null;
   message: string | null;
+  transfer: string | null;
+  /** No process holds the call any more: its owner is cleared. */
+  released: boolean;
 }
 
 /** A write held for the next flush, as the values to write. */
@@ -143,7 +147,8 @@ export class PostgresCallStore implements CallStore {
                               WHERE id = calls.owner AND heartbeat_at >= ${target.silentSince})`
           : target.holder === "mine"
             ? this.sql`owner = ${this.owner}`
-            : this.sql`(owner IS NULL OR owner <> ${this.owner})`;
+            : this.sql`(owner IS NULL OR owner <> ${this.owner})
+                AND coalesce(transfer::jsonb ->> 'result', '') <> 'pending'`;
     const now = this.clock.now().toISOString();
     return this.#writes.afterHeldWrites(() =>
       this.sql.begin(async (tx) => {
@@ -276,7 +281,9 @@ function updateCall(sql: SQL, changes: CallChanges): SQL.Query<CallRow[]> {
       ended_at = coalesce(${changes.ended_at}, ended_at),
       agent_request_id = coalesce(${changes.agent_request_id}, agent_request_id),
       caller_audio = coalesce(${changes.caller_audio}, caller_audio),
-      message = coalesce(${changes.message}, message)
+      message = coalesce(${changes.message}, message),
+      transfer = coalesce(${changes.transfer}, transfer),
+      owner = CASE WHEN ${changes.released} THEN NULL ELSE owner END
     WHERE sid = ${changes.sid} RETURNING *`;
 }
 
@@ -295,6 +302,8 @@ function callChanges(sid: string, changes: CallUpdate): CallChanges {
     fallback_outcome: changes.end_reason ? fallbackOutcome(changes.end_reason) : null,
     caller_audio: changes.caller_audio ? JSON.stringify(changes.caller_audio) : null,
     message: changes.message ? JSON.stringify(changes.message) : null,
+    transfer: changes.transfer ? JSON.stringify(changes.transfer) : null,
+    released: changes.released === true,
   };
 }
 
@@ -303,6 +312,7 @@ function toRecord(row: CallRow): CallRecord {
     ...row,
     caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
     message: row.message ? JSON.parse(row.message) : null,
+    transfer: row.transfer ? JSON.parse(row.transfer) : null,
   };
 }
 

@@ -139,6 +139,11 @@ export const postgresMigrations: Migration[] = [
     name: "a message the caller left for a person (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN message text;",
   },
+  {
+    version: 7,
+    name: "the caller's transfer to a person (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN transfer text;",
+  },
 ];
 
 /**
