@@ -1,4 +1,5 @@
 /** Builds the HTTP/WebSocket application from its dependencies: routes, docs and the one error handler. */
+import { join } from "node:path";
 import { Elysia } from "elysia";
 import type { CallBridge } from "./call/bridge.ts";
 import type { CallRegistry } from "./call/registry.ts";
@@ -17,6 +18,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { leadRoutes } from "./routes/leads.ts";
 import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
+import { recordingRoutes } from "./routes/recordings.ts";
 import { FailureThrottle } from "./routes/throttle.ts";
 import { transferRoutes } from "./routes/transfer.ts";
 import { twilioWebhookRoutes } from "./routes/twilio-webhooks.ts";
@@ -78,6 +80,13 @@ export function createApp(deps: AppDeps) {
     .use(twilioWebhookRoutes(deps))
     .use(transferRoutes(deps))
     .use(callRoutes(deps.store, guard))
+    .use(
+      recordingRoutes({
+        calls: deps.store.calls,
+        pathOf: (file) => join(deps.config.recording.dir, file),
+        guard,
+      }),
+    )
     .use(leadRoutes(deps.store.leads, guard))
     .use(makeCallRoutes({ ...deps, guard }));
 }

@@ -248,6 +248,24 @@ export const Environment = Type.Object({
       'Said to inbound callers before the agent answers, e.g. "This call may be recorded." (unset: nothing)',
     expected: "up to 500 characters",
   }),
+  RECORDING: variable(
+    Type.Union([Type.Literal("off"), Type.Literal("local")], { default: "off" }),
+    {
+      description:
+        "local: each call is recorded as a two-channel WAV (caller, and what the caller heard) in RECORDINGS_DIR; needs INBOUND_DISCLOSURE",
+      expected: "off or local",
+    },
+  ),
+  RECORDINGS_DIR: variable(Type.String({ default: "./data/recordings", minLength: 1 }), {
+    description:
+      "Where recordings are written (created, mode 0700); shared by every instance that serves them",
+    expected: "a directory path",
+  }),
+  RECORDING_RETENTION_DAYS: variable(Type.Optional(Type.Integer({ minimum: 1, maximum: 3650 })), {
+    description:
+      "Recordings older than this are deleted (checked hourly; the call record keeps a note); unset: kept",
+    expected: "an integer number of days from 1 to 3650",
+  }),
   TRANSFER_NUMBER: variable(Type.Optional(Type.String({ pattern: E164_PATTERN })), {
     description:
       "Where transfer_call connects the caller (a person's phone, E.164) unless TRANSFER_NUMBERS names one for the scenario; unset: no transfers",
@@ -472,6 +490,13 @@ export interface Config {
     endSettleMs: number;
     hangupSafetyMs: number;
   };
+  /** Recording calls to files. */
+  recording: {
+    mode: "off" | "local";
+    dir: string;
+    /** Days a recording is kept; undefined: for ever. */
+    retentionDays: number | undefined;
+  };
   /** Handing a caller to a person (`transfer_call`). */
   transfer: {
     /** TRANSFER_NUMBER: the target of every scenario without its own. */
@@ -578,6 +603,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `INSTANCE_LOST_AFTER_MS: must be at least twice INSTANCE_HEARTBEAT_MS (${valued.INSTANCE_HEARTBEAT_MS} ms), or one late beat ends a healthy instance's calls (got ${JSON.stringify(raw.INSTANCE_LOST_AFTER_MS)})`,
     );
   }
+  if (valued.RECORDING === "local" && !valued.INBOUND_DISCLOSURE) {
+    problems.set(
+      "INBOUND_DISCLOSURE",
+      'INBOUND_DISCLOSURE: required with RECORDING=local, so that inbound callers hear that the call is recorded (e.g. "This call may be recorded.")',
+    );
+  }
   if (valid("TRANSFER_HOURS")) {
     for (const [scenario, hours] of pairs(valued.TRANSFER_HOURS)) {
       try {
@@ -662,6 +693,11 @@ function toConfig(env: Environment): Config {
         env.MACHINE_DETECTION_TIMEOUT_S * 1000 + AMD_VERDICT_MARGIN_MS,
       endSettleMs: env.HANGUP_SETTLE_MS,
       hangupSafetyMs: env.HANGUP_SAFETY_MS,
+    },
+    recording: {
+      mode: env.RECORDING,
+      dir: env.RECORDINGS_DIR,
+      retentionDays: env.RECORDING_RETENTION_DAYS,
     },
     transfer: {
       defaultNumber: env.TRANSFER_NUMBER,

@@ -10,6 +10,7 @@ import { TwilioRest } from "./adapters/twilio-rest.ts";
 import { type App, createApp } from "./app.ts";
 import { loadPrompts } from "./assets/prompts.ts";
 import { CallBridge } from "./call/bridge.ts";
+import { Recordings } from "./call/recording.ts";
 import { CallRegistry } from "./call/registry.ts";
 import type { AgentConnector } from "./call/session.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
@@ -38,6 +39,11 @@ export interface Service {
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly port: number;
+  /**
+   * With RECORDING_RETENTION_DAYS: deletes the recordings past it now (also done hourly) and notes
+   * it on their calls' records. @returns those calls
+   */
+  expireRecordings(): Promise<string[]>;
   /** Idempotent; resolves once the server and the database are closed. */
   shutdown(reason: string): Promise<void>;
 }
@@ -48,6 +54,9 @@ const TTS_TIMEOUT_MS = 15_000;
 const IN_FLIGHT_GRACE_MS = 1_000;
 /** How often calls whose stream never came are looked for (their tokens live 30 s and more). */
 const TOKEN_SWEEP_MS = 5_000;
+/** How often recordings past RECORDING_RETENTION_DAYS are looked for. */
+const RECORDING_SWEEP_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 /** Parts tests (and the demo) may swap; production uses the defaults. */
 export interface ServiceOverrides {
@@ -108,6 +117,14 @@ export async function startService(
       ? new TwilioRest({ accountSid, authToken, apiUrl: config.twilio.apiUrl })
       : undefined;
   for (const scenario of scenarios.values()) await scenario.seed?.({ store, clock, logger });
+  const recordings =
+    config.recording.mode === "local" ? new Recordings(config.recording.dir, logger) : undefined;
+  if (recordings) {
+    await recordings.prepare();
+    // Files a crash left growing get their real sizes, and their calls say they have one.
+    for (const { callSid, info } of await recordings.repair(clock.now().getTime()))
+      await store.calls.update(callSid, { recording: info });
+  }
   const bridge = new CallBridge({
     config,
     store,
@@ -133,6 +150,7 @@ export async function startService(
       mipOptOut: config.deepgram.mipOptOut,
     }),
     apologyAudio: (await loadPrompts()).apology,
+    ...(recordings ? { recordings } : {}),
     clock,
     logger,
   });
@@ -229,9 +247,34 @@ export async function startService(
   };
   sweepStreamlessCalls();
 
+  const expireRecordings = async (): Promise<string[]> => {
+    const days = config.recording.retentionDays;
+    if (!days) return [];
+    const expiry = new Recordings(config.recording.dir, logger);
+    const deleted = await expiry.deleteOlderThan(clock.now().getTime() - days * DAY_MS);
+    const at = clock.now().toISOString();
+    for (const callSid of deleted) {
+      const recording = (await store.calls.get(callSid))?.recording;
+      if (recording)
+        await store.calls.update(callSid, { recording: { ...recording, deleted_at: at } });
+    }
+    if (deleted.length > 0)
+      logger.info("recordings past their retention deleted", { count: deleted.length });
+    return deleted;
+  };
+  let recordingSweep: Timer | undefined;
+  const sweepRecordings = () => {
+    recordingSweep = clock.setTimeout(sweepRecordings, RECORDING_SWEEP_MS);
+    expireRecordings().catch((error: unknown) =>
+      logger.error("could not delete expired recordings", { error }),
+    );
+  };
+  if (config.recording.retentionDays) sweepRecordings();
+
   let stopped: Promise<void> | undefined;
   const stop = async (reason: string) => {
     sweep?.cancel();
+    recordingSweep?.cancel();
     keyCheck.abort();
     const drainMs = config.server.shutdownDrainMs;
     calls.stopAccepting();
@@ -266,6 +309,7 @@ export async function startService(
     coordination,
     url,
     port,
+    expireRecordings,
     shutdown(reason) {
       stopped ??= stop(reason);
       return stopped;

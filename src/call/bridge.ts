@@ -21,6 +21,7 @@ import type { Scenario } from "../scenarios/types.ts";
 import type { CallEvent, CallRecord, TransferResult } from "../store/calls.ts";
 import type { Storage } from "../store/port.ts";
 import { storeRecorder } from "./recorder.ts";
+import type { Recordings } from "./recording.ts";
 import type { CallRegistry } from "./registry.ts";
 import {
   type AgentConnector,
@@ -52,6 +53,8 @@ export interface BridgeDeps {
   /** Speech for voicemail on outbound calls. */
   tts: TextToSpeech;
   apologyAudio: Uint8Array;
+  /** Present with RECORDING=local. */
+  recordings?: Recordings;
   clock: Clock;
   logger: Logger;
 }
@@ -179,6 +182,7 @@ export class CallBridge {
         from: record.from_number,
         to: record.to_number,
         startedAt: clock.now(),
+        recorded: this.deps.recordings !== undefined,
         ...(grant.leadId ? { leadId: grant.leadId } : {}),
       },
       { store, clock, logger },
@@ -235,6 +239,9 @@ export class CallBridge {
       },
       apologyAudio: this.deps.apologyAudio,
       ...(transfer && !resumed ? { transfer: transfer.port } : {}),
+      ...(this.deps.recordings
+        ? { recording: this.deps.recordings.open(start.callSid, logger) }
+        : {}),
       ...(resumed && record.caller_audio ? { callerAudioSoFar: record.caller_audio } : {}),
       ...(direction === "outbound"
         ? {

@@ -1,20 +1,30 @@
 /**
  * Agent audio out to the phone: encodes it for the Twilio stream with a mark after every stretch and
  * at the end of each turn, and knows from the echoed marks what the caller has heard; `clear` drops
- * what is still queued. The mark bookkeeping itself is `PlaybackTracker`'s.
+ * what is still queued (a listener, the call's recording, hears both). The mark bookkeeping itself
+ * is `PlaybackTracker`'s.
  */
 import { TwilioEncoder } from "../protocol/twilio-media.ts";
 import { type MarkOutcome, PlaybackTracker } from "./playback.ts";
 import type { PhoneChannel } from "./session.ts";
+
+/** Hears what the phone is sent and what it drops (a call's recording). */
+export interface PlaybackListener {
+  agent(audio: Uint8Array): void;
+  cleared(): void;
+}
 
 export class PhonePlayback {
   readonly #phone: PhoneChannel;
   readonly #encoder: TwilioEncoder;
   readonly #tracker = new PlaybackTracker();
 
-  constructor(phone: PhoneChannel, streamSid: string) {
+  readonly #listener: PlaybackListener | undefined;
+
+  constructor(phone: PhoneChannel, streamSid: string, listener?: PlaybackListener) {
     this.#phone = phone;
     this.#encoder = new TwilioEncoder(streamSid);
+    this.#listener = listener;
   }
 
   /** Everything sent has been heard (or dropped). */
@@ -28,6 +38,7 @@ export class PhonePlayback {
   }
 
   play(audio: Uint8Array): void {
+    this.#listener?.agent(audio);
     const mark = this.#tracker.sent(audio.byteLength);
     this.#phone.send(
       this.#encoder.media(audio),
@@ -48,6 +59,7 @@ export class PhonePlayback {
 
   /** Drops the audio still queued on the phone; returns how many of its marks go unplayed. */
   clear(): number {
+    this.#listener?.cleared();
     this.#phone.send(this.#encoder.clear());
     return this.#tracker.clear();
   }

@@ -17,7 +17,7 @@ import {
 } from "../protocol/deepgram-agent.ts";
 import type { TwilioInbound } from "../protocol/twilio-media.ts";
 import type { PreparedScenario } from "../scenarios/types.ts";
-import type { CallEventInput, CallerAudioCounts } from "../store/calls.ts";
+import type { CallEventInput, CallerAudioCounts, RecordingInfo } from "../store/calls.ts";
 import { type AgentConnector, AgentLink } from "./agent-link.ts";
 import { AnsweringMachine, type HeldGreeting, type OutboundOptions } from "./answering-machine.ts";
 import { CallerAudio } from "./caller-audio.ts";
@@ -25,6 +25,7 @@ import { FunctionCalls } from "./function-calls.ts";
 import { latencyMs } from "./latency.ts";
 import { Pacing, PHRASES } from "./pacing.ts";
 import { PhonePlayback } from "./phone-playback.ts";
+import type { CallRecording } from "./recording.ts";
 import type { LiveCall } from "./registry.ts";
 import { type CallState, canTransition, type EndReason } from "./state.ts";
 import type { CallTransfer, TransferRequest } from "./transfer.ts";
@@ -53,6 +54,8 @@ export interface CallRecorder {
   outcome(outcome: string, detail: string): void;
   /** `callerAudio`: what became of the caller's frames (absent when no stream was bridged). */
   ended(reason: EndReason, detail: string, callerAudio?: CallerAudioCounts): void;
+  /** The stream's recording is complete (written after `ended`). */
+  recorded(recording: RecordingInfo): void;
 }
 
 export interface CallTimings {
@@ -106,6 +109,8 @@ export interface SessionDeps {
   outbound?: OutboundOptions;
   /** Present when the scenario may hand the caller to a person (`transfer_call`). */
   transfer?: CallTransfer;
+  /** Present when calls are recorded: what the caller said and heard goes to it. */
+  recording?: CallRecording;
   /** What became of the caller's frames on this call's earlier streams (before a transfer). */
   callerAudioSoFar?: CallerAudioCounts;
   /** Called once, when the call has ended. */
@@ -183,7 +188,7 @@ export class CallSession implements LiveCall {
     this.#deps = deps;
     this.callSid = deps.callSid;
     this.#callerAudio = new CallerAudio(deps.callerAudioSoFar);
-    this.#playback = new PhonePlayback(deps.phone, deps.streamSid);
+    this.#playback = new PhonePlayback(deps.phone, deps.streamSid, deps.recording);
     this.#agent = new AgentLink({
       connect: (settings, handlers) => deps.connectAgent(settings, handlers),
       settings: deps.settings,
@@ -353,6 +358,7 @@ export class CallSession implements LiveCall {
   #handlePhone(message: TwilioInbound): void {
     switch (message.event) {
       case "media":
+        this.#deps.recording?.caller(message.audio);
         if (this.#state === "live" && this.#agent.sendAudio(message.audio))
           this.#callerAudio.forwarded();
         else this.#callerAudio.heldBack(this.#state, this.#agent.wasUp);
@@ -834,6 +840,14 @@ export class CallSession implements LiveCall {
     }
     if (this.#ignored > 0) logger.info("ignored messages during call", { count: this.#ignored });
     attempt("record the end", () => recorder.ended(reason, detail, this.#callerAudio.counts));
+    const { recording } = this.#deps;
+    if (recording) {
+      attempt("close the recording", () =>
+        recording.close().then((info) => {
+          if (info) recorder.recorded(info);
+        }),
+      );
+    }
     logger.info("call ended", { reason, detail });
     attempt("leave the registry", () => onEnded(this));
     this.#ended.resolve();

@@ -77,6 +77,22 @@ export const CallRecordModel = t.Object({
       { description: "The caller's transfer to a person (transfer_call)" },
     ),
   ),
+  recording: Nullable(
+    t.Object(
+      {
+        file: t.String({ description: "The file in RECORDINGS_DIR" }),
+        duration_ms: t.Integer(),
+        bytes: t.Integer(),
+        deleted_at: t.Optional(
+          t.String({ description: "When RECORDING_RETENTION_DAYS deleted the file" }),
+        ),
+      },
+      {
+        description:
+          "The call's recording (RECORDING=local), set once its stream has ended; GET /calls/{sid}/recording serves it",
+      },
+    ),
+  ),
 });
 
 const CallEventModel = t.Object({

@@ -90,18 +90,23 @@ export interface MediaStreamDeps {
 
 /**
  * What arrives while the bridge sets the call up (the store answers asynchronously): caller frames
- * only counted (they could not go to an agent yet), other messages kept, up to a few, in order.
+ * (they cannot go to an agent yet, but are counted, and recorded when calls are), then other
+ * messages, up to a few, in order.
  */
 interface Opening {
+  /** The first frames as received; later ones (a set-up slower than a few seconds) only counted. */
+  media: TwilioInbound[];
   mediaFrames: number;
   others: TwilioInbound[];
   /** The socket closed meanwhile. */
   closed: boolean;
 }
 
+/** Caller frames kept while a call is set up: 5 s (set-up takes milliseconds). */
+const MAX_FRAMES_WHILE_OPENING = 250;
 /** Messages other than audio a stream sends while its call is set up (`stop`, a keypad press). */
 const MAX_MESSAGES_WHILE_OPENING = 16;
-/** A caller frame that arrived while the call was set up: counted by the session, never forwarded. */
+/** A caller frame beyond those kept while the call was set up: counted by the session only. */
 const HELD_FRAME: TwilioInbound = { event: "media", audio: Buffer.alloc(0) };
 
 interface Connection {
@@ -152,8 +157,11 @@ export function mediaStreamRoutes({
     }
     if (connection.opening) {
       const decoded = decodeTwilio(message);
-      if (decoded.event === "media") connection.opening.mediaFrames += 1;
-      else if (connection.opening.others.length < MAX_MESSAGES_WHILE_OPENING)
+      if (decoded.event === "media") {
+        connection.opening.mediaFrames += 1;
+        if (connection.opening.media.length < MAX_FRAMES_WHILE_OPENING)
+          connection.opening.media.push(decoded);
+      } else if (connection.opening.others.length < MAX_MESSAGES_WHILE_OPENING)
         connection.opening.others.push(decoded);
       return;
     }
@@ -169,7 +177,7 @@ export function mediaStreamRoutes({
     const decoded = decodeTwilio(message);
     if (decoded.event === "start") {
       settle(connection);
-      const opening: Opening = { mediaFrames: 0, others: [], closed: false };
+      const opening: Opening = { media: [], mediaFrames: 0, others: [], closed: false };
       connection.opening = opening;
       void bridge.open(decoded.start, connection.phone).then(
         (opened) => {
@@ -183,7 +191,9 @@ export function mediaStreamRoutes({
           const { session } = opened;
           connection.session = session;
           // What came meanwhile, in the session's own accounting and order.
-          for (let frame = 0; frame < opening.mediaFrames; frame++) session.handlePhone(HELD_FRAME);
+          for (const frame of opening.media) session.handlePhone(frame);
+          for (let frame = opening.media.length; frame < opening.mediaFrames; frame++)
+            session.handlePhone(HELD_FRAME);
           for (const other of opening.others) session.handlePhone(other);
           if (opening.closed) session.phoneClosed();
         },

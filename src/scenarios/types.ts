@@ -52,6 +52,11 @@ export interface ScenarioCall {
   from: string;
   to: string;
   startedAt: Date;
+  /**
+   * The call is recorded (RECORDING=local): an outbound greeting must say so (inbound callers hear
+   * INBOUND_DISCLOSURE before the agent answers).
+   */
+  recorded: boolean;
   /** The lead an outbound call follows up on, as the service issued it (never from the stream). */
   leadId?: string;
 }

@@ -40,6 +40,17 @@ export interface CallRecord {
   message: TakenMessage | null;
   /** The caller's transfer to a person (`transfer_call`), once one was started. */
   transfer: TransferRecord | null;
+  /** The call's recording (RECORDING=local), once its stream has ended. */
+  recording: RecordingInfo | null;
+}
+
+/** A call's recording: a file in RECORDINGS_DIR, until retention deletes it. */
+export interface RecordingInfo {
+  file: string;
+  duration_ms: number;
+  bytes: number;
+  /** When RECORDING_RETENTION_DAYS deleted the file (the record keeps this note). */
+  deleted_at?: string;
 }
 
 /** How a transfer went: Twilio's DialCallStatus, `answered` for a person who picked up. */
@@ -111,6 +122,7 @@ export type CallUpdate = Partial<
   caller_audio?: CallerAudioCounts;
   message?: TakenMessage;
   transfer?: TransferRecord;
+  recording?: RecordingInfo;
   /**
    * No process holds the call any more (it was handed to a person): no instance's exit or death
    * ends its record, and a lone instance's restart leaves it open while the transfer is pending.
@@ -196,11 +208,12 @@ export interface CallListQuery {
   offset?: number;
 }
 
-/** A `calls` row as stored: `caller_audio`, `message` and `transfer` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer"> & {
+/** A `calls` row as stored: `caller_audio`, `message`, `transfer` and `recording` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer" | "recording"> & {
   caller_audio: string | null;
   message: string | null;
   transfer: string | null;
+  recording: string | null;
 };
 
 interface EventRow {
@@ -275,6 +288,7 @@ export class CallRepository {
          caller_audio = coalesce($caller_audio, caller_audio),
          message = coalesce($message, message),
          transfer = coalesce($transfer, transfer),
+         recording = coalesce($recording, recording),
          owner = CASE WHEN $released THEN NULL ELSE owner END
        WHERE sid = $sid RETURNING *`,
     );
@@ -423,7 +437,7 @@ export class CallRepository {
 }
 
 function updateParams(sid: string, changes: CallUpdate): NamedParams {
-  const { caller_audio, message, transfer, released, ...fields } = changes;
+  const { caller_audio, message, transfer, recording, released, ...fields } = changes;
   return {
     sid,
     status: null,
@@ -440,6 +454,7 @@ function updateParams(sid: string, changes: CallUpdate): NamedParams {
     caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
     message: message ? JSON.stringify(message) : null,
     transfer: transfer ? JSON.stringify(transfer) : null,
+    recording: recording ? JSON.stringify(recording) : null,
     released: released === true,
   };
 }
@@ -450,6 +465,7 @@ function toRecord(row: CallRow): CallRecord {
     caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
     message: row.message ? JSON.parse(row.message) : null,
     transfer: row.transfer ? JSON.parse(row.transfer) : null,
+    recording: row.recording ? JSON.parse(row.recording) : null,
   };
 }
 

@@ -131,6 +131,11 @@ export const migrations: Migration[] = [
     name: "the caller's transfer to a person (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN transfer TEXT;",
   },
+  {
+    version: 8,
+    name: "the call's recording (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN recording TEXT;",
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -205,6 +205,7 @@ describe("the OpenAPI document", () => {
     expect(Object.keys(document.paths).sort()).toEqual([
       "/calls",
       "/calls/{sid}",
+      "/calls/{sid}/recording",
       "/health",
       "/leads",
       "/leads/{id}",

@@ -62,6 +62,7 @@ beforeEach(async () => {
     {
       callSid: "CA1",
       direction: "inbound",
+      recorded: false,
       from: CALLER,
       to: "+15550001111",
       startedAt: clock.now(),
@@ -130,6 +131,7 @@ describe("prompt and privacy", () => {
       {
         callSid: "CA2",
         direction: "inbound",
+        recorded: false,
         from: "anonymous",
         to: "+15550001111",
         startedAt: clock.now(),

@@ -45,6 +45,7 @@ beforeEach(async () => {
     {
       callSid: "CA1",
       direction: "outbound",
+      recorded: false,
       from: "+15550001111",
       to: CALLEE,
       startedAt: clock.now(),
@@ -98,6 +99,7 @@ describe("prepared for a lead", () => {
       {
         callSid: "CA2",
         direction: "outbound",
+        recorded: false,
         from: "+1",
         to: CALLEE,
         startedAt: clock.now(),

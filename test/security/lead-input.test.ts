@@ -148,6 +148,7 @@ describe("a stored lead in the prompt, greeting and voicemail", () => {
       {
         callSid: "CA1",
         direction: "outbound",
+        recorded: false,
         from: "+15550001111",
         to: "+15557654321",
         startedAt: clock.now(),

@@ -107,6 +107,7 @@ describe("dental receptionist: one caller, someone else's appointment", () => {
       {
         callSid: "CA1",
         direction: "inbound",
+        recorded: false,
         from: STRANGER,
         to: "+15550001111",
         startedAt: clock.now(),
@@ -539,6 +540,7 @@ describe("insurance follow-up: the callee and other leads", () => {
       {
         callSid: "CA1",
         direction: "outbound",
+        recorded: false,
         from: "+15550001111",
         to: CALLEE,
         startedAt: clock.now(),

@@ -51,7 +51,7 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
 
   test("a fresh database migrates to the last version with every table", async () => {
     const sql = connect();
-    expect(ALL_VERSIONS).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(ALL_VERSIONS).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
     expect(await migratePostgres(sql)).toEqual(ALL_VERSIONS);
     expect([...(await recorded(sql))]).toEqual(
       postgresMigrations.map(({ version, name }) => ({ version, name })),
@@ -71,12 +71,13 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
     const callColumns = await sql<{ name: string }[]>`
       SELECT column_name AS name FROM information_schema.columns
       WHERE table_name = 'calls' ORDER BY ordinal_position`;
-    expect(callColumns.map((column) => column.name).slice(-5)).toEqual([
+    expect(callColumns.map((column) => column.name).slice(-6)).toEqual([
       "owner",
       "agent_request_id",
       "caller_audio",
       "message",
       "transfer",
+      "recording",
     ]);
   });
 
@@ -90,7 +91,7 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
   test("only pending migrations run on an older database", async () => {
     const sql = connect();
     expect(await migratePostgres(sql, postgresMigrations.slice(0, 2))).toEqual([1, 2]);
-    expect(await migratePostgres(sql)).toEqual([3, 4, 5, 6, 7]);
+    expect(await migratePostgres(sql)).toEqual([3, 4, 5, 6, 7, 8]);
   });
 
   test("two processes migrating one fresh database at once both succeed, each version once", async () => {

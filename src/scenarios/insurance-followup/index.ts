@@ -14,7 +14,7 @@ export const insuranceFollowUp: Scenario = {
     const lead = stored ?? (await store.leads.create(DEMO_LEAD));
     return {
       prompt: systemPrompt(company, lead, call.startedAt),
-      greeting: greeting(company, lead),
+      greeting: greeting(company, lead, call.recorded),
       voicemail: voicemail(company, lead),
       tools: followUpTools(company, lead, store, clock, logger),
       keyterms: [company.name, ...company.licensedAgents],

@@ -11,12 +11,14 @@ import type { Company } from "./company.ts";
 
 const fullName = (lead: Lead) => `${lead.first_name} ${lead.last_name}`;
 
-export function greeting(company: Company, lead: Lead): string {
+/** `recorded`: the call is recorded, which the greeting says (the disclosure line). */
+export function greeting(company: Company, lead: Lead, recorded: boolean): string {
   const name = [spoken(lead.first_name), spoken(lead.last_name)].filter(Boolean).join(" ");
   const who = name
     ? `Am I speaking with ${name}?`
     : "Am I speaking with the person who asked us for a home insurance quote?";
-  return `Hi, this is ${company.callerName}, an AI assistant calling on behalf of ${company.name}. ${who}`;
+  const line = recorded ? ", on a recorded line" : "";
+  return `Hi, this is ${company.callerName}, an AI assistant calling on behalf of ${company.name}${line}. ${who}`;
 }
 
 /**

@@ -19,11 +19,12 @@ import { fallbackOutcome } from "../outcomes.ts";
 import type { CallStore } from "../port.ts";
 import { PostgresWriteBehind } from "./write-behind.ts";
 
-/** A `calls` row as stored: `caller_audio`, `message` and `transfer` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer"> & {
+/** A `calls` row as stored: `caller_audio`, `message`, `transfer` and `recording` are JSON text. */
+type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer" | "recording"> & {
   caller_audio: string | null;
   message: string | null;
   transfer: string | null;
+  recording: string | null;
 };
 
 /** A `call_events` row as Bun reads it: `id` is int8, which comes back as a decimal string. */
@@ -51,6 +52,7 @@ interface CallChanges {
   caller_audio: string | null;
   message: string | null;
   transfer: string | null;
+  recording: string | null;
   /** No process holds the call any more: its owner is cleared. */
   released: boolean;
 }
@@ -283,6 +285,7 @@ function updateCall(sql: SQL, changes: CallChanges): SQL.Query<CallRow[]> {
       caller_audio = coalesce(${changes.caller_audio}, caller_audio),
       message = coalesce(${changes.message}, message),
       transfer = coalesce(${changes.transfer}, transfer),
+      recording = coalesce(${changes.recording}, recording),
       owner = CASE WHEN ${changes.released} THEN NULL ELSE owner END
     WHERE sid = ${changes.sid} RETURNING *`;
 }
@@ -303,6 +306,7 @@ function callChanges(sid: string, changes: CallUpdate): CallChanges {
     caller_audio: changes.caller_audio ? JSON.stringify(changes.caller_audio) : null,
     message: changes.message ? JSON.stringify(changes.message) : null,
     transfer: changes.transfer ? JSON.stringify(changes.transfer) : null,
+    recording: changes.recording ? JSON.stringify(changes.recording) : null,
     released: changes.released === true,
   };
 }
@@ -313,6 +317,7 @@ function toRecord(row: CallRow): CallRecord {
     caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
     message: row.message ? JSON.parse(row.message) : null,
     transfer: row.transfer ? JSON.parse(row.transfer) : null,
+    recording: row.recording ? JSON.parse(row.recording) : null,
   };
 }
 

@@ -144,6 +144,11 @@ export const postgresMigrations: Migration[] = [
     name: "the caller's transfer to a person (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN transfer text;",
   },
+  {
+    version: 8,
+    name: "the call's recording (JSON)",
+    sql: "ALTER TABLE calls ADD COLUMN recording text;",
+  },
 ];
 
 /**
