@@ -147,6 +147,12 @@ interface Ending {
  */
 export const END_WITHDRAW_GRACE_MS = 150;
 
+/**
+ * Once Twilio took a transfer's redirect, how long its `stop` of this stream may take before the
+ * leg ends anyway (it comes within milliseconds; a stream that came back must not find it held).
+ */
+export const HANDOFF_STOP_WAIT_MS = 3_000;
+
 /** Words compared as the agent reports them: case and spacing aside. */
 const normalised = (text: string) => text.toLowerCase().replace(/\s+/g, " ").trim();
 
@@ -418,10 +424,15 @@ export class CallSession implements LiveCall {
     this.#finish("caller_hung_up", `Twilio reported the call ${status}`);
   }
 
-  /** Ends the call politely (used when the service shuts down); resolves when it has ended. */
+  /**
+   * Ends the call politely (used when the service shuts down); resolves when it has ended. A call
+   * being handed to a person is not hung up: the handoff goes ahead now, and its stream's end ends it.
+   */
   hangUp(reason: string): Promise<void> {
     try {
-      this.#endWithWords("service_shutdown", reason, PHRASES.shutdown, "interrupt");
+      const ending = this.#ending;
+      if (ending?.transfer) this.#handOff(ending, ending.transfer);
+      else this.#endWithWords("service_shutdown", reason, PHRASES.shutdown, "interrupt");
     } catch (error) {
       this.#fault(error);
     }
@@ -430,7 +441,8 @@ export class CallSession implements LiveCall {
 
   /** Ends the call now (the shutdown's goodbye time is over). */
   terminate(reason: string): void {
-    this.#finish("service_shutdown", `${reason} (ended before the goodbye was heard)`);
+    if (this.#ending?.handingOff) this.#finish("transferred", `${reason} (during the handoff)`);
+    else this.#finish("service_shutdown", `${reason} (ended before the goodbye was heard)`);
   }
 
   #transition(to: CallState): boolean {
@@ -604,18 +616,20 @@ export class CallSession implements LiveCall {
     if (ending.handingOff || !transfer) return;
     ending.handingOff = true;
     this.#safetyTimer?.cancel();
-    this.#deps.logger.info("transferring the call", { reason: request.reason });
-    transfer.start(request).then(
-      this.#contained(() => {
-        // Twilio took the redirect, which stops this stream; should that stop never come, the
-        // leg ends anyway (closing its socket now cannot end a call that Twilio has moved on).
-        if (this.#state === "ended") return;
-        this.#safetyTimer = this.#after(this.#deps.timings.hangupSafetyMs, () =>
-          this.#finish("transferred", "Twilio took the transfer; its stream did not stop"),
-        );
-      }),
-      this.#contained((error: unknown) => this.#transferNotStarted(error)),
-    );
+    this.#deps.logger.info("transferring the call");
+    transfer
+      .start(request, () => this.#state !== "ended")
+      .then(
+        this.#contained(() => {
+          // Twilio took the redirect, which stops this stream; should that stop never come, the
+          // leg ends anyway (closing its socket now cannot end a call that Twilio has moved on).
+          if (this.#state === "ended") return;
+          this.#safetyTimer = this.#after(HANDOFF_STOP_WAIT_MS, () =>
+            this.#finish("transferred", "Twilio took the transfer; its stream did not stop"),
+          );
+        }),
+        this.#contained((error: unknown) => this.#transferNotStarted(error)),
+      );
   }
 
   /** Twilio refused the redirect: the conversation goes on, and the agent offers a message. */
@@ -718,7 +732,8 @@ export class CallSession implements LiveCall {
   #withdrawEnd(callId: string): void {
     this.#endRequests.delete(callId);
     const ending = this.#ending;
-    if (this.#state !== "ending" || ending?.callId !== callId) return;
+    // A handoff Twilio has been asked for cannot be taken back.
+    if (this.#state !== "ending" || ending?.callId !== callId || ending.handingOff) return;
     const [standing] = this.#endRequests;
     if (standing) {
       // Another end_call was asked for and stands: the call still ends, for that one.
@@ -740,6 +755,15 @@ export class CallSession implements LiveCall {
   #agentFailed(reason: "agent_error" | "agent_unavailable", detail: string): void {
     if (this.#state === "ended" || this.#state === "voicemail" || this.#ending?.reason === reason)
       return;
+    const ending = this.#ending;
+    if (ending?.transfer) {
+      // The caller is on the way to a person, who needs no agent: no apology, the handoff now.
+      this.#deps.logger.warn("agent failed during a transfer", { reason, detail });
+      this.#agent.close();
+      this.#agentSpeaking = false;
+      this.#handOff(ending, ending.transfer);
+      return;
+    }
     this.#deps.logger.warn("agent failed", { reason, detail });
     this.#deps.recorder.event({ kind: "error", data: { source: "agent", message: detail } });
     this.#agent.close();

@@ -28,7 +28,8 @@ export interface TransferRequest {
 
 /** The session's way to hand its call over; resolves once Twilio has taken the redirect. */
 export interface CallTransfer {
-  start(request: TransferRequest): Promise<void>;
+  /** `live`: whether the session still runs (when Twilio refuses, the call may be gone). */
+  start(request: TransferRequest, live: () => boolean): Promise<void>;
 }
 
 /** Where a scenario's transfers go, and when someone answers there (undefined: always). */
@@ -97,7 +98,7 @@ export interface TwilioTransferDeps {
 export function twilioTransfer(deps: TwilioTransferDeps): CallTransfer {
   const { callSid, calls, clock } = deps;
   return {
-    async start({ reason, summary }) {
+    async start({ reason, summary }, live) {
       const twiml = await dialTwiml({
         to: deps.target.number,
         callerId: deps.callerId,
@@ -121,8 +122,15 @@ export function twilioTransfer(deps: TwilioTransferDeps): CallTransfer {
         await calls.update(callSid, {
           transfer: { ...transfer, result: "failed", result_at: clock.now().toISOString() },
         });
-        // The conversation goes on here: this process holds the call again.
-        await calls.started(callSid);
+        // The conversation goes on here and this process holds the call again; unless the
+        // caller hung up meanwhile (why Twilio refused).
+        if (live()) await calls.started(callSid);
+        else
+          await calls.endIfOpen(
+            callSid,
+            "caller_hung_up",
+            "the caller hung up while the transfer was being started",
+          );
         calls.appendEvent(callSid, { kind: "transfer", data: { stage: "failed", error: message } });
         throw error;
       }

@@ -72,7 +72,7 @@ export interface TransferRouteDeps {
 
 /** What the person hears first: who is calling and why, in the agent's words. */
 export const briefing = (summary: string) =>
-  `A caller is being transferred to you. ${summary} Connecting you now.`;
+  `A caller is being transferred to you by the AI assistant. Its summary: ${summary} Connecting you now.`;
 
 const TWIML = {
   200: {
@@ -159,13 +159,12 @@ export function transferRoutes({ config, store, coordination, clock, logger }: T
                   outcome_detail: `talked with a person${talkSeconds === undefined ? "" : ` for ${talkSeconds} s`}`,
                 }
               : {}),
-            ...(call.ended_at
-              ? {}
-              : {
-                  status: "completed",
-                  ended_at: now,
-                  end_reason: answered ? "transferred" : "caller_hung_up",
-                }),
+            // Twilio's final status may have come first (the caller hung up on the person).
+            status: "completed",
+            ...(call.ended_at ? {} : { ended_at: now }),
+            ...(answered || !call.ended_at
+              ? { end_reason: answered ? "transferred" : "caller_hung_up" }
+              : {}),
           });
           logger.info("transfer over", { callSid, result });
           return twiml(await hangUpTwiml());

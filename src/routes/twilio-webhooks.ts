@@ -261,7 +261,11 @@ export function twilioWebhookRoutes({
             : {}),
           // Completed with no conversation here (e.g. the caller hung up during the disclosure):
           // its end reason, and with it an outcome.
-          ...(update.CallStatus === "completed" && !call.ended_at && !holder
+          // A transfer's end reason is its result's to say (/transfer-result).
+          ...(update.CallStatus === "completed" &&
+          !call.ended_at &&
+          !holder &&
+          call.transfer?.result !== "pending"
             ? { end_reason: "caller_hung_up" }
             : {}),
         });

@@ -4,6 +4,7 @@ import {
   CallSession,
   type CallTimings,
   END_WITHDRAW_GRACE_MS,
+  HANDOFF_STOP_WAIT_MS,
   PHRASES,
   type SessionDeps,
 } from "../../src/call/session.ts";
@@ -1270,6 +1271,84 @@ describe("transfer to a person", () => {
     clock.advance(timings.hangupSafetyMs);
     expect(transfers).toHaveLength(1);
     expect(session.state).toBe("ending");
+  });
+
+  /** The handoff line said and heard: Twilio has been asked to redirect. */
+  async function handingOff() {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    saysInjected(agent);
+    clock.advance(END_WITHDRAW_GRACE_MS);
+    hearAll();
+    expect(transfers).toHaveLength(1);
+    return agent;
+  }
+
+  test("a cancel that comes once Twilio was asked cannot take the handoff back", async () => {
+    const agent = await handingOff();
+    agent.emit({ type: "FunctionCallCancelled", functions: [{ id: "t1", name: "transfer_call" }] });
+    expect(session.state).toBe("ending");
+    session.handlePhone({ event: "stop" });
+    expect(recorder.end?.reason).toBe("transferred");
+  });
+
+  test("a shutdown during the handoff never hangs the caller up", async () => {
+    const agent = await handingOff();
+    const ended = session.hangUp("SIGTERM");
+    expect(agent.ofType("InjectAgentMessage").map((message) => message.message)).not.toContain(
+      PHRASES.shutdown,
+    );
+    session.handlePhone({ event: "stop" });
+    await ended;
+    expect(recorder.end?.reason).toBe("transferred");
+    expect(telephony.hungUp).toEqual([]);
+  });
+
+  test("a shutdown while the handoff line is still due hands off at once; cut short, no hang-up", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    void session.hangUp("SIGTERM");
+    expect(transfers).toHaveLength(1);
+    session.terminate("drain time over");
+    expect(recorder.end?.reason).toBe("transferred");
+    expect(telephony.hungUp).toEqual([]);
+    expect(agent.closed).toBe(true);
+  });
+
+  test("the agent failing during a transfer: no apology, the handoff goes ahead", async () => {
+    const agent = await inConversation();
+    await askTransfer(agent);
+    agent.emit({ type: "Error", code: "X", description: "boom" });
+    expect(transfers).toHaveLength(1);
+    expect(phone.sent.filter((sent) => sent.audio?.equals(apology))).toEqual([]);
+    expect(agent.closed).toBe(true);
+    redirect.resolve();
+    await Promise.resolve();
+    // Twilio's stop never comes: the leg ends by itself, still without a hang-up.
+    clock.advance(HANDOFF_STOP_WAIT_MS);
+    expect(recorder.end?.reason).toBe("transferred");
+    expect(telephony.hungUp).toEqual([]);
+  });
+
+  test("the caller hangs up while the redirect is asked for: the port is told the call is gone", async () => {
+    let live: (() => boolean) | undefined;
+    session = newSession(
+      { tools: [...scenario.tools, transferTool], transferKey: "0" },
+      undefined,
+      {
+        transfer: {
+          start: (request, stillLive) => {
+            transfers.push(request);
+            live = stillLive;
+            return redirect.promise;
+          },
+        },
+      },
+    );
+    await handingOff();
+    expect(live?.()).toBe(true);
+    session.handlePhone({ event: "stop" });
+    expect(live?.()).toBe(false);
   });
 
   test("the scenario's transfer key asks the agent for a person", async () => {

@@ -14,6 +14,7 @@ import type { FakeTwilioCall } from "../fakes/twilio-media-client.ts";
 import { FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { readTwiml } from "../fakes/twilio-webhooks.ts";
 import type { FakeAgentSession } from "../fakes/voice-agent-server.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { json } from "../helpers/http.ts";
 import {
   ACCOUNT_SID,
@@ -110,7 +111,7 @@ describe("transfer_call", () => {
     const whisper = await twilio.whisper(sid);
     expect(whisper.status).toBe(200);
     expect(readTwiml(await whisper.text()).say).toEqual([
-      `A caller is being transferred to you. ${SUMMARY} Connecting you now.`,
+      `A caller is being transferred to you by the AI assistant. Its summary: ${SUMMARY} Connecting you now.`,
     ]);
 
     const result = await twilio.dialResult(sid, "completed", { duration: 42 });
@@ -202,6 +203,34 @@ describe("transfer_call", () => {
       end_reason: "caller_hung_up",
       transfer: { result: "canceled" },
     });
+  });
+
+  test("Twilio's final status before the dial's result: the record still ends as transferred", async () => {
+    await start();
+    const { sid, phone, agent } = await ring();
+    await transfer(sid, agent);
+    await phone.closed;
+    const status = await running.signed("/call-status", { CallSid: sid, CallStatus: "completed" });
+    expect(status.status).toBe(204);
+    await twilio.dialResult(sid, "completed", { duration: 7, callStatus: "completed" });
+    expect((await record(sid)).call).toMatchObject({
+      outcome: "transferred",
+      end_reason: "transferred",
+      transfer: { result: "answered", talk_seconds: 7 },
+    });
+  });
+
+  test("the caller gone when Twilio refuses the redirect: the record ends, not held again", async () => {
+    await start();
+    const { sid, phone, agent } = await ring();
+    twilio.failNextRedirect = { status: 400, code: 21220, message: "Call is not in-progress." };
+    // The caller hangs up just as the handoff line has been heard.
+    const heard = phone.waitFor(() => phone.echoedMarks.length > 2, "handoff heard");
+    void agent.callFunction("transfer_call", { reason: "wants a person", summary: SUMMARY });
+    await heard;
+    phone.hangUp();
+    await eventually(async () => (await record(sid)).call.ended_at !== null, "the record ended");
+    expect((await record(sid)).call.end_reason).toBe("caller_hung_up");
   });
 
   test("keypad 0 asks the agent to transfer", async () => {
