@@ -10,11 +10,12 @@
  * mark echoed → stream closed, goodbye before or after the end_call request), and what became of
  * every caller frame (sent, received by the agent, held back by design, unintended loss). With
  * --reference, a minimal bridge (scripts/lib/reference-bridge.ts) carries the identical load in the
- * same invocation and every figure is also given as service / reference. Results go in
- * docs/PERFORMANCE.md.
+ * same invocation and every figure is also given as service / reference. With --recording the
+ * service records every call (RECORDING=local) and the run it is compared with is the same service
+ * without recording, instead of the reference bridge. Results go in docs/PERFORMANCE.md.
  *
  *   bun run scripts/bench-bridge.ts --calls 500 --seconds 20 [--binary dist/voice-agent] [--pin]
- *     [--reference] [--repeat N] [--capture] [--barge-ins K] [--cpu-prof DIR]
+ *     [--reference | --recording] [--repeat N] [--capture] [--barge-ins K] [--cpu-prof DIR]
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,6 +58,11 @@ const { values } = parseArgs({
     "cpu-prof": { type: "string" },
     /** Also run the minimal reference bridge under the identical load; figures as ratios to it. */
     reference: { type: "boolean", default: false },
+    /**
+     * The service records every call; the baseline run (in place of the reference bridge) is the
+     * same service without recording, so each figure is recording on / recording off.
+     */
+    recording: { type: "boolean", default: false },
     /** Runs of each bridge; with --reference the order alternates from one repeat to the next. */
     repeat: { type: "string", default: "1" },
     /**
@@ -79,6 +85,8 @@ const WORKERS = Number(values.workers);
 const FLEET = Number(values.fleet);
 if (!Number.isInteger(FLEET) || FLEET < 1) throw new Error("--fleet must be a positive integer");
 if (FLEET > 1 && WORKERS > 1) throw new Error("--fleet and --workers: one or the other");
+if (values.reference && values.recording)
+  throw new Error("--reference and --recording: one or the other (each names the baseline)");
 if (!Number.isInteger(WORKERS) || WORKERS < 1)
   throw new Error("--workers must be a positive integer");
 if (!Number.isInteger(CALLS) || CALLS < 1) throw new Error("--calls must be a positive integer");
@@ -96,6 +104,10 @@ const HANG_UP_WAIT_MS = 20_000;
 const ORDERS = ["words first", "request first"] as const;
 type Order = (typeof ORDERS)[number];
 type Kind = "service" | "reference";
+/** Whether a run of `kind` is the service (with --recording, both are). */
+const runsService = (kind: Kind) => kind === "service" || values.recording === true;
+/** What the service is compared with. */
+const BASELINE = values.recording ? "service without recording" : "reference bridge";
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -277,7 +289,7 @@ function referenceCommand(): string[] {
 }
 const commands: Record<Kind, string[]> = {
   service: serviceCommand,
-  reference: values.reference ? referenceCommand() : [],
+  reference: values.recording ? serviceCommand : values.reference ? referenceCommand() : [],
 };
 
 /** One run of the whole load against one bridge. */
@@ -292,10 +304,17 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
     PATH: process.env.PATH ?? "",
     SERVER_HOST: "127.0.0.1",
     // Workers share a port they are given (with 0 each would pick its own).
-    SERVER_PORT: kind === "service" && WORKERS > 1 ? String(freePort()) : "0",
+    SERVER_PORT: runsService(kind) && WORKERS > 1 ? String(freePort()) : "0",
     DEEPGRAM_API_KEY: "bench-key",
     DEEPGRAM_AGENT_URL: agent.url,
-    ...(kind === "service"
+    ...(kind === "service" && values.recording
+      ? {
+          RECORDING: "local",
+          RECORDINGS_DIR: `${databasePath}.recordings`,
+          INBOUND_DISCLOSURE: "This call is recorded.",
+        }
+      : {}),
+    ...(runsService(kind)
       ? {
           DATABASE_PATH: databasePath,
           ALLOW_DEV_STREAMS: "true",
@@ -306,7 +325,7 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
         }
       : {}),
   };
-  const fleet = kind === "service" && FLEET > 1 ? await openFleetStores() : undefined;
+  const fleet = runsService(kind) && FLEET > 1 ? await openFleetStores() : undefined;
   const servers = Array.from({ length: fleet ? FLEET : 1 }, () =>
     Bun.spawn(commands[kind], {
       env: { ...env, ...fleet?.env, ...(fleet ? { SERVER_PORT: String(freePort()) } : {}) },
@@ -320,7 +339,7 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   );
   const base = bases[0] as string;
   // With --workers, until every worker listens (the first one's line gave the URL).
-  while (kind === "service" && WORKERS > 1 && children(server.pid).length < WORKERS)
+  while (runsService(kind) && WORKERS > 1 && children(server.pid).length < WORKERS)
     await Bun.sleep(50);
   await Bun.sleep(WORKERS > 1 || fleet ? 1_500 : 500);
   /** The whole service's use: every instance, each with its workers. */
@@ -444,7 +463,7 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
   // the goodbye has been heard; spread over a second, as independent calls end. The reference
   // bridge has no end_call: its callers hang up.
   let hangUps: Record<Order, HangUps> | undefined;
-  if (kind === "service") {
+  if (runsService(kind)) {
     pairs.forEach(({ agent: session }, i) => {
       setTimeout(
         () => {
@@ -500,8 +519,9 @@ async function run(kind: Kind, databasePath: string): Promise<RunResult> {
 
   // The reference answers its counters while running; the service writes them as each call ends,
   // all of them on disk once it has shut down cleanly.
-  const referenceAudio =
-    kind === "reference" ? await readReferenceCallerAudio(base, CALLS) : undefined;
+  const referenceAudio = runsService(kind)
+    ? undefined
+    : await readReferenceCallerAudio(base, CALLS);
   for (const one of servers) one.kill("SIGTERM");
   await Promise.all(servers.map((one) => one.exited));
   const result: RunResult = {
@@ -604,7 +624,7 @@ function unintendedLoss(r: RunResult): number {
   return r.phonesSent - r.agentReceived - heldBack;
 }
 
-/** Each figure of the service as a ratio to the reference's, run for run, beside the reference's own. */
+/** Each figure of the service as a ratio to the baseline's, run for run, beside the baseline's own. */
 function compare(pairs: { service: RunResult; reference: RunResult }[]): string {
   const figures: [string, (r: RunResult) => number, (value: number) => string][] = [
     ["CPU per call-second", cpuMsPerCallSecond, (v) => `${v.toFixed(2)} ms`],
@@ -615,8 +635,8 @@ function compare(pairs: { service: RunResult; reference: RunResult }[]): string 
     ["idle RSS", (r) => r.idleKiB, (v) => `${(v / 1024).toFixed(1)} MiB`],
   ];
   const lines = [
-    `\nservice against the reference bridge, ${pairs.length} pair(s) (order alternating)`,
-    `${"figure".padEnd(22)} ${"reference: median (range)".padEnd(34)} service / reference: median (each pair)`,
+    `\nservice against the ${BASELINE}, ${pairs.length} pair(s) (order alternating)`,
+    `${"figure".padEnd(22)} ${"baseline: median (range)".padEnd(34)} service / baseline: median (each pair)`,
   ];
   for (const [name, figure, format] of figures) {
     const reference = pairs.map((pair) => figure(pair.reference));
@@ -628,7 +648,7 @@ function compare(pairs: { service: RunResult; reference: RunResult }[]): string 
   }
   const losses = (kind: Kind) => pairs.map((pair) => unintendedLoss(pair[kind])).join(", ");
   lines.push(
-    `${"unintended loss".padEnd(22)} reference ${losses("reference")} frames; service ${losses("service")}${pairs.some(({ service }) => !service.callerAudio) ? " (caller_audio not recorded by this build: sent − received)" : ""}`,
+    `${"unintended loss".padEnd(22)} baseline ${losses("reference")} frames; service ${losses("service")}${pairs.some(({ service }) => !service.callerAudio) ? " (caller_audio not recorded by this build: sent − received)" : ""}`,
   );
   for (const order of ORDERS) {
     const hangUps = pairs.flatMap(({ service }) =>
@@ -643,18 +663,19 @@ function compare(pairs: { service: RunResult; reference: RunResult }[]): string 
 
 const results: Record<Kind, RunResult[]> = { service: [], reference: [] };
 for (let repeat = 0; repeat < REPEAT; repeat++) {
-  const order: Kind[] = !values.reference
+  const order: Kind[] = !(values.reference || values.recording)
     ? ["service"]
     : repeat % 2 === 0
       ? ["service", "reference"]
       : ["reference", "service"];
   for (const kind of order) {
-    const result = await run(kind, join(workDir, `service-${repeat + 1}.db`));
+    const result = await run(kind, join(workDir, `${kind}-${repeat + 1}.db`));
     results[kind].push(result);
-    console.log(`\n${kind}, run ${repeat + 1} of ${REPEAT}\n${report(result)}`);
+    const label = kind === "service" ? "service" : BASELINE;
+    console.log(`\n${label}, run ${repeat + 1} of ${REPEAT}\n${report(result)}`);
   }
 }
-if (values.reference)
+if (values.reference || values.recording)
   console.log(
     compare(
       results.service.map((service, i) => ({

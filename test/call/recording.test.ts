@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Recordings, wavHeader } from "../../src/call/recording.ts";
 import { createLogger } from "../../src/log.ts";
+import { eventually } from "../helpers/eventually.ts";
 
 const logger = createLogger({ level: "error", write: () => {} });
 let dir: string;
@@ -82,11 +83,16 @@ test("agent audio sent in a burst is laid end to end, as the phone plays it", as
 test("while it grows the header says 'size unknown'; the stream after a transfer appends", async () => {
   const first = recordings.open("CA3", logger);
   for (let n = 0; n < 30; n++) first.caller(frame(n));
-  await Bun.sleep(0);
+  // The first 500 ms are written while the call goes on, under a header a player reads to the end.
+  const path = join(recordings.dir, "CA3.wav");
+  await eventually(
+    async () => (await stat(path).catch(() => undefined))?.size === 44 + 4000 * 2,
+    "the first write",
+  );
+  expect(Buffer.from(await Bun.file(path).arrayBuffer()).readUInt32LE(40)).toBe(0xffffffff);
   await first.close();
   const second = recordings.open("CA3", logger);
   for (let n = 30; n < 40; n++) second.caller(frame(n));
-  // Written so far (past the first 250 ms): a player reads it to the end of the file.
   const info = await second.close();
   expect(info).toEqual({ file: "CA3.wav", duration_ms: 800, bytes: 44 + 12_800 });
   const { left } = await channels("CA3.wav");

@@ -248,6 +248,51 @@ describe.skipIf(!(postgresReady && redisReady))("a fleet of three behind a balan
     ).toHaveLength(49);
   });
 
+  test("a transfer: the redirect from the instance holding the call, the whisper and the result on others, back on a third", async () => {
+    fleet = await startFleet(3, { TRANSFER_NUMBER: "+15551230000" });
+    fleet.proxy.prefer
+      .set("/make-call", 0)
+      .set("/twilio", 1)
+      .set("/transfer-whisper", 2)
+      .set("/transfer-result", 0);
+    const placed = await json(await fleet.makeCall({ to: TO }));
+    await fleet.twilio.sendAmd(placed.call_sid, "human");
+    const phone = await fleet.twilio.answer(placed.call_sid);
+    const agent = await fleet.agent.nextSession();
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, "the greeting");
+    void agent.callFunction("transfer_call", {
+      reason: "asked for a licensed agent",
+      summary: "Jamie wants to talk about the quote.",
+    });
+    await phone.closed;
+    expect(fleet.twilio.dialOf(placed.call_sid).to).toBe("+15551230000");
+    const whisper = await fleet.twilio.whisper(placed.call_sid);
+    expect(readTwiml(await whisper.text()).say[0]).toContain(
+      "Jamie wants to talk about the quote.",
+    );
+    // No one answers: the caller is back with the agent, this time on the third instance.
+    fleet.proxy.prefer.set("/twilio", 2);
+    const { stream } = await fleet.twilio.dialResult(placed.call_sid, "no-answer");
+    if (!stream) throw new Error("no stream back to the agent");
+    const resumed = await fleet.agent.nextSession();
+    await stream.waitFor(() => stream.heardBytes > 0, "the agent again");
+    expect(servedBy(fleet, "/twilio")).toEqual([1, 2]);
+    expect(servedBy(fleet, "/transfer-whisper")).toEqual([2]);
+    expect(servedBy(fleet, "/transfer-result")).toEqual([0]);
+    await resumed.callFunction("end_call", { reason: "done" });
+    resumed.say("Goodbye!", 200);
+    await stream.closed;
+    const running = fleet;
+    const call = await eventually(async () => {
+      const { call: record } = await json(await running.get(`/calls/${placed.call_sid}`));
+      return record.end_reason ? record : undefined;
+    }, "the call's end, written by the instance that held it");
+    expect(call).toMatchObject({
+      end_reason: "agent_ended_call",
+      transfer: { result: "no-answer", to: "+15551230000" },
+    });
+  });
+
   test("Twilio's end of a call, reported to one instance, ends its session on another", async () => {
     fleet = await startFleet(3);
     fleet.proxy.prefer

@@ -263,3 +263,48 @@ test("the limit holds across the workers; a crashed worker is started again; SIG
   expect(machine.lines.filter((line) => String(line.msg).startsWith("second SIGTERM"))).toEqual([]);
   expect(machine.lines.filter((line) => line.msg === "shutting down")).toHaveLength(2);
 });
+
+test("recordings through two workers: written where the call is held, served by either", async () => {
+  machine = await startMachine({
+    RECORDING: "local",
+    INBOUND_DISCLOSURE: "This call is recorded.",
+  });
+  const calls: string[] = [];
+  for (let index = 0; index < 4; index++) {
+    const callSid = `CArec${String(index).padStart(4, "0")}`;
+    calls.push(callSid);
+    const xml = await (
+      await signed(machine, "/incoming-call", { CallSid: callSid, From: CALLER, To: OFFICE_NUMBER })
+    ).text();
+    const phone = await openStream(xml, callSid);
+    await machine.agent.nextSession();
+    await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`);
+    for (let frame = 0; frame < 25; frame++) phone.sendMedia(new Uint8Array(160).fill(index));
+    phone.hangUp();
+  }
+  for (const callSid of calls) {
+    const { recording } = await eventually(async () => {
+      const { call } = await json(
+        await fetch(`${machine?.url}/calls/${callSid}`, {
+          headers: { authorization: `Bearer ${SECRET}` },
+        }),
+      );
+      return call.recording ? call : undefined;
+    }, `${callSid}'s recording on its record`);
+    for (let read = 0; read < 6; read++) {
+      // A connection of its own each time, so the kernel may pick either worker.
+      const response = await fetch(`${machine.url}/calls/${callSid}/recording`, {
+        headers: { authorization: `Bearer ${SECRET}`, connection: "close" },
+      });
+      expect(response.status).toBe(200);
+      expect((await response.arrayBuffer()).byteLength).toBe(recording.bytes);
+    }
+  }
+  const servedBy = new Set(
+    machine.lines
+      .filter((line) => line.msg === "http" && String(line.path).endsWith("/recording"))
+      .map((line) => line.worker),
+  );
+  // 24 reads on fresh connections: all on one worker is a 1-in-8-million chance.
+  expect(servedBy).toEqual(new Set([0, 1]));
+}, 30_000);
