@@ -95,6 +95,16 @@ export const CallRecordModel = t.Object({
   ),
 });
 
+/** `:sid` of the routes under /calls/{sid}. */
+export const CallSidParams = t.Object({
+  sid: t.String({
+    minLength: 2,
+    maxLength: 64,
+    pattern: PRINTABLE,
+    description: "A call SID, without control characters",
+  }),
+});
+
 const CallEventModel = t.Object({
   id: t.Number(),
   at: t.String(),
@@ -205,14 +215,7 @@ export function callRoutes(
         return { call, lead, duration_ms, latency: latencySummary(timeline), timeline };
       },
       {
-        params: t.Object({
-          sid: t.String({
-            minLength: 2,
-            maxLength: 64,
-            pattern: PRINTABLE,
-            description: "A call SID, without control characters",
-          }),
-        }),
+        params: CallSidParams,
         response: { 200: CallDetail },
         detail: {
           tags: ["Calls"],

@@ -8,7 +8,7 @@ import { Elysia, t } from "elysia";
 import { AppError, NotFoundError } from "../errors.ts";
 import type { CallStore } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
-import { PRINTABLE } from "./models.ts";
+import { CallSidParams } from "./calls.ts";
 import { Errors, fromError, guardedErrors, invalid, responses } from "./openapi.ts";
 
 /** A `Range` this file cannot satisfy. */
@@ -79,14 +79,7 @@ export function recordingRoutes({ calls, pathOf, guard }: RecordingRouteDeps) {
       });
     },
     {
-      params: t.Object({
-        sid: t.String({
-          minLength: 2,
-          maxLength: 64,
-          pattern: PRINTABLE,
-          description: "A call SID, without control characters",
-        }),
-      }),
+      params: CallSidParams,
       detail: {
         tags: ["Calls"],
         summary: "The call's recording (RECORDING=local)",

@@ -208,8 +208,11 @@ export interface CallListQuery {
   offset?: number;
 }
 
-/** A `calls` row as stored: `caller_audio`, `message`, `transfer` and `recording` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer" | "recording"> & {
+/**
+ * A `calls` row as stored, on SQLite and PostgreSQL alike: `caller_audio`, `message`, `transfer`
+ * and `recording` are JSON text.
+ */
+export type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer" | "recording"> & {
   caller_audio: string | null;
   message: string | null;
   transfer: string | null;
@@ -451,21 +454,33 @@ function updateParams(sid: string, changes: CallUpdate): NamedParams {
     ...fields,
     // A record that ends without an outcome gets the one its end reason implies.
     fallback_outcome: fields.end_reason ? fallbackOutcome(fields.end_reason) : null,
-    caller_audio: caller_audio ? JSON.stringify(caller_audio) : null,
-    message: message ? JSON.stringify(message) : null,
-    transfer: transfer ? JSON.stringify(transfer) : null,
-    recording: recording ? JSON.stringify(recording) : null,
+    ...jsonColumns({ caller_audio, message, transfer, recording }),
     released: released === true,
   };
 }
 
-function toRecord(row: CallRow): CallRecord {
+/** The JSON columns a change sets, as text; null where it leaves them as they are. */
+export function jsonColumns(
+  changes: Pick<CallUpdate, "caller_audio" | "message" | "transfer" | "recording">,
+): Pick<CallRow, "caller_audio" | "message" | "transfer" | "recording"> {
+  const text = (value: unknown) => (value ? JSON.stringify(value) : null);
+  return {
+    caller_audio: text(changes.caller_audio),
+    message: text(changes.message),
+    transfer: text(changes.transfer),
+    recording: text(changes.recording),
+  };
+}
+
+/** A stored row as a record, its JSON columns parsed. */
+export function toRecord(row: CallRow): CallRecord {
+  const parsed = (text: string | null) => (text ? JSON.parse(text) : null);
   return {
     ...row,
-    caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
-    message: row.message ? JSON.parse(row.message) : null,
-    transfer: row.transfer ? JSON.parse(row.transfer) : null,
-    recording: row.recording ? JSON.parse(row.recording) : null,
+    caller_audio: parsed(row.caller_audio),
+    message: parsed(row.message),
+    transfer: parsed(row.transfer),
+    recording: parsed(row.recording),
   };
 }
 

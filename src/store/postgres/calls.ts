@@ -7,25 +7,20 @@
  */
 import type { SQL } from "bun";
 import type { Clock } from "../../clock.ts";
-import type {
-  CallEvent,
-  CallEventInput,
-  CallListQuery,
-  CallRecord,
-  CallUpdate,
-  NewCall,
+import {
+  type CallEvent,
+  type CallEventInput,
+  type CallListQuery,
+  type CallRecord,
+  type CallRow,
+  type CallUpdate,
+  jsonColumns,
+  type NewCall,
+  toRecord,
 } from "../calls.ts";
 import { fallbackOutcome } from "../outcomes.ts";
 import type { CallStore } from "../port.ts";
 import { PostgresWriteBehind } from "./write-behind.ts";
-
-/** A `calls` row as stored: `caller_audio`, `message`, `transfer` and `recording` are JSON text. */
-type CallRow = Omit<CallRecord, "caller_audio" | "message" | "transfer" | "recording"> & {
-  caller_audio: string | null;
-  message: string | null;
-  transfer: string | null;
-  recording: string | null;
-};
 
 /** A `call_events` row as Bun reads it: `id` is int8, which comes back as a decimal string. */
 interface EventRow {
@@ -303,21 +298,8 @@ function callChanges(sid: string, changes: CallUpdate): CallChanges {
     agent_request_id: changes.agent_request_id ?? null,
     // A record that ends without an outcome gets the one its end reason implies.
     fallback_outcome: changes.end_reason ? fallbackOutcome(changes.end_reason) : null,
-    caller_audio: changes.caller_audio ? JSON.stringify(changes.caller_audio) : null,
-    message: changes.message ? JSON.stringify(changes.message) : null,
-    transfer: changes.transfer ? JSON.stringify(changes.transfer) : null,
-    recording: changes.recording ? JSON.stringify(changes.recording) : null,
+    ...jsonColumns(changes),
     released: changes.released === true,
-  };
-}
-
-function toRecord(row: CallRow): CallRecord {
-  return {
-    ...row,
-    caller_audio: row.caller_audio ? JSON.parse(row.caller_audio) : null,
-    message: row.message ? JSON.parse(row.message) : null,
-    transfer: row.transfer ? JSON.parse(row.transfer) : null,
-    recording: row.recording ? JSON.parse(row.recording) : null,
   };
 }
 
