@@ -7,6 +7,7 @@ import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
 import type { Logger } from "./log.ts";
+import type { Metrics } from "./ops/metrics.ts";
 import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
 import { MAX_BODY_BYTES } from "./routes/body.ts";
@@ -18,6 +19,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { leadRoutes } from "./routes/leads.ts";
 import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { recordingRoutes } from "./routes/recordings.ts";
 import { FailureThrottle } from "./routes/throttle.ts";
 import { transferRoutes } from "./routes/transfer.ts";
@@ -43,7 +45,20 @@ export interface AppDeps {
   unreachable?(): ("database" | "redis")[];
   /** With --workers: the machine's workers, and its live calls when the supervisor counts them. */
   machine?(): Promise<{ total: number; alive: number; activeCalls: number | undefined }>;
+  metrics: Metrics;
+  /** With --workers: every worker's metrics snapshot, so that one scrape covers the machine. */
+  machineMetrics?(): Promise<unknown[]>;
 }
+
+/** Twilio's webhooks, counted by route and status in the metrics. */
+const WEBHOOK_PATHS = new Set([
+  "/incoming-call",
+  "/amd-result",
+  "/call-status",
+  "/stream-status",
+  "/transfer-result",
+  "/transfer-whisper",
+]);
 
 /**
  * @example const app = createApp(deps); const res = await app.handle(new Request("http://localhost/health"));
@@ -62,7 +77,11 @@ export function createApp(deps: AppDeps) {
     // Without SERVER_REUSE_PORT a second instance on the same port fails to start, not split the calls.
     serve: { maxRequestBodySize: MAX_BODY_BYTES, reusePort: deps.config.server.reusePort },
   })
-    .use(accessLog(deps.logger))
+    .use(
+      accessLog(deps.logger, (path, status) => {
+        if (WEBHOOK_PATHS.has(path)) deps.metrics.webhook(path, status);
+      }),
+    )
     .use(errorHandler(deps.logger))
     .use(docsRoutes({ version: deps.version, externalUrl: deps.config.server.externalUrl }))
     .use(
@@ -79,7 +98,14 @@ export function createApp(deps: AppDeps) {
     .use(mediaStreamRoutes({ ...deps, clients }))
     .use(twilioWebhookRoutes(deps))
     .use(transferRoutes(deps))
-    .use(callRoutes(deps.store, guard))
+    .use(callRoutes(deps.store, guard, deps.config.server.externalUrl))
+    .use(
+      metricsRoutes({
+        metrics: deps.metrics,
+        guard,
+        ...(deps.machineMetrics ? { machine: deps.machineMetrics } : {}),
+      }),
+    )
     .use(
       recordingRoutes({
         calls: deps.store.calls,

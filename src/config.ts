@@ -248,6 +248,21 @@ export const Environment = Type.Object({
       'Said to inbound callers before the agent answers, e.g. "This call may be recorded." (unset: nothing)',
     expected: "up to 500 characters",
   }),
+  EVENTS_WEBHOOK_URL: variable(Type.Optional(Type.String({ format: "http-url" })), {
+    description:
+      'Where each ended call is POSTed ({"event":"call.ended","call":…}, signed with EVENTS_WEBHOOK_SECRET); unset: nothing is sent',
+    expected: "an absolute http(s) URL",
+  }),
+  EVENTS_WEBHOOK_SECRET: variable(Type.Optional(Type.String({ minLength: 16 })), {
+    description:
+      "Signs the events webhook (X-Voice-Agent-Signature: t=…,v1=HMAC-SHA256); required with EVENTS_WEBHOOK_URL",
+    expected: "at least 16 characters",
+    secret: true,
+  }),
+  EVENTS_WEBHOOK_RETRY_MS: duration(
+    10_000,
+    "First retry of a failed events-webhook delivery; each next waits twice as long (at most 10 minutes), for up to an hour",
+  ),
   RECORDING: variable(
     Type.Union([Type.Literal("off"), Type.Literal("local")], { default: "off" }),
     {
@@ -490,6 +505,8 @@ export interface Config {
     endSettleMs: number;
     hangupSafetyMs: number;
   };
+  /** Ended calls POSTed to the CRM; undefined when EVENTS_WEBHOOK_URL is unset. */
+  eventsWebhook: { url: string; secret: string; retryMs: number } | undefined;
   /** Recording calls to files. */
   recording: {
     mode: "off" | "local";
@@ -603,6 +620,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       `INSTANCE_LOST_AFTER_MS: must be at least twice INSTANCE_HEARTBEAT_MS (${valued.INSTANCE_HEARTBEAT_MS} ms), or one late beat ends a healthy instance's calls (got ${JSON.stringify(raw.INSTANCE_LOST_AFTER_MS)})`,
     );
   }
+  if (
+    valued.EVENTS_WEBHOOK_URL &&
+    !valued.EVENTS_WEBHOOK_SECRET &&
+    valid("EVENTS_WEBHOOK_SECRET")
+  ) {
+    problems.set(
+      "EVENTS_WEBHOOK_SECRET",
+      "EVENTS_WEBHOOK_SECRET: required with EVENTS_WEBHOOK_URL, so the receiver can tell the service's posts from anyone's; make one with: openssl rand -hex 32",
+    );
+  }
   if (valued.RECORDING === "local" && !valued.INBOUND_DISCLOSURE) {
     problems.set(
       "INBOUND_DISCLOSURE",
@@ -694,6 +721,14 @@ function toConfig(env: Environment): Config {
       endSettleMs: env.HANGUP_SETTLE_MS,
       hangupSafetyMs: env.HANGUP_SAFETY_MS,
     },
+    eventsWebhook:
+      env.EVENTS_WEBHOOK_URL && env.EVENTS_WEBHOOK_SECRET
+        ? {
+            url: env.EVENTS_WEBHOOK_URL,
+            secret: env.EVENTS_WEBHOOK_SECRET,
+            retryMs: env.EVENTS_WEBHOOK_RETRY_MS,
+          }
+        : undefined,
     recording: {
       mode: env.RECORDING,
       dir: env.RECORDINGS_DIR,

@@ -12,7 +12,7 @@ import { loadPrompts } from "./assets/prompts.ts";
 import { CallBridge } from "./call/bridge.ts";
 import { Recordings } from "./call/recording.ts";
 import { CallRegistry } from "./call/registry.ts";
-import type { AgentConnector } from "./call/session.ts";
+import { type AgentConnector, CallSession } from "./call/session.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
@@ -21,6 +21,8 @@ import { Liveness } from "./fleet/liveness.ts";
 import { LocalCoordination } from "./fleet/local-coordination.ts";
 import { openRedisCoordination, RedisCoordination } from "./fleet/redis-coordination.ts";
 import type { Logger } from "./log.ts";
+import { CallEndings } from "./ops/call-endings.ts";
+import { type CallLabels, Metrics } from "./ops/metrics.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
 import { openStore } from "./store/index.ts";
@@ -57,9 +59,14 @@ const TOKEN_SWEEP_MS = 5_000;
 /** How often recordings past RECORDING_RETENTION_DAYS are looked for. */
 const RECORDING_SWEEP_MS = 3_600_000;
 const DAY_MS = 86_400_000;
+/** How often the outbox of ended calls is looked at, and how long after a call's end at first. */
+const ENDINGS_POLL_MS = 1_000;
+const ENDINGS_SETTLE_MS = 1_000;
 
 /** Parts tests (and the demo) may swap; production uses the defaults. */
 export interface ServiceOverrides {
+  /** How often, and how soon after a call ended, ended calls are counted and delivered. */
+  endings?: { pollMs?: number; settleMs?: number };
   scenarios?: ReadonlyMap<string, Scenario>;
   clock?: Clock;
   connectAgent?: AgentConnector;
@@ -90,6 +97,7 @@ export async function startService(
     overrides.worker !== undefined,
   );
   const calls = new CallRegistry();
+  const metrics = new Metrics(() => liveCallLabels(calls));
   let coordination: Coordination;
   try {
     // With Redis, every instance (every worker too) coordinates through it, across machines.
@@ -119,11 +127,20 @@ export async function startService(
   for (const scenario of scenarios.values()) await scenario.seed?.({ store, clock, logger });
   const recordings =
     config.recording.mode === "local" ? new Recordings(config.recording.dir, logger) : undefined;
+  /** Files a crash left growing get their real sizes, and their calls say they have one. */
+  const repairRecordings = async () => {
+    if (!recordings) return;
+    for (const { callSid, info } of await recordings.repair(clock.now().getTime())) {
+      await store.calls
+        .update(callSid, { recording: info })
+        .catch((error: unknown) =>
+          logger.error("could not record a repaired recording", { error }),
+        );
+    }
+  };
   if (recordings) {
     await recordings.prepare();
-    // Files a crash left growing get their real sizes, and their calls say they have one.
-    for (const { callSid, info } of await recordings.repair(clock.now().getTime()))
-      await store.calls.update(callSid, { recording: info });
+    await repairRecordings();
   }
   const bridge = new CallBridge({
     config,
@@ -151,6 +168,7 @@ export async function startService(
     }),
     apologyAudio: (await loadPrompts()).apology,
     ...(recordings ? { recordings } : {}),
+    metrics,
     clock,
     logger,
   });
@@ -175,6 +193,7 @@ export async function startService(
     ...config.instances,
     instanceLost: (lost) => coordination.releaseInstance(lost),
   });
+  const supervisor = overrides.worker?.supervisor;
   const app = createApp({
     config,
     calls,
@@ -192,7 +211,10 @@ export async function startService(
         : []),
     ],
     ...(overrides.worker ? { machine: machineOf(overrides.worker.supervisor, coordination) } : {}),
+    metrics,
+    ...(supervisor ? { machineMetrics: () => supervisor.machineSnapshots() } : {}),
   });
+  supervisor?.onSnapshot(() => metrics.snapshot());
   try {
     app.listen({ hostname: config.server.host, port: config.server.port });
   } catch (error) {
@@ -239,6 +261,22 @@ export async function startService(
     void logThinkModelCheck({ agentUrl, apiKey, provider, model, signal: keyCheck.signal }, logger);
   }
 
+  const endings = new CallEndings({
+    store,
+    metrics,
+    clock,
+    logger,
+    webhook: config.eventsWebhook,
+    externalUrl: config.server.externalUrl,
+    pollMs: overrides.endings?.pollMs ?? ENDINGS_POLL_MS,
+    settleMs: overrides.endings?.settleMs ?? ENDINGS_SETTLE_MS,
+  });
+  endings.start();
+  // prom-client takes ~100 ms to load: after listening, not before.
+  void metrics
+    .load()
+    .catch((error: unknown) => logger.error("could not load the metrics", { error }));
+
   let sweep: Timer | undefined;
   const sweepStreamlessCalls = () => {
     sweep = clock.setTimeout(sweepStreamlessCalls, TOKEN_SWEEP_MS);
@@ -262,14 +300,22 @@ export async function startService(
       logger.info("recordings past their retention deleted", { count: deleted.length });
     return deleted;
   };
+  // Hourly: files left growing by a crash a moment before this start (too recent to tell from a
+  // live one then), and recordings past their retention.
   let recordingSweep: Timer | undefined;
   const sweepRecordings = () => {
-    recordingSweep = clock.setTimeout(sweepRecordings, RECORDING_SWEEP_MS);
-    expireRecordings().catch((error: unknown) =>
+    recordingSweep = clock.setTimeout(() => {
+      sweepRecordings();
+      repairRecordings()
+        .then(expireRecordings)
+        .catch((error: unknown) => logger.error("could not look after the recordings", { error }));
+    }, RECORDING_SWEEP_MS);
+  };
+  if (recordings || config.recording.retentionDays) sweepRecordings();
+  if (config.recording.retentionDays)
+    void expireRecordings().catch((error: unknown) =>
       logger.error("could not delete expired recordings", { error }),
     );
-  };
-  if (config.recording.retentionDays) sweepRecordings();
 
   let stopped: Promise<void> | undefined;
   const stop = async (reason: string) => {
@@ -296,6 +342,9 @@ export async function startService(
     await coordination
       .close()
       .catch((error: unknown) => logger.error("could not leave the coordination", { error }));
+    // The calls' recordings written out and their records told, before the store closes.
+    await recordings?.settled();
+    await endings.stop();
     await store.close();
     unlockDatabase();
     logger.info("stopped", { reason });
@@ -315,6 +364,11 @@ export async function startService(
       return stopped;
     },
   };
+}
+
+/** What each live call is, for `voice_agent_calls_active`. */
+function* liveCallLabels(calls: CallRegistry): Iterable<CallLabels> {
+  for (const call of calls.values()) if (call instanceof CallSession) yield call.labels;
 }
 
 /**

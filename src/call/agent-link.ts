@@ -38,6 +38,8 @@ export interface AgentLinkDeps {
   /** Where every socket of this call reports; the session's containment is already around them. */
   handlers: AgentHandlers;
   record(event: CallEventInput): void;
+  /** Milliseconds, for how long a socket took to be ready. */
+  now(): number;
   logger: Logger;
   state(): CallState;
   /** The first socket is up and kept. */
@@ -90,13 +92,14 @@ export class AgentLink {
 
   /** Opens the first socket; it is kept unless the call has meanwhile gone past `live`. */
   open(): Promise<void> {
+    const started = this.#deps.now();
     return this.#deps.connect(this.#deps.settings(), this.#deps.handlers).then(
       (agent) => {
         if (!["connecting", "awaiting_verdict", "live"].includes(this.#deps.state())) {
           agent.close();
           return;
         }
-        this.#adopt(agent);
+        this.#adopt(agent, started);
         this.#deps.opened();
       },
       (error: unknown) =>
@@ -119,6 +122,7 @@ export class AgentLink {
     this.#channel = undefined;
     this.#deps.logger.warn("agent socket dropped, resuming the conversation", { reason });
     const history = [...this.#history];
+    const started = this.#deps.now();
     return this.#deps.connect(resume(history), this.#deps.handlers).then(
       (agent) => {
         if (this.#deps.state() !== "live") {
@@ -129,7 +133,7 @@ export class AgentLink {
           kind: "agent_reconnected",
           data: { reason, history_items: history.length },
         });
-        this.#adopt(agent);
+        this.#adopt(agent, started);
         this.#deps.resumed();
       },
       (error: unknown) =>
@@ -157,9 +161,12 @@ export class AgentLink {
     });
   }
 
-  #adopt(agent: AgentChannel): void {
+  #adopt(agent: AgentChannel, started: number): void {
     this.#channel = agent;
     this.#wasUp = true;
-    this.#deps.record({ kind: "agent_connected", data: { request_id: agent.requestId ?? null } });
+    this.#deps.record({
+      kind: "agent_connected",
+      data: { request_id: agent.requestId ?? null, connect_ms: this.#deps.now() - started },
+    });
   }
 }

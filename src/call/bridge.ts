@@ -10,6 +10,7 @@ import type { Clock } from "../clock.ts";
 import { type Config, integrationStatus } from "../config.ts";
 import type { CallMessage, Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
+import { type Metrics, meteredRecorder } from "../ops/metrics.ts";
 import {
   type AgentSettings,
   type HistoryItem,
@@ -55,6 +56,8 @@ export interface BridgeDeps {
   apologyAudio: Uint8Array;
   /** Present with RECORDING=local. */
   recordings?: Recordings;
+  /** Counts what calls record, for `/metrics`. */
+  metrics?: Metrics;
   clock: Clock;
   logger: Logger;
 }
@@ -82,6 +85,9 @@ function historyOf(events: readonly CallEvent[]): HistoryItem[] {
       : [],
   );
 }
+
+/** A recording may run this much past MAX_CALL_DURATION_MS (the goodbye, the hang-up). */
+const RECORDING_SLACK_MS = 60_000;
 
 const GENERIC_VOICEMAIL =
   "Hello, we called about your recent request and will try you again soon. Thank you!";
@@ -213,9 +219,19 @@ export class CallBridge {
       greeting: prepared.greeting,
       ...(resumed ? { history: historyOf(await store.calls.events(start.callSid)) } : {}),
     };
+    // Checked again after the store answered: a shutdown that began meanwhile drains only the
+    // sessions registered by then (and nothing is opened for a call that will not run).
+    if (calls.draining) return undefined;
+    const recording = this.deps.recordings?.open(start.callSid, {
+      logger,
+      maxMs: config.calls.maxCallMs + RECORDING_SLACK_MS,
+      recorded: (info) => store.calls.update(start.callSid, { recording: info }),
+    });
+    const recorder = storeRecorder(store.calls, start.callSid, clock, logger);
     const session = new CallSession({
       callSid: start.callSid,
       streamSid: start.streamSid,
+      labels: { direction, scenario: scenario.id },
       customerNumber: direction === "inbound" ? record.from_number : record.to_number,
       scenario: prepared,
       settings: () => settingsMessage(agentSettings),
@@ -225,7 +241,7 @@ export class CallBridge {
       phone,
       connectAgent: this.deps.connectAgent,
       ...(this.deps.telephony ? { telephony: this.deps.telephony } : {}),
-      recorder: storeRecorder(store.calls, start.callSid, clock, logger),
+      recorder: this.deps.metrics ? meteredRecorder(recorder, this.deps.metrics) : recorder,
       clock,
       logger,
       timings: {
@@ -239,9 +255,7 @@ export class CallBridge {
       },
       apologyAudio: this.deps.apologyAudio,
       ...(transfer && !resumed ? { transfer: transfer.port } : {}),
-      ...(this.deps.recordings
-        ? { recording: this.deps.recordings.open(start.callSid, logger) }
-        : {}),
+      ...(recording ? { recording } : {}),
       ...(resumed && record.caller_audio ? { callerAudioSoFar: record.caller_audio } : {}),
       ...(direction === "outbound"
         ? {
@@ -260,9 +274,6 @@ export class CallBridge {
           .catch((error: unknown) => logger.error("could not release the call's slot", { error }));
       },
     });
-    // Checked again after the store answered: a shutdown that began meanwhile drains only the
-    // sessions registered by then.
-    if (calls.draining) return undefined;
     calls.register(session);
     logger.info("call started", { direction, streamSid: start.streamSid });
     session.start();

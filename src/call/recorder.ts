@@ -49,13 +49,5 @@ export function storeRecorder(
             logger.error("could not record call data", { what: "end", error }),
           );
       }),
-    recorded: (recording) =>
-      attempt("recording", () => {
-        calls
-          .update(callSid, { recording })
-          .catch((error: unknown) =>
-            logger.error("could not record call data", { what: "recording", error }),
-          );
-      }),
   };
 }

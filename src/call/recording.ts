@@ -6,11 +6,12 @@
  * takes back what had not been played by then. Everything behind the present is final and goes to
  * the file every ~500 ms as one positional write on the I/O thread pool, never per frame. The header
  * says "size unknown" while the file grows, which players read to the end of the file, and gets its
- * real sizes when the recording closes, or at start-up for a file a crash left behind (`Recordings`).
- * A stream that comes back after a transfer appends to its call's file.
+ * real sizes when the recording closes, or, for a file a crash left behind, at start-up and hourly
+ * (`Recordings`). A stream that comes back after a transfer appends to its call's file. A recording
+ * fails alone: an error in it is logged, it stops and lets go of its buffers, and the call goes on.
  */
 
-import { write } from "node:fs";
+import { constants, write } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { chmod, mkdir, open, readdir, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -26,7 +27,7 @@ const FLUSH_SAMPLES = 4000;
 const SILENCE = 0xff;
 /** RIFF and data sizes while the file grows: players read such a data chunk to the end of the file. */
 const UNKNOWN_SIZE = 0xffffffff;
-/** A file this long untouched is no longer being written (a live call writes every 250 ms). */
+/** A file this long untouched is no longer being written (a live call writes every 500 ms). */
 const ABANDONED_AFTER_MS = 60_000;
 
 /** The 44-byte header of a 2-channel 8 kHz mu-law (format 7) WAV with `dataBytes` of samples. */
@@ -53,16 +54,18 @@ const infoOf = (file: string, dataBytes: number): RecordingInfo => ({
   bytes: HEADER_BYTES + dataBytes,
 });
 
-/** What the session tells a recording; none of it waits on the disk. */
+/** What the session tells a recording; none of it waits on the disk, none of it throws. */
 export interface CallRecording {
   /** One frame of the caller's audio, as received. */
   caller(audio: Uint8Array): void;
+  /** The caller's time passes but their words are not kept (before they heard the disclosure). */
+  silence(bytes: number): void;
   /** Agent audio sent to the phone, which plays it after what it still has queued. */
   agent(audio: Uint8Array): void;
   /** The phone dropped what it had not played yet (barge-in). */
   cleared(): void;
-  /** Writes what is left and the final header; undefined when nothing could be recorded. */
-  close(): Promise<RecordingInfo | undefined>;
+  /** Writes what is left and the final header, then tells the record; once. */
+  close(): Promise<void>;
 }
 
 /** A growable byte queue starting at sample `base`, silent where nothing was put. */
@@ -93,6 +96,12 @@ class Track {
     this.length = Math.max(at, 0);
   }
 
+  /** Lets go of the buffer (a recording that stopped). */
+  release(): void {
+    this.bytes = Buffer.alloc(0);
+    this.length = 0;
+  }
+
   /** Removes the first `count` bytes. */
   shift(count: number): void {
     this.bytes.copy(this.bytes, 0, count, Math.max(count, this.length));
@@ -102,7 +111,8 @@ class Track {
   }
 }
 
-class LocalRecording implements CallRecording {
+/** One stream's recording; `Recordings.open` hands it out as a `CallRecording`. */
+class LocalRecording {
   readonly #file: string;
   readonly #logger: Logger;
   /** Opened (and, for a call that comes back after a transfer, measured) once. */
@@ -120,10 +130,15 @@ class LocalRecording implements CallRecording {
   /** Where the next agent audio goes, in samples from the start of this stream. */
   #playhead = 0;
   #failed = false;
+  /** Failed or closed: nothing more is taken. */
+  #stopped = false;
+  /** Past this many samples the caller is not recorded (a stream far longer than any call). */
+  readonly #maxSamples: number;
 
-  constructor(path: string, file: string, logger: Logger) {
+  constructor(path: string, file: string, logger: Logger, maxSamples: number) {
     this.#file = file;
     this.#logger = logger;
+    this.#maxSamples = maxSamples;
     this.#opened = openForAppend(path).then(
       (opened) => {
         this.#target = { fd: opened.handle.fd, base: HEADER_BYTES + opened.dataBytes };
@@ -144,17 +159,41 @@ class LocalRecording implements CallRecording {
   }
 
   caller(audio: Uint8Array): void {
-    this.#left.put(this.#left.length, audio);
-    if (this.#left.length >= FLUSH_SAMPLES) this.#flush();
+    if (this.#stopped) return;
+    try {
+      if (this.#now + audio.byteLength > this.#maxSamples) return;
+      this.#left.put(this.#left.length, audio);
+      if (this.#left.length >= FLUSH_SAMPLES) this.#flush();
+    } catch (error) {
+      this.#fail(error);
+    }
+  }
+
+  silence(bytes: number): void {
+    if (this.#stopped) return;
+    try {
+      if (this.#now + bytes > this.#maxSamples) return;
+      this.#left.length += bytes;
+      this.#left.reserve(this.#left.length);
+      if (this.#left.length >= FLUSH_SAMPLES) this.#flush();
+    } catch (error) {
+      this.#fail(error);
+    }
   }
 
   agent(audio: Uint8Array): void {
-    const start = Math.max(this.#playhead, this.#now);
-    this.#right.put(start - this.#written, audio);
-    this.#playhead = start + audio.byteLength;
+    if (this.#stopped) return;
+    try {
+      const start = Math.max(this.#playhead, this.#now);
+      this.#right.put(start - this.#written, audio);
+      this.#playhead = start + audio.byteLength;
+    } catch (error) {
+      this.#fail(error);
+    }
   }
 
   cleared(): void {
+    if (this.#stopped) return;
     const now = this.#now;
     if (this.#playhead <= now) return;
     this.#right.cut(now - this.#written);
@@ -192,9 +231,14 @@ class LocalRecording implements CallRecording {
     });
   }
 
-  async close(): Promise<RecordingInfo | undefined> {
+  /** The final size and header; undefined when nothing could be recorded. */
+  async finish(): Promise<RecordingInfo | undefined> {
+    if (this.#stopped && !this.#failed) return undefined;
     // Agent audio still queued when the stream ended was never heard.
-    this.#flush();
+    if (!this.#failed) this.#flush();
+    this.#stopped = true;
+    this.#left.release();
+    this.#right.release();
     const opened = await this.#opened;
     if (!opened) return undefined;
     if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
@@ -212,19 +256,29 @@ class LocalRecording implements CallRecording {
   #fail(error: unknown): void {
     if (!this.#failed) this.#logger.error("recording failed; the call goes on", { error });
     this.#failed = true;
+    this.#stopped = true;
+    this.#left.release();
+    this.#right.release();
   }
 }
 
-/** Opens the file to write at its end: a new one gets a growing-file header. */
+/** Never through a symbolic link someone planted in the directory. */
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+const REOPEN = constants.O_RDWR | constants.O_NOFOLLOW;
+
+/** Opens the file to write at its end: a new one (0600) gets a growing-file header. */
 async function openForAppend(path: string): Promise<{ handle: FileHandle; dataBytes: number }> {
-  const existing = await stat(path).catch(() => undefined);
-  if (!existing) {
-    const handle = await open(path, "w", 0o600);
-    await handle.write(wavHeader(undefined), 0, HEADER_BYTES, 0);
-    return { handle, dataBytes: 0 };
+  const created = await open(path, CREATE, 0o600).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "EEXIST") return undefined;
+    throw error;
+  });
+  if (created) {
+    await created.write(wavHeader(undefined), 0, HEADER_BYTES, 0);
+    return { handle: created, dataBytes: 0 };
   }
-  const handle = await open(path, "r+");
-  const dataBytes = Math.max(existing.size - HEADER_BYTES, 0);
+  // The call came back after a transfer: its file goes on.
+  const handle = await open(path, REOPEN);
+  const dataBytes = Math.max((await handle.stat()).size - HEADER_BYTES, 0);
   // Growing again: players must not stop at the old end.
   await handle.write(wavHeader(undefined), 0, HEADER_BYTES, 0);
   return { handle, dataBytes: dataBytes - (dataBytes % FRAME) };
@@ -232,6 +286,12 @@ async function openForAppend(path: string): Promise<{ handle: FileHandle; dataBy
 
 /** A call SID as a file name: only SIDs Twilio could have issued. */
 const FILE_NAME = /^(CA[0-9a-zA-Z]{2,64})\.wav$/;
+
+/** The recording's file name of a call, or undefined for a SID Twilio could not have issued. */
+export function recordingFile(callSid: string): string | undefined {
+  const file = `${callSid}.wav`;
+  return FILE_NAME.test(file) ? file : undefined;
+}
 
 /** The recordings of this service: one file per call in RECORDINGS_DIR. */
 export class Recordings {
@@ -246,18 +306,54 @@ export class Recordings {
     await chmod(this.dir, 0o700);
   }
 
-  fileOf(callSid: string): string {
-    return `${callSid}.wav`;
-  }
+  readonly #closing = new Set<Promise<void>>();
 
   pathOf(file: string): string {
     return join(this.dir, file);
   }
 
-  /** Starts (or, after a transfer, continues) the recording of a call's stream. */
-  open(callSid: string, logger: Logger): CallRecording {
-    const file = this.fileOf(callSid);
-    return new LocalRecording(this.pathOf(file), file, logger);
+  /**
+   * Starts (or, after a transfer, continues) the recording of a call's stream; undefined for a call
+   * SID Twilio could not have issued (a development stream's), which names no file. Closing it
+   * hands its size and length to `recorded`, and `settled` waits for that.
+   */
+  open(
+    callSid: string,
+    options: {
+      logger: Logger;
+      maxMs: number;
+      recorded(info: RecordingInfo): Promise<unknown>;
+    },
+  ): CallRecording | undefined {
+    const file = recordingFile(callSid);
+    if (!file) return undefined;
+    const { logger, maxMs, recorded } = options;
+    const recording = new LocalRecording(this.pathOf(file), file, logger, maxMs * 8);
+    let closed: Promise<void> | undefined;
+    const close = () => {
+      closed ??= recording
+        .finish()
+        .then((info) => (info ? recorded(info) : undefined))
+        .then(
+          () => undefined,
+          (error: unknown) => logger.error("could not finish the recording", { error }),
+        );
+      this.#closing.add(closed);
+      void closed.finally(() => this.#closing.delete(closed as Promise<void>));
+      return closed;
+    };
+    return {
+      caller: (audio) => recording.caller(audio),
+      silence: (bytes) => recording.silence(bytes),
+      agent: (audio) => recording.agent(audio),
+      cleared: () => recording.cleared(),
+      close,
+    };
+  }
+
+  /** Resolves once every recording being closed has been written and recorded (at shutdown). */
+  async settled(): Promise<void> {
+    await Promise.all(this.#closing);
   }
 
   /**
@@ -270,7 +366,7 @@ export class Recordings {
       try {
         const stats = await stat(path);
         if (now - stats.mtimeMs < ABANDONED_AFTER_MS) continue;
-        const handle = await open(path, "r+");
+        const handle = await open(path, REOPEN);
         try {
           const header = Buffer.alloc(HEADER_BYTES);
           await handle.read(header, 0, HEADER_BYTES, 0);

@@ -42,6 +42,11 @@ export class CallRegistry<Call extends LiveCall = LiveCall> {
     return this.#calls.get(callSid);
   }
 
+  /** The live calls now. */
+  values(): IterableIterator<Call> {
+    return this.#calls.values();
+  }
+
   unregister(callSid: string): void {
     if (this.#calls.delete(callSid)) this.#notifyIfEmpty();
   }

@@ -9,6 +9,7 @@
  */
 import type { Clock, Timer } from "../clock.ts";
 import { type Logger, tryLogged } from "../log.ts";
+import type { CallLabels } from "../ops/metrics.ts";
 import {
   type AgentServerMessage,
   type HistoryItem,
@@ -17,7 +18,7 @@ import {
 } from "../protocol/deepgram-agent.ts";
 import type { TwilioInbound } from "../protocol/twilio-media.ts";
 import type { PreparedScenario } from "../scenarios/types.ts";
-import type { CallEventInput, CallerAudioCounts, RecordingInfo } from "../store/calls.ts";
+import type { CallEventInput, CallerAudioCounts } from "../store/calls.ts";
 import { type AgentConnector, AgentLink } from "./agent-link.ts";
 import { AnsweringMachine, type HeldGreeting, type OutboundOptions } from "./answering-machine.ts";
 import { CallerAudio } from "./caller-audio.ts";
@@ -54,8 +55,6 @@ export interface CallRecorder {
   outcome(outcome: string, detail: string): void;
   /** `callerAudio`: what became of the caller's frames (absent when no stream was bridged). */
   ended(reason: EndReason, detail: string, callerAudio?: CallerAudioCounts): void;
-  /** The stream's recording is complete (written after `ended`). */
-  recorded(recording: RecordingInfo): void;
 }
 
 export interface CallTimings {
@@ -81,6 +80,8 @@ export interface CallTimings {
 export interface SessionDeps {
   callSid: string;
   streamSid: string;
+  /** What the call is, for the metrics of live calls. */
+  labels: CallLabels;
   /** Who the agent is talking to: caller for inbound, called party for outbound. */
   customerNumber: string;
   scenario: PreparedScenario;
@@ -179,6 +180,8 @@ export class CallSession implements LiveCall {
   /** `end_call` requests answered and not withdrawn, by function call id (their reason). */
   readonly #endRequests = new Map<string, string>();
   readonly #callerAudio: CallerAudio;
+  /** When the caller's last turn ended (their transcript line), until the agent's first audio. */
+  #turnEndedAt: number | undefined;
   #ending: Ending | undefined;
   #ignored = 0;
   /** While ending with speech `maybe`: the wait for the agent's words to start. */
@@ -205,6 +208,7 @@ export class CallSession implements LiveCall {
         closed: this.#contained((reason: string) => this.#agentDropped(reason)),
       },
       record: (event) => deps.recorder.event(event),
+      now: () => deps.clock.now().getTime(),
       logger: deps.logger,
       state: () => this.#state,
       opened: () => {
@@ -274,6 +278,10 @@ export class CallSession implements LiveCall {
 
   get state(): CallState {
     return this.#state;
+  }
+
+  get labels(): CallLabels {
+    return this.#deps.labels;
   }
 
   /** Resolves when the call has ended. */
@@ -364,7 +372,10 @@ export class CallSession implements LiveCall {
   #handlePhone(message: TwilioInbound): void {
     switch (message.event) {
       case "media":
-        this.#deps.recording?.caller(message.audio);
+        // Outbound, before the verdict, the callee has not heard the recording disclosure (in
+        // the greeting): their time is kept, their words are not.
+        if (this.#state === "awaiting_verdict") this.#deps.recording?.silence(message.audio.length);
+        else this.#deps.recording?.caller(message.audio);
         if (this.#state === "live" && this.#agent.sendAudio(message.audio))
           this.#callerAudio.forwarded();
         else this.#callerAudio.heldBack(this.#state, this.#agent.wasUp);
@@ -465,6 +476,7 @@ export class CallSession implements LiveCall {
         if (message.role === "user") {
           this.#spokeThisTurn = false;
           this.#pacing.callerActive();
+          if (this.#state === "live") this.#turnEndedAt = this.#deps.clock.now().getTime();
         } else if (this.#ending?.words === undefined) {
           this.#wordsComing();
         } else {
@@ -553,7 +565,14 @@ export class CallSession implements LiveCall {
     }
     if (this.#state !== "live" && this.#state !== "ending") return;
     // The silence count is only ever armed while the agent is not speaking: stopped at its first chunk.
-    if (!this.#agentSpeaking) this.#pacing.stopSilence();
+    if (!this.#agentSpeaking) {
+      this.#pacing.stopSilence();
+      if (this.#turnEndedAt !== undefined) {
+        const latencyMs = this.#deps.clock.now().getTime() - this.#turnEndedAt;
+        this.#turnEndedAt = undefined;
+        this.#deps.recorder.event({ kind: "turn", data: { latency_ms: latencyMs } });
+      }
+    }
     this.#agentSpeaking = true;
     this.#spokeThisTurn = true;
     this.#wordsComing();
@@ -865,14 +884,9 @@ export class CallSession implements LiveCall {
     if (this.#ignored > 0) logger.info("ignored messages during call", { count: this.#ignored });
     attempt("record the end", () => recorder.ended(reason, detail, this.#callerAudio.counts));
     const { recording } = this.#deps;
-    if (recording) {
-      attempt("close the recording", () =>
-        recording.close().then((info) => {
-          if (info) recorder.recorded(info);
-        }),
-      );
-    }
-    logger.info("call ended", { reason, detail });
+    if (recording) attempt("close the recording", () => void recording.close());
+    // The call's own line ("call ended", with its outcome) is written once its record is final.
+    logger.info("stream ended", { reason, detail });
     attempt("leave the registry", () => onEnded(this));
     this.#ended.resolve();
   }

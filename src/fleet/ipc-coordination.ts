@@ -30,14 +30,20 @@ type Method = (typeof METHODS)[number];
 /** Worker → supervisor. */
 export type WorkerRequest =
   | { type: "call"; id: number; method: Method; args: unknown[] }
-  | { type: "workers"; id: number };
+  | { type: "workers"; id: number }
+  /** The metrics of every worker of the machine, for one scrape. */
+  | { type: "metrics"; id: number }
+  /** This worker's metrics, asked for by the supervisor's gather `gather`. */
+  | { type: "snapshot"; gather: number; value: unknown };
 /** Supervisor → worker. */
 export type SupervisorReply =
   | { type: "result"; id: number; value?: unknown }
   | { type: "error"; id: number; message: string }
   | { type: "message"; message: CallMessage }
   /** The supervisor got `signal`: drain (the first time) or exit now (the second). */
-  | { type: "stop"; signal: NodeJS.Signals };
+  | { type: "stop"; signal: NodeJS.Signals }
+  /** The supervisor gathers every worker's metrics: this worker's, please. */
+  | { type: "snapshot"; gather: number };
 
 /** How many workers the supervisor runs, how many are up, and the calls live on all of them. */
 export interface WorkerCount {
@@ -59,6 +65,7 @@ export class IpcCoordination implements Coordination {
   #nextId = 0;
   readonly #pending = new Map<number, PromiseWithResolvers<unknown>>();
   #handler: ((message: CallMessage) => void) | undefined;
+  #snapshot: (() => Promise<unknown>) | undefined;
 
   /**
    * @param send `process.send` of the worker
@@ -74,6 +81,14 @@ export class IpcCoordination implements Coordination {
   /** A reply or a message from the supervisor (stop requests are the worker's, not this port's). */
   receive(reply: SupervisorReply): void {
     if (reply.type === "stop") return;
+    if (reply.type === "snapshot") {
+      const { gather } = reply;
+      void (this.#snapshot?.() ?? Promise.resolve(undefined)).then(
+        (value) => this.sendToSupervisor({ type: "snapshot", gather, value }),
+        () => this.sendToSupervisor({ type: "snapshot", gather, value: undefined }),
+      );
+      return;
+    }
     if (reply.type === "message") {
       this.#handler?.(reply.message);
       return;
@@ -87,6 +102,16 @@ export class IpcCoordination implements Coordination {
 
   #call<T>(method: Method, ...args: unknown[]): Promise<T> {
     return this.#ask<T>((id) => ({ type: "call", id, method, args }));
+  }
+
+  /** Every worker's metrics snapshot (those that answered in time), for one scrape. */
+  machineSnapshots(): Promise<unknown[]> {
+    return this.#ask<unknown[]>((id) => ({ type: "metrics", id }));
+  }
+
+  /** What this worker answers when the supervisor gathers metrics. */
+  onSnapshot(snapshot: () => Promise<unknown>): void {
+    this.#snapshot = snapshot;
   }
 
   /** How many workers the supervisor runs and how many are up (for `/health`). */
@@ -190,7 +215,7 @@ export function serveWorker(
   view.onMessage((message) => worker.process.send({ type: "message", message }));
   return {
     /** One request from the worker; the answer goes back down its channel. */
-    async handle(request: WorkerRequest): Promise<void> {
+    async handle(request: Extract<WorkerRequest, { type: "call" | "workers" }>): Promise<void> {
       if (request.type === "workers") {
         worker.process.send({ type: "result", id: request.id, value: count() });
         return;

@@ -28,6 +28,8 @@ const FIRST_RESTART_MS = 1_000;
 const LAST_RESTART_MS = 30_000;
 /** A worker up this long has started well: its next crash restarts it after the first delay again. */
 const STARTED_WELL_MS = 60_000;
+/** A scrape waits this long for the workers' metrics; one that does not answer is left out. */
+const GATHER_MS = 2_000;
 
 export interface SupervisorOptions {
   config: Config;
@@ -58,6 +60,7 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   let fatal: number | undefined;
   const finished = Promise.withResolvers<void>();
   const count = () => ({ total, alive: live.size, activeCalls: state.held.size });
+  const gathers = new MetricsGathers((index) => live.get(index)?.process);
 
   const start = (index: number, delayMs: number) => {
     const instance = `instance_${Bun.randomUUIDv7()}`;
@@ -73,7 +76,11 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
       stdout: "inherit",
       stderr: "inherit",
       serialization: "json",
-      ipc: (request: WorkerRequest) => void served.get(index)?.handle(request),
+      ipc: (request: WorkerRequest) => {
+        if (request.type === "metrics") gathers.start(index, request.id, [...live.keys()]);
+        else if (request.type === "snapshot") gathers.answer(request.gather, request.value);
+        else void served.get(index)?.handle(request);
+      },
     });
     const worker: Worker = { index, instance, process: child, startedAt: clock.now().getTime() };
     live.set(index, worker);
@@ -127,6 +134,42 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
   unlockDatabase();
   logger.info("stopped", { workers: total });
   return fatal ?? 0;
+}
+
+/**
+ * One scrape of `/metrics` on a worker covers the machine: the supervisor asks every worker for its
+ * metrics and hands the answers (those in within GATHER_MS) to the worker that asked, which adds
+ * them up.
+ */
+class MetricsGathers {
+  #next = 0;
+  readonly #open = new Map<
+    number,
+    { values: unknown[]; waiting: number; done(): void; timer: ReturnType<typeof setTimeout> }
+  >();
+
+  constructor(private readonly worker: (index: number) => Pick<Subprocess, "send"> | undefined) {}
+
+  start(requester: number, id: number, workers: number[]): void {
+    const gather = this.#next++;
+    const values: unknown[] = [];
+    const done = () => {
+      clearTimeout(entry.timer);
+      this.#open.delete(gather);
+      this.worker(requester)?.send({ type: "result", id, value: values });
+    };
+    const entry = { values, waiting: workers.length, done, timer: setTimeout(done, GATHER_MS) };
+    this.#open.set(gather, entry);
+    for (const index of workers) this.worker(index)?.send({ type: "snapshot", gather });
+  }
+
+  answer(gather: number, value: unknown): void {
+    const entry = this.#open.get(gather);
+    if (!entry) return;
+    if (value !== undefined) entry.values.push(value);
+    entry.waiting -= 1;
+    if (entry.waiting === 0) entry.done();
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 /** `GET /calls` and `GET /calls/:sid`: call records with their timeline (transcript, functions, barge-ins, outcome). */
 import { Elysia, t } from "elysia";
 import { NotFoundError } from "../errors.ts";
+import { callDetail } from "../ops/call-detail.ts";
 import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
 import { LeadModel } from "./leads.ts";
@@ -130,31 +131,48 @@ const CallList = t.Object({
   offset: t.Number(),
 });
 
+const DeliveryModel = t.Object(
+  {
+    state: t.Union(
+      [
+        t.Literal("new"),
+        t.Literal("pending"),
+        t.Literal("delivered"),
+        t.Literal("failed"),
+        t.Literal("none"),
+      ],
+      {
+        description:
+          "new: not looked at yet; pending: being delivered (retried); delivered; failed: given up after an hour; none: no EVENTS_WEBHOOK_URL",
+      },
+    ),
+    attempts: t.Integer(),
+    last_status: Nullable(t.Integer({ description: "The receiver's last HTTP status" })),
+    last_error: Nullable(t.String()),
+    delivered_at: Nullable(t.String()),
+    next_attempt_at: Nullable(t.String()),
+  },
+  { description: "The events webhook's delivery of this call's end (EVENTS_WEBHOOK_URL)" },
+);
+
 const CallDetail = t.Object({
   call: CallRecordModel,
   lead: Nullable(LeadModel),
   duration_ms: Nullable(t.Number()),
   latency: Nullable(LatencySummaryModel),
+  recording_url: Nullable(
+    t.String({ description: "Where GET /calls/{sid}/recording serves the recording" }),
+  ),
+  delivery: Nullable(DeliveryModel),
   timeline: t.Array(CallEventModel),
 });
 
-/** Turns and p50/p95 of the agent's reported total latency, or null when it reported none. */
-function latencySummary(timeline: { kind: string; data: unknown }[]) {
-  const totals = timeline
-    .filter((event) => event.kind === "latency")
-    .map((event) => (event.data as { total_ms?: number }).total_ms)
-    .filter((ms): ms is number => typeof ms === "number")
-    .sort((a, b) => a - b);
-  if (totals.length === 0) return null;
-  const at = (share: number) =>
-    totals[Math.min(totals.length - 1, Math.ceil(share * totals.length) - 1)] as number;
-  return { turns: totals.length, p50_ms: at(0.5), p95_ms: at(0.95) };
-}
-
 export function callRoutes(
-  { calls, leads }: Pick<Storage, "calls" | "leads">,
+  store: Pick<Storage, "calls" | "leads" | "endings">,
   guard: EndpointGuard,
+  externalUrl: string | undefined,
 ) {
+  const { calls } = store;
   return new Elysia({ name: "calls" })
     .use(endpointAuth(guard))
     .get(
@@ -200,19 +218,9 @@ export function callRoutes(
     .get(
       "/calls/:sid",
       async ({ params }) => {
-        const call = await calls.get(params.sid);
-        if (!call) throw new NotFoundError(`No call ${params.sid}`);
-        const timeline = (await calls.events(params.sid)).map(({ id, at, kind, data }) => ({
-          id,
-          at,
-          kind,
-          data,
-        }));
-        const duration_ms = call.ended_at
-          ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
-          : null;
-        const lead = call.lead_id ? ((await leads.get(call.lead_id)) ?? null) : null;
-        return { call, lead, duration_ms, latency: latencySummary(timeline), timeline };
+        const detail = await callDetail(store, params.sid, externalUrl);
+        if (!detail) throw new NotFoundError(`No call ${params.sid}`);
+        return detail;
       },
       {
         params: CallSidParams,

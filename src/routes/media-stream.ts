@@ -106,8 +106,11 @@ interface Opening {
 const MAX_FRAMES_WHILE_OPENING = 250;
 /** Messages other than audio a stream sends while its call is set up (`stop`, a keypad press). */
 const MAX_MESSAGES_WHILE_OPENING = 16;
-/** A caller frame beyond those kept while the call was set up: counted by the session only. */
-const HELD_FRAME: TwilioInbound = { event: "media", audio: Buffer.alloc(0) };
+/**
+ * A caller frame beyond those kept while the call was set up: counted by the session, and 20 ms of
+ * silence in a recording, which keeps its time.
+ */
+const HELD_FRAME: TwilioInbound = { event: "media", audio: Buffer.alloc(160, 0xff) };
 
 interface Connection {
   phone: PhoneChannel;

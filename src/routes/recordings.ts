@@ -5,6 +5,7 @@
  * (docs/DEPLOY.md); the workers of one machine share it as it is.
  */
 import { Elysia, t } from "elysia";
+import { recordingFile } from "../call/recording.ts";
 import { AppError, NotFoundError } from "../errors.ts";
 import type { CallStore } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
@@ -19,27 +20,32 @@ export class RangeNotSatisfiableError extends AppError {
       "RANGE_NOT_SATISFIABLE",
       `The recording has ${size} bytes; ask for a range within them`,
     );
+    this.headers["content-range"] = `bytes */${size}`;
   }
 }
 
-/** One `bytes=` range of a file of `size` bytes, as [first, last]; undefined: not a range we serve. */
+/**
+ * One `bytes=` range of a file of `size` bytes, as [first, last]. Undefined: a header that is not
+ * one valid range (several, malformed, or last before first), which RFC 9110 says to ignore (the
+ * whole file is served).
+ */
 export function byteRange(
   header: string,
   size: number,
 ): [number, number] | "unsatisfiable" | undefined {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const match = /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim());
   if (!match || (match[1] === "" && match[2] === "")) return undefined;
   const [, from = "", to = ""] = match;
   if (from === "") {
     // The last N bytes.
     const suffix = Number(to);
-    if (suffix === 0) return "unsatisfiable";
+    if (suffix === 0 || size === 0) return "unsatisfiable";
     return [Math.max(size - suffix, 0), size - 1];
   }
   const first = Number(from);
-  const last = to === "" ? size - 1 : Math.min(Number(to), size - 1);
-  if (first >= size || last < first) return "unsatisfiable";
-  return [first, last];
+  if (to !== "" && Number(to) < first) return undefined;
+  if (first >= size) return "unsatisfiable";
+  return [first, to === "" ? size - 1 : Math.min(Number(to), size - 1)];
 }
 
 export interface RecordingRouteDeps {
@@ -54,9 +60,11 @@ export function recordingRoutes({ calls, pathOf, guard }: RecordingRouteDeps) {
     "/calls/:sid/recording",
     async ({ params, request }) => {
       const recording = (await calls.get(params.sid))?.recording;
-      if (!recording || recording.deleted_at)
+      // The file is named by the SID, never by what the record says.
+      const name = recordingFile(params.sid);
+      if (!recording || recording.deleted_at || !name || recording.file !== name)
         throw new NotFoundError(`No recording of call ${params.sid}`);
-      const file = Bun.file(pathOf(recording.file));
+      const file = Bun.file(pathOf(name));
       if (!(await file.exists())) throw new NotFoundError(`No recording of call ${params.sid}`);
       const size = file.size;
       const headers = {

@@ -173,7 +173,9 @@ export type CallEventInput =
   /** The agent socket dropped mid-call and a new one took the conversation over. */
   | { kind: "agent_reconnected"; data: { reason: string; history_items: number } }
   /** The agent session's Welcome: Deepgram's request id, for support requests. */
-  | { kind: "agent_connected"; data: { request_id: string | null } }
+  | { kind: "agent_connected"; data: { request_id: string | null; connect_ms?: number } }
+  /** The caller's end of turn (their transcript line) → the agent's first audio sent to the phone. */
+  | { kind: "turn"; data: { latency_ms: number } }
   /** Instructions added to the agent's prompt during the call (e.g. to wrap up). */
   | { kind: "prompt_updated"; data: { reason: string } }
   /** Twilio's `<Stream statusCallback>` report; `error` is its StreamError (stream-error only). */

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { AppointmentRepository } from "./appointments.ts";
 import { CallRepository } from "./calls.ts";
+import { EndingRepository } from "./endings.ts";
 import { InstanceRepository } from "./instances.ts";
 import { LeadRepository } from "./leads.ts";
 import { migrate } from "./migrations.ts";
@@ -20,6 +21,7 @@ export interface Store {
   readonly calls: CallRepository;
   readonly appointments: AppointmentRepository;
   readonly instances: InstanceRepository;
+  readonly endings: EndingRepository;
   /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
@@ -70,6 +72,7 @@ export function openStore(
     calls: new CallRepository(db, clock, owner, writes),
     appointments: new AppointmentRepository(db, clock),
     instances: new InstanceRepository(db, clock, owner),
+    endings: new EndingRepository(db, owner),
     close() {
       writes.flush();
       const left = writes.stop();

@@ -136,6 +136,34 @@ export const migrations: Migration[] = [
     name: "the call's recording (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN recording TEXT;",
   },
+  {
+    version: 9,
+    name: "each ended call, counted once and delivered to the events webhook (an outbox)",
+    sql: `
+      CREATE TABLE call_endings (
+        call_sid        TEXT PRIMARY KEY REFERENCES calls (sid),
+        ended_at        TEXT NOT NULL,
+        counted         INTEGER NOT NULL DEFAULT 0,
+        state           TEXT NOT NULL DEFAULT 'new'
+                          CHECK (state IN ('new', 'pending', 'delivered', 'failed', 'none')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT NOT NULL,
+        lease_owner     TEXT,
+        lease_until     TEXT,
+        last_status     INTEGER,
+        last_error      TEXT,
+        delivered_at    TEXT
+      ) STRICT;
+      CREATE INDEX call_endings_due ON call_endings (next_attempt_at) WHERE state IN ('new', 'pending');
+      -- Every way a record ends (the session, a webhook, a shutdown, a dead instance) passes here.
+      CREATE TRIGGER calls_ended AFTER UPDATE OF ended_at ON calls
+        WHEN OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL
+        BEGIN
+          INSERT OR IGNORE INTO call_endings (call_sid, ended_at, next_attempt_at)
+          VALUES (NEW.sid, NEW.ended_at, NEW.ended_at);
+        END;
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -5,6 +5,7 @@
  * same guarantees: a slot holds one live booking by constraint, call events are written behind and
  * every read sees what was recorded before it.
  */
+
 import type {
   BookingDetails,
   BookingResult,
@@ -21,6 +22,7 @@ import type {
   CallUpdate,
   NewCall,
 } from "./calls.ts";
+import type { CallEnding, ClaimOptions, EndingUpdate } from "./endings.ts";
 import type { Lead, LeadInput } from "./leads.ts";
 
 export interface LeadStore {
@@ -97,6 +99,18 @@ export interface InstanceStore {
   leave(): Promise<void>;
 }
 
+/** The outbox of ended calls (`endings.ts`). */
+export interface EndingStore {
+  /**
+   * Leases to this process up to `limit` endings due by `dueBy` that no other process holds (a
+   * lease that ran out is free again). Two processes never get the same row at once.
+   */
+  claim(options: ClaimOptions): Promise<CallEnding[]>;
+  /** What became of a claimed ending; its lease is freed. */
+  settle(sid: string, changes: EndingUpdate): Promise<void>;
+  get(sid: string): Promise<CallEnding | undefined>;
+}
+
 export interface Storage {
   /** Which engine answers, for `/health` and the logs. */
   readonly engine: "sqlite" | "postgres";
@@ -104,6 +118,7 @@ export interface Storage {
   readonly calls: CallStore;
   readonly appointments: AppointmentStore;
   readonly instances: InstanceStore;
+  readonly endings: EndingStore;
   /** Writes what is held and lets go of the database. */
   close(): Promise<void>;
 }

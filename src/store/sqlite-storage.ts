@@ -8,7 +8,7 @@ import type { Storage } from "./port.ts";
 
 /** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
 export function sqliteStorage(store: Store): Storage {
-  const { leads, calls, appointments, instances } = store;
+  const { leads, calls, appointments, instances, endings } = store;
   /** Runs a synchronous repository call as the port's asynchronous one. */
   const later = async <T>(work: () => T): Promise<T> => work();
   return {
@@ -47,6 +47,11 @@ export function sqliteStorage(store: Store): Storage {
     instances: {
       beat: () => later(() => instances.beat()),
       leave: () => later(() => instances.leave()),
+    },
+    endings: {
+      claim: (options) => later(() => endings.claim(options)),
+      settle: (sid, changes) => later(() => endings.settle(sid, changes)),
+      get: (sid) => later(() => endings.get(sid)),
     },
     close: () => later(() => store.close()),
   };

@@ -1,10 +1,11 @@
 /** The recording writer on its own: channels, alignment, barge-in, append after a transfer, repair, expiry. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtemp, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Recordings, wavHeader } from "../../src/call/recording.ts";
 import { createLogger } from "../../src/log.ts";
+import type { RecordingInfo } from "../../src/store/calls.ts";
 import { eventually } from "../helpers/eventually.ts";
 
 const logger = createLogger({ level: "error", write: () => {} });
@@ -17,6 +18,25 @@ beforeEach(async () => {
   await recordings.prepare();
 });
 afterEach(() => rm(dir, { recursive: true, force: true }));
+
+/** A recording of `sid`; `close` resolves with what it reported to the record. */
+function start(sid: string, maxMs = 600_000) {
+  let reported: RecordingInfo | undefined;
+  const recording = recordings.open(sid, {
+    logger,
+    maxMs,
+    recorded: async (info) => {
+      reported = info;
+    },
+  });
+  if (!recording) throw new Error(`no recording for ${sid}`);
+  return Object.assign(recording, {
+    finished: async () => {
+      await recording.close();
+      return reported;
+    },
+  });
+}
 
 /** A 20 ms caller frame whose bytes say which frame it is. */
 const frame = (n: number) => new Uint8Array(160).fill(n % 200);
@@ -46,7 +66,7 @@ test("the directory is private to the service", async () => {
 });
 
 test("left the caller byte for byte, right the agent where the phone played it; a clear takes back the unplayed", async () => {
-  const recording = recordings.open("CA1", logger);
+  const recording = start("CA01");
   const agentTurn = new Uint8Array(800).fill(0x11);
   recording.agent(agentTurn);
   // 1 s of caller audio: the greeting (100 ms) plays from the start.
@@ -58,10 +78,10 @@ test("left the caller byte for byte, right the agent where the phone played it; 
   for (let n = 75; n < 100; n++) recording.caller(frame(n));
   // Sent at the very end, never heard.
   recording.agent(new Uint8Array(8000).fill(0x33));
-  const info = await recording.close();
-  expect(info).toEqual({ file: "CA1.wav", duration_ms: 2000, bytes: 44 + 32_000 });
+  const info = await recording.finished();
+  expect(info).toEqual({ file: "CA01.wav", duration_ms: 2000, bytes: 44 + 32_000 });
 
-  const { left, right } = await channels("CA1.wav");
+  const { left, right } = await channels("CA01.wav");
   expect(left).toEqual(Buffer.concat(Array.from({ length: 100 }, (_, n) => frame(n))));
   expect(right.subarray(0, 800)).toEqual(Buffer.alloc(800, 0x11));
   expect(right.subarray(800, 8000)).toEqual(Buffer.alloc(7200, 0xff));
@@ -70,32 +90,33 @@ test("left the caller byte for byte, right the agent where the phone played it; 
 });
 
 test("agent audio sent in a burst is laid end to end, as the phone plays it", async () => {
-  const recording = recordings.open("CA2", logger);
+  const recording = start("CA02");
   for (let chunk = 0; chunk < 4; chunk++) recording.agent(new Uint8Array(400).fill(chunk + 1));
   for (let n = 0; n < 20; n++) recording.caller(frame(n));
-  await recording.close();
-  const { right } = await channels("CA2.wav");
+  await recording.finished();
+  const { right } = await channels("CA02.wav");
   for (let chunk = 0; chunk < 4; chunk++)
     expect(right.subarray(chunk * 400, chunk * 400 + 400)).toEqual(Buffer.alloc(400, chunk + 1));
   expect(right.subarray(1600)).toEqual(Buffer.alloc(1600, 0xff));
 });
 
 test("while it grows the header says 'size unknown'; the stream after a transfer appends", async () => {
-  const first = recordings.open("CA3", logger);
+  const first = start("CA03");
   for (let n = 0; n < 30; n++) first.caller(frame(n));
   // The first 500 ms are written while the call goes on, under a header a player reads to the end.
-  const path = join(recordings.dir, "CA3.wav");
+  const path = join(recordings.dir, "CA03.wav");
   await eventually(
     async () => (await stat(path).catch(() => undefined))?.size === 44 + 4000 * 2,
     "the first write",
   );
   expect(Buffer.from(await Bun.file(path).arrayBuffer()).readUInt32LE(40)).toBe(0xffffffff);
-  await first.close();
-  const second = recordings.open("CA3", logger);
+  await first.finished();
+  const second = start("CA03");
   for (let n = 30; n < 40; n++) second.caller(frame(n));
-  const info = await second.close();
-  expect(info).toEqual({ file: "CA3.wav", duration_ms: 800, bytes: 44 + 12_800 });
-  const { left } = await channels("CA3.wav");
+  const info = await second.finished();
+  expect(info).toEqual({ file: "CA03.wav", duration_ms: 800, bytes: 44 + 12_800 });
+  expect((await stat(path)).mode & 0o777).toBe(0o600);
+  const { left } = await channels("CA03.wav");
   expect(left).toEqual(Buffer.concat(Array.from({ length: 40 }, (_, n) => frame(n))));
 });
 
@@ -126,10 +147,45 @@ test("expiry deletes recordings last written before the cut-off, and only call r
 });
 
 describe("a recording that cannot be written", () => {
-  test("fails alone: the call goes on and nothing is claimed", async () => {
+  test("fails alone: the call goes on, it takes nothing more and claims nothing", async () => {
     const broken = new Recordings(join(dir, "missing", "deeper"), logger);
-    const recording = broken.open("CA7", logger);
-    for (let n = 0; n < 30; n++) recording.caller(frame(n));
-    expect(await recording.close()).toBeUndefined();
+    let reported = false;
+    const recording = broken.open("CA07", {
+      logger,
+      maxMs: 600_000,
+      recorded: async () => {
+        reported = true;
+      },
+    });
+    for (let n = 0; n < 300; n++) recording?.caller(frame(n));
+    await recording?.close();
+    expect(reported).toBe(false);
   });
+
+  test("a planted symbolic link is not followed", async () => {
+    const target = join(dir, "victim.wav");
+    await writeFile(target, "precious");
+    await symlink(target, join(recordings.dir, "CA08.wav"));
+    const recording = start("CA08");
+    for (let n = 0; n < 30; n++) recording.caller(frame(n));
+    expect(await recording.finished()).toBeUndefined();
+    expect(await readFile(target, "utf8")).toBe("precious");
+  });
+});
+
+test("only a SID Twilio could have issued names a file", () => {
+  const options = { logger, maxMs: 1000, recorded: async () => {} };
+  for (const sid of ["../escaped", "CA1", "CA01/../../x", "dev-call"])
+    expect(recordings.open(sid, options)).toBeUndefined();
+});
+
+test("before the disclosure only time is kept; past the limit nothing more", async () => {
+  const recording = start("CA09", 500);
+  recording.silence(160);
+  for (let n = 1; n < 40; n++) recording.caller(frame(n));
+  const info = await recording.finished();
+  expect(info?.duration_ms).toBe(500);
+  const { left } = await channels("CA09.wav");
+  expect(left.subarray(0, 160)).toEqual(Buffer.alloc(160, 0xff));
+  expect(left.subarray(160, 320)).toEqual(Buffer.from(frame(1)));
 });

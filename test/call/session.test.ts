@@ -85,6 +85,7 @@ function newSession(
     ...(outbound ? { outbound } : {}),
     callSid: "CA1",
     streamSid: "MZ1",
+    labels: { direction: outbound ? "outbound" : "inbound", scenario: "test" },
     customerNumber: "+15557654321",
     scenario: { ...scenario, ...overrides },
     settings: () => '{"type":"Settings"}',

@@ -114,7 +114,14 @@ test("a recorded call: two channels, its duration, the caller byte for byte, not
     headers: { range: `bytes=${wav.length}-` },
   });
   expect(beyond.status).toBe(416);
+  expect(beyond.headers.get("content-range")).toBe(`bytes */${wav.length}`);
   expect((await json(beyond)).code).toBe("RANGE_NOT_SATISFIABLE");
+  // Not one valid range (backwards, several): ignored, the whole file (RFC 9110).
+  for (const range of ["bytes=5-3", "bytes=0-1,4-5", "bytes=x-y"]) {
+    const ignored = await running.authed(`/calls/${sid}/recording`, { headers: { range } });
+    expect(ignored.status).toBe(200);
+    expect((await ignored.arrayBuffer()).byteLength).toBe(wav.length);
+  }
 
   // The secret guards it like the records.
   expect((await fetch(`${running.service.url}/calls/${sid}/recording`)).status).toBe(401);

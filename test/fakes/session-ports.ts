@@ -146,8 +146,6 @@ export class FakeRecorder implements CallRecorder {
     this.callerAudio = callerAudio;
   }
 
-  recorded(): void {}
-
   ofKind<K extends CallEventInput["kind"]>(kind: K): Extract<CallEventInput, { kind: K }>[] {
     return this.events.filter(
       (event): event is Extract<CallEventInput, { kind: K }> => event.kind === kind,

@@ -71,7 +71,9 @@ const workers: Engine = {
       () => ({ total: 1, alive: 1, activeCalls: state.held.size }),
     );
     worker = new IpcCoordination(id, (request) => {
-      queueMicrotask(() => void served.handle(overIpc(request)));
+      // The coordination's own requests (the metrics gathers are the supervisor's, tested apart).
+      if (request.type === "call" || request.type === "workers")
+        queueMicrotask(() => void served.handle(overIpc(request)));
       return true;
     });
     opened.push(worker);

@@ -7,6 +7,7 @@ import { type Config, ConfigError, loadConfig } from "../../src/config.ts";
 import type { Coordination } from "../../src/fleet/coordination.ts";
 import { LocalCoordination } from "../../src/fleet/local-coordination.ts";
 import { createLogger, type Logger } from "../../src/log.ts";
+import { Metrics } from "../../src/ops/metrics.ts";
 import type { CallPlacer } from "../../src/routes/make-call.ts";
 import { openStore } from "../../src/store/index.ts";
 import type { Storage } from "../../src/store/port.ts";
@@ -104,6 +105,7 @@ export function testApp(env: Record<string, string> = {}, twilio?: CallPlacer) {
     clock: systemClock,
     logger: captured.logger,
     version: "1.2.3",
+    metrics: new Metrics(() => []),
   });
   return { app, calls, config, store, ...captured };
 }

@@ -210,6 +210,7 @@ describe("the OpenAPI document", () => {
       "/leads",
       "/leads/{id}",
       "/make-call",
+      "/metrics",
     ]);
     expect(Object.keys(document.webhooks).sort()).toEqual([
       "/amd-result",

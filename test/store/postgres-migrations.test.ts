@@ -51,7 +51,7 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
 
   test("a fresh database migrates to the last version with every table", async () => {
     const sql = connect();
-    expect(ALL_VERSIONS).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(ALL_VERSIONS).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(await migratePostgres(sql)).toEqual(ALL_VERSIONS);
     expect([...(await recorded(sql))]).toEqual(
       postgresMigrations.map(({ version, name }) => ({ version, name })),
@@ -61,6 +61,7 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
       WHERE table_schema = 'public' ORDER BY table_name`;
     expect(tables.map((table) => table.name)).toEqual([
       "bookings",
+      "call_endings",
       "call_events",
       "calls",
       "instances",
@@ -91,7 +92,7 @@ describe.skipIf(!postgresReady)("PostgreSQL migrations", () => {
   test("only pending migrations run on an older database", async () => {
     const sql = connect();
     expect(await migratePostgres(sql, postgresMigrations.slice(0, 2))).toEqual([1, 2]);
-    expect(await migratePostgres(sql)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(await migratePostgres(sql)).toEqual([3, 4, 5, 6, 7, 8, 9]);
   });
 
   test("two processes migrating one fresh database at once both succeed, each version once", async () => {

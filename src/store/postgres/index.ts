@@ -10,6 +10,7 @@ import { DEFAULT_FLUSH_INTERVAL_MS } from "../index.ts";
 import type { Storage } from "../port.ts";
 import { PostgresAppointmentStore } from "./appointments.ts";
 import { PostgresCallStore } from "./calls.ts";
+import { PostgresEndingStore } from "./endings.ts";
 import { PostgresInstanceStore } from "./instances.ts";
 import { PostgresLeadStore } from "./leads.ts";
 import { migratePostgres } from "./migrations.ts";
@@ -53,6 +54,7 @@ export async function openPostgresStorage(
     calls,
     appointments: new PostgresAppointmentStore(sql, clock),
     instances: new PostgresInstanceStore(sql, clock, owner),
+    endings: new PostgresEndingStore(sql, owner),
     async close() {
       const left = await calls.close();
       if (left > 0) {

@@ -149,6 +149,36 @@ export const postgresMigrations: Migration[] = [
     name: "the call's recording (JSON)",
     sql: "ALTER TABLE calls ADD COLUMN recording text;",
   },
+  {
+    version: 9,
+    name: "each ended call, counted once and delivered to the events webhook (an outbox)",
+    sql: `
+      CREATE TABLE call_endings (
+        call_sid        text COLLATE "C" PRIMARY KEY REFERENCES calls (sid),
+        ended_at        text NOT NULL,
+        counted         integer NOT NULL DEFAULT 0,
+        state           text NOT NULL DEFAULT 'new'
+                          CHECK (state IN ('new', 'pending', 'delivered', 'failed', 'none')),
+        attempts        integer NOT NULL DEFAULT 0,
+        next_attempt_at text COLLATE "C" NOT NULL,
+        lease_owner     text,
+        lease_until     text COLLATE "C",
+        last_status     integer,
+        last_error      text,
+        delivered_at    text
+      );
+      CREATE INDEX call_endings_due ON call_endings (next_attempt_at) WHERE state IN ('new', 'pending');
+      CREATE FUNCTION calls_ended() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          INSERT INTO call_endings (call_sid, ended_at, next_attempt_at)
+          VALUES (NEW.sid, NEW.ended_at, NEW.ended_at) ON CONFLICT DO NOTHING;
+          RETURN NEW;
+        END $$;
+      CREATE TRIGGER calls_ended AFTER UPDATE OF ended_at ON calls
+        FOR EACH ROW WHEN (OLD.ended_at IS NULL AND NEW.ended_at IS NOT NULL)
+        EXECUTE FUNCTION calls_ended();
+    `,
+  },
 ];
 
 /**
