@@ -92,6 +92,12 @@ test("the secret guards it; scrapes log at debug", async () => {
   running = await startSignedService();
   expect((await fetch(`${running.service.url}/metrics`)).status).toBe(401);
   await scrape();
-  const lines = running.logs.filter((line) => line.msg === "http" && line.path === "/metrics");
-  expect(lines.map((line) => line.level)).toEqual(["debug", "debug"]);
+  // Written after each response has gone out.
+  const scrapes = () =>
+    running.logs.filter((line) => line.msg === "http" && line.path === "/metrics");
+  await eventually(() => scrapes().length === 2, "both access-log lines");
+  expect(scrapes().map((line) => [line.level, line.status])).toEqual([
+    ["debug", 401],
+    ["debug", 200],
+  ]);
 });

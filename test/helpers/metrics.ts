@@ -48,8 +48,17 @@ export function parseMetrics(text: string): Scrape {
     const sample = SAMPLE.exec(line);
     if (!sample) throw new Error(`not a Prometheus line: ${line}`);
     const [, name = "", labels, raw = ""] = sample;
-    const value = raw === "+Inf" ? Infinity : raw === "-Inf" ? -Infinity : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value in: ${line}`);
+    // As Prometheus reads values (Go's ParseFloat): NaN and Inf in any case (prom-client: "Nan").
+    const special = raw.toLowerCase();
+    const value =
+      special === "nan"
+        ? Number.NaN
+        : special === "+inf" || special === "inf"
+          ? Infinity
+          : special === "-inf"
+            ? -Infinity
+            : Number(raw);
+    if (Number.isNaN(value) && special !== "nan") throw new Error(`bad value in: ${line}`);
     samples.push({ name, labels: labels ? labelsOf(labels, line) : {}, value });
   }
   return { types, samples };
