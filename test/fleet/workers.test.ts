@@ -19,6 +19,7 @@ import { freePort, openStream, postSigned } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { json } from "../helpers/http.ts";
+import { parseMetrics, value } from "../helpers/metrics.ts";
 import {
   ACCOUNT_SID,
   AUTH_TOKEN,
@@ -307,4 +308,34 @@ test("recordings through two workers: written where the call is held, served by 
   );
   // 24 reads on fresh connections: all on one worker is a 1-in-8-million chance.
   expect(servedBy).toEqual(new Set([0, 1]));
+
+  // One scrape, on whichever worker, covers the machine: every call counted once, summed.
+  const scrapes = await Promise.all(
+    [0, 1, 2, 3].map(async () =>
+      parseMetrics(
+        await (
+          await fetch(`${machine?.url}/metrics`, {
+            headers: { authorization: `Bearer ${SECRET}`, connection: "close" },
+          })
+        ).text(),
+      ),
+    ),
+  );
+  for (const scrape of scrapes) {
+    expect(value(scrape, "voice_agent_webhooks_total", { route: "/incoming-call" })).toBe(4);
+    expect(scrape.types.get("voice_agent_calls_total")).toBe("counter");
+  }
+  const running = machine;
+  await eventually(
+    async () => {
+      const scrape = parseMetrics(
+        await (
+          await fetch(`${running.url}/metrics`, { headers: { authorization: `Bearer ${SECRET}` } })
+        ).text(),
+      );
+      return value(scrape, "voice_agent_calls_total", { end_reason: "caller_hung_up" }) === 4;
+    },
+    "the four calls counted once across the workers",
+    10_000,
+  );
 }, 30_000);
