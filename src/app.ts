@@ -7,12 +7,15 @@ import type { Clock } from "./clock.ts";
 import { type Config, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
 import type { Logger } from "./log.ts";
+import { ConsoleFeed } from "./ops/console-feed.ts";
+import { ConsoleSessions } from "./ops/console-sessions.ts";
 import type { Metrics } from "./ops/metrics.ts";
 import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
 import { MAX_BODY_BYTES } from "./routes/body.ts";
 import { callRoutes } from "./routes/calls.ts";
 import { ClientAddresses } from "./routes/client-address.ts";
+import { consoleRoutes } from "./routes/console.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -71,6 +74,11 @@ export function createApp(deps: AppDeps) {
     clients,
     throttle: new FailureThrottle(deps.clock),
   });
+  const sessions = new ConsoleSessions(
+    deps.store.sessions,
+    deps.clock,
+    deps.config.server.externalUrl?.startsWith("https:") ?? false,
+  );
   return new Elysia({
     websocket: { maxPayloadLength: MAX_WS_MESSAGE_BYTES },
     // Bun refuses bigger bodies before routing; each route group reads within its own, smaller limit.
@@ -111,6 +119,15 @@ export function createApp(deps: AppDeps) {
         calls: deps.store.calls,
         pathOf: (file) => join(deps.config.recording.dir, file),
         guard,
+        sessions,
+      }),
+    )
+    .use(
+      consoleRoutes({
+        ...deps,
+        guard,
+        sessions,
+        feed: new ConsoleFeed(deps.store, deps.clock, deps.logger),
       }),
     )
     .use(leadRoutes(deps.store.leads, guard))

@@ -67,7 +67,26 @@ export class EndpointGuard {
   /** Throws 403, 429 or 401 unless the request may use a guarded endpoint; checks each request once. */
   authorize(request: Request, server: Bun.Server<unknown> | null): void {
     if (this.#checked.has(request)) return;
+    const header = request.headers.get("authorization") ?? "";
+    this.#check(request, server, header.startsWith("Bearer ") ? header.slice(7).trim() : "");
+    this.#checked.add(request);
+  }
+
+  /**
+   * The console's sign-in: the same rules as `authorize` (cross-site refused, throttled, constant
+   * time, loopback only without a secret), for a secret presented in the request's body.
+   */
+  verifySecret(request: Request, server: Bun.Server<unknown> | null, presented: string): void {
+    this.#check(request, server, presented);
+  }
+
+  /** Throws 403 for a state-changing request a page of another site made. */
+  refuseCrossSite(request: Request): void {
     if (!SAFE_METHODS.has(request.method)) this.#refuseCrossSite(request);
+  }
+
+  #check(request: Request, server: Bun.Server<unknown> | null, presented: string): void {
+    this.refuseCrossSite(request);
     const { secret, clients, throttle } = this.options;
     if (secret === undefined) {
       const relayed = request.headers.has("x-forwarded-for") || request.headers.has("forwarded");
@@ -81,19 +100,15 @@ export class EndpointGuard {
           "ENDPOINT_SECRET is not set, so only local requests are accepted; set ENDPOINT_SECRET and send Authorization: Bearer <secret>",
         );
       }
-    } else {
-      const client = clients.of(request, server?.requestIP(request)?.address);
-      throttle.check(client);
-      const header = request.headers.get("authorization") ?? "";
-      const presented = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-      if (!presented)
-        throw new UnauthorizedError("Missing Authorization: Bearer <ENDPOINT_SECRET>");
-      if (!secretMatches(presented, secret)) {
-        throttle.fail(client);
-        throw new UnauthorizedError("Wrong endpoint secret");
-      }
+      return;
     }
-    this.#checked.add(request);
+    const client = clients.of(request, server?.requestIP(request)?.address);
+    throttle.check(client);
+    if (!presented) throw new UnauthorizedError("Missing Authorization: Bearer <ENDPOINT_SECRET>");
+    if (!secretMatches(presented, secret)) {
+      throttle.fail(client);
+      throw new UnauthorizedError("Wrong endpoint secret");
+    }
   }
 
   #refuseCrossSite(request: Request): void {

@@ -4,6 +4,7 @@
  * TwiML that opens the media stream with a one-time token (and reports the stream's life to
  * /stream-status), async AMD (tuned by the MACHINE_DETECTION_* variables) and status callbacks.
  */
+import type { Static } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { type OutboundCall, TwilioApiError } from "../adapters/twilio-rest.ts";
 import { connectStreamTwiml, streamStatusUrl, streamUrl } from "../adapters/twilio-webhooks.ts";
@@ -143,136 +144,133 @@ export interface MakeCallDeps {
   logger: Logger;
 }
 
-export function makeCallRoutes({
-  config,
-  store,
-  calls,
-  coordination,
-  twilio,
-  guard,
-  logger,
-}: MakeCallDeps) {
+/**
+ * Places an outbound call (what `POST /make-call` and the console's form do): checks, the lead,
+ * a one-time stream token within the call limit, Twilio's create with AMD, the record.
+ */
+export async function placeOutboundCall(
+  { config, store, calls, coordination, twilio, logger }: Omit<MakeCallDeps, "guard">,
+  body: Static<typeof MakeCallRequest>,
+): Promise<Static<typeof MakeCallResponse>> {
+  requireIntegration(config, "twilio");
+  requireIntegration(config, "deepgram");
+  if (!twilio) throw new Error("Twilio client missing although configured");
+  if (body.lead && body.lead_id)
+    throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
+  const { maxConcurrent } = config.calls;
+  // A draining instance of a fleet still places calls: another instance takes the stream.
+  // Alone, it takes none. Refused early, before a lead is stored; the token is the binding check.
+  const closed = () => calls.draining && coordination.kind === "local";
+  if (closed()) throw new ShuttingDownError();
+  if ((await coordination.load()) >= maxConcurrent) throw new TooManyCallsError(maxConcurrent);
+  const stored = body.lead_id ? await store.leads.get(body.lead_id) : undefined;
+  if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
+  const lead =
+    stored ??
+    (await store.leads.create({
+      ...(body.lead ?? DEMO_LEAD),
+      phone: body.lead?.phone ?? body.to,
+    }));
+  if (closed()) throw new ShuttingDownError();
+
+  const externalUrl = config.server.externalUrl ?? "";
+  const from = config.twilio.phoneNumber ?? "";
+  const provisional = `pending:${crypto.randomUUID()}`;
+  // The capacity check and the token are one step, on whichever instance: concurrent
+  // requests cannot together pass the limit.
+  const token = await coordination.issueToken(
+    provisional,
+    {
+      scenario: OUTBOUND_SCENARIO,
+      direction: "outbound",
+      leadId: lead.id,
+      from,
+      to: body.to,
+    },
+    { answered: false },
+    maxConcurrent,
+  );
+  if (!token) throw new TooManyCallsError(maxConcurrent);
+  let twiml: string;
+  try {
+    twiml = await connectStreamTwiml({
+      url: streamUrl(externalUrl),
+      statusCallback: streamStatusUrl(externalUrl),
+      parameters: { token },
+    });
+  } catch (error) {
+    await coordination.revokeToken(provisional);
+    throw error;
+  }
+  let placed: { sid: string; status: string };
+  try {
+    placed = await twilio.placeCall({
+      to: body.to,
+      from,
+      twiml,
+      statusCallback: `${externalUrl}/call-status`,
+      asyncAmdStatusCallback: `${externalUrl}/amd-result`,
+      machineDetection: config.twilio.machineDetection,
+    });
+  } catch (error) {
+    await coordination.revokeToken(provisional);
+    throw error;
+  }
+  try {
+    await coordination.rekeyToken(provisional, placed.sid);
+    await store.calls.ensure({
+      sid: placed.sid,
+      direction: "outbound",
+      from_number: from,
+      to_number: body.to,
+      scenario: OUTBOUND_SCENARIO,
+      lead_id: lead.id,
+      status: placed.status,
+    });
+  } catch (error) {
+    // Twilio is dialling a call whose stream could not be admitted or record kept: it is
+    // hung up now, so the person is not rung into silence and a retry does not ring twice.
+    logger.error("a placed call could not be recorded; hanging it up", {
+      callSid: placed.sid,
+      error,
+    });
+    await twilio.hangUp(placed.sid).catch((hangUpError: unknown) =>
+      logger.error("could not hang up the call", {
+        callSid: placed.sid,
+        error: hangUpError,
+      }),
+    );
+    await coordination.revokeToken(provisional).catch(() => {});
+    throw new CallNotRecordedError();
+  }
+  logger.info("outbound call placed", {
+    callSid: placed.sid,
+    leadId: lead.id,
+    pii: { to: body.to },
+  });
+  return { call_sid: placed.sid, status: "initiated" as const, lead_id: lead.id };
+}
+
+export function makeCallRoutes(deps: MakeCallDeps) {
+  const { guard } = deps;
   return new Elysia({ name: "make-call" })
     .use(endpointAuth(guard))
     .use(guardedJson(guard))
-    .post(
-      "/make-call",
-      async ({ body }) => {
-        requireIntegration(config, "twilio");
-        requireIntegration(config, "deepgram");
-        if (!twilio) throw new Error("Twilio client missing although configured");
-        if (body.lead && body.lead_id)
-          throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
-        const { maxConcurrent } = config.calls;
-        // A draining instance of a fleet still places calls: another instance takes the stream.
-        // Alone, it takes none. Refused early, before a lead is stored; the token is the binding check.
-        const closed = () => calls.draining && coordination.kind === "local";
-        if (closed()) throw new ShuttingDownError();
-        if ((await coordination.load()) >= maxConcurrent)
-          throw new TooManyCallsError(maxConcurrent);
-        const stored = body.lead_id ? await store.leads.get(body.lead_id) : undefined;
-        if (body.lead_id && !stored) throw new NotFoundError(`No lead ${body.lead_id}`);
-        const lead =
-          stored ??
-          (await store.leads.create({
-            ...(body.lead ?? DEMO_LEAD),
-            phone: body.lead?.phone ?? body.to,
-          }));
-        if (closed()) throw new ShuttingDownError();
-
-        const externalUrl = config.server.externalUrl ?? "";
-        const from = config.twilio.phoneNumber ?? "";
-        const provisional = `pending:${crypto.randomUUID()}`;
-        // The capacity check and the token are one step, on whichever instance: concurrent
-        // requests cannot together pass the limit.
-        const token = await coordination.issueToken(
-          provisional,
-          {
-            scenario: OUTBOUND_SCENARIO,
-            direction: "outbound",
-            leadId: lead.id,
-            from,
-            to: body.to,
-          },
-          { answered: false },
-          maxConcurrent,
-        );
-        if (!token) throw new TooManyCallsError(maxConcurrent);
-        let twiml: string;
-        try {
-          twiml = await connectStreamTwiml({
-            url: streamUrl(externalUrl),
-            statusCallback: streamStatusUrl(externalUrl),
-            parameters: { token },
-          });
-        } catch (error) {
-          await coordination.revokeToken(provisional);
-          throw error;
-        }
-        let placed: { sid: string; status: string };
-        try {
-          placed = await twilio.placeCall({
-            to: body.to,
-            from,
-            twiml,
-            statusCallback: `${externalUrl}/call-status`,
-            asyncAmdStatusCallback: `${externalUrl}/amd-result`,
-            machineDetection: config.twilio.machineDetection,
-          });
-        } catch (error) {
-          await coordination.revokeToken(provisional);
-          throw error;
-        }
-        try {
-          await coordination.rekeyToken(provisional, placed.sid);
-          await store.calls.ensure({
-            sid: placed.sid,
-            direction: "outbound",
-            from_number: from,
-            to_number: body.to,
-            scenario: OUTBOUND_SCENARIO,
-            lead_id: lead.id,
-            status: placed.status,
-          });
-        } catch (error) {
-          // Twilio is dialling a call whose stream could not be admitted or record kept: it is
-          // hung up now, so the person is not rung into silence and a retry does not ring twice.
-          logger.error("a placed call could not be recorded; hanging it up", {
-            callSid: placed.sid,
-            error,
-          });
-          await twilio.hangUp(placed.sid).catch((hangUpError: unknown) =>
-            logger.error("could not hang up the call", {
-              callSid: placed.sid,
-              error: hangUpError,
-            }),
-          );
-          await coordination.revokeToken(provisional).catch(() => {});
-          throw new CallNotRecordedError();
-        }
-        logger.info("outbound call placed", {
-          callSid: placed.sid,
-          leadId: lead.id,
-          pii: { to: body.to },
-        });
-        return { call_sid: placed.sid, status: "initiated" as const, lead_id: lead.id };
+    .post("/make-call", ({ body }) => placeOutboundCall(deps, body), {
+      body: MakeCallRequest,
+      response: { 200: MakeCallResponse },
+      detail: {
+        tags: ["Calls"],
+        summary: "Place an outbound follow-up call",
+        description:
+          "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell): pick one under the request body's examples.",
+        security: BEARER_SECURITY,
+        ...requestBody({ mediaType: "application/json", examples: MAKE_CALL_EXAMPLES }),
+        responses: responses(
+          { 200: { description: "Twilio is dialling", schema: MakeCallResponse } },
+          ...guardedErrors(true),
+          ...MAKE_CALL_ERRORS,
+        ),
       },
-      {
-        body: MakeCallRequest,
-        response: { 200: MakeCallResponse },
-        detail: {
-          tags: ["Calls"],
-          summary: "Place an outbound follow-up call",
-          description:
-            "Dials `to` through Twilio with answering-machine detection. A person gets the insurance follow-up agent; a machine gets a personalised voicemail. Give an inline `lead`, the `lead_id` of a stored lead, or neither for the demo lead (Alex Mitchell): pick one under the request body's examples.",
-          security: BEARER_SECURITY,
-          ...requestBody({ mediaType: "application/json", examples: MAKE_CALL_EXAMPLES }),
-          responses: responses(
-            { 200: { description: "Twilio is dialling", schema: MakeCallResponse } },
-            ...guardedErrors(true),
-            ...MAKE_CALL_ERRORS,
-          ),
-        },
-      },
-    );
+    });
 }

@@ -7,8 +7,9 @@
 import { Elysia, t } from "elysia";
 import { recordingFile } from "../call/recording.ts";
 import { AppError, NotFoundError } from "../errors.ts";
+import type { ConsoleSessions } from "../ops/console-sessions.ts";
 import type { CallStore } from "../store/port.ts";
-import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
+import { BEARER_SECURITY, type EndpointGuard } from "./auth.ts";
 import { CallSidParams } from "./calls.ts";
 import { Errors, fromError, guardedErrors, invalid, responses } from "./openapi.ts";
 
@@ -53,10 +54,19 @@ export interface RecordingRouteDeps {
   /** Where a recording's file is. */
   pathOf(file: string): string;
   guard: EndpointGuard;
+  /** The console's sign-in: an audio element cannot send the bearer secret, its page's cookie goes. */
+  sessions: ConsoleSessions;
 }
 
-export function recordingRoutes({ calls, pathOf, guard }: RecordingRouteDeps) {
-  return new Elysia({ name: "recordings" }).use(endpointAuth(guard)).get(
+export function recordingRoutes({ calls, pathOf, guard, sessions }: RecordingRouteDeps) {
+  // In a plugin of its own, as `endpointAuth`: scoped to this group, not to the whole app.
+  const signedInOrSecret = new Elysia().onBeforeHandle(
+    { as: "scoped" },
+    async ({ request, server }) => {
+      if (!(await sessions.valid(request))) guard.authorize(request, server);
+    },
+  );
+  return new Elysia({ name: "recordings" }).use(signedInOrSecret).get(
     "/calls/:sid/recording",
     async ({ params, request }) => {
       const recording = (await calls.get(params.sid))?.recording;

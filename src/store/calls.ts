@@ -206,8 +206,29 @@ export type CallEvent = CallEventInput & { id: number; call_sid: string; at: str
 
 export interface CallListQuery {
   status?: string;
+  scenario?: string;
+  outcome?: string;
+  direction?: CallDirection;
+  /** Created at or after (ISO). */
+  from?: string;
+  /** Created before (ISO). */
+  to?: string;
   limit: number;
   offset?: number;
+}
+
+/** The filters of a list query, each null when not given (the statements' parameters). */
+export function listFilters(query: CallListQuery) {
+  return {
+    status: query.status ?? null,
+    scenario: query.scenario ?? null,
+    outcome: query.outcome ?? null,
+    direction: query.direction ?? null,
+    from: query.from ?? null,
+    to: query.to ?? null,
+    limit: query.limit,
+    offset: query.offset ?? 0,
+  };
 }
 
 /**
@@ -234,6 +255,8 @@ export class CallRepository {
   readonly #update: Statement<CallRow, [NamedParams]>;
   readonly #bySid: Statement<CallRow, [string]>;
   readonly #page: Statement<CallRow, [NamedParams]>;
+  readonly #eventsSince: Statement<EventRow, [NamedParams]>;
+  readonly #lastEventId: Statement<{ id: number | null }, []>;
   readonly #appendEvent: Statement<EventRow, [NamedParams]>;
   readonly #events: Statement<EventRow, [string]>;
   readonly #started: Statement<CallRow, [NamedParams]>;
@@ -300,7 +323,16 @@ export class CallRepository {
     this.#bySid = db.prepare("SELECT * FROM calls WHERE sid = ?");
     this.#page = db.prepare(
       `SELECT * FROM calls WHERE ($status IS NULL OR status = $status)
+         AND ($scenario IS NULL OR scenario = $scenario)
+         AND ($outcome IS NULL OR outcome = $outcome)
+         AND ($direction IS NULL OR direction = $direction)
+         AND ($from IS NULL OR created_at >= $from)
+         AND ($to IS NULL OR created_at < $to)
        ORDER BY created_at DESC, sid DESC LIMIT $limit OFFSET $offset`,
+    );
+    this.#lastEventId = db.prepare("SELECT max(id) AS id FROM call_events");
+    this.#eventsSince = db.prepare(
+      "SELECT * FROM call_events WHERE id > $after ORDER BY id LIMIT $limit",
     );
     this.#appendEvent = db.prepare(
       "INSERT INTO call_events (call_sid, at, kind, data) VALUES ($call_sid, $at, $kind, $data)",
@@ -406,12 +438,21 @@ export class CallRepository {
     this.#writes.add(() => this.#update.run(params));
   }
 
-  /** Newest first, optionally only one status. */
+  /** Newest first, filtered by what the query gives. */
   list(query: CallListQuery): CallRecord[] {
     this.#writes.flush();
-    return this.#page
-      .all({ status: query.status ?? null, limit: query.limit, offset: query.offset ?? 0 })
-      .map(toRecord);
+    return this.#page.all(listFilters(query)).map(toRecord);
+  }
+
+  lastEventId(): number {
+    this.#writes.flush();
+    return this.#lastEventId.get()?.id ?? 0;
+  }
+
+  /** Every call's timeline entries after `after` (an event id), in order, at most `limit`. */
+  eventsSince(after: number, limit: number): CallEvent[] {
+    this.#writes.flush();
+    return this.#eventsSince.all({ after, limit }).map(toEvent);
   }
 
   /** Adds one entry to the call's timeline, stamped with the clock's time now; written behind. */

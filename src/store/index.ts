@@ -13,6 +13,7 @@ import { EndingRepository } from "./endings.ts";
 import { InstanceRepository } from "./instances.ts";
 import { LeadRepository } from "./leads.ts";
 import { migrate } from "./migrations.ts";
+import { SessionRepository } from "./sessions.ts";
 import { WriteBehind } from "./write-behind.ts";
 
 export interface Store {
@@ -22,6 +23,7 @@ export interface Store {
   readonly appointments: AppointmentRepository;
   readonly instances: InstanceRepository;
   readonly endings: EndingRepository;
+  readonly sessions: SessionRepository;
   /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
@@ -73,6 +75,7 @@ export function openStore(
     appointments: new AppointmentRepository(db, clock),
     instances: new InstanceRepository(db, clock, owner),
     endings: new EndingRepository(db, owner),
+    sessions: new SessionRepository(db),
     close() {
       writes.flush();
       const left = writes.stop();

@@ -164,6 +164,16 @@ export const migrations: Migration[] = [
         END;
     `,
   },
+  {
+    version: 10,
+    name: "console sign-ins (the SHA-256 of each session cookie, and when it expires)",
+    sql: `
+      CREATE TABLE console_sessions (
+        token_hash TEXT PRIMARY KEY,
+        expires_at TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -83,6 +83,10 @@ export interface CallStore {
   flush(): Promise<void>;
   /** The call's timeline in the order it happened. */
   events(callSid: string): Promise<CallEvent[]>;
+  /** Every call's timeline entries after event `after`, in order, at most `limit` (the console). */
+  eventsSince(after: number, limit: number): Promise<CallEvent[]>;
+  /** The id of the newest timeline entry (0 when there is none). */
+  lastEventId(): Promise<number>;
   /**
    * Ends, as `instance_lost`, the live records (in progress) held by another instance whose last
    * heartbeat is older than `silentSince` (or that never beat): it died with its calls.
@@ -111,6 +115,13 @@ export interface EndingStore {
   get(sid: string): Promise<CallEnding | undefined>;
 }
 
+/** Console sign-ins (`sessions.ts`): hashes of session cookies and their expiry. */
+export interface SessionStore {
+  create(hash: string, expiresAt: string, now: string): Promise<void>;
+  active(hash: string, now: string): Promise<boolean>;
+  end(hash: string): Promise<void>;
+}
+
 export interface Storage {
   /** Which engine answers, for `/health` and the logs. */
   readonly engine: "sqlite" | "postgres";
@@ -119,6 +130,7 @@ export interface Storage {
   readonly appointments: AppointmentStore;
   readonly instances: InstanceStore;
   readonly endings: EndingStore;
+  readonly sessions: SessionStore;
   /** Writes what is held and lets go of the database. */
   close(): Promise<void>;
 }

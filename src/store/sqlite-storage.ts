@@ -8,7 +8,7 @@ import type { Storage } from "./port.ts";
 
 /** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
 export function sqliteStorage(store: Store): Storage {
-  const { leads, calls, appointments, instances, endings } = store;
+  const { leads, calls, appointments, instances, endings, sessions } = store;
   /** Runs a synchronous repository call as the port's asynchronous one. */
   const later = async <T>(work: () => T): Promise<T> => work();
   return {
@@ -32,6 +32,8 @@ export function sqliteStorage(store: Store): Storage {
       appendEvent: (sid, event) => calls.appendEvent(sid, event),
       flush: () => later(() => calls.flush()),
       events: (sid) => later(() => calls.events(sid)),
+      eventsSince: (after, limit) => later(() => calls.eventsSince(after, limit)),
+      lastEventId: () => later(() => calls.lastEventId()),
       endLost: (silentSince) => later(() => calls.endLost(silentSince)),
     },
     appointments: {
@@ -47,6 +49,11 @@ export function sqliteStorage(store: Store): Storage {
     instances: {
       beat: () => later(() => instances.beat()),
       leave: () => later(() => instances.leave()),
+    },
+    sessions: {
+      create: (hash, expiresAt, now) => later(() => sessions.create(hash, expiresAt, now)),
+      active: (hash, now) => later(() => sessions.active(hash, now)),
+      end: (hash) => later(() => sessions.end(hash)),
     },
     endings: {
       claim: (options) => later(() => endings.claim(options)),

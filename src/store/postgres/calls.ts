@@ -15,6 +15,7 @@ import {
   type CallRow,
   type CallUpdate,
   jsonColumns,
+  listFilters,
   type NewCall,
   toRecord,
 } from "../calls.ts";
@@ -198,12 +199,30 @@ export class PostgresCallStore implements CallStore {
 
   async list(query: CallListQuery): Promise<CallRecord[]> {
     await this.#writes.flush();
-    const withStatus =
-      query.status === undefined ? this.sql`true` : this.sql`status = ${query.status}`;
+    const f = listFilters(query);
     const rows = await this.sql<CallRow[]>`
-      SELECT * FROM calls WHERE ${withStatus}
-      ORDER BY created_at DESC, sid DESC LIMIT ${query.limit} OFFSET ${query.offset ?? 0}`;
+      SELECT * FROM calls
+      WHERE (${f.status}::text IS NULL OR status = ${f.status})
+        AND (${f.scenario}::text IS NULL OR scenario = ${f.scenario})
+        AND (${f.outcome}::text IS NULL OR outcome = ${f.outcome})
+        AND (${f.direction}::text IS NULL OR direction = ${f.direction})
+        AND (${f.from}::text IS NULL OR created_at >= ${f.from})
+        AND (${f.to}::text IS NULL OR created_at < ${f.to})
+      ORDER BY created_at DESC, sid DESC LIMIT ${f.limit} OFFSET ${f.offset}`;
     return rows.map(toRecord);
+  }
+
+  async lastEventId(): Promise<number> {
+    await this.#writes.flush();
+    const [row] = await this.sql<{ id: string | null }[]>`SELECT max(id) AS id FROM call_events`;
+    return Number(row?.id ?? 0);
+  }
+
+  async eventsSince(after: number, limit: number): Promise<CallEvent[]> {
+    await this.#writes.flush();
+    const rows = await this.sql<EventRow[]>`
+      SELECT * FROM call_events WHERE id > ${after} ORDER BY id LIMIT ${limit}`;
+    return rows.map(toEvent);
   }
 
   appendEvent(callSid: string, event: CallEventInput): void {

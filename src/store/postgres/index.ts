@@ -14,6 +14,7 @@ import { PostgresEndingStore } from "./endings.ts";
 import { PostgresInstanceStore } from "./instances.ts";
 import { PostgresLeadStore } from "./leads.ts";
 import { migratePostgres } from "./migrations.ts";
+import { PostgresSessionStore } from "./sessions.ts";
 
 export interface PostgresStorageOptions {
   /** This process's instance id, recorded on the calls it holds. */
@@ -55,6 +56,7 @@ export async function openPostgresStorage(
     appointments: new PostgresAppointmentStore(sql, clock),
     instances: new PostgresInstanceStore(sql, clock, owner),
     endings: new PostgresEndingStore(sql, owner),
+    sessions: new PostgresSessionStore(sql),
     async close() {
       const left = await calls.close();
       if (left > 0) {

@@ -179,6 +179,16 @@ export const postgresMigrations: Migration[] = [
         EXECUTE FUNCTION calls_ended();
     `,
   },
+  {
+    version: 10,
+    name: "console sign-ins (the SHA-256 of each session cookie, and when it expires)",
+    sql: `
+      CREATE TABLE console_sessions (
+        token_hash text COLLATE "C" PRIMARY KEY,
+        expires_at text COLLATE "C" NOT NULL
+      );
+    `,
+  },
 ];
 
 /**
