@@ -339,3 +339,61 @@ test("recordings through two workers: written where the call is held, served by 
     10_000,
   );
 }, 30_000);
+
+test("the console's live stream and the events webhook through two workers: every call, once", async () => {
+  const delivered: string[] = [];
+  const crm = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    async fetch(request) {
+      delivered.push(JSON.parse(await request.text()).call.call.sid);
+      return new Response(null, { status: 204 });
+    },
+  });
+  try {
+    machine = await startMachine({
+      EVENTS_WEBHOOK_URL: `http://127.0.0.1:${crm.port}/calls`,
+      EVENTS_WEBHOOK_SECRET: "events-secret-for-the-workers-test",
+    });
+    const running = machine;
+    const login = await fetch(`${running.url}/console/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ secret: SECRET }),
+    });
+    const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    // The stream on one worker (its own connection); the calls on either.
+    const stream = await fetch(`${running.url}/console/stream`, {
+      headers: { cookie, connection: "close" },
+    });
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    let seen = "";
+    const calls: string[] = [];
+    for (let index = 0; index < 4; index++) {
+      const callSid = `CAcon${String(index).padStart(4, "0")}`;
+      calls.push(callSid);
+      const xml = await (
+        await signed(running, "/incoming-call", {
+          CallSid: callSid,
+          From: CALLER,
+          To: OFFICE_NUMBER,
+        })
+      ).text();
+      const phone = await openStream(xml, callSid);
+      await running.agent.nextSession();
+      await phone.waitFor(() => phone.heardBytes === GREETING_BYTES, `${callSid} greeted`);
+      // Live on whichever worker: the stream, wherever it is, lists it.
+      while (!seen.includes(`"sid":"${callSid}"`)) {
+        const { value } = await reader.read();
+        seen += new TextDecoder().decode(value);
+      }
+      phone.hangUp();
+    }
+    await reader.cancel();
+    expect(workersThat(running, "call started").size).toBeGreaterThan(0);
+    await eventually(() => delivered.length >= 4, "every call delivered", 15_000);
+    expect(delivered.sort()).toEqual(calls);
+  } finally {
+    crm.stop(true);
+  }
+}, 30_000);
