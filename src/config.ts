@@ -662,17 +662,27 @@ function modelOfAnotherProvider(provider: ThinkProvider, model: string): string 
 }
 
 /**
- * What is valid but worth a warning in the log at start-up (`loadConfig` cannot log): today a think
- * model in no known list, which may be newer than this build or a typo Deepgram will refuse.
+ * What is valid but worth a warning in the log at start-up (`loadConfig` cannot log): a think model
+ * in no known list (newer than this build, or a typo Deepgram will refuse), and an events webhook
+ * over plain http to another machine.
  * @example for (const warning of configWarnings(config)) logger.warn(warning);
  */
 export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
   const { llmProvider, llmModel } = config.agent;
   const known = KNOWN_THINK_MODELS[llmProvider];
-  if (known.includes(llmModel)) return [];
-  return [
-    `LLM_MODEL: ${llmModel} is not a known ${llmProvider} model (known: ${known.join(", ")}); if Deepgram refuses it, every call ends in the apology`,
-  ];
+  if (!known.includes(llmModel)) {
+    warnings.push(
+      `LLM_MODEL: ${llmModel} is not a known ${llmProvider} model (known: ${known.join(", ")}); if Deepgram refuses it, every call ends in the apology`,
+    );
+  }
+  const hook = config.eventsWebhook ? URL.parse(config.eventsWebhook.url) : null;
+  if (hook?.protocol === "http:" && !["127.0.0.1", "localhost", "[::1]"].includes(hook.hostname)) {
+    warnings.push(
+      "EVENTS_WEBHOOK_URL: plain http to another machine; each call's transcript and the lead's details would cross the network unencrypted (use https)",
+    );
+  }
+  return warnings;
 }
 
 function toConfig(env: Environment): Config {

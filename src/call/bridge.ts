@@ -241,7 +241,13 @@ export class CallBridge {
       phone,
       connectAgent: this.deps.connectAgent,
       ...(this.deps.telephony ? { telephony: this.deps.telephony } : {}),
-      recorder: this.deps.metrics ? meteredRecorder(recorder, this.deps.metrics) : recorder,
+      recorder: this.deps.metrics
+        ? meteredRecorder(
+            recorder,
+            this.deps.metrics,
+            new Set(prepared.tools.map((tool) => tool.name)),
+          )
+        : recorder,
       clock,
       logger,
       timings: {

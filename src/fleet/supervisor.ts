@@ -78,7 +78,8 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
       serialization: "json",
       ipc: (request: WorkerRequest) => {
         if (request.type === "metrics") gathers.start(index, request.id, [...live.keys()]);
-        else if (request.type === "snapshot") gathers.answer(request.gather, request.value);
+        else if (request.type === "snapshot")
+          gathers.answer(request.gather, labelled(request.value, index));
         else void served.get(index)?.handle(request);
       },
     });
@@ -137,9 +138,22 @@ export async function runSupervisor(options: SupervisorOptions): Promise<number>
 }
 
 /**
+ * A worker's metrics snapshot (prom-client's JSON) with a `worker` label on every series: each
+ * worker's counters stay their own series, so a worker that restarts (from zero) or misses a
+ * scrape is a reset or a gap of its own series, never a drop in a machine-wide sum.
+ */
+function labelled(snapshot: unknown, index: number): unknown {
+  if (!Array.isArray(snapshot)) return undefined;
+  for (const metric of snapshot as { values?: { labels?: Record<string, unknown> }[] }[])
+    for (const value of metric.values ?? [])
+      value.labels = { ...value.labels, worker: String(index) };
+  return snapshot;
+}
+
+/**
  * One scrape of `/metrics` on a worker covers the machine: the supervisor asks every worker for its
- * metrics and hands the answers (those in within GATHER_MS) to the worker that asked, which adds
- * them up.
+ * metrics, labels each with its worker, and hands the answers (those in within GATHER_MS) to the
+ * worker that asked, which writes them out together.
  */
 class MetricsGathers {
   #next = 0;

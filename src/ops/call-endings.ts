@@ -20,12 +20,15 @@ import type { Metrics } from "./metrics.ts";
 export const GIVE_UP_AFTER_MS = 3_600_000;
 /** The longest wait between two attempts. */
 const MAX_RETRY_MS = 600_000;
-/** How long a claimed row is this process's; a process that died lets go of it after this. */
-const LEASE_MS = 60_000;
 /** How long the receiver has to answer one attempt. */
 const ATTEMPT_TIMEOUT_MS = 10_000;
-/** Rows taken per claim. */
-const BATCH = 20;
+/** Rows taken per claim: worked on one after another, all within their lease. */
+const BATCH = 5;
+/**
+ * How long a claimed row is this process's (a process that died lets go of it after this): longer
+ * than a whole batch can take, so no row is claimed again while it is being worked on.
+ */
+const LEASE_MS = BATCH * ATTEMPT_TIMEOUT_MS + 30_000;
 
 export interface EventsWebhook {
   url: string;
@@ -105,37 +108,46 @@ export class CallEndings {
   }
 
   async #process(row: CallEnding): Promise<void> {
-    const { store, metrics, webhook } = this.deps;
-    const changes: EndingUpdate = {};
-    if (!row.counted) {
-      const call = await store.calls.get(row.call_sid);
-      if (call) {
-        const endReason = call.end_reason ?? "unknown";
-        metrics.callEnded(
-          { direction: call.direction, scenario: call.scenario },
-          endReason,
-          call.outcome,
-        );
-        this.deps.logger.info("call ended", {
-          callSid: call.sid,
-          direction: call.direction,
-          scenario: call.scenario,
-          end_reason: endReason,
-          outcome: call.outcome,
-          duration_ms: call.ended_at
-            ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
-            : null,
-        });
-      }
-      changes.counted = true;
-    }
+    const { store, webhook } = this.deps;
+    // Marked first, then counted: a failure after this never counts the call twice.
+    if (!row.counted && (await store.endings.markCounted(row.call_sid)))
+      await this.#count(row.call_sid);
     if (!webhook) {
-      await store.endings.settle(row.call_sid, { ...changes, state: "none" });
+      await store.endings.settle(row.call_sid, { state: "none" });
       return;
     }
-    await store.endings.settle(row.call_sid, {
-      ...changes,
-      ...(await this.#deliver(row, webhook)),
+    let outcome: EndingUpdate;
+    try {
+      outcome = await this.#deliver(row, webhook);
+    } catch (error) {
+      // Building the body failed (the store): retried like a refused delivery, given up alike.
+      outcome = this.#retry(row, row.attempts + 1, this.deps.clock.now().getTime(), {
+        status: null,
+        error: (error as Error).message,
+      });
+    }
+    await store.endings.settle(row.call_sid, outcome);
+  }
+
+  /** The metrics and the "call ended" line of a call whose record is final. */
+  async #count(callSid: string): Promise<void> {
+    const call = await this.deps.store.calls.get(callSid);
+    if (!call) return;
+    const endReason = call.end_reason ?? "unknown";
+    this.deps.metrics.callEnded(
+      { direction: call.direction, scenario: call.scenario },
+      endReason,
+      call.outcome,
+    );
+    this.deps.logger.info("call ended", {
+      callSid: call.sid,
+      direction: call.direction,
+      scenario: call.scenario,
+      end_reason: endReason,
+      outcome: call.outcome,
+      duration_ms: call.ended_at
+        ? Date.parse(call.ended_at) - Date.parse(call.answered_at ?? call.created_at)
+        : null,
     });
   }
 
@@ -180,16 +192,22 @@ export class CallEndings {
     } catch (error) {
       failure = { status: null, error: (error as Error).message };
     }
-    const waitMs = Math.min(webhook.retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
-    const next = sentAt.getTime() + waitMs;
+    return this.#retry(row, attempts, sentAt.getTime(), failure);
+  }
+
+  /** A failed attempt: the next one after a doubling wait, or given up an hour after the end. */
+  #retry(
+    row: CallEnding,
+    attempts: number,
+    now: number,
+    failure: { status: number | null; error: string },
+  ): EndingUpdate {
+    const retryMs = this.deps.webhook?.retryMs ?? 0;
+    const next = now + Math.min(retryMs * 2 ** (attempts - 1), MAX_RETRY_MS);
     const givenUp = next > Date.parse(row.ended_at) + GIVE_UP_AFTER_MS;
-    logger.warn(
+    this.deps.logger.warn(
       givenUp ? "call end not delivered; given up" : "call end not delivered; will retry",
-      {
-        callSid: row.call_sid,
-        attempts,
-        error: failure.error,
-      },
+      { callSid: row.call_sid, attempts, error: failure.error },
     );
     return {
       state: givenUp ? "failed" : "pending",

@@ -4,7 +4,7 @@
  * is written at once, its events within CALL_EVENTS_FLUSH_MS), looked at every 300 ms while at
  * least one console listens, and nothing while none does.
  */
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
 import type { CallEvent, CallRecord } from "../store/calls.ts";
 import type { Storage } from "../store/port.ts";
@@ -50,7 +50,7 @@ export class ConsoleFeed {
   readonly #seen = new Set<number>();
   #lastLive = "";
   #live: LiveCallView[] = [];
-  #timer: Timer | undefined;
+  #looping = false;
 
   constructor(
     private readonly store: Storage,
@@ -62,27 +62,33 @@ export class ConsoleFeed {
   subscribe(listener: (message: FeedMessage) => void): () => void {
     this.#listeners.add(listener);
     if (this.#lastEventId !== undefined) listener({ type: "live", calls: this.#live });
-    if (!this.#timer) this.#schedule(0);
+    if (!this.#looping) void this.#loop();
     return () => {
       this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) {
-        this.#timer?.cancel();
-        this.#timer = undefined;
-        this.#lastEventId = undefined;
-        this.#lastLive = "";
-        this.#seen.clear();
-      }
     };
   }
 
-  #schedule(ms: number): void {
-    this.#timer = this.clock.setTimeout(() => {
-      this.#look()
-        .catch((error: unknown) => this.logger.error("console feed failed", { error }))
-        .finally(() => {
-          if (this.#listeners.size > 0) this.#schedule(POLL_MS);
-        });
-    }, ms);
+  /**
+   * One loop at a time: a look, then the next after POLL_MS, while anyone listens. When the last
+   * listener has left it stops and forgets where it was (the next one starts afresh).
+   */
+  async #loop(): Promise<void> {
+    this.#looping = true;
+    try {
+      while (this.#listeners.size > 0) {
+        await this.#look().catch((error: unknown) =>
+          this.logger.error("console feed failed", { error }),
+        );
+        if (this.#listeners.size === 0) break;
+        await new Promise<void>((resolve) => this.clock.setTimeout(resolve, POLL_MS));
+      }
+    } finally {
+      this.#looping = false;
+      this.#lastEventId = undefined;
+      this.#lastLive = "";
+      this.#seen.clear();
+      this.#lastLines.clear();
+    }
   }
 
   async #look(): Promise<void> {
@@ -91,14 +97,11 @@ export class ConsoleFeed {
       (call) => call.ended_at === null,
     );
     if (this.#lastEventId === undefined) {
-      // A first look: where the timelines are now, and the last line of each live call.
+      // A first look: from where the timelines are now (a live call's last line shows with its next).
       this.#lastEventId = await calls.lastEventId();
-      for (const call of open) {
-        const line = (await calls.events(call.sid)).findLast(
-          (event) => event.kind === "transcript",
-        );
-        if (line?.kind === "transcript") this.#lastLines.set(call.sid, line.data.text);
-      }
+      // Entries already there are the past: only later ones are pushed.
+      const recent = await calls.eventsSince(Math.max(0, this.#lastEventId - OVERLAP), BATCH);
+      for (const event of recent) this.#seen.add(event.id);
     } else {
       const events = await calls.eventsSince(Math.max(0, this.#lastEventId - OVERLAP), BATCH);
       for (const event of events) {
@@ -134,6 +137,14 @@ export class ConsoleFeed {
   }
 
   #emit(message: FeedMessage): void {
-    for (const listener of this.#listeners) listener(message);
+    for (const listener of this.#listeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        // A stream that closed under us: it leaves, the others still get the message.
+        this.logger.debug("console listener failed", { error });
+        this.#listeners.delete(listener);
+      }
+    }
   }
 }

@@ -44,8 +44,6 @@ function build(prom: typeof Prom, liveCalls: () => Iterable<CallLabels>) {
     name: "voice_agent_event_loop_lag_seconds",
     help: "Longest event-loop delay since the previous scrape",
     registers,
-    // Across the workers of a machine: the worst of them.
-    aggregator: "max",
     collect() {
       this.set(lag.max / 1e9);
       lag.reset();
@@ -197,7 +195,12 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
  * A call's recorder that also counts, for the metrics, what the call records: barge-ins, function
  * calls, turn latencies (measured and the agent's own), agent connections and failures.
  */
-export function meteredRecorder(recorder: CallRecorder, metrics: Metrics): CallRecorder {
+export function meteredRecorder(
+  recorder: CallRecorder,
+  metrics: Metrics,
+  /** The call's tools: any other name the agent asks for is counted as `unknown`. */
+  tools: ReadonlySet<string>,
+): CallRecorder {
   return {
     event(event) {
       recorder.event(event);
@@ -206,8 +209,10 @@ export function meteredRecorder(recorder: CallRecorder, metrics: Metrics): CallR
           metrics.bargeIn();
           return;
         case "function_call":
-          if (!event.data.cancelled)
-            metrics.functionCall(event.data.name, event.data.ok, event.data.duration_ms / 1000);
+          if (!event.data.cancelled) {
+            const name = tools.has(event.data.name) ? event.data.name : "unknown";
+            metrics.functionCall(name, event.data.ok, event.data.duration_ms / 1000);
+          }
           return;
         case "turn":
           metrics.turnLatency("measured", event.data.latency_ms / 1000);

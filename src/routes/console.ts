@@ -33,8 +33,13 @@ import { validator } from "./validate.ts";
 const page = pageText as unknown as string;
 const signIn = signInText as unknown as string;
 
-/** A stream's comment line this often keeps proxies from closing an idle stream. */
-const KEEP_ALIVE_MS = 15_000;
+/**
+ * This often a stream gets a comment line (proxies close idle streams) and its session is checked
+ * again: signed out or expired, the stream ends.
+ */
+const KEEP_ALIVE_MS = 5_000;
+/** Entries a stream that comes back (`Last-Event-ID`) catches up on at most. */
+const CATCH_UP = 500;
 /** Rows of a CSV export at most. */
 const MAX_EXPORT = 10_000;
 
@@ -83,10 +88,13 @@ function listQuery(query: FilterQuery, limit: number, offset: number) {
   };
 }
 
-/** One CSV cell: quoted, and a leading =, +, - or @ neutralised so a spreadsheet runs no formula. */
+/**
+ * One CSV cell: quoted, and a leading =, +, - or @ neutralised so a spreadsheet runs no formula (a
+ * phone number, + and digits only, is left as it is: a spreadsheet reads it as a number).
+ */
 function cell(value: unknown): string {
   let text = value === null || value === undefined ? "" : String(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  if (/^[=+\-@\t\r]/.test(text) && !/^\+\d+$/.test(text)) text = `'${text}`;
   return `"${text.replaceAll('"', '""')}"`;
 }
 
@@ -155,28 +163,46 @@ export function consoleRoutes(deps: ConsoleDeps) {
         )
         .get(
           "/stream",
-          async ({ request }) => {
+          async ({ request, server }) => {
             await requireSession(request);
+            // A stream is quiet for long stretches: Bun's idle timeout must not end it.
+            server?.timeout(request, 0);
+            const since = Number(request.headers.get("last-event-id"));
+            const missed =
+              Number.isSafeInteger(since) && since > 0
+                ? await store.calls.eventsSince(since, CATCH_UP)
+                : [];
             let stop = () => {};
             const stream = new ReadableStream<string>({
               start(controller) {
                 const send = (message: FeedMessage) =>
                   controller.enqueue(
-                    `event: ${message.type}\ndata: ${JSON.stringify(message)}\n\n`,
+                    `${message.type === "event" ? `id: ${message.event.id}\n` : ""}event: ${message.type}\ndata: ${JSON.stringify(message)}\n\n`,
                   );
+                for (const event of missed) send({ type: "event", event });
                 const unsubscribe = feed.subscribe(send);
-                const keepAlive = setInterval(
-                  () => controller.enqueue(": keep-alive\n\n"),
-                  KEEP_ALIVE_MS,
-                );
+                // Signed out or expired meanwhile: the stream ends at the next keep-alive.
+                const keepAlive = setInterval(async () => {
+                  if (!(await sessions.valid(request).catch(() => false))) {
+                    end();
+                    return;
+                  }
+                  controller.enqueue(": keep-alive\n\n");
+                }, KEEP_ALIVE_MS);
+                let stopped = false;
                 stop = () => {
+                  if (stopped) return;
+                  stopped = true;
                   unsubscribe();
                   clearInterval(keepAlive);
                 };
-                request.signal.addEventListener("abort", () => {
+                /** Stops and closes, once (the client may have gone already). */
+                const end = () => {
+                  if (stopped) return;
                   stop();
                   controller.close();
-                });
+                };
+                request.signal.addEventListener("abort", end);
               },
               cancel() {
                 stop();

@@ -1,7 +1,7 @@
 /**
  * `GET /metrics`: Prometheus text format, behind the same secret as `/calls` (Prometheus sends it
  * from its `authorization` settings). A worker of `--workers` answers for the whole machine: every
- * worker's metrics added up (counters and histograms summed, the event-loop lag the worst of them).
+ * worker's series, each labelled `worker` (sum them in queries).
  */
 import { Elysia, t } from "elysia";
 import { METRICS_CONTENT_TYPE, type Metrics } from "../ops/metrics.ts";

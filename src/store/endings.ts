@@ -73,6 +73,7 @@ export class EndingRepository {
   readonly #claim: Statement<EndingRow, [NamedParams]>;
   readonly #settle: Statement<unknown, [NamedParams]>;
   readonly #get: Statement<EndingRow, [string]>;
+  readonly #count: Statement<{ call_sid: string }, [NamedParams]>;
 
   constructor(
     db: Database,
@@ -99,7 +100,11 @@ export class EndingRepository {
          last_error = coalesce($last_error, last_error),
          delivered_at = coalesce($delivered_at, delivered_at),
          lease_owner = NULL, lease_until = NULL
-       WHERE call_sid = $sid`,
+       WHERE call_sid = $sid AND lease_owner = $owner`,
+    );
+    this.#count = db.prepare(
+      `UPDATE call_endings SET counted = 1
+       WHERE call_sid = $sid AND counted = 0 AND lease_owner = $owner RETURNING call_sid`,
     );
     this.#get = db.prepare(
       `SELECT call_sid, ended_at, counted, state, attempts, next_attempt_at, last_status,
@@ -114,7 +119,11 @@ export class EndingRepository {
   }
 
   settle(sid: string, changes: EndingUpdate): void {
-    this.#settle.run(settleParams(sid, changes));
+    this.#settle.run({ ...settleParams(sid, changes), owner: this.owner });
+  }
+
+  markCounted(sid: string): boolean {
+    return this.#count.get({ sid, owner: this.owner }) !== null;
   }
 
   get(sid: string): CallEnding | undefined {

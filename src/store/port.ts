@@ -110,8 +110,10 @@ export interface EndingStore {
    * lease that ran out is free again). Two processes never get the same row at once.
    */
   claim(options: ClaimOptions): Promise<CallEnding[]>;
-  /** What became of a claimed ending; its lease is freed. */
+  /** What became of an ending this process holds; its lease is freed (a lost lease: nothing). */
   settle(sid: string, changes: EndingUpdate): Promise<void>;
+  /** Marks a held ending counted in the metrics. @returns false when it already was, or is not held */
+  markCounted(sid: string): Promise<boolean>;
   get(sid: string): Promise<CallEnding | undefined>;
 }
 

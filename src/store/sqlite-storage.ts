@@ -58,6 +58,7 @@ export function sqliteStorage(store: Store): Storage {
     endings: {
       claim: (options) => later(() => endings.claim(options)),
       settle: (sid, changes) => later(() => endings.settle(sid, changes)),
+      markCounted: (sid) => later(() => endings.markCounted(sid)),
       get: (sid) => later(() => endings.get(sid)),
     },
     close: () => later(() => store.close()),

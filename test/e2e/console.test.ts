@@ -135,8 +135,8 @@ describe.skipIf(!haveChromium)("the console in headless Chromium", () => {
     )) as string;
     expect(csv.split("\r\n")[0]).toStartWith("sid,created_at,direction,scenario,from_number");
     expect(csv).toContain(`"${sid}"`);
-    // A number is a formula to a spreadsheet unless neutralised.
-    expect(csv).toContain(`"'+15557654321"`);
+    // A number stays a number; a text that a spreadsheet would run is neutralised.
+    expect(csv).toContain(`"+15557654321"`);
     await shot("4-history");
   });
 
@@ -201,4 +201,25 @@ test("the recording is served to the console's cookie (an audio element sends no
   );
   expect(response.status).toBe(404);
   expect(await json(response)).toMatchObject({ code: "NOT_FOUND" });
+});
+
+test("a stream that comes back (Last-Event-ID) gets what it missed, with ids", async () => {
+  if (!haveChromium) return;
+  const login = await fetch(`${running.publicUrl}/console/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secret: SECRET }),
+  });
+  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  const stream = await fetch(`${running.publicUrl}/console/stream`, {
+    headers: { cookie, "last-event-id": "1" },
+  });
+  expect(stream.headers.get("content-type")).toBe("text/event-stream");
+  const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+  let text = "";
+  while (!text.includes("id: 3\n")) text += new TextDecoder().decode((await reader.read()).value);
+  await reader.cancel();
+  // The entries after 1, in order, each with its id (what EventSource sends back when it returns).
+  expect(text.indexOf("id: 2\n")).toBeLessThan(text.indexOf("id: 3\n"));
+  expect(text).not.toContain("id: 1\n");
 });

@@ -324,6 +324,9 @@ test("recordings through two workers: written where the call is held, served by 
   for (const scrape of scrapes) {
     expect(value(scrape, "voice_agent_webhooks_total", { route: "/incoming-call" })).toBe(4);
     expect(scrape.types.get("voice_agent_calls_total")).toBe("counter");
+    // Every worker's own series, labelled.
+    for (const worker of ["0", "1"])
+      expect(value(scrape, "process_resident_memory_bytes", { worker })).toBeGreaterThan(0);
   }
   const running = machine;
   await eventually(

@@ -359,6 +359,66 @@ for (const engine of [sqlite, postgres]) {
       });
     });
 
+    describe("ended calls (the outbox)", () => {
+      const NEW_CALL = {
+        direction: "inbound" as const,
+        from_number: "+15557654321",
+        to_number: "+15550001111",
+        scenario: "dental-receptionist",
+        status: "in-progress",
+      };
+      const claimAt = (ms: number, leaseMs = 60_000) => ({
+        dueBy: new Date(ms).toISOString(),
+        now: new Date(ms).toISOString(),
+        leaseUntil: new Date(ms + leaseMs).toISOString(),
+        limit: 10,
+      });
+
+      test("every way a record ends adds one row; one process holds it at a time; a lost lease writes nothing", async () => {
+        await storage.calls.create({ sid: "CAend1", ...NEW_CALL });
+        await storage.calls.create({ sid: "CAend2", ...NEW_CALL });
+        await storage.calls.create({ sid: "CAopen", ...NEW_CALL });
+        await storage.calls.update("CAend1", {
+          ended_at: clock.now().toISOString(),
+          end_reason: "caller_hung_up",
+        });
+        await storage.calls.endIfOpen("CAend2", "stream_failed", "Twilio could not open it");
+        // Ended again: still one row.
+        await storage.calls.update("CAend1", { ended_at: clock.now().toISOString() });
+        const b = await another("instance_b");
+        const now = clock.now().getTime();
+        const mine = await storage.endings.claim(claimAt(now));
+        expect(mine.map((row) => row.call_sid).sort()).toEqual(["CAend1", "CAend2"]);
+        expect(mine[0]).toMatchObject({ counted: false, state: "new", attempts: 0 });
+        expect(await b.endings.claim(claimAt(now))).toEqual([]);
+        // Counted once, by the holder only.
+        expect(await b.endings.markCounted("CAend1")).toBe(false);
+        expect(await storage.endings.markCounted("CAend1")).toBe(true);
+        expect(await storage.endings.markCounted("CAend1")).toBe(false);
+        // The lease runs out: another process takes the row; the first one's late result is dropped.
+        const later = now + 61_000;
+        expect((await b.endings.claim(claimAt(later))).map((row) => row.call_sid).sort()).toEqual([
+          "CAend1",
+          "CAend2",
+        ]);
+        await storage.endings.settle("CAend1", { state: "failed", attempts: 9 });
+        await b.endings.settle("CAend1", { state: "delivered", attempts: 1 });
+        expect(await storage.endings.get("CAend1")).toMatchObject({
+          counted: true,
+          state: "delivered",
+          attempts: 1,
+        });
+        // Settled rows are done; a pending one comes back when due.
+        await b.endings.settle("CAend2", {
+          state: "pending",
+          attempts: 1,
+          next_attempt_at: new Date(later + 5_000).toISOString(),
+        });
+        expect(await storage.endings.claim(claimAt(later + 1_000))).toEqual([]);
+        expect((await storage.endings.claim(claimAt(later + 5_000)))[0]?.call_sid).toBe("CAend2");
+      });
+    });
+
     describe("instances", () => {
       test("an instance silent too long loses its live calls to a survivor, once", async () => {
         const b = await another("instance_b");

@@ -42,7 +42,14 @@ export class PostgresEndingStore implements EndingStore {
         last_error = coalesce(${p.last_error}, last_error),
         delivered_at = coalesce(${p.delivered_at}, delivered_at),
         lease_owner = NULL, lease_until = NULL
-      WHERE call_sid = ${sid}`;
+      WHERE call_sid = ${sid} AND lease_owner = ${this.owner}`;
+  }
+
+  async markCounted(sid: string): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE call_endings SET counted = 1
+      WHERE call_sid = ${sid} AND counted = 0 AND lease_owner = ${this.owner} RETURNING call_sid`;
+    return rows.length > 0;
   }
 
   async get(sid: string): Promise<CallEnding | undefined> {
