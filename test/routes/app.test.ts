@@ -6,6 +6,7 @@ import { NotFoundError } from "../../src/errors.ts";
 import { proofHolds } from "../../src/health-proof.ts";
 import { healthRoutes } from "../../src/routes/health.ts";
 import { INTEGRATIONS_ENV, testApp } from "../helpers/context.ts";
+import { eventually } from "../helpers/eventually.ts";
 import { json } from "../helpers/http.ts";
 
 const build = (env: Record<string, string> = {}) => testApp(env);
@@ -355,4 +356,16 @@ describe("GET /calls/:sid with a message the caller left", () => {
     expect(response.status).toBe(200);
     expect((await json(response)).call).toMatchObject({ message, outcome: "message_taken" });
   });
+});
+
+test("the access log reports the status actually sent: a redirect is a 302, probes at debug", async () => {
+  const { app, lines } = build();
+  expect((await app.handle(get("/"))).status).toBe(302);
+  await app.handle(get("/health"));
+  await eventually(() => lines.filter((line) => line.msg === "http").length === 2, "both lines");
+  const logged = lines.filter((line) => line.msg === "http");
+  expect(logged.map((line) => [line.path, line.status, line.level])).toEqual([
+    ["/", 302, "info"],
+    ["/health", 200, "debug"],
+  ]);
 });
