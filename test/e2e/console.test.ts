@@ -53,6 +53,17 @@ afterAll(async () => {
   twilio?.stop();
 });
 
+/** Signs in as a script would: the session cookie, and the header that set it. */
+async function signIn(): Promise<{ cookie: string; setCookie: string }> {
+  const login = await fetch(`${running.publicUrl}/console/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ secret: SECRET }),
+  });
+  const setCookie = login.headers.get("set-cookie") ?? "";
+  return { cookie: setCookie.split(";")[0] ?? "", setCookie };
+}
+
 const shot = (name: string) =>
   page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
@@ -185,13 +196,8 @@ describe.skipIf(!haveChromium)("the console in headless Chromium", () => {
 
 test("the recording is served to the console's cookie (an audio element sends no header)", async () => {
   if (!haveChromium) return;
-  const login = await fetch(`${running.publicUrl}/console/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ secret: SECRET }),
-  });
-  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
-  expect(login.headers.get("set-cookie")).toContain("HttpOnly; SameSite=Strict; Max-Age=43200");
+  const { cookie, setCookie } = await signIn();
+  expect(setCookie).toContain("HttpOnly; SameSite=Strict; Max-Age=43200");
   // No recording for this call: 404, not 401 (the cookie was accepted).
   const response = await fetch(
     `${running.publicUrl}/calls/CAconsole0000000000000000000000001/recording`,
@@ -205,12 +211,7 @@ test("the recording is served to the console's cookie (an audio element sends no
 
 test("a stream that comes back (Last-Event-ID) gets what it missed, with ids", async () => {
   if (!haveChromium) return;
-  const login = await fetch(`${running.publicUrl}/console/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ secret: SECRET }),
-  });
-  const cookie = (login.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+  const { cookie } = await signIn();
   const stream = await fetch(`${running.publicUrl}/console/stream`, {
     headers: { cookie, "last-event-id": "1" },
   });
