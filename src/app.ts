@@ -16,6 +16,7 @@ import { MAX_BODY_BYTES } from "./routes/body.ts";
 import { callRoutes } from "./routes/calls.ts";
 import { ClientAddresses } from "./routes/client-address.ts";
 import { consoleRoutes } from "./routes/console.ts";
+import { dncRoutes } from "./routes/dnc.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -131,6 +132,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(leadRoutes(deps.store.leads, guard))
+    .use(dncRoutes({ dnc: deps.store.dnc, guard, clock: deps.clock }))
     .use(makeCallRoutes({ ...deps, guard }));
 }
 

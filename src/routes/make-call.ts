@@ -4,6 +4,7 @@
  * TwiML that opens the media stream with a one-time token (and reports the stream's life to
  * /stream-status), async AMD (tuned by the MACHINE_DETECTION_* variables) and status callbacks.
  */
+
 import type { Static } from "@sinclair/typebox";
 import { Elysia, t } from "elysia";
 import { type OutboundCall, TwilioApiError } from "../adapters/twilio-rest.ts";
@@ -19,6 +20,7 @@ import { LeadInput } from "../store/leads.ts";
 import type { Storage } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth, guardedJson } from "./auth.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
+import { DoNotCallError } from "./dnc.ts";
 import { LEAD_EXAMPLE } from "./leads.ts";
 import { PRINTABLE } from "./models.ts";
 import {
@@ -92,6 +94,15 @@ const MAKE_CALL_EXAMPLES = {
 
 /** Every way /make-call can fail, beyond the guard's. */
 const MAKE_CALL_ERRORS: ErrorCase[] = [
+  fromError(
+    "The number is on the do-not-call list",
+    new DoNotCallError({
+      number: "+15551234567",
+      reason: "asked not to be called again",
+      source: "agent",
+      added_at: "2026-12-02T15:04:05.000Z",
+    }),
+  ),
   invalid("body.to", "expected number to call, E.164"),
   invalid(
     "body.lead_id",
@@ -157,6 +168,8 @@ export async function placeOutboundCall(
   if (!twilio) throw new Error("Twilio client missing although configured");
   if (body.lead && body.lead_id)
     throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
+  const listed = await store.dnc.get(body.to);
+  if (listed) throw new DoNotCallError(listed);
   const { maxConcurrent } = config.calls;
   // A draining instance of a fleet still places calls: another instance takes the stream.
   // Alone, it takes none. Refused early, before a lead is stored; the token is the binding check.

@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { AppointmentRepository } from "./appointments.ts";
 import { CallRepository } from "./calls.ts";
+import { DncRepository } from "./dnc.ts";
 import { EndingRepository } from "./endings.ts";
 import { InstanceRepository } from "./instances.ts";
 import { LeadRepository } from "./leads.ts";
@@ -24,6 +25,7 @@ export interface Store {
   readonly instances: InstanceRepository;
   readonly endings: EndingRepository;
   readonly sessions: SessionRepository;
+  readonly dnc: DncRepository;
   /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
@@ -76,6 +78,7 @@ export function openStore(
     instances: new InstanceRepository(db, clock, owner),
     endings: new EndingRepository(db, owner),
     sessions: new SessionRepository(db),
+    dnc: new DncRepository(db),
     close() {
       writes.flush();
       const left = writes.stop();

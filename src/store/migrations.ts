@@ -174,6 +174,18 @@ export const migrations: Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 11,
+    name: "the do-not-call list",
+    sql: `
+      CREATE TABLE dnc (
+        number   TEXT PRIMARY KEY,
+        reason   TEXT,
+        source   TEXT NOT NULL CHECK (source IN ('api', 'agent')),
+        added_at TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

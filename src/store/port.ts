@@ -22,6 +22,7 @@ import type {
   CallUpdate,
   NewCall,
 } from "./calls.ts";
+import type { DncEntry, NewDncEntry } from "./dnc.ts";
 import type { CallEnding, ClaimOptions, EndingUpdate } from "./endings.ts";
 import type { Lead, LeadInput } from "./leads.ts";
 
@@ -124,6 +125,16 @@ export interface SessionStore {
   end(hash: string): Promise<void>;
 }
 
+/** The do-not-call list (`dnc.ts`). */
+export interface DncStore {
+  /** Adds the numbers not listed yet, together. @returns those added */
+  add(entries: readonly NewDncEntry[], at: string): Promise<string[]>;
+  remove(number: string): Promise<boolean>;
+  get(number: string): Promise<DncEntry | undefined>;
+  /** Newest first. */
+  list(limit: number, offset: number): Promise<DncEntry[]>;
+}
+
 export interface Storage {
   /** Which engine answers, for `/health` and the logs. */
   readonly engine: "sqlite" | "postgres";
@@ -133,6 +144,7 @@ export interface Storage {
   readonly instances: InstanceStore;
   readonly endings: EndingStore;
   readonly sessions: SessionStore;
+  readonly dnc: DncStore;
   /** Writes what is held and lets go of the database. */
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@ import type { Storage } from "./port.ts";
 
 /** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
 export function sqliteStorage(store: Store): Storage {
-  const { leads, calls, appointments, instances, endings, sessions } = store;
+  const { leads, calls, appointments, instances, endings, sessions, dnc } = store;
   /** Runs a synchronous repository call as the port's asynchronous one. */
   const later = async <T>(work: () => T): Promise<T> => work();
   return {
@@ -49,6 +49,12 @@ export function sqliteStorage(store: Store): Storage {
     instances: {
       beat: () => later(() => instances.beat()),
       leave: () => later(() => instances.leave()),
+    },
+    dnc: {
+      add: (entries, at) => later(() => dnc.add(entries, at)),
+      remove: (number) => later(() => dnc.remove(number)),
+      get: (number) => later(() => dnc.get(number)),
+      list: (limit, offset) => later(() => dnc.list(limit, offset)),
     },
     sessions: {
       create: (hash, expiresAt, now) => later(() => sessions.create(hash, expiresAt, now)),

@@ -206,6 +206,8 @@ describe("the OpenAPI document", () => {
       "/calls",
       "/calls/{sid}",
       "/calls/{sid}/recording",
+      "/dnc",
+      "/dnc/{number}",
       "/health",
       "/leads",
       "/leads/{id}",
@@ -403,6 +405,16 @@ const CASES: Case[] = [
       name: "shutting down",
       json: { to: "+15557654321" },
       before: (built: Built) => built.calls.stopAccepting(),
+    },
+    {
+      name: "on the do-not-call list",
+      json: { to: "+15557654321" },
+      before: async (built: Built) => {
+        await built.store.dnc.add(
+          [{ number: "+15557654321", reason: null, source: "api" }],
+          new Date().toISOString(),
+        );
+      },
     },
   ].map((each) => ({
     operation: "POST /make-call",

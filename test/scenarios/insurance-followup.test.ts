@@ -166,6 +166,20 @@ describe("tools", () => {
     });
   });
 
+  test("a lead who asks not to be called again goes on the do-not-call list", async () => {
+    expect(store.dnc.get(CALLEE)).toBeUndefined();
+    await call("update_lead", {
+      call_outcome: "completed",
+      disposition: "do_not_call",
+      summary: "Asked never to be called again.",
+    });
+    expect(store.dnc.get(CALLEE)).toMatchObject({
+      number: CALLEE,
+      source: "agent",
+      reason: "asked on call CA1",
+    });
+  });
+
   test("update_lead refuses an unknown disposition", async () => {
     const { ok, content } = await call("update_lead", {
       call_outcome: "completed",

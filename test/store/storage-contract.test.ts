@@ -359,6 +359,40 @@ for (const engine of [sqlite, postgres]) {
       });
     });
 
+    describe("the do-not-call list", () => {
+      test("adds each number once, lists newest first, removes", async () => {
+        const at = (minute: number) => new Date(Date.UTC(2026, 11, 2, 10, minute)).toISOString();
+        expect(
+          await storage.dnc.add(
+            [
+              { number: "+15551230001", reason: "asked", source: "agent" },
+              { number: "+15551230002", reason: null, source: "api" },
+            ],
+            at(0),
+          ),
+        ).toEqual(["+15551230001", "+15551230002"]);
+        const b = await another("instance_b");
+        expect(
+          await b.dnc.add([{ number: "+15551230001", reason: "again", source: "api" }], at(1)),
+        ).toEqual([]);
+        await b.dnc.add([{ number: "+15551230003", reason: null, source: "api" }], at(2));
+        expect((await storage.dnc.list(10, 0)).map((entry) => entry.number)).toEqual([
+          "+15551230003",
+          "+15551230001",
+          "+15551230002",
+        ]);
+        expect(await storage.dnc.get("+15551230001")).toEqual({
+          number: "+15551230001",
+          reason: "asked",
+          source: "agent",
+          added_at: at(0),
+        });
+        expect(await b.dnc.remove("+15551230001")).toBe(true);
+        expect(await storage.dnc.remove("+15551230001")).toBe(false);
+        expect(await storage.dnc.get("+15551230001")).toBeUndefined();
+      });
+    });
+
     describe("ended calls (the outbox)", () => {
       const NEW_CALL = {
         direction: "inbound" as const,

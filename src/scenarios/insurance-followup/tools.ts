@@ -11,6 +11,7 @@ import type { Logger } from "../../log.ts";
 import type { NewSlot, Slot } from "../../store/appointments.ts";
 import type { Lead } from "../../store/leads.ts";
 import type { Storage } from "../../store/port.ts";
+import { callerNumber } from "../shared/caller.ts";
 import { endCallTool } from "../shared/end-call.ts";
 import { slotsForDay } from "../shared/slots.ts";
 import { takeMessageTool } from "../shared/take-message.ts";
@@ -239,6 +240,19 @@ export function followUpTools(
           outcome: update.disposition,
           outcome_detail: update.summary,
         });
+        // Asked not to be called again: no call from this service rings the number again.
+        if (update.disposition === "do_not_call" && callerNumber(context.customerNumber)) {
+          await store.dnc.add(
+            [
+              {
+                number: context.customerNumber,
+                reason: `asked on call ${context.callSid}`,
+                source: "agent",
+              },
+            ],
+            context.now.toISOString(),
+          );
+        }
         logger.info("lead update", {
           callSid: context.callSid,
           leadId: lead.id,

@@ -189,6 +189,18 @@ export const postgresMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 11,
+    name: "the do-not-call list",
+    sql: `
+      CREATE TABLE dnc (
+        number   text COLLATE "C" PRIMARY KEY,
+        reason   text,
+        source   text NOT NULL CHECK (source IN ('api', 'agent')),
+        added_at text COLLATE "C" NOT NULL
+      );
+    `,
+  },
 ];
 
 /**
