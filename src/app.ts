@@ -20,7 +20,7 @@ import { dncRoutes } from "./routes/dnc.ts";
 import { docsRoutes } from "./routes/docs.ts";
 import { errorHandler } from "./routes/errors.ts";
 import { healthRoutes } from "./routes/health.ts";
-import { leadRoutes } from "./routes/leads.ts";
+import { leadImportRoutes, leadRoutes } from "./routes/leads.ts";
 import { type CallPlacer, makeCallRoutes } from "./routes/make-call.ts";
 import { mediaStreamRoutes } from "./routes/media-stream.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
@@ -132,6 +132,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(leadRoutes(deps.store.leads, guard))
+    .use(leadImportRoutes(deps.store.leads, guard))
     .use(dncRoutes({ dnc: deps.store.dnc, guard, clock: deps.clock }))
     .use(makeCallRoutes({ ...deps, guard }));
 }

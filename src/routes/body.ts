@@ -102,6 +102,31 @@ function shadowedConversion(value: unknown, path: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A POST's body as JSON, or, sent as `text/csv`, as `{ csv: <text> }` (imports); other methods
+ * carry none here.
+ */
+export async function readJsonOrCsv(request: Request, limit: number): Promise<unknown> {
+  if (request.method !== "POST") return undefined;
+  if (mediaType(request) === "text/csv") return { csv: await readLimited(request, limit) };
+  return readJson(request, limit);
+}
+
+/** The rows of a CSV with a header row, keyed by its column names (trimmed, lower case). */
+export async function csvRows(
+  csv: string,
+  maxRows: number,
+): Promise<{ fields: string[]; rows: Record<string, string>[] }> {
+  const { default: Papa } = await import("papaparse");
+  const parsed = Papa.parse<Record<string, string>>(csv, {
+    header: true,
+    skipEmptyLines: true,
+    transformHeader: (header) => header.trim().toLowerCase(),
+  });
+  if (parsed.data.length > maxRows) throw new BadRequestError(`body: at most ${maxRows} rows`);
+  return { fields: parsed.meta.fields ?? [], rows: parsed.data };
+}
+
 /** Parses a form post (Twilio's webhooks) of at most `limit` bytes into its fields (last value wins). */
 export async function readForm(request: Request, limit: number): Promise<Record<string, string>> {
   if (mediaType(request) !== "application/x-www-form-urlencoded")

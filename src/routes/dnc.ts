@@ -12,7 +12,7 @@ import { E164_PATTERN } from "../phone-number.ts";
 import type { DncEntry } from "../store/dnc.ts";
 import type { DncStore } from "../store/port.ts";
 import { BEARER_SECURITY, type EndpointGuard, endpointAuth } from "./auth.ts";
-import { limitedBody, MAX_BODY_BYTES, readJson, readLimited } from "./body.ts";
+import { csvRows, limitedBody, MAX_BODY_BYTES, readJsonOrCsv } from "./body.ts";
 import { PageQuery, page } from "./models.ts";
 import { Errors, guardedErrors, invalid, responses } from "./openapi.ts";
 import { BadRequestError, validator } from "./validate.ts";
@@ -62,28 +62,12 @@ const AddResult = t.Object({
   ),
 });
 
-/** A JSON body, or a CSV one (kept as text). */
-async function readNumbers(request: Request): Promise<unknown> {
-  // Only POST carries numbers; a DELETE names its one in the path.
-  if (request.method !== "POST") return undefined;
-  const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
-  if (type === "text/csv") return { csv: await readLimited(request, MAX_BODY_BYTES) };
-  return readJson(request, MAX_BODY_BYTES);
-}
-
 /** The numbers (and reasons) of a CSV with a `number` column. */
 async function fromCsv(csv: string): Promise<{ number: string; reason?: string }[]> {
-  const { default: Papa } = await import("papaparse");
-  const parsed = Papa.parse<Record<string, string>>(csv, {
-    header: true,
-    skipEmptyLines: true,
-    transformHeader: (header) => header.trim().toLowerCase(),
-  });
-  if (!parsed.meta.fields?.includes("number"))
+  const { fields, rows } = await csvRows(csv, MAX_NUMBERS);
+  if (!fields.includes("number"))
     throw new BadRequestError("body: the CSV needs a header row with a number column");
-  if (parsed.data.length > MAX_NUMBERS)
-    throw new BadRequestError(`body: at most ${MAX_NUMBERS} rows`);
-  return parsed.data.map((row) => ({
+  return rows.map((row) => ({
     number: (row.number ?? "").trim(),
     ...(row.reason?.trim() ? { reason: row.reason.trim().slice(0, 300) } : {}),
   }));
@@ -100,7 +84,12 @@ export function dncRoutes({
 }) {
   return new Elysia({ name: "dnc" })
     .use(endpointAuth(guard))
-    .use(limitedBody(readNumbers, ({ request, server }) => guard.authorize(request, server)))
+    .use(
+      limitedBody(
+        (request) => readJsonOrCsv(request, MAX_BODY_BYTES),
+        ({ request, server }) => guard.authorize(request, server),
+      ),
+    )
     .get(
       "/dnc",
       async ({ query }) => {

@@ -1,6 +1,6 @@
 /** Leads: the people outbound calls follow up on. One TypeBox model serves validation, types and the API. */
 import type { Database, Statement } from "bun:sqlite";
-import { type Static, Type } from "@sinclair/typebox";
+import { FormatRegistry, type Static, Type } from "@sinclair/typebox";
 import type { Clock } from "../clock.ts";
 import { E164_PATTERN } from "../phone-number.ts";
 import type { NamedParams } from "./sql.ts";
@@ -32,6 +32,16 @@ const Text = (maxLength: number) =>
     description: `Up to ${maxLength} characters: ${PLAIN_TEXT_RULE}.`,
   });
 
+/** An IANA time zone this runtime knows (America/Chicago), for the lead's calling window. */
+FormatRegistry.Set("iana-time-zone", (value) => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: value });
+    return !/^[+-]|^\d/.test(value);
+  } catch {
+    return false;
+  }
+});
+
 /** What a caller may say about a lead; everything but the name is optional. */
 export const LeadInput = Type.Object(
   {
@@ -57,6 +67,14 @@ export const LeadInput = Type.Object(
     ),
     quote_submitted_at: Type.Optional(Text(40)),
     source: Type.Optional(Text(100)),
+    timezone: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        format: "iana-time-zone",
+        description:
+          "The lead's IANA time zone, e.g. America/Chicago (campaigns call in its hours)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -75,9 +93,10 @@ export class LeadRepository {
   readonly #insert: Statement<Lead, [NamedParams]>;
   readonly #byId: Statement<Lead, [string]>;
   readonly #page: Statement<Lead, [number, number]>;
+  readonly #byPhone: Statement<{ id: string }, [string]>;
 
   constructor(
-    db: Database,
+    private readonly db: Database,
     private readonly clock: Clock,
   ) {
     this.#insert = db.prepare(
@@ -86,6 +105,7 @@ export class LeadRepository {
        RETURNING *`,
     );
     this.#byId = db.prepare("SELECT * FROM leads WHERE id = ?");
+    this.#byPhone = db.prepare("SELECT id FROM leads WHERE phone = ? LIMIT 1");
     this.#page = db.prepare(
       "SELECT * FROM leads ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
     );
@@ -97,6 +117,24 @@ export class LeadRepository {
     const row: NamedParams = { id: `lead_${Bun.randomUUIDv7()}`, created_at: now, updated_at: now };
     for (const column of columns) row[column] = input[column] ?? null;
     return this.#insert.get(row) as Lead;
+  }
+
+  /**
+   * Stores many leads in one transaction; one whose phone is already a lead's (stored before, or
+   * earlier in the same batch) is not stored again. @returns the stored, and the duplicates' indices
+   */
+  importMany(inputs: readonly LeadInput[]): { stored: Lead[]; duplicates: number[] } {
+    return this.db
+      .transaction(() => {
+        const stored: Lead[] = [];
+        const duplicates: number[] = [];
+        inputs.forEach((input, index) => {
+          if (input.phone && this.#byPhone.get(input.phone)) duplicates.push(index);
+          else stored.push(this.create(input));
+        });
+        return { stored, duplicates };
+      })
+      .immediate();
   }
 
   get(id: string): Lead | undefined {

@@ -186,6 +186,14 @@ export const migrations: Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 12,
+    name: "a lead's own time zone, and leads found by phone (imports)",
+    sql: `
+      ALTER TABLE leads ADD COLUMN timezone TEXT;
+      CREATE INDEX leads_by_phone ON leads (phone);
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

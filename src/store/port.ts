@@ -27,6 +27,11 @@ import type { CallEnding, ClaimOptions, EndingUpdate } from "./endings.ts";
 import type { Lead, LeadInput } from "./leads.ts";
 
 export interface LeadStore {
+  /**
+   * Stores many leads together; one whose phone is already a lead's (or an earlier row's) is not
+   * stored again. @returns the stored leads, and the indices of the duplicates
+   */
+  importMany(inputs: readonly LeadInput[]): Promise<{ stored: Lead[]; duplicates: number[] }>;
   /** Stores a new lead and returns it with its generated id. */
   create(input: LeadInput): Promise<Lead>;
   get(id: string): Promise<Lead | undefined>;

@@ -15,6 +15,7 @@ export function sqliteStorage(store: Store): Storage {
     engine: "sqlite",
     leads: {
       create: (input) => later(() => leads.create(input)),
+      importMany: (inputs) => later(() => leads.importMany(inputs)),
       get: (id) => later(() => leads.get(id)),
       list: (limit, offset) => later(() => leads.list(limit, offset)),
     },

@@ -210,6 +210,7 @@ describe("the OpenAPI document", () => {
       "/dnc/{number}",
       "/health",
       "/leads",
+      "/leads/import",
       "/leads/{id}",
       "/make-call",
       "/metrics",

@@ -16,6 +16,7 @@ export const alex: LeadInput = {
   coverage_start: "2026-04-15",
   quote_submitted_at: "2026-03-01T18:30:00Z",
   source: "website",
+  timezone: "America/Chicago",
 };
 
 export const outbound = (sid: string): NewCall => ({

@@ -103,6 +103,20 @@ for (const engine of [sqlite, postgres]) {
     });
 
     describe("leads", () => {
+      test("an import stores each phone once: not a lead's already, not twice in the batch", async () => {
+        await storage.leads.create({ first_name: "Old", last_name: "Lead", phone: "+15551230001" });
+        const { stored, duplicates } = await storage.leads.importMany([
+          { first_name: "A", last_name: "One", phone: "+15551230002", timezone: "America/Chicago" },
+          { first_name: "B", last_name: "Two", phone: "+15551230001" },
+          { first_name: "C", last_name: "Three" },
+          { first_name: "D", last_name: "Four", phone: "+15551230002" },
+        ]);
+        expect(stored.map((lead) => lead.first_name)).toEqual(["A", "C"]);
+        expect(stored[0]?.timezone).toBe("America/Chicago");
+        expect(duplicates).toEqual([1, 3]);
+        expect(await storage.leads.list(10)).toHaveLength(3);
+      });
+
       test("a created lead reads back whole, with id and timestamps", async () => {
         const lead = await storage.leads.create(alex);
         expect(lead.id).toMatch(/^lead_[0-9a-f-]{36}$/);

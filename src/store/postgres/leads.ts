@@ -24,6 +24,34 @@ export class PostgresLeadStore implements LeadStore {
     return lead;
   }
 
+  importMany(inputs: readonly LeadInput[]): Promise<{ stored: Lead[]; duplicates: number[] }> {
+    return this.sql.begin(async (tx) => {
+      // One import at a time: two batches naming one phone cannot both store it.
+      await tx`SELECT pg_advisory_xact_lock(hashtext('leads-import'))`;
+      const stored: Lead[] = [];
+      const duplicates: number[] = [];
+      for (const [index, input] of inputs.entries()) {
+        const [existing] = input.phone
+          ? await tx`SELECT id FROM leads WHERE phone = ${input.phone} LIMIT 1`
+          : [];
+        if (existing) {
+          duplicates.push(index);
+          continue;
+        }
+        const now = this.clock.now().toISOString();
+        const row: Record<string, string | number | null> = {
+          id: `lead_${Bun.randomUUIDv7()}`,
+          created_at: now,
+          updated_at: now,
+        };
+        for (const column of columns) row[column] = input[column] ?? null;
+        const [lead] = await tx<[Lead]>`INSERT INTO leads ${tx(row)} RETURNING *`;
+        stored.push(lead);
+      }
+      return { stored, duplicates };
+    });
+  }
+
   async get(id: string): Promise<Lead | undefined> {
     const [lead] = await this.sql<Lead[]>`SELECT * FROM leads WHERE id = ${id}`;
     return lead;

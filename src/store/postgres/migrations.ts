@@ -201,6 +201,14 @@ export const postgresMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 12,
+    name: "a lead's own time zone, and leads found by phone (imports)",
+    sql: `
+      ALTER TABLE leads ADD COLUMN timezone text;
+      CREATE INDEX leads_by_phone ON leads (phone);
+    `,
+  },
 ];
 
 /**
