@@ -13,6 +13,14 @@ export class PostgresLeadStore implements LeadStore {
   ) {}
 
   async create(input: LeadInput): Promise<Lead> {
+    const [lead] = await this.sql<
+      [Lead]
+    >`INSERT INTO leads ${this.sql(this.#row(input))} RETURNING *`;
+    return lead;
+  }
+
+  /** A new lead's row: a fresh id, created now. */
+  #row(input: LeadInput): Record<string, string | number | null> {
     const now = this.clock.now().toISOString();
     const row: Record<string, string | number | null> = {
       id: `lead_${Bun.randomUUIDv7()}`,
@@ -20,8 +28,7 @@ export class PostgresLeadStore implements LeadStore {
       updated_at: now,
     };
     for (const column of columns) row[column] = input[column] ?? null;
-    const [lead] = await this.sql<[Lead]>`INSERT INTO leads ${this.sql(row)} RETURNING *`;
-    return lead;
+    return row;
   }
 
   importMany(inputs: readonly LeadInput[]): Promise<{ stored: Lead[]; duplicates: number[] }> {
@@ -38,14 +45,7 @@ export class PostgresLeadStore implements LeadStore {
           duplicates.push(index);
           continue;
         }
-        const now = this.clock.now().toISOString();
-        const row: Record<string, string | number | null> = {
-          id: `lead_${Bun.randomUUIDv7()}`,
-          created_at: now,
-          updated_at: now,
-        };
-        for (const column of columns) row[column] = input[column] ?? null;
-        const [lead] = await tx<[Lead]>`INSERT INTO leads ${tx(row)} RETURNING *`;
+        const [lead] = await tx<[Lead]>`INSERT INTO leads ${tx(this.#row(input))} RETURNING *`;
         stored.push(lead);
       }
       return { stored, duplicates };
