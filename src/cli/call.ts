@@ -172,6 +172,103 @@ interface Target {
   source: string;
 }
 
+/** The service a command talks to, found as `call` finds it, and how to sign in to it. */
+export interface FoundService {
+  target: Target;
+  secret: string | undefined;
+  /** Where the secret came from, for messages. */
+  secretFrom: string;
+  envFile: string | undefined;
+  /** Set when the local service was tried first and did not answer. */
+  localMiss: { why: string } | undefined;
+  /** The name of a setting as the user knows it ("X in FILE" for --env-file). */
+  settingFrom(name: string): string;
+}
+
+/**
+ * Finds the service: --server as given; else the service on this machine, then
+ * SERVER_EXTERNAL_URL; the secret from --secret, else ENDPOINT_SECRET (with --env-file, that file
+ * alone). Says which server it uses; refuses to send a secret over plain http to another machine.
+ * @returns the service, or the exit code after saying why not
+ */
+export async function findService(
+  values: { "env-file"?: unknown; server?: unknown; secret?: unknown },
+  env: Record<string, string | undefined>,
+  io: Pick<CallIo, "out" | "err">,
+): Promise<FoundService | number> {
+  const envFile = values["env-file"] as string | undefined;
+  let file: Record<string, string> = {};
+  if (envFile !== undefined) {
+    const read = readSettings(envFile);
+    if (typeof read === "string") {
+      io.err(read);
+      return 66;
+    }
+    file = read;
+  }
+  // With --env-file, that file alone: a ./.env or the shell must not redirect the service's secret.
+  const setting = (name: string) => (envFile === undefined ? env[name] : file[name]);
+  const settingFrom = (name: string) =>
+    file[name] !== undefined ? `${name} in ${envFile}` : `${name}`;
+
+  const secret = (values.secret as string | undefined) ?? setting("ENDPOINT_SECRET");
+  const secretFrom = values.secret !== undefined ? "--secret" : settingFrom("ENDPOINT_SECRET");
+
+  // Which server: --server as given; else the local service, then SERVER_EXTERNAL_URL.
+  let target: Target;
+  /** Set when the local service was tried first and did not answer. */
+  let localMiss: { why: string } | undefined;
+  if (typeof values.server === "string") {
+    const base = serviceBaseUrl(values.server, "--server");
+    if ("error" in base) {
+      io.err(base.error);
+      return 64;
+    }
+    if (base.note) io.out(base.note);
+    target = { url: base.url, source: "--server" };
+  } else {
+    const external = setting("SERVER_EXTERNAL_URL") || undefined;
+    // Port 0 is chosen at start-up: there is nothing to find on this machine.
+    const local = setting("SERVER_PORT") === "0" ? null : localServiceUrl(setting);
+    const why = local ? await probe(local, secret) : "SERVER_PORT is 0";
+    if (local && why === null) {
+      target = { url: local, source: "the local service" };
+    } else if (external) {
+      const base = serviceBaseUrl(external, settingFrom("SERVER_EXTERNAL_URL"));
+      if ("error" in base) {
+        io.err(base.error);
+        return 78;
+      }
+      if (local) {
+        localMiss = { why: why ?? "" };
+        io.out(`no voice-agent answered: ${why}; trying SERVER_EXTERNAL_URL`);
+      }
+      if (base.note) io.out(base.note);
+      target = { url: base.url, source: settingFrom("SERVER_EXTERNAL_URL") };
+    } else {
+      io.err(
+        local
+          ? `no voice-agent answered: ${why} — is it running? (systemctl status voice-agent)`
+          : "no server to call: SERVER_PORT is 0 and SERVER_EXTERNAL_URL is not set; pass --server URL",
+      );
+      if (local && envFile === undefined && !setting("SERVER_PORT"))
+        io.err(
+          `on a VM its settings are in ${SERVICE_ENV_FILE}: add --env-file ${SERVICE_ENV_FILE} (with sudo), or pass --server URL`,
+        );
+      return 69;
+    }
+  }
+  io.out(`via ${target.url} (${target.source})`);
+
+  if (secret && !safeForSecret(target.url)) {
+    io.err(
+      `${target.url} is plain http to another machine: the secret would cross the network readable; use its https URL (or --server http://127.0.0.1:PORT on the service's machine)`,
+    );
+    return 64;
+  }
+  return { target, secret, secretFrom, envFile, localMiss, settingFrom };
+}
+
 /** Runs the command; resolves with the process exit code. */
 export async function runCallCommand(
   argv: string[],
@@ -237,78 +334,12 @@ export async function runCallCommand(
     }
   }
 
-  const envFile = values["env-file"] as string | undefined;
-  let file: Record<string, string> = {};
-  if (envFile !== undefined) {
-    const read = readSettings(envFile);
-    if (typeof read === "string") {
-      io.err(read);
-      return 66;
-    }
-    file = read;
-  }
-  // With --env-file, that file alone: a ./.env or the shell must not redirect the service's secret.
-  const setting = (name: string) => (envFile === undefined ? env[name] : file[name]);
-  const settingFrom = (name: string) =>
-    file[name] !== undefined ? `${name} in ${envFile}` : `${name}`;
-
-  const secret = (values.secret as string | undefined) ?? setting("ENDPOINT_SECRET");
-  const secretFrom = values.secret !== undefined ? "--secret" : settingFrom("ENDPOINT_SECRET");
-
-  // Which server: --server as given; else the local service, then SERVER_EXTERNAL_URL.
-  let target: Target;
-  /** Set when the local service was tried first and did not answer. */
-  let localMiss: { why: string } | undefined;
-  if (typeof values.server === "string") {
-    const base = serviceBaseUrl(values.server, "--server");
-    if ("error" in base) {
-      io.err(base.error);
-      return 64;
-    }
-    if (base.note) io.out(base.note);
-    target = { url: base.url, source: "--server" };
-  } else {
-    const external = setting("SERVER_EXTERNAL_URL") || undefined;
-    // Port 0 is chosen at start-up: there is nothing to find on this machine.
-    const local = setting("SERVER_PORT") === "0" ? null : localServiceUrl(setting);
-    const why = local ? await probe(local, secret) : "SERVER_PORT is 0";
-    if (local && why === null) {
-      target = { url: local, source: "the local service" };
-    } else if (external) {
-      const base = serviceBaseUrl(external, settingFrom("SERVER_EXTERNAL_URL"));
-      if ("error" in base) {
-        io.err(base.error);
-        return 78;
-      }
-      if (local) {
-        localMiss = { why: why ?? "" };
-        io.out(`no voice-agent answered: ${why}; trying SERVER_EXTERNAL_URL`);
-      }
-      if (base.note) io.out(base.note);
-      target = { url: base.url, source: settingFrom("SERVER_EXTERNAL_URL") };
-    } else {
-      io.err(
-        local
-          ? `no voice-agent answered: ${why} — is it running? (systemctl status voice-agent)`
-          : "no server to call: SERVER_PORT is 0 and SERVER_EXTERNAL_URL is not set; pass --server URL",
-      );
-      if (local && envFile === undefined && !setting("SERVER_PORT"))
-        io.err(
-          `on a VM its settings are in ${SERVICE_ENV_FILE}: add --env-file ${SERVICE_ENV_FILE} (with sudo), or pass --server URL`,
-        );
-      return 69;
-    }
-  }
-  io.out(`via ${target.url} (${target.source})`);
+  const found = await findService(values, env, io);
+  if (typeof found === "number") return found;
+  const { target, secret, secretFrom, envFile, localMiss, settingFrom } = found;
 
   let response: Response;
   try {
-    if (secret && !safeForSecret(target.url)) {
-      io.err(
-        `${target.url} is plain http to another machine: the secret would cross the network readable; use its https URL (or --server http://127.0.0.1:PORT on the service's machine)`,
-      );
-      return 64;
-    }
     response = await fetch(`${target.url}/make-call`, {
       // A redirect would send the lead (personal data) on to wherever it points: reported instead.
       redirect: "manual",
