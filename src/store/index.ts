@@ -9,6 +9,7 @@ import { dirname } from "node:path";
 import { type Clock, systemClock } from "../clock.ts";
 import { AppointmentRepository } from "./appointments.ts";
 import { CallRepository } from "./calls.ts";
+import { CampaignRepository } from "./campaigns.ts";
 import { DncRepository } from "./dnc.ts";
 import { EndingRepository } from "./endings.ts";
 import { InstanceRepository } from "./instances.ts";
@@ -26,6 +27,7 @@ export interface Store {
   readonly endings: EndingRepository;
   readonly sessions: SessionRepository;
   readonly dnc: DncRepository;
+  readonly campaigns: CampaignRepository;
   /** Writes what is held, checkpoints the WAL and closes the file. */
   close(): void;
 }
@@ -79,6 +81,7 @@ export function openStore(
     endings: new EndingRepository(db, owner),
     sessions: new SessionRepository(db),
     dnc: new DncRepository(db),
+    campaigns: new CampaignRepository(db),
     close() {
       writes.flush();
       const left = writes.stop();

@@ -194,6 +194,65 @@ export const migrations: Migration[] = [
       CREATE INDEX leads_by_phone ON leads (phone);
     `,
   },
+  {
+    version: 13,
+    name: "campaigns, their leads and each attempt (claimed before it is dialled)",
+    sql: `
+      CREATE TABLE campaigns (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        scenario    TEXT NOT NULL,
+        from_number TEXT NOT NULL,
+        timezone    TEXT NOT NULL,
+        settings    TEXT NOT NULL CHECK (json_valid(settings)),
+        state       TEXT NOT NULL CHECK (state IN ('active', 'paused', 'cancelled', 'completed')),
+        created_at  TEXT NOT NULL,
+        updated_at  TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX campaigns_by_created ON campaigns (created_at DESC, id);
+
+      CREATE TABLE campaign_leads (
+        campaign_id     TEXT NOT NULL REFERENCES campaigns (id),
+        lead_id         TEXT NOT NULL REFERENCES leads (id),
+        phone           TEXT NOT NULL,
+        timezone        TEXT NOT NULL,
+        state           TEXT NOT NULL
+                          CHECK (state IN ('pending', 'calling', 'done', 'unknown', 'cancelled')),
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        callback_at     TEXT,
+        last_outcome    TEXT,
+        result          TEXT,
+        updated_at      TEXT NOT NULL,
+        PRIMARY KEY (campaign_id, lead_id)
+      ) STRICT;
+      CREATE INDEX campaign_leads_due ON campaign_leads (campaign_id, next_attempt_at)
+        WHERE state = 'pending';
+      CREATE INDEX campaign_leads_by_lead ON campaign_leads (lead_id);
+
+      CREATE TABLE campaign_attempts (
+        id          TEXT PRIMARY KEY,
+        campaign_id TEXT NOT NULL,
+        lead_id     TEXT NOT NULL,
+        number      INTEGER NOT NULL,
+        state       TEXT NOT NULL
+                      CHECK (state IN ('dialling', 'placed', 'ended', 'failed', 'skipped', 'unknown')),
+        instance    TEXT NOT NULL,
+        claimed_at  TEXT NOT NULL,
+        call_sid    TEXT UNIQUE REFERENCES calls (sid),
+        placed_at   TEXT,
+        outcome     TEXT,
+        ended_at    TEXT,
+        error       TEXT,
+        FOREIGN KEY (campaign_id, lead_id) REFERENCES campaign_leads (campaign_id, lead_id),
+        -- Two claims of the same attempt cannot both be stored.
+        UNIQUE (campaign_id, lead_id, number)
+      ) STRICT;
+      CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
+      CREATE INDEX campaign_attempts_open ON campaign_attempts (state)
+        WHERE state IN ('dialling', 'placed');
+    `,
+  },
 ];
 
 /** Thrown when the database was written by a newer binary or the migration list is malformed. */

@@ -6,6 +6,7 @@
  * every read sees what was recorded before it.
  */
 
+import type { NextStep } from "../campaigns/schedule.ts";
 import type {
   BookingDetails,
   BookingResult,
@@ -22,6 +23,18 @@ import type {
   CallUpdate,
   NewCall,
 } from "./calls.ts";
+import type {
+  Attempt,
+  Campaign,
+  CampaignLeadDetail,
+  CampaignLeadInput,
+  CampaignState,
+  CampaignSummary,
+  ClaimedAttempt,
+  ClaimRequest,
+  EndedAttempt,
+  NewCampaign,
+} from "./campaigns.ts";
 import type { DncEntry, NewDncEntry } from "./dnc.ts";
 import type { CallEnding, ClaimOptions, EndingUpdate } from "./endings.ts";
 import type { Lead, LeadInput } from "./leads.ts";
@@ -140,6 +153,62 @@ export interface DncStore {
   list(limit: number, offset: number): Promise<DncEntry[]>;
 }
 
+/** Campaigns, their leads and attempts (`campaigns.ts`). */
+export interface CampaignStore {
+  create(
+    campaign: NewCampaign,
+    leads: readonly CampaignLeadInput[],
+    now: string,
+  ): Promise<Campaign>;
+  get(id: string): Promise<Campaign | undefined>;
+  /** Newest first. */
+  list(limit: number, offset: number): Promise<Campaign[]>;
+  active(): Promise<Campaign[]>;
+  /** Leads with a phone number never called and in no campaign (`"leads":"all_new"`). */
+  newLeads(limit: number): Promise<CampaignLeadInput[]>;
+  /** Of these leads, those another campaign still has to call (lead id → campaign id). */
+  busyLeads(leadIds: readonly string[]): Promise<Map<string, string>>;
+  /** From one of `from` to `to` (cancelling cancels the leads not being called). @returns undefined when in none */
+  transition(
+    id: string,
+    from: readonly CampaignState[],
+    to: CampaignState,
+    now: string,
+  ): Promise<Campaign | undefined>;
+  /** Completed once no lead is pending or being called. */
+  completeIfDone(id: string, now: string): Promise<boolean>;
+  /**
+   * Claims due attempts within the campaign's concurrency and rate and `limit`, atomically across
+   * instances; due leads outside their window are put off to its next opening.
+   */
+  claim(request: ClaimRequest): Promise<ClaimedAttempt[]>;
+  /** Twilio named the attempt's call. */
+  placed(attemptId: string, callSid: string, now: string): Promise<void>;
+  /** The attempt did not happen (no capacity, shutting down): it does not count, the lead is due. */
+  release(attemptId: string, now: string): Promise<void>;
+  /** An attempt with no call to wait for (Twilio refused it, or do-not-call), and the lead's next step. */
+  finishUnplaced(
+    attemptId: string,
+    state: "failed" | "skipped",
+    error: string,
+    next: NextStep,
+    now: string,
+  ): Promise<void>;
+  /** Placed attempts whose call has ended, not settled yet. */
+  ended(limit: number): Promise<EndedAttempt[]>;
+  /** Settles one ended attempt, once. @returns false when it already was */
+  settle(ended: EndedAttempt, next: NextStep, now: string): Promise<boolean>;
+  /** Attempts claimed before then that never got a call SID become `unknown`. @returns them */
+  markUnknown(claimedBefore: string, now: string): Promise<Attempt[]>;
+  /** The lead of campaign call `callSid` asks to be called back then. @returns false: no campaign call */
+  requestCallback(callSid: string, at: string, now: string): Promise<boolean>;
+  /** The campaign and the lead's zone of a campaign call. */
+  ofCall(callSid: string): Promise<{ campaign: Campaign; timezone: string } | undefined>;
+  summary(id: string): Promise<CampaignSummary>;
+  /** Its leads by lead id, each with its attempts and their calls. */
+  leads(id: string, limit: number, offset: number): Promise<CampaignLeadDetail[]>;
+}
+
 export interface Storage {
   /** Which engine answers, for `/health` and the logs. */
   readonly engine: "sqlite" | "postgres";
@@ -150,6 +219,7 @@ export interface Storage {
   readonly endings: EndingStore;
   readonly sessions: SessionStore;
   readonly dnc: DncStore;
+  readonly campaigns: CampaignStore;
   /** Writes what is held and lets go of the database. */
   close(): Promise<void>;
 }

@@ -8,7 +8,7 @@ import type { Storage } from "./port.ts";
 
 /** @example const storage = sqliteStorage(openStore(path, clock)); await storage.calls.get(sid); */
 export function sqliteStorage(store: Store): Storage {
-  const { leads, calls, appointments, instances, endings, sessions, dnc } = store;
+  const { leads, calls, appointments, instances, endings, sessions, dnc, campaigns } = store;
   /** Runs a synchronous repository call as the port's asynchronous one. */
   const later = async <T>(work: () => T): Promise<T> => work();
   return {
@@ -56,6 +56,28 @@ export function sqliteStorage(store: Store): Storage {
       remove: (number) => later(() => dnc.remove(number)),
       get: (number) => later(() => dnc.get(number)),
       list: (limit, offset) => later(() => dnc.list(limit, offset)),
+    },
+    campaigns: {
+      create: (campaign, leads, now) => later(() => campaigns.create(campaign, leads, now)),
+      get: (id) => later(() => campaigns.get(id)),
+      list: (limit, offset) => later(() => campaigns.list(limit, offset)),
+      active: () => later(() => campaigns.active()),
+      newLeads: (limit) => later(() => campaigns.newLeads(limit)),
+      busyLeads: (ids) => later(() => campaigns.busyLeads(ids)),
+      transition: (id, from, to, now) => later(() => campaigns.transition(id, from, to, now)),
+      completeIfDone: (id, now) => later(() => campaigns.completeIfDone(id, now)),
+      claim: (request) => later(() => campaigns.claim(request)),
+      placed: (id, sid, now) => later(() => campaigns.placed(id, sid, now)),
+      release: (id, now) => later(() => campaigns.release(id, now)),
+      finishUnplaced: (id, state, error, next, now) =>
+        later(() => campaigns.finishUnplaced(id, state, error, next, now)),
+      ended: (limit) => later(() => campaigns.ended(limit)),
+      settle: (ended, next, now) => later(() => campaigns.settle(ended, next, now)),
+      markUnknown: (before, now) => later(() => campaigns.markUnknown(before, now)),
+      requestCallback: (sid, at, now) => later(() => campaigns.requestCallback(sid, at, now)),
+      ofCall: (sid) => later(() => campaigns.ofCall(sid)),
+      summary: (id) => later(() => campaigns.summary(id)),
+      leads: (id, limit, offset) => later(() => campaigns.leads(id, limit, offset)),
     },
     sessions: {
       create: (hash, expiresAt, now) => later(() => sessions.create(hash, expiresAt, now)),

@@ -8,6 +8,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
+import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
+import type {
+  Campaign,
+  ClaimedAttempt,
+  EndedAttempt,
+  NewCampaign,
+} from "../../src/store/campaigns.ts";
 import { openStore } from "../../src/store/index.ts";
 import type { Storage } from "../../src/store/port.ts";
 import { openPostgresStorage } from "../../src/store/postgres/index.ts";
@@ -61,7 +68,7 @@ const postgres: Engine = {
     const [exists] = await sql`SELECT to_regclass('call_events') IS NOT NULL AS migrated`;
     if (exists?.migrated)
       await sql.unsafe(
-        "TRUNCATE bookings, slots, call_events, calls, leads, instances RESTART IDENTITY CASCADE",
+        "TRUNCATE bookings, slots, call_events, calls, leads, instances, campaigns RESTART IDENTITY CASCADE",
       );
     await sql.close();
     return database.url;
@@ -684,6 +691,210 @@ for (const engine of [sqlite, postgres]) {
         expect(results.filter((result) => !result.ok)).toEqual(
           Array(49).fill({ ok: false, reason: "slot_taken" }),
         );
+      });
+    });
+
+    describe("campaigns", () => {
+      const settings: NewCampaign = {
+        name: "December leads",
+        scenario: "insurance-followup",
+        from: "+15005550006",
+        timezone: "America/Chicago",
+        window: { days: ["mon", "tue", "wed", "thu", "fri"], start: "09:00", end: "20:00" },
+        max_concurrent: 3,
+        max_per_minute: 4,
+        max_attempts: 2,
+        retry_after_minutes: DEFAULT_RETRY,
+        retry_no_decision: false,
+      };
+      const now = () => clock.now().toISOString();
+      const always = () => now();
+      /** A campaign over `count` new leads, each with a phone. */
+      const campaignOf = async (count: number, overrides: Partial<NewCampaign> = {}) => {
+        const leads = [];
+        for (let index = 0; index < count; index++) {
+          const phone = `+1555000${String(index).padStart(4, "0")}`;
+          const lead = await storage.leads.create({
+            first_name: "L",
+            last_name: `${index}`,
+            phone,
+          });
+          leads.push({ lead_id: lead.id, phone, timezone: "America/Chicago" });
+        }
+        return storage.campaigns.create({ ...settings, ...overrides }, leads, now());
+      };
+      const claim = (campaign: Campaign, store = storage, limit = 100, opening = always) =>
+        store.campaigns.claim({ campaign, now: now(), limit, instance: "instance_a", opening });
+
+      test("a campaign reads back with its settings; new leads exclude called and campaign leads", async () => {
+        const campaign = await campaignOf(2);
+        expect(campaign).toMatchObject({ ...settings, state: "active" });
+        expect(await storage.campaigns.get(campaign.id)).toEqual(campaign);
+        expect((await storage.campaigns.list(10, 0)).map((row) => row.id)).toEqual([campaign.id]);
+        const fresh = await storage.leads.create({
+          first_name: "N",
+          last_name: "Ew",
+          phone: "+15559990000",
+        });
+        const called = await storage.leads.create({
+          first_name: "C",
+          last_name: "Alled",
+          phone: "+15559990001",
+        });
+        await storage.calls.create({ ...outbound("CA-called"), lead_id: called.id });
+        expect((await storage.campaigns.newLeads(10)).map((lead) => lead.lead_id)).toEqual([
+          fresh.id,
+        ]);
+        const busy = await storage.campaigns.busyLeads([
+          fresh.id,
+          ...(await storage.campaigns.leads(campaign.id, 10, 0)).map((lead) => lead.lead_id),
+        ]);
+        expect([...busy.values()]).toEqual([campaign.id, campaign.id]);
+      });
+
+      test("claims stop at the concurrency, then at the rate over the last minute", async () => {
+        const campaign = await campaignOf(10);
+        const first = await claim(campaign);
+        expect(first.map((attempt) => attempt.number)).toEqual([1, 1, 1]);
+        expect(await claim(campaign)).toEqual([]);
+        for (const [index, attempt] of first.entries()) {
+          await storage.calls.create({ ...outbound(`CA${index}`), lead_id: attempt.lead_id });
+          await storage.campaigns.placed(attempt.id, `CA${index}`, now());
+          await storage.calls.endIfOpen(`CA${index}`, "caller_hung_up", "");
+        }
+        await storage.calls.update("CA0", { outcome: "appointment_booked" });
+        const ended = await storage.campaigns.ended(10);
+        expect(ended.map((row) => row.outcome).sort()).toEqual([
+          "appointment_booked",
+          "caller_hung_up",
+          "caller_hung_up",
+        ]);
+        for (const row of ended)
+          expect(
+            await storage.campaigns.settle(
+              row,
+              row.outcome === "appointment_booked"
+                ? { kind: "done", result: row.outcome }
+                : { kind: "retry", reason: "retry", at: new Date(Date.parse(now()) + 3_600_000) },
+              now(),
+            ),
+          ).toBe(true);
+        expect(
+          await storage.campaigns.settle(
+            ended[0] as EndedAttempt,
+            { kind: "done", result: "x" },
+            now(),
+          ),
+        ).toBe(false);
+        // Three free again, but four a minute: one more now, the rest a minute later.
+        expect(await claim(campaign)).toHaveLength(1);
+        clock.advance(60_001);
+        expect(await claim(campaign)).toHaveLength(2);
+        const summary = await storage.campaigns.summary(campaign.id);
+        expect(summary.leads).toEqual({
+          pending: 6,
+          calling: 3,
+          done: 1,
+          unknown: 0,
+          cancelled: 0,
+        });
+        expect(summary.results).toEqual({ appointment_booked: 1 });
+        expect(summary.attempts).toMatchObject({ total: 6, ended: 3, dialling: 3 });
+        expect(summary.next_attempts).toHaveLength(6);
+      });
+
+      test("a lead outside its window waits for the opening; a release does not count", async () => {
+        const campaign = await campaignOf(2);
+        const later = new Date(Date.parse(now()) + 7_200_000).toISOString();
+        expect(await claim(campaign, storage, 100, () => later)).toEqual([]);
+        expect(
+          (await storage.campaigns.summary(campaign.id)).next_attempts.map((next) => next.at),
+        ).toEqual([later, later]);
+        clock.advance(7_200_000);
+        const [attempt] = await claim(campaign, storage, 1);
+        await storage.campaigns.release((attempt as ClaimedAttempt).id, now());
+        const [again] = await claim(campaign, storage, 1);
+        expect(again?.number).toBe(1);
+      });
+
+      test("two instances claiming at once never exceed the limits nor share an attempt", async () => {
+        const campaign = await campaignOf(20, { max_concurrent: 7, max_per_minute: 100 });
+        const instances = [storage, await another("instance_b"), await another("instance_c")];
+        const claims = await Promise.all(
+          instances.flatMap((store) => [claim(campaign, store), claim(campaign, store)]),
+        );
+        const all = claims.flat();
+        expect(all).toHaveLength(7);
+        expect(new Set(all.map((attempt) => attempt.lead_id)).size).toBe(7);
+      });
+
+      test("an attempt with no SID long after its claim is unknown, as is its lead; a late SID still lands", async () => {
+        const campaign = await campaignOf(1);
+        const [attempt] = await claim(campaign);
+        clock.advance(120_000);
+        const unknown = await storage.campaigns.markUnknown(
+          new Date(Date.parse(now()) - 60_000).toISOString(),
+          now(),
+        );
+        expect(unknown.map((row) => row.id)).toEqual([(attempt as ClaimedAttempt).id]);
+        expect((await storage.campaigns.summary(campaign.id)).leads.unknown).toBe(1);
+        expect(await claim(campaign)).toEqual([]);
+        await storage.calls.create({
+          ...outbound("CA-late"),
+          lead_id: (attempt as ClaimedAttempt).lead_id,
+        });
+        await storage.campaigns.placed((attempt as ClaimedAttempt).id, "CA-late", now());
+        const [lead] = await storage.campaigns.leads(campaign.id, 10, 0);
+        expect(lead).toMatchObject({ state: "calling", result: null });
+        expect(lead?.attempts_made[0]).toMatchObject({
+          state: "placed",
+          call_sid: "CA-late",
+          call: { status: "queued" },
+        });
+      });
+
+      test("a callback is kept for the call's lead; cancel cancels pending leads; completes when none is left", async () => {
+        const campaign = await campaignOf(2);
+        const [attempt] = await claim(campaign, storage, 1);
+        await storage.calls.create({
+          ...outbound("CA-cb"),
+          lead_id: (attempt as ClaimedAttempt).lead_id,
+        });
+        await storage.campaigns.placed((attempt as ClaimedAttempt).id, "CA-cb", now());
+        expect(
+          await storage.campaigns.requestCallback("CA-cb", "2026-03-03T21:00:00.000Z", now()),
+        ).toBe(true);
+        expect(
+          await storage.campaigns.requestCallback("CA-none", "2026-03-03T21:00:00.000Z", now()),
+        ).toBe(false);
+        expect((await storage.campaigns.ofCall("CA-cb"))?.timezone).toBe("America/Chicago");
+        await storage.calls.endIfOpen("CA-cb", "caller_hung_up", "");
+        const [ended] = await storage.campaigns.ended(10);
+        expect(ended?.callback_at).toBe("2026-03-03T21:00:00.000Z");
+        expect(
+          await storage.campaigns.transition(campaign.id, ["completed"], "active", now()),
+        ).toBeUndefined();
+        const cancelled = await storage.campaigns.transition(
+          campaign.id,
+          ["active", "paused"],
+          "cancelled",
+          now(),
+        );
+        expect(cancelled?.state).toBe("cancelled");
+        // The call under way ends after the cancel: its lead is not tried again.
+        await storage.campaigns.settle(
+          ended as EndedAttempt,
+          { kind: "retry", reason: "callback", at: new Date("2026-03-03T21:00:00.000Z") },
+          now(),
+        );
+        expect((await storage.campaigns.summary(campaign.id)).leads).toMatchObject({
+          cancelled: 2,
+          pending: 0,
+        });
+        const other = await storage.campaigns.create({ ...settings, name: "empty" }, [], now());
+        expect(await storage.campaigns.completeIfDone(other.id, now())).toBe(true);
+        expect(await storage.campaigns.completeIfDone(campaign.id, now())).toBe(false);
+        expect((await storage.campaigns.active()).map((row) => row.id)).toEqual([]);
       });
     });
   });

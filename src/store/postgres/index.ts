@@ -10,6 +10,7 @@ import { DEFAULT_FLUSH_INTERVAL_MS } from "../index.ts";
 import type { Storage } from "../port.ts";
 import { PostgresAppointmentStore } from "./appointments.ts";
 import { PostgresCallStore } from "./calls.ts";
+import { PostgresCampaignStore } from "./campaigns.ts";
 import { PostgresDncStore } from "./dnc.ts";
 import { PostgresEndingStore } from "./endings.ts";
 import { PostgresInstanceStore } from "./instances.ts";
@@ -59,6 +60,7 @@ export async function openPostgresStorage(
     endings: new PostgresEndingStore(sql, owner),
     sessions: new PostgresSessionStore(sql),
     dnc: new PostgresDncStore(sql),
+    campaigns: new PostgresCampaignStore(sql),
     async close() {
       const left = await calls.close();
       if (left > 0) {

@@ -209,6 +209,64 @@ export const postgresMigrations: Migration[] = [
       CREATE INDEX leads_by_phone ON leads (phone);
     `,
   },
+  {
+    version: 13,
+    name: "campaigns, their leads and each attempt (claimed before it is dialled)",
+    sql: `
+      CREATE TABLE campaigns (
+        id          text COLLATE "C" PRIMARY KEY,
+        name        text NOT NULL,
+        scenario    text NOT NULL,
+        from_number text NOT NULL,
+        timezone    text NOT NULL,
+        settings    text NOT NULL CHECK (settings::json IS NOT NULL),
+        state       text NOT NULL CHECK (state IN ('active', 'paused', 'cancelled', 'completed')),
+        created_at  text COLLATE "C" NOT NULL,
+        updated_at  text NOT NULL
+      );
+      CREATE INDEX campaigns_by_created ON campaigns (created_at DESC, id);
+
+      CREATE TABLE campaign_leads (
+        campaign_id     text COLLATE "C" NOT NULL REFERENCES campaigns (id),
+        lead_id         text COLLATE "C" NOT NULL REFERENCES leads (id),
+        phone           text NOT NULL,
+        timezone        text NOT NULL,
+        state           text NOT NULL
+                          CHECK (state IN ('pending', 'calling', 'done', 'unknown', 'cancelled')),
+        attempts        integer NOT NULL DEFAULT 0,
+        next_attempt_at text COLLATE "C",
+        callback_at     text,
+        last_outcome    text,
+        result          text,
+        updated_at      text NOT NULL,
+        PRIMARY KEY (campaign_id, lead_id)
+      );
+      CREATE INDEX campaign_leads_due ON campaign_leads (campaign_id, next_attempt_at)
+        WHERE state = 'pending';
+      CREATE INDEX campaign_leads_by_lead ON campaign_leads (lead_id);
+
+      CREATE TABLE campaign_attempts (
+        id          text COLLATE "C" PRIMARY KEY,
+        campaign_id text COLLATE "C" NOT NULL,
+        lead_id     text COLLATE "C" NOT NULL,
+        number      integer NOT NULL,
+        state       text NOT NULL
+                      CHECK (state IN ('dialling', 'placed', 'ended', 'failed', 'skipped', 'unknown')),
+        instance    text NOT NULL,
+        claimed_at  text COLLATE "C" NOT NULL,
+        call_sid    text COLLATE "C" UNIQUE REFERENCES calls (sid),
+        placed_at   text,
+        outcome     text,
+        ended_at    text,
+        error       text,
+        FOREIGN KEY (campaign_id, lead_id) REFERENCES campaign_leads (campaign_id, lead_id),
+        UNIQUE (campaign_id, lead_id, number)
+      );
+      CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
+      CREATE INDEX campaign_attempts_open ON campaign_attempts (state)
+        WHERE state IN ('dialling', 'placed');
+    `,
+  },
 ];
 
 /**
