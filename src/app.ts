@@ -14,6 +14,7 @@ import { accessLog } from "./routes/access-log.ts";
 import { EndpointGuard } from "./routes/auth.ts";
 import { MAX_BODY_BYTES } from "./routes/body.ts";
 import { callRoutes } from "./routes/calls.ts";
+import { campaignRoutes } from "./routes/campaigns.ts";
 import { ClientAddresses } from "./routes/client-address.ts";
 import { consoleRoutes } from "./routes/console.ts";
 import { dncRoutes } from "./routes/dnc.ts";
@@ -134,6 +135,15 @@ export function createApp(deps: AppDeps) {
     .use(leadRoutes(deps.store.leads, guard))
     .use(leadImportRoutes(deps.store.leads, guard))
     .use(dncRoutes({ dnc: deps.store.dnc, guard, clock: deps.clock }))
+    .use(
+      campaignRoutes({
+        campaigns: deps.store.campaigns,
+        leads: deps.store.leads,
+        guard,
+        clock: deps.clock,
+        config: deps.config,
+      }),
+    )
     .use(makeCallRoutes({ ...deps, guard }));
 }
 

@@ -235,6 +235,10 @@ export const Environment = Type.Object({
       "Live calls (plus calls about to connect) this process takes at once; more get a polite busy message",
     expected: "an integer from 1 to 10000",
   }),
+  CAMPAIGN_INBOUND_HEADROOM: variable(Type.Integer({ default: 2, minimum: 0, maximum: 10_000 }), {
+    description: "Calls of MAX_CONCURRENT_CALLS that campaigns leave free for inbound callers",
+    expected: "an integer from 0 to 10000",
+  }),
   INBOUND_SCENARIOS: variable(
     Type.Optional(Type.String({ pattern: `^${SCENARIO_ROUTE}(,\\s*${SCENARIO_ROUTE})*$` })),
     {
@@ -491,6 +495,8 @@ export interface Config {
     allowDevStreams: boolean;
     defaultScenario: string;
     maxConcurrent: number;
+    /** Of `maxConcurrent`, calls campaigns leave free for inbound callers. */
+    campaignInboundHeadroom: number;
     /** Called number → scenario id for inbound calls. */
     inboundScenarios: ReadonlyMap<string, string>;
     inboundDisclosure: string | undefined;
@@ -663,8 +669,8 @@ function modelOfAnotherProvider(provider: ThinkProvider, model: string): string 
 
 /**
  * What is valid but worth a warning in the log at start-up (`loadConfig` cannot log): a think model
- * in no known list (newer than this build, or a typo Deepgram will refuse), and an events webhook
- * over plain http to another machine.
+ * in no known list (newer than this build, or a typo Deepgram will refuse), an events webhook
+ * over plain http to another machine, and campaigns left no room by their inbound headroom.
  * @example for (const warning of configWarnings(config)) logger.warn(warning);
  */
 export function configWarnings(config: Config): string[] {
@@ -680,6 +686,12 @@ export function configWarnings(config: Config): string[] {
   if (hook?.protocol === "http:" && !["127.0.0.1", "localhost", "[::1]"].includes(hook.hostname)) {
     warnings.push(
       "EVENTS_WEBHOOK_URL: plain http to another machine; each call's transcript and the lead's details would cross the network unencrypted (use https)",
+    );
+  }
+  const { maxConcurrent, campaignInboundHeadroom } = config.calls;
+  if (campaignInboundHeadroom >= maxConcurrent) {
+    warnings.push(
+      `CAMPAIGN_INBOUND_HEADROOM: ${campaignInboundHeadroom} of MAX_CONCURRENT_CALLS=${maxConcurrent} kept for inbound calls leaves none for campaigns; they will place no call`,
     );
   }
   return warnings;
@@ -712,6 +724,7 @@ function toConfig(env: Environment): Config {
       allowDevStreams: env.ALLOW_DEV_STREAMS,
       defaultScenario: env.DEFAULT_SCENARIO,
       maxConcurrent: env.MAX_CONCURRENT_CALLS,
+      campaignInboundHeadroom: env.CAMPAIGN_INBOUND_HEADROOM,
       inboundScenarios: new Map(
         (env.INBOUND_SCENARIOS ?? "")
           .split(",")

@@ -13,6 +13,7 @@ import { CallBridge } from "./call/bridge.ts";
 import { Recordings } from "./call/recording.ts";
 import { CallRegistry } from "./call/registry.ts";
 import { type AgentConnector, CallSession } from "./call/session.ts";
+import { Dialer } from "./campaigns/dialer.ts";
 import { type Clock, systemClock, type Timer } from "./clock.ts";
 import { type Config, ConfigError, configWarnings, integrationStatus } from "./config.ts";
 import type { Coordination } from "./fleet/coordination.ts";
@@ -23,6 +24,7 @@ import { openRedisCoordination, RedisCoordination } from "./fleet/redis-coordina
 import type { Logger } from "./log.ts";
 import { CallEndings } from "./ops/call-endings.ts";
 import { type CallLabels, Metrics } from "./ops/metrics.ts";
+import { placeOutboundCall } from "./routes/make-call.ts";
 import { builtInScenarios } from "./scenarios/index.ts";
 import type { Scenario } from "./scenarios/types.ts";
 import { openStore } from "./store/index.ts";
@@ -38,6 +40,8 @@ export interface Service {
   readonly calls: CallRegistry;
   readonly bridge: CallBridge;
   readonly coordination: Coordination;
+  /** The campaign dialer, running when Twilio and Deepgram are configured. */
+  readonly dialer: Dialer | undefined;
   /** Base URL the server listens on, e.g. http://127.0.0.1:8080. */
   readonly url: string;
   readonly port: number;
@@ -62,11 +66,15 @@ const DAY_MS = 86_400_000;
 /** How often the outbox of ended calls is looked at, and how long after a call's end at first. */
 const ENDINGS_POLL_MS = 1_000;
 const ENDINGS_SETTLE_MS = 1_000;
+/** How often the campaign dialer looks for due attempts and ended calls. */
+const DIALER_POLL_MS = 1_000;
 
 /** Parts tests (and the demo) may swap; production uses the defaults. */
 export interface ServiceOverrides {
   /** How often, and how soon after a call ended, ended calls are counted and delivered. */
   endings?: { pollMs?: number; settleMs?: number };
+  /** How often the campaign dialer runs a round (tests call `dialer.tick()` themselves). */
+  dialer?: { pollMs?: number };
   scenarios?: ReadonlyMap<string, Scenario>;
   clock?: Clock;
   connectAgent?: AgentConnector;
@@ -272,6 +280,28 @@ export async function startService(
     settleMs: overrides.endings?.settleMs ?? ENDINGS_SETTLE_MS,
   });
   endings.start();
+  const canDial = twilio && integrations.twilio.configured && integrations.deepgram.configured;
+  const dialer = canDial
+    ? new Dialer({
+        store,
+        coordination,
+        clock,
+        logger,
+        instance,
+        maxConcurrent: config.calls.maxConcurrent,
+        inboundHeadroom: config.calls.campaignInboundHeadroom,
+        pollMs: overrides.dialer?.pollMs ?? DIALER_POLL_MS,
+        place: async (campaign, attempt) =>
+          (
+            await placeOutboundCall(
+              { config, store, calls, coordination, twilio, logger },
+              { to: attempt.phone, lead_id: attempt.lead_id },
+              { from: campaign.from },
+            )
+          ).call_sid,
+      })
+    : undefined;
+  dialer?.start();
   // prom-client takes ~100 ms to load: after listening, not before.
   void metrics
     .load()
@@ -319,6 +349,7 @@ export async function startService(
 
   let stopped: Promise<void> | undefined;
   const stop = async (reason: string) => {
+    await dialer?.stop();
     sweep?.cancel();
     recordingSweep?.cancel();
     keyCheck.abort();
@@ -356,6 +387,7 @@ export async function startService(
     calls,
     bridge,
     coordination,
+    dialer,
     url,
     port,
     expireRecordings,

@@ -13,10 +13,17 @@ import { twilioSdk } from "./twilio-webhooks.ts";
 
 /** Twilio refused or could not be reached: 502 with Twilio's own message. */
 export class TwilioApiError extends AppError {
+  /** Twilio answered that it will not do it (a 4xx): nothing happened, unlike a timeout. */
+  get refused(): boolean {
+    return this.twilioStatus !== undefined && this.twilioStatus >= 400 && this.twilioStatus < 500;
+  }
+
   constructor(
     message: string,
     /** Twilio's error code (e.g. 21211 invalid 'To'), when it gave one. */
     readonly twilioCode?: number,
+    /** The HTTP status Twilio answered with; undefined when it could not be reached. */
+    readonly twilioStatus?: number,
   ) {
     super(502, "TWILIO_ERROR", message);
   }
@@ -82,7 +89,11 @@ function owned(number: OwnedNumber): OwnedNumber {
 
 function asTwilioError(sdk: typeof twilio, error: unknown, action: string): TwilioApiError {
   if (error instanceof sdk.RestException) {
-    return new TwilioApiError(`Twilio refused to ${action}: ${error.message}`, error.code);
+    return new TwilioApiError(
+      `Twilio refused to ${action}: ${error.message}`,
+      error.code,
+      error.status,
+    );
   }
   return new TwilioApiError(`Could not reach Twilio to ${action}: ${(error as Error).message}`);
 }

@@ -162,6 +162,8 @@ export interface MakeCallDeps {
 export async function placeOutboundCall(
   { config, store, calls, coordination, twilio, logger }: Omit<MakeCallDeps, "guard">,
   body: Static<typeof MakeCallRequest>,
+  /** `from`: the caller ID (a campaign's), instead of TWILIO_PHONE_NUMBER. */
+  options: { from?: string } = {},
 ): Promise<Static<typeof MakeCallResponse>> {
   requireIntegration(config, "twilio");
   requireIntegration(config, "deepgram");
@@ -187,7 +189,7 @@ export async function placeOutboundCall(
   if (closed()) throw new ShuttingDownError();
 
   const externalUrl = config.server.externalUrl ?? "";
-  const from = config.twilio.phoneNumber ?? "";
+  const from = options.from ?? config.twilio.phoneNumber ?? "";
   const provisional = `pending:${crypto.randomUUID()}`;
   // The capacity check and the token are one step, on whichever instance: concurrent
   // requests cannot together pass the limit.

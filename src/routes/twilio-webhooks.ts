@@ -18,6 +18,7 @@ import {
   verifyTwilioSignature,
 } from "../adapters/twilio-webhooks.ts";
 import type { CallRegistry } from "../call/registry.ts";
+import type { Clock } from "../clock.ts";
 import { type Config, requireIntegration } from "../config.ts";
 import { AppError } from "../errors.ts";
 import type { Coordination } from "../fleet/coordination.ts";
@@ -127,6 +128,8 @@ export interface TwilioWebhookDeps {
   store: Storage;
   calls: CallRegistry;
   coordination: Coordination;
+  /** The time on the records (tests move it by hand). */
+  clock: Clock;
   logger: Logger;
 }
 
@@ -177,6 +180,7 @@ export function twilioWebhookRoutes({
   store,
   calls,
   coordination,
+  clock,
   logger,
 }: TwilioWebhookDeps) {
   return new Elysia({ name: "twilio-webhooks" })
@@ -247,7 +251,7 @@ export function twilioWebhookRoutes({
           return;
         }
         if (rank(update.CallStatus) < rank(call.status) || TERMINAL.has(call.status)) return;
-        const now = new Date().toISOString();
+        const now = clock.now().toISOString();
         const terminal = TERMINAL.has(update.CallStatus);
         /** The instance whose session has this call live, if any (this one or another). */
         const holder = terminal ? await coordination.holder(update.CallSid) : undefined;
@@ -420,7 +424,7 @@ export function twilioWebhookRoutes({
               ? "turned away: the service is shutting down"
               : "turned away: every line is in use",
             end_reason: closed ? "service_shutdown" : "over_capacity",
-            ended_at: new Date().toISOString(),
+            ended_at: clock.now().toISOString(),
           });
           logger.warn("inbound call turned away", {
             callSid: call.CallSid,

@@ -14,6 +14,7 @@
  */
 import type { Server } from "bun";
 import twilio from "twilio";
+import { type Clock, systemClock } from "../../src/clock.ts";
 import { Conditions } from "./conditions.ts";
 import type { FakeCallOptions, FakeTwilioCall } from "./twilio-media-client.ts";
 import { openStream, postStreamStatus, readTwiml, type StreamEvent } from "./twilio-webhooks.ts";
@@ -43,6 +44,10 @@ export interface FakeCall {
   stream?: FakeTwilioCall;
   /** The TwiML of each REST redirect (`Twiml=`), in order. */
   redirects: string[];
+  /** When the create was answered, by the fake's clock (ms since the epoch). */
+  createdAt: number;
+  /** When a final status (completed, busy, no-answer, failed, canceled) was sent, by its clock. */
+  endedAt?: number;
 }
 
 /** A `<Dial>` as Twilio reads it: its attributes and the `<Number>` it rings. */
@@ -122,8 +127,12 @@ function formOf(body: string): Record<string, string | string[]> {
   return form;
 }
 
+const FINAL_STATUSES = ["completed", "busy", "failed", "no-answer", "canceled"];
+
 export class FakeTwilioRest {
   readonly requests: RecordedRequest[] = [];
+  /** The time on the call log (`createdAt`, `endedAt`, `date_created`): a test's clock may replace it. */
+  clock: Clock = systemClock;
   readonly calls = new Map<string, FakeCall>();
   /** Replies the next create with this error instead of placing the call. */
   failNextCreate: TwilioErrorReply | undefined;
@@ -203,6 +212,7 @@ export class FakeTwilioRest {
   ): Promise<Response | undefined> {
     const call = this.#call(callSid);
     call.status = status;
+    if (FINAL_STATUSES.includes(status)) call.endedAt ??= this.clock.now().getTime();
     if (!call.statusCallback) return undefined;
     call.sequence += 1;
     return this.#postSigned(call.statusCallback, {
@@ -213,7 +223,7 @@ export class FakeTwilioRest {
       Direction: "outbound-api",
       CallStatus: status,
       SequenceNumber: String(call.sequence),
-      Timestamp: new Date().toUTCString(),
+      Timestamp: this.clock.now().toUTCString(),
       ...extra,
     });
   }
@@ -243,6 +253,7 @@ export class FakeTwilioRest {
       machineDetectionTuning: {},
       direction: "inbound",
       redirects: [],
+      createdAt: this.clock.now().getTime(),
     };
     this.calls.set(call.sid, call);
     const response = await this.#postSigned(voiceUrl, {
@@ -452,7 +463,7 @@ export class FakeTwilioRest {
           code: 20404,
           message: "The requested resource was not found",
         });
-      const ended = ["completed", "busy", "failed", "no-answer", "canceled"].includes(call.status);
+      const ended = FINAL_STATUSES.includes(call.status);
       if (form.Status === "completed" && ended) {
         return twilioError({
           status: 400,
@@ -479,7 +490,10 @@ export class FakeTwilioRest {
         call.stream?.hangUp("call redirected");
         call.stream = undefined;
       }
-      if (typeof form.Status === "string") call.status = form.Status;
+      if (typeof form.Status === "string") {
+        call.status = form.Status;
+        if (FINAL_STATUSES.includes(call.status)) call.endedAt ??= this.clock.now().getTime();
+      }
       return Response.json(this.#json(call));
     }
     return twilioError({
@@ -617,6 +631,7 @@ export class FakeTwilioRest {
       machineDetectionTuning: tuning,
       direction: "outbound-api",
       redirects: [],
+      createdAt: this.clock.now().getTime(),
     };
     this.calls.set(call.sid, call);
     return Response.json(this.#json(call), { status: 201 });
@@ -631,7 +646,7 @@ export class FakeTwilioRest {
       status: call.status,
       direction: call.direction,
       answered_by: null,
-      date_created: new Date().toUTCString(),
+      date_created: new Date(call.createdAt).toUTCString(),
       uri: `/2010-04-01/Accounts/${this.accountSid}/Calls/${call.sid}.json`,
     };
   }
