@@ -35,18 +35,16 @@ export function minutesOf(time: string): number {
 export function nextOpening(from: Date, window: CallingWindow, timeZone: string): Date | undefined {
   const start = minutesOf(window.start);
   const end = minutesOf(window.end);
+  const open = (date: string) => window.days.includes(WEEKDAYS[isoWeekday(date) - 1] as Weekday);
   const today = localDate(from, timeZone);
+  // Inside by the local reading, also in an hour the clocks repeat when they go back.
+  const local = localMinutes(from, timeZone);
+  if (open(today) && local >= start && local < end) return from;
   for (let offset = 0; offset <= 7; offset++) {
     const date = addDays(today, offset);
-    if (!window.days.includes(WEEKDAYS[isoWeekday(date) - 1] as Weekday)) continue;
+    if (!open(date)) continue;
     const opens = zonedToUtc(date, start, timeZone);
-    const closes = zonedToUtc(date, end, timeZone);
-    if (from < opens) return opens;
-    if (from < closes) {
-      // A clock set back may repeat an hour: inside means inside by the local reading too.
-      const local = localMinutes(from, timeZone);
-      if (offset > 0 || (local >= start && local < end)) return from;
-    }
+    if (opens > from) return opens;
   }
   return undefined;
 }

@@ -1,5 +1,6 @@
 import { beforeEach, describe, expect, test } from "bun:test";
 import { runTool } from "../../src/call/tools.ts";
+import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
 import { createLogger } from "../../src/log.ts";
 import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
 import type { PreparedScenario } from "../../src/scenarios/types.ts";
@@ -188,5 +189,97 @@ describe("tools", () => {
     });
     expect(ok).toBe(false);
     expect(content).toContain("disposition");
+  });
+});
+
+describe("schedule_callback, on a campaign's call", () => {
+  const NEW_YORK = "America/New_York";
+  /** Prepares CA1 as a campaign attempt at a lead in New York (the office is in Chicago). */
+  async function asCampaignCall(): Promise<PreparedScenario> {
+    const campaign = store.campaigns.create(
+      {
+        name: "March",
+        scenario: "insurance-followup",
+        from: "+15550001111",
+        timezone: "America/Chicago",
+        window: { days: ["mon", "tue", "wed", "thu", "fri"], start: "09:00", end: "20:00" },
+        max_concurrent: 1,
+        max_per_minute: 1,
+        max_attempts: 3,
+        retry_after_minutes: DEFAULT_RETRY,
+        retry_no_decision: false,
+      },
+      [{ lead_id: leadId, phone: CALLEE, timezone: NEW_YORK }],
+      NOW,
+    );
+    const [attempt] = store.campaigns.claim({
+      campaign,
+      now: NOW,
+      limit: 1,
+      instance: "test",
+      opening: () => NOW,
+    });
+    store.campaigns.placed(attempt?.id ?? "", "CA1", NOW);
+    return insuranceFollowUp.prepare(
+      {
+        callSid: "CA1",
+        direction: "outbound",
+        recorded: false,
+        from: "+15550001111",
+        to: CALLEE,
+        startedAt: clock.now(),
+        leadId,
+      },
+      { store: storage, clock, logger },
+    );
+  }
+  const callbackAt = () =>
+    store.campaigns.leads(store.campaigns.list(1, 0)[0]?.id ?? "", 1, 0)[0]?.callback_at;
+
+  test("is offered only on a campaign's call, deferred to the end of the turn, with the lead's local time in the prompt", async () => {
+    expect(scenario.tools.map((tool) => tool.name)).not.toContain("schedule_callback");
+    expect(scenario.prompt).not.toContain("schedule_callback");
+    scenario = await asCampaignCall();
+    const tool = scenario.tools.find((each) => each.name === "schedule_callback");
+    expect(tool?.deferUntilEndOfTurn).toBe(true);
+    expect(tool?.description).toContain(NEW_YORK);
+    // 15:00 UTC is 10:00 in New York.
+    expect(scenario.prompt).toContain(
+      "it is Monday, March 2 at 10:00 AM for them now, America/New_York",
+    );
+  });
+
+  test("keeps the asked local time in the lead's zone, daylight saving included", async () => {
+    scenario = await asCampaignCall();
+    const tomorrow = await call("schedule_callback", { date: "2026-03-03", time: "15:00" });
+    expect(tomorrow.result).toEqual({ scheduled: true, time: "Tuesday, March 3 at 3:00 PM" });
+    expect(callbackAt()).toBe("2026-03-03T20:00:00.000Z");
+    // The clocks go forward on March 8: 3 PM in New York is 19:00 UTC after it.
+    await call("schedule_callback", { date: "2026-03-09", time: "15:00" });
+    expect(callbackAt()).toBe("2026-03-09T19:00:00.000Z");
+  });
+
+  test("a time outside the calling hours moves to the next opening, and the agent is told", async () => {
+    scenario = await asCampaignCall();
+    const late = await call("schedule_callback", { date: "2026-03-06", time: "21:30" });
+    expect(late.result).toMatchObject({ scheduled: true, time: "Monday, March 9 at 9:00 AM" });
+    expect(late.result.note).toContain("outside our calling hours");
+    expect(callbackAt()).toBe("2026-03-09T13:00:00.000Z");
+  });
+
+  test("refuses a past, too near, impossible or too distant time, and schedules nothing", async () => {
+    scenario = await asCampaignCall();
+    for (const [args, words] of [
+      [{ date: "2026-03-02", time: "09:00" }, "too soon"],
+      [{ date: "2026-03-02", time: "10:05" }, "too soon"],
+      [{ date: "2026-02-30", time: "15:00" }, "does not exist"],
+      [{ date: "2026-06-01", time: "15:00" }, "more than 30 days"],
+    ] as const) {
+      expect((await call("schedule_callback", args)).result).toContain(words);
+    }
+    expect((await call("schedule_callback", { date: "tomorrow", time: "3pm" })).content).toContain(
+      "date",
+    );
+    expect(callbackAt()).toBeNull();
   });
 });

@@ -6,7 +6,7 @@
  */
 import type { Lead } from "../../store/leads.ts";
 import { quoted, spoken } from "../shared/text.ts";
-import { spokenDate } from "../shared/time.ts";
+import { spokenDate, spokenTime } from "../shared/time.ts";
 import type { Company } from "./company.ts";
 
 const fullName = (lead: Lead) => `${lead.first_name} ${lead.last_name}`;
@@ -50,7 +50,20 @@ function leadFacts(lead: Lead): string {
     .join("\n");
 }
 
-export function systemPrompt(company: Company, lead: Lead, now: Date): string {
+/**
+ * `leadTimeZone`: the call is a campaign's, so the lead may be called back at a time they choose
+ * (`schedule_callback`), local to them.
+ */
+export function systemPrompt(
+  company: Company,
+  lead: Lead,
+  now: Date,
+  leadTimeZone?: string,
+): string {
+  const callback = leadTimeZone
+    ? `
+- If they ask to be called back at another time, agree a day and time, read it back, and schedule it with schedule_callback in their local time (it is ${spokenTime(now, leadTimeZone)} for them now, ${leadTimeZone}); then record disposition callback_requested with update_lead and end the call.`
+    : "";
   return `You are ${company.callerName}, an AI assistant calling on behalf of ${company.name} to follow up on a homeowners insurance quote request.
 Today is ${spokenDate(now, company.timeZone)}. Times are ${company.timeZone}.
 
@@ -61,7 +74,7 @@ Who you are and are not:
 - You are an AI assistant. Say so at the start (the greeting does) and whenever asked.
 - You are not a licensed insurance agent. Never quote, estimate or hint at prices, premiums, discounts or coverage decisions; a licensed agent does that in the consultation.
 - If they ask to stop being called, apologise, record disposition do_not_call with update_lead, and end the call.
-- If they want a person to call them about something you cannot help with, take a message with take_message (their name, a number to call back, what it is about), then carry on.
+- If they want a person to call them about something you cannot help with, take a message with take_message (their name, a number to call back, what it is about), then carry on.${callback}
 - Until the person has confirmed they are the lead named above, mention nothing of the request but that name: whoever answers may be someone else.
 
 The call, step by step:
