@@ -43,10 +43,31 @@ export function nextOpening(from: Date, window: CallingWindow, timeZone: string)
   for (let offset = 0; offset <= 7; offset++) {
     const date = addDays(today, offset);
     if (!open(date)) continue;
-    const opens = zonedToUtc(date, start, timeZone);
+    const opens = firstMinuteFrom(date, start, timeZone);
     if (opens > from) return opens;
   }
   return undefined;
+}
+
+/**
+ * The first instant of `date` whose local reading is `minutes` or later: that time itself, or,
+ * when it does not exist there (the clocks jump over it), the moment they jump.
+ */
+function firstMinuteFrom(date: string, minutes: number, timeZone: string): Date {
+  const at = zonedToUtc(date, minutes, timeZone);
+  if (localMinutes(at, timeZone) === minutes) return at;
+  const reached = (instant: number) =>
+    localDate(new Date(instant), timeZone) === date &&
+    localMinutes(new Date(instant), timeZone) >= minutes;
+  // No jump is longer than a few hours: the earliest minute reached, by halving.
+  let low = at.getTime() - 3 * 3_600_000;
+  let high = at.getTime();
+  while (high - low > 60_000) {
+    const mid = low + Math.floor((high - low) / 120_000) * 60_000;
+    if (reached(mid)) high = mid;
+    else low = mid;
+  }
+  return new Date(high);
 }
 
 /** Whether `instant` is inside the window in `timeZone`. */

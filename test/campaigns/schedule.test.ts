@@ -84,7 +84,7 @@ describe("nextOpening", () => {
             isoWeekday(localDate(found, zone)) - 1
           ] as (typeof WEEKDAYS)[number];
           expect(open.days).toContain(weekday);
-          expect(local).toBeGreaterThanOrEqual(minutesOf(open.start) - 60);
+          expect(local).toBeGreaterThanOrEqual(minutesOf(open.start));
           expect(local).toBeLessThan(minutesOf(open.end));
           if (found.getTime() > from.getTime()) {
             // A later answer is where the window opens (or, where that local time does not exist
