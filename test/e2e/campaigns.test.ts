@@ -363,6 +363,56 @@ describe("campaign control", () => {
     expect((await h.request("POST", "/make-call", { to: "+15553000003" })).status).toBe(429);
   });
 
+  test("Twilio's refusal is a failed attempt, tried again; a failure that may have dialled is unknown", async () => {
+    const h = await startCampaignHarness("2026-03-02T15:00:00.000Z");
+    harness = h;
+    const ids = await importLeads(h, [{ phone: phoneOf(1) }, { phone: phoneOf(2) }]);
+    const { campaign } = await createCampaign(h, {
+      lead_ids: ids,
+      window: EVERY_DAY,
+      max_concurrent: 1,
+    });
+    h.twilio.failNextCreate = { status: 400, code: 21215, message: "Geo permission" };
+    expect(await h.round()).toEqual([]);
+    // Twilio answered 500: it may or may not have created the call.
+    h.twilio.failNextCreate = { status: 500, code: 20500, message: "Internal Server Error" };
+    expect(await h.round()).toEqual([]);
+    h.clock.advance(UNKNOWN_AFTER_MS + STEP_MS);
+    expect(await h.round()).toEqual([]);
+    const { leads } = await json<{ leads: CampaignLeadDetail[] }>(
+      await h.request("GET", `/campaigns/${campaign.id}/leads`),
+    );
+    const [refused, ambiguous] = [phoneOf(1), phoneOf(2)].map((phone) =>
+      leads.find((lead) => lead.phone === phone),
+    ) as [CampaignLeadDetail, CampaignLeadDetail];
+    expect(refused).toMatchObject({ state: "pending", attempts: 1 });
+    expect(refused.attempts_made[0]).toMatchObject({ state: "failed" });
+    expect(refused.attempts_made[0]?.error).toContain("Geo permission");
+    expect(Date.parse(refused.next_attempt_at ?? "")).toBe(Date.parse("2026-03-02T16:00:00.000Z"));
+    expect(ambiguous).toMatchObject({ state: "unknown", result: "unknown" });
+    // The refused lead is tried again after the failed delay; the unknown one never.
+    h.clock.advance(3_600_000);
+    expect((await h.round()).map((call) => call.to)).toEqual([phoneOf(1)]);
+  });
+
+  test("a number listed while the campaign runs is not called", async () => {
+    const h = await startCampaignHarness("2026-03-02T15:00:00.000Z");
+    harness = h;
+    const ids = await importLeads(h, [{ phone: phoneOf(1) }, { phone: phoneOf(2) }]);
+    const { campaign } = await createCampaign(h, {
+      lead_ids: ids,
+      window: EVERY_DAY,
+      max_concurrent: 1,
+    });
+    const [first] = await h.round();
+    await json(await h.request("POST", "/dnc", { numbers: [phoneOf(2)] }));
+    await h.end((first as FakeCall).sid, { status: "no-answer" });
+    expect(await h.round()).toEqual([]);
+    const { progress } = await progressOf(h, campaign.id);
+    expect(progress.results).toEqual({ do_not_call: 1 });
+    expect(progress.attempts).toMatchObject({ skipped: 1, ended: 1 });
+  });
+
   test("bad campaigns are refused naming the field", async () => {
     const h = await startCampaignHarness("2026-03-02T15:00:00.000Z");
     harness = h;
