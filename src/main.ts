@@ -60,6 +60,8 @@ Usage:
   voice-agent health         exit 0 when the local service answers GET /health with 200
   voice-agent call --to N    place an outbound call through a running service (call --help)
   voice-agent leads import F store the leads of a CSV file through a running service (leads --help)
+  voice-agent campaign CMD   create, list, show, pause, resume or cancel a calling campaign on a
+                             running service (campaign --help)
   voice-agent setup          configure Twilio, Deepgram and the .env; --install-service on a VM
                              (setup --help)
   voice-agent migrate        bring the configured database to this binary's schema, then exit
@@ -226,6 +228,14 @@ async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === "leads") {
     const { runLeadsCommand } = await import("./cli/leads.ts");
     return runLeadsCommand(argv.slice(1), process.env, {
+      out: (line) => console.log(line),
+      err: (line) => console.error(line),
+      readFile: (path) => Bun.file(path).text(),
+    });
+  }
+  if (argv[0] === "campaign") {
+    const { runCampaignCommand } = await import("./cli/campaign.ts");
+    return runCampaignCommand(argv.slice(1), process.env, {
       out: (line) => console.log(line),
       err: (line) => console.error(line),
       readFile: (path) => Bun.file(path).text(),

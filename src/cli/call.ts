@@ -76,6 +76,7 @@ const SERVICE_ROUTES = new Set([
   "make-call",
   "calls",
   "leads",
+  "campaigns",
   "twilio",
   "amd-result",
   "call-status",

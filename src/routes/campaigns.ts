@@ -27,12 +27,35 @@ const TIME = "^(?:[01]\\d|2[0-3]):[0-5]\\d$";
 /** A retry waits at most 30 days. */
 const MAX_RETRY_MINUTES = 43_200;
 
-const minutes = (description: string) =>
-  t.Optional(t.Integer({ minimum: 1, maximum: MAX_RETRY_MINUTES, description }));
+const minutes = (name: string, description: string) =>
+  t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum: MAX_RETRY_MINUTES,
+      description,
+      error: `body.retry_after_minutes.${name}: expected minutes, an integer from 1 to ${MAX_RETRY_MINUTES}`,
+    }),
+  );
+/** A limit from 1 to `maximum`, named in its error (Elysia's own says only "Expected union value"). */
+const limit = (name: string, maximum: number, fallback: number, description: string) =>
+  t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum,
+      default: fallback,
+      description,
+      error: `body.${name}: expected an integer from 1 to ${maximum}`,
+    }),
+  );
 
 export const CampaignRequest = t.Object(
   {
-    name: t.String({ minLength: 1, maxLength: 100, pattern: PLAIN_TEXT }),
+    name: t.String({
+      minLength: 1,
+      maxLength: 100,
+      pattern: PLAIN_TEXT,
+      description: "One line of plain text, up to 100 characters",
+    }),
     scenario: t.Optional(
       t.Literal(OUTBOUND_SCENARIO, { description: "The outbound scenario (the default)" }),
     ),
@@ -40,7 +63,8 @@ export const CampaignRequest = t.Object(
       t.Array(t.String({ minLength: 1, maxLength: 64, pattern: PRINTABLE }), {
         minItems: 1,
         maxItems: MAX_CAMPAIGN_LEADS,
-        description: "Stored leads to call (give this or leads)",
+        description:
+          "Stored leads to call (give this or leads); as many as fit in the 64 KB body, about 1,400",
       }),
     ),
     leads: t.Optional(
@@ -57,31 +81,47 @@ export const CampaignRequest = t.Object(
     timezone: t.String({
       maxLength: 64,
       format: "iana-time-zone",
-      description: "IANA zone of leads that name none, e.g. America/Chicago",
+      description: "An IANA time zone, e.g. America/Chicago (for leads that name none)",
     }),
     window: t.Object(
       {
-        days: t.Array(t.Union(WEEKDAYS.map((day) => t.Literal(day))), {
-          minItems: 1,
-          maxItems: 7,
-          uniqueItems: true,
+        days: t.Array(
+          t.Union(
+            WEEKDAYS.map((day) => t.Literal(day)),
+            { error: `body.window.days: expected days of ${WEEKDAYS.join(", ")}` },
+          ),
+          {
+            minItems: 1,
+            maxItems: 7,
+            uniqueItems: true,
+            error: `body.window.days: expected one to seven of ${WEEKDAYS.join(", ")}, each once`,
+          },
+        ),
+        start: t.String({
+          pattern: TIME,
+          description: "A time of day, HH:MM (24-hour), local to the lead",
         }),
-        start: t.String({ pattern: TIME, description: "HH:MM, local to the lead" }),
-        end: t.String({ pattern: TIME, description: "HH:MM, after start, the same day" }),
+        end: t.String({
+          pattern: TIME,
+          description: "A time of day, HH:MM (24-hour), after start, the same day",
+        }),
       },
       { additionalProperties: false, description: "Calling hours in each lead's own zone" },
     ),
-    max_concurrent: t.Optional(t.Integer({ minimum: 1, maximum: 1000, default: 5 })),
-    max_per_minute: t.Optional(t.Integer({ minimum: 1, maximum: 1000, default: 10 })),
-    max_attempts: t.Optional(t.Integer({ minimum: 1, maximum: 20, default: 3 })),
+    max_concurrent: limit("max_concurrent", 1000, 5, "Calls in progress at once"),
+    max_per_minute: limit("max_per_minute", 1000, 10, "New calls in any 60 seconds"),
+    max_attempts: limit("max_attempts", 20, 3, "Tries per lead"),
     retry_after_minutes: t.Optional(
       t.Object(
         {
-          no_answer: minutes("Default 120"),
-          busy: minutes("Default 30"),
-          failed: minutes("Default 60; also every other outcome that is not final"),
-          no_answer_voicemail_left: minutes("Default 1440"),
-          callback_requested: minutes("Asked to be called back, no time given. Default 1440"),
+          no_answer: minutes("no_answer", "Default 120"),
+          busy: minutes("busy", "Default 30"),
+          failed: minutes("failed", "Default 60; also every other outcome that is not final"),
+          no_answer_voicemail_left: minutes("no_answer_voicemail_left", "Default 1440"),
+          callback_requested: minutes(
+            "callback_requested",
+            "Asked to be called back, no time given. Default 1440",
+          ),
         },
         { additionalProperties: false },
       ),
@@ -117,7 +157,10 @@ export class CampaignStateError extends AppError {
   }
 }
 
-const TRANSITIONS: Record<string, { from: CampaignState[]; to: CampaignState; verb: string }> = {
+export const TRANSITIONS: Record<
+  string,
+  { from: CampaignState[]; to: CampaignState; verb: string }
+> = {
   pause: { from: ["active"], to: "paused", verb: "be paused" },
   resume: { from: ["paused"], to: "active", verb: "be resumed" },
   cancel: { from: ["active", "paused"], to: "cancelled", verb: "be cancelled" },
@@ -127,7 +170,7 @@ const noSuchCampaign = Errors.notFound(
   "campaign",
   "No campaign cmp_0193d5c2-7a10-7cc1-9a37-1f2b3c4d5e6f",
 );
-const IdParams = t.Object({ id: t.String({ maxLength: 64, pattern: PRINTABLE }) });
+export const IdParams = t.Object({ id: t.String({ maxLength: 64, pattern: PRINTABLE }) });
 
 export interface CampaignRouteDeps {
   campaigns: CampaignStore;
