@@ -157,8 +157,11 @@ export class CampaignStateError extends AppError {
   }
 }
 
+export type CampaignMove = "pause" | "resume" | "cancel";
+
+/** Each move: the states it may start from, the state it leads to. */
 export const TRANSITIONS: Record<
-  string,
+  CampaignMove,
   { from: CampaignState[]; to: CampaignState; verb: string }
 > = {
   pause: { from: ["active"], to: "paused", verb: "be paused" },
@@ -172,6 +175,27 @@ const noSuchCampaign = Errors.notFound(
 );
 export const IdParams = t.Object({ id: t.String({ maxLength: 64, pattern: PRINTABLE }) });
 
+/** The campaign, or a 404. */
+export async function campaignOf(campaigns: CampaignStore, id: string): Promise<Campaign> {
+  const campaign = await campaigns.get(id);
+  if (!campaign) throw new NotFoundError(`No campaign ${id}`);
+  return campaign;
+}
+
+/** Pauses, resumes or cancels a campaign (the API's and the console's): a 404, or a 409 when its state does not allow it. */
+export async function moveCampaign(
+  campaigns: CampaignStore,
+  id: string,
+  action: CampaignMove,
+  now: string,
+): Promise<Campaign> {
+  const { from, to, verb } = TRANSITIONS[action];
+  const campaign = await campaignOf(campaigns, id);
+  const moved = await campaigns.transition(campaign.id, from, to, now);
+  if (!moved) throw new CampaignStateError((await campaigns.get(campaign.id)) ?? campaign, verb);
+  return moved;
+}
+
 export interface CampaignRouteDeps {
   campaigns: CampaignStore;
   leads: LeadStore;
@@ -182,21 +206,11 @@ export interface CampaignRouteDeps {
 }
 
 export function campaignRoutes({ campaigns, leads, guard, clock, config }: CampaignRouteDeps) {
-  const found = async (id: string) => {
-    const campaign = await campaigns.get(id);
-    if (!campaign) throw new NotFoundError(`No campaign ${id}`);
-    return campaign;
-  };
+  const found = (id: string) => campaignOf(campaigns, id);
   const transition =
-    (action: keyof typeof TRANSITIONS) =>
-    async ({ params }: { params: { id: string } }) => {
-      const { from, to, verb } = TRANSITIONS[action] as (typeof TRANSITIONS)[string];
-      const campaign = await found(params.id);
-      const moved = await campaigns.transition(campaign.id, from, to, clock.now().toISOString());
-      if (!moved)
-        throw new CampaignStateError((await campaigns.get(campaign.id)) ?? campaign, verb);
-      return moved;
-    };
+    (action: CampaignMove) =>
+    ({ params }: { params: { id: string } }) =>
+      moveCampaign(campaigns, params.id, action, clock.now().toISOString());
   const transitionDetail = (action: string, summary: string) => ({
     params: IdParams,
     detail: {

@@ -5,7 +5,8 @@
  * `/console/api/…`, its live stream (`/console/stream`, server-sent events) and, elsewhere,
  * `GET /calls/{sid}/recording`. State-changing requests must come from the console's own origin.
  * The page runs under a Content-Security-Policy that allows only its own nonce-marked script and
- * style and requests to this origin.
+ * style and requests to this origin. Campaigns are read and paused, resumed or cancelled here as
+ * under `/campaigns`, with the same moves (`TRANSITIONS`) and the same errors.
  */
 import { randomBytes } from "node:crypto";
 import { Elysia, t } from "elysia";
@@ -21,12 +22,14 @@ import { callDetail } from "../ops/call-detail.ts";
 import type { ConsoleFeed, FeedMessage } from "../ops/console-feed.ts";
 import type { ConsoleSessions } from "../ops/console-sessions.ts";
 import type { CallRecord } from "../store/calls.ts";
+import type { CampaignState } from "../store/campaigns.ts";
 import type { Storage } from "../store/port.ts";
 import { type EndpointGuard, UnauthorizedError } from "./auth.ts";
 import { limitedBody, MAX_BODY_BYTES, readJson } from "./body.ts";
 import { CallSidParams } from "./calls.ts";
+import { type CampaignMove, campaignOf, IdParams, moveCampaign, TRANSITIONS } from "./campaigns.ts";
 import { type CallPlacer, MakeCallRequest, placeOutboundCall } from "./make-call.ts";
-import { PRINTABLE } from "./models.ts";
+import { PageQuery, PRINTABLE, page as pageOf } from "./models.ts";
 import { validator } from "./validate.ts";
 
 /** The pages as text (Bun's types call an HTML import a bundle; `type: "text"` makes it a string). */
@@ -42,6 +45,11 @@ const KEEP_ALIVE_MS = 5_000;
 const CATCH_UP = 500;
 /** Rows of a CSV export at most. */
 const MAX_EXPORT = 10_000;
+/**
+ * Campaigns a page of the list holds at most: each is counted with its own queries (the store has
+ * no counts for a whole list), so a page stays small.
+ */
+const MAX_CAMPAIGN_PAGE = 50;
 
 export interface ConsoleDeps {
   config: Config;
@@ -67,6 +75,25 @@ const Filters = t.Object({
   offset: t.Optional(t.Numeric({ minimum: 0, maximum: 1_000_000 })),
 });
 type FilterQuery = typeof Filters.static;
+
+/** A page of the Campaigns view: at most MAX_CAMPAIGN_PAGE. */
+const CampaignPage = t.Object({
+  ...PageQuery,
+  limit: t.Optional(
+    t.Integer({
+      minimum: 1,
+      maximum: MAX_CAMPAIGN_PAGE,
+      default: 20,
+      error: `query.limit: expected an integer from 1 to ${MAX_CAMPAIGN_PAGE}`,
+    }),
+  ),
+});
+
+/** The moves (`pause`, `resume`, `cancel`) a campaign in `state` may make now. */
+const movesFrom = (state: CampaignState) =>
+  Object.entries(TRANSITIONS)
+    .filter(([, move]) => move.from.includes(state))
+    .map(([action]) => action as CampaignMove);
 
 const parseLogin = validator(
   t.Object({ secret: t.String({ maxLength: 512, pattern: PRINTABLE }) }),
@@ -133,6 +160,20 @@ export function consoleRoutes(deps: ConsoleDeps) {
     if (!(await sessions.valid(request)))
       throw new UnauthorizedError("Sign in to the console first (POST /console/login)");
   };
+  /** `POST /console/api/campaigns/:id/<action>`: as `POST /campaigns/{id}/<action>`, for the cookie. */
+  const move =
+    (action: CampaignMove) =>
+    async ({ request, params }: { request: Request; params: { id: string } }) => {
+      guard.refuseCrossSite(request);
+      await requireSession(request);
+      const moved = await moveCampaign(
+        store.campaigns,
+        params.id,
+        action,
+        deps.clock.now().toISOString(),
+      );
+      return { ...moved, actions: movesFrom(moved.state) };
+    };
   return new Elysia({ name: "console" })
     .get(
       "/console",
@@ -261,6 +302,62 @@ export function consoleRoutes(deps: ConsoleDeps) {
           },
           { params: CallSidParams, detail: { hide: true } },
         )
+        .get(
+          "/api/campaigns",
+          async ({ request, query }) => {
+            await requireSession(request);
+            const { limit, offset } = pageOf(query);
+            const campaigns = await store.campaigns.list(limit, offset);
+            // Each with its leads by state (the list's columns), counted one campaign at a time.
+            const counted = [];
+            for (const campaign of campaigns)
+              counted.push({
+                ...campaign,
+                leads: (await store.campaigns.summary(campaign.id)).leads,
+              });
+            return { campaigns: counted, limit, offset };
+          },
+          { query: CampaignPage, detail: { hide: true } },
+        )
+        .get(
+          "/api/campaigns/:id",
+          async ({ request, params }) => {
+            await requireSession(request);
+            const campaign = await campaignOf(store.campaigns, params.id);
+            return {
+              ...campaign,
+              progress: await store.campaigns.summary(campaign.id),
+              actions: movesFrom(campaign.state),
+            };
+          },
+          { params: IdParams, detail: { hide: true } },
+        )
+        .get(
+          "/api/campaigns/:id/leads",
+          async ({ request, params, query }) => {
+            await requireSession(request);
+            const campaign = await campaignOf(store.campaigns, params.id);
+            const { limit, offset } = pageOf(query);
+            return {
+              leads: await store.campaigns.leads(campaign.id, limit, offset),
+              limit,
+              offset,
+            };
+          },
+          { params: IdParams, query: t.Object(PageQuery), detail: { hide: true } },
+        )
+        .post("/api/campaigns/:id/pause", move("pause"), {
+          params: IdParams,
+          detail: { hide: true },
+        })
+        .post("/api/campaigns/:id/resume", move("resume"), {
+          params: IdParams,
+          detail: { hide: true },
+        })
+        .post("/api/campaigns/:id/cancel", move("cancel"), {
+          params: IdParams,
+          detail: { hide: true },
+        })
         .post(
           "/api/make-call",
           async ({ request, body }) => {

@@ -110,7 +110,7 @@ export interface EndedAttempt {
 export interface CampaignSummary {
   /** Leads by their state in the campaign. */
   leads: Record<CampaignLeadState, number>;
-  /** Done leads by why. */
+  /** Leads with a result (done, cancelled or unknown), by it. */
   results: Record<string, number>;
   /** Attempts by state, and ended attempts by their call's outcome. */
   attempts: Record<AttemptState, number> & { total: number };
@@ -302,12 +302,11 @@ export class CampaignRepository {
     return this.db
       .transaction(() => {
         const row = this.db
-          .query<CampaignRow, [string, string, string]>(
+          .query<CampaignRow, [string, string, string, string]>(
             `UPDATE campaigns SET state = ?, updated_at = ?
-             WHERE id = ? AND state IN (${from.map((state) => `'${state}'`).join(", ")})
-             RETURNING *`,
+             WHERE id = ? AND state IN (SELECT value FROM json_each(?)) RETURNING *`,
           )
-          .get(to, now, id);
+          .get(to, now, id, JSON.stringify(from));
         if (!row) return undefined;
         if (to === "cancelled") {
           this.db.run(
@@ -321,13 +320,16 @@ export class CampaignRepository {
       .immediate();
   }
 
-  /** Marks the campaign completed once no lead is pending or being called. @returns whether it did */
+  /**
+   * Marks the campaign (active or paused) completed once no lead is pending or being called.
+   * @returns whether it did
+   */
   completeIfDone(id: string, now: string): boolean {
     return (
       this.db
         .query(
           `UPDATE campaigns SET state = 'completed', updated_at = ?1
-           WHERE id = ?2 AND state = 'active' AND NOT EXISTS (
+           WHERE id = ?2 AND state IN ('active', 'paused') AND NOT EXISTS (
              SELECT 1 FROM campaign_leads WHERE campaign_id = ?2 AND state IN ('pending', 'calling'))
            RETURNING id`,
         )

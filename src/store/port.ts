@@ -175,7 +175,7 @@ export interface CampaignStore {
     to: CampaignState,
     now: string,
   ): Promise<Campaign | undefined>;
-  /** Completed once no lead is pending or being called. */
+  /** Completed (from active or paused) once no lead is pending or being called. */
   completeIfDone(id: string, now: string): Promise<boolean>;
   /**
    * Claims due attempts within the campaign's concurrency and rate and `limit`, atomically across

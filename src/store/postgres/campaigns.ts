@@ -104,7 +104,7 @@ export class PostgresCampaignStore implements CampaignStore {
   async completeIfDone(id: string, now: string): Promise<boolean> {
     const rows = await this.sql`
       UPDATE campaigns SET state = 'completed', updated_at = ${now}
-      WHERE id = ${id} AND state = 'active' AND NOT EXISTS (
+      WHERE id = ${id} AND state IN ('active', 'paused') AND NOT EXISTS (
         SELECT 1 FROM campaign_leads WHERE campaign_id = ${id} AND state IN ('pending', 'calling'))
       RETURNING id`;
     return rows.length > 0;
