@@ -73,8 +73,11 @@ const DIALER_POLL_MS = 1_000;
 export interface ServiceOverrides {
   /** How often, and how soon after a call ended, ended calls are counted and delivered. */
   endings?: { pollMs?: number; settleMs?: number };
-  /** How often the campaign dialer runs a round (tests call `dialer.tick()` themselves). */
-  dialer?: { pollMs?: number };
+  /**
+   * How often the campaign dialer runs a round (tests call `dialer.tick()` themselves), and how
+   * long after its call ended an attempt is settled.
+   */
+  dialer?: { pollMs?: number; settleMs?: number };
   scenarios?: ReadonlyMap<string, Scenario>;
   clock?: Clock;
   connectAgent?: AgentConnector;
@@ -291,12 +294,15 @@ export async function startService(
         maxConcurrent: config.calls.maxConcurrent,
         inboundHeadroom: config.calls.campaignInboundHeadroom,
         pollMs: overrides.dialer?.pollMs ?? DIALER_POLL_MS,
-        place: async (campaign, attempt) =>
+        ...(overrides.dialer?.settleMs === undefined
+          ? {}
+          : { settleMs: overrides.dialer.settleMs }),
+        place: async (campaign, attempt, options) =>
           (
             await placeOutboundCall(
               { config, store, calls, coordination, twilio, logger },
               { to: attempt.phone, lead_id: attempt.lead_id },
-              { from: campaign.from },
+              { from: campaign.from, ...options },
             )
           ).call_sid,
       })

@@ -3,7 +3,7 @@
  * `FunctionCallResponse`, and records it. The live agent may call a function before the caller's
  * turn is confirmed and withdraw it with `FunctionCallCancelled`: a cancelled call gets no answer,
  * and the effects a tool stages (ending or transferring the call) are dropped, or withdrawn when the cancel comes
- * after the answer. Effects that cannot be withdrawn belong to tools declared `deferUntilEndOfTurn`,
+ * after the answer; what a tool stored and said how to undo (`onWithdraw`) is undone. Effects that cannot be withdrawn belong to tools declared `deferUntilEndOfTurn`,
  * which the agent never calls speculatively. One call's functions run one at a time, in the order
  * they were asked for, also across requests: a tool's checks and its write (a booking limit, then
  * the booking) see no other function of the same call in between, now that the store is awaited.
@@ -26,7 +26,7 @@ export interface FunctionCallRequestItem {
 export interface FunctionCallsDeps {
   tools: ReadonlyMap<string, Tool>;
   /** The call as tools see it, without `endCall` and `transfer`, staged per function call. */
-  context: Omit<ToolContext, "endCall" | "transfer">;
+  context: Omit<ToolContext, "endCall" | "transfer" | "onWithdraw">;
   clock: Clock;
   timeoutMs: number;
   logger: Logger;
@@ -47,7 +47,10 @@ type Progress = "running" | "cancelled" | "answered";
 
 export class FunctionCalls {
   /** Calls of this conversation by id, until the session ends. */
-  readonly #calls = new Map<string, { name: string; progress: Progress }>();
+  readonly #calls = new Map<
+    string,
+    { name: string; progress: Progress; undo: (() => unknown)[] }
+  >();
   /** The functions asked for so far, run in order: settles when the last of them has. */
   #queue: Promise<void> = Promise.resolve();
 
@@ -59,7 +62,8 @@ export class FunctionCalls {
    */
   run(functions: readonly FunctionCallRequestItem[]): Promise<void> {
     const ours = functions.filter((call) => call.client_side);
-    for (const call of ours) this.#calls.set(call.id, { name: call.name, progress: "running" });
+    for (const call of ours)
+      this.#calls.set(call.id, { name: call.name, progress: "running", undo: [] });
     const turn = this.#queue.then(() => this.#runInOrder(ours));
     this.#queue = turn.catch(() => {});
     return turn;
@@ -74,6 +78,7 @@ export class FunctionCalls {
         ...this.deps.context,
         endCall: (reason) => staged.push(() => this.deps.endCall(reason, call.id)),
         transfer: (request) => staged.push(() => this.deps.transfer(request, call.id)),
+        onWithdraw: (undo) => this.#calls.get(call.id)?.undo.push(undo),
       };
       const { clock, timeoutMs } = this.deps;
       const outcome = await runTool(
@@ -99,7 +104,11 @@ export class FunctionCalls {
           ...(cancelled ? { cancelled: true } : {}),
         },
       });
-      if (cancelled) continue;
+      if (cancelled) {
+        // Withdrawn while it ran: what it stored is taken back.
+        await this.#undo(call.id);
+        continue;
+      }
       if (entry) entry.progress = "answered";
       this.deps.send(functionCallResponseMessage(call.id, call.name, outcome.content));
       for (const effect of staged) effect();
@@ -120,7 +129,22 @@ export class FunctionCalls {
         this.deps.logger.warn("agent cancelled a function call it never made", { id });
         continue;
       }
-      if (answered) this.deps.withdrawEnd(id);
+      if (answered) {
+        this.deps.withdrawEnd(id);
+        void this.#undo(id);
+      }
+    }
+  }
+
+  /** Runs what function call `id` said would undo it, once. */
+  async #undo(id: string): Promise<void> {
+    const entry = this.#calls.get(id);
+    for (const undo of entry?.undo.splice(0) ?? []) {
+      try {
+        await undo();
+      } catch (error) {
+        this.deps.logger.error("could not take back a withdrawn function call", { id, error });
+      }
     }
   }
 }

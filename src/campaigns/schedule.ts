@@ -59,9 +59,11 @@ function firstMinuteFrom(date: string, minutes: number, timeZone: string): Date 
   const reached = (instant: number) =>
     localDate(new Date(instant), timeZone) === date &&
     localMinutes(new Date(instant), timeZone) >= minutes;
-  // No jump is longer than a few hours: the earliest minute reached, by halving.
-  let low = at.getTime() - 3 * 3_600_000;
-  let high = at.getTime();
+  // No jump is longer than a few hours: the earliest minute reached, by halving, on whichever
+  // side of the jump the conversion landed.
+  const before = localMinutes(at, timeZone) < minutes;
+  let low = before ? at.getTime() : at.getTime() - 3 * 3_600_000;
+  let high = before ? at.getTime() + 3 * 3_600_000 : at.getTime();
   while (high - low > 60_000) {
     const mid = low + Math.floor((high - low) / 120_000) * 60_000;
     if (reached(mid)) high = mid;
@@ -118,6 +120,12 @@ const DELAY_OF: Record<string, keyof RetryPolicy> = {
   callback_requested: "callback_requested",
 };
 
+/**
+ * Callbacks past `maxAttempts` a lead may ask for: they asked, but a caller who asks on every call
+ * (or words in a lead's data that steer the agent) does not keep the campaign calling for ever.
+ */
+export const EXTRA_CALLBACKS = 2;
+
 export interface AttemptResult {
   /** The call's outcome (a disposition, or how it ended). */
   outcome: string;
@@ -139,15 +147,17 @@ export type NextStep =
 
 /**
  * After an attempt: a final outcome ends the lead's part in the campaign; a callback the lead asked
- * for is placed at its time (even past `maxAttempts`: they asked for it); otherwise it is tried again
- * after the policy's delay for that outcome, until `maxAttempts` attempts were made.
+ * for is placed at its time (even past `maxAttempts`, they asked for it, up to EXTRA_CALLBACKS more);
+ * otherwise it is tried again after the policy's delay for that outcome, until `maxAttempts`
+ * attempts were made.
  */
 export function afterAttempt(result: AttemptResult): NextStep {
   const { outcome, retryNoDecision } = result;
   const final = (FINAL_OUTCOMES as readonly string[]).includes(outcome);
   if (final && !(outcome === "no_decision" && retryNoDecision))
     return { kind: "done", result: outcome };
-  if (result.callbackAt) return { kind: "retry", at: result.callbackAt, reason: "callback" };
+  if (result.callbackAt && result.attempts < result.maxAttempts + EXTRA_CALLBACKS)
+    return { kind: "retry", at: result.callbackAt, reason: "callback" };
   if (result.attempts >= result.maxAttempts) return { kind: "done", result: "max_attempts" };
   const delay = result.retry[DELAY_OF[outcome] ?? "failed"];
   return {

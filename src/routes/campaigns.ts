@@ -268,7 +268,7 @@ export function campaignRoutes({ campaigns, leads, guard, clock, config }: Campa
           throw new BadRequestError(
             `body.${body.lead_ids ? "lead_ids" : "leads"}: no lead to call${skipped[0] ? ` (${skipped[0].lead_id}: ${skipped[0].reason})` : ""}`,
           );
-        const campaign = await campaigns.create(
+        const created = await campaigns.create(
           {
             name: body.name,
             scenario: body.scenario ?? OUTBOUND_SCENARIO,
@@ -285,7 +285,20 @@ export function campaignRoutes({ campaigns, leads, guard, clock, config }: Campa
           clock.now().toISOString(),
         );
         set.status = 201;
-        return { campaign, leads: chosen.length, skipped };
+        if (!created)
+          throw new BadRequestError(
+            `body.${body.lead_ids ? "lead_ids" : "leads"}: no lead to call (their numbers are being called by another campaign's leads)`,
+          );
+        for (const id of created.conflicts)
+          skipped.push({
+            lead_id: id,
+            reason: "its number is being called for another lead (here or in another campaign)",
+          });
+        return {
+          campaign: created.campaign,
+          leads: chosen.length - created.conflicts.length,
+          skipped,
+        };
       },
       {
         body: CampaignRequest,

@@ -155,6 +155,16 @@ export interface MakeCallDeps {
   logger: Logger;
 }
 
+/** What a campaign's dialer adds to a placement. */
+export interface PlacementOptions {
+  /** The caller ID, instead of TWILIO_PHONE_NUMBER. */
+  from?: string;
+  /** The calls that may be live at once for this one to go ahead (default MAX_CONCURRENT_CALLS). */
+  capacity?: number;
+  /** Runs just before Twilio is asked; throwing stops the placement (nothing was dialled). */
+  beforeRequest?(): Promise<void>;
+}
+
 /**
  * Places an outbound call (what `POST /make-call` and the console's form do): checks, the lead,
  * a one-time stream token within the call limit, Twilio's create with AMD, the record.
@@ -162,8 +172,7 @@ export interface MakeCallDeps {
 export async function placeOutboundCall(
   { config, store, calls, coordination, twilio, logger }: Omit<MakeCallDeps, "guard">,
   body: Static<typeof MakeCallRequest>,
-  /** `from`: the caller ID (a campaign's), instead of TWILIO_PHONE_NUMBER. */
-  options: { from?: string } = {},
+  options: PlacementOptions = {},
 ): Promise<Static<typeof MakeCallResponse>> {
   requireIntegration(config, "twilio");
   requireIntegration(config, "deepgram");
@@ -172,7 +181,7 @@ export async function placeOutboundCall(
     throw new BadRequestError("body.lead_id: give either lead or lead_id, not both");
   const listed = await store.dnc.get(body.to);
   if (listed) throw new DoNotCallError(listed);
-  const { maxConcurrent } = config.calls;
+  const maxConcurrent = options.capacity ?? config.calls.maxConcurrent;
   // A draining instance of a fleet still places calls: another instance takes the stream.
   // Alone, it takes none. Refused early, before a lead is stored; the token is the binding check.
   const closed = () => calls.draining && coordination.kind === "local";
@@ -219,6 +228,7 @@ export async function placeOutboundCall(
   }
   let placed: { sid: string; status: string };
   try {
+    await options.beforeRequest?.();
     placed = await twilio.placeCall({
       to: body.to,
       from,

@@ -19,6 +19,11 @@ export interface ToolContext {
   endCall(reason: string): void;
   /** Hands the caller to a person once the handoff line has been heard (`transfer_call`). */
   transfer(request: TransferRequest): void;
+  /**
+   * Takes back what this function call did if the agent withdraws it (`FunctionCallCancelled`)
+   * once it has run: for an effect stored at once that is easily undone (a callback time).
+   */
+  onWithdraw(undo: () => unknown): void;
 }
 
 export interface Tool<Parameters extends TSchema = TSchema> {

@@ -4,7 +4,9 @@
  * done) and each attempt (`campaign_attempts`), claimed in the database before it is dialled so
  * that no two processes dial the same one and a restart neither repeats nor forgets one. An
  * attempt is `dialling` from its claim until Twilio names the call (`placed`), then `ended` once
- * its call's record has; one whose claim is old and never got a SID is `unknown`, never retried.
+ * its call's record has. `requested_at` is set just before Twilio is asked: an attempt stopped
+ * before it is released (it never rang), one stopped after it without a SID is `unknown`, never
+ * retried. A number is called by one campaign lead at a time (a unique index).
  */
 import type { Database, Statement } from "bun:sqlite";
 import type { CallingWindow, NextStep, RetryPolicy } from "../campaigns/schedule.ts";
@@ -32,11 +34,13 @@ export interface Campaign extends CampaignSettings {
   /** The zone of leads that name none. */
   timezone: string;
   state: CampaignState;
+  /** Why the service paused it (Twilio refused the account's calls); cleared on resume. */
+  note: string | null;
   created_at: string;
   updated_at: string;
 }
 
-export type NewCampaign = Omit<Campaign, "id" | "state" | "created_at" | "updated_at">;
+export type NewCampaign = Omit<Campaign, "id" | "state" | "note" | "created_at" | "updated_at">;
 
 /** A lead as the campaign calls it: its number and zone, fixed when the campaign was made. */
 export interface CampaignLeadInput {
@@ -68,6 +72,8 @@ export interface Attempt {
   /** The instance that claimed it. */
   instance: string;
   claimed_at: string;
+  /** Set just before Twilio was asked. */
+  requested_at: string | null;
   call_sid: string | null;
   placed_at: string | null;
   outcome: string | null;
@@ -137,6 +143,7 @@ export interface CampaignRow {
   timezone: string;
   settings: string;
   state: CampaignState;
+  note: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -166,9 +173,25 @@ export function campaignRow(campaign: NewCampaign, now: string): CampaignRow {
     timezone,
     settings: JSON.stringify(stored),
     state: "active",
+    note: null,
     created_at: now,
     updated_at: now,
   };
+}
+
+/** What `create` stored: the campaign, and the leads left out because their number is being called. */
+export interface CreatedCampaign {
+  campaign: Campaign;
+  /** Leads not added: their number is another pending or calling lead's (here or elsewhere). */
+  conflicts: string[];
+}
+
+/** What a sweep for interrupted attempts did. */
+export interface SweepResult {
+  /** Asked of Twilio, no SID stored: unknown. */
+  unknown: Attempt[];
+  /** Claimed but never asked of Twilio: released, their leads due again. */
+  released: number;
 }
 
 /** The lead's row once `next` is known; a cancelled campaign retries nothing. */
@@ -209,24 +232,30 @@ export const ATTEMPT_STATES: readonly AttemptState[] = [
 ];
 
 /** Leads due for a claim are read in pages of this many. */
-const CLAIM_PAGE = 50;
+export const CLAIM_PAGE = 50;
+/**
+ * Due leads outside their window put off per claim at most: a backlog at a window's edge is worked
+ * through over a few rounds, never in one long write.
+ */
+export const MAX_DEFERRALS = 200;
 
 export class CampaignRepository {
   readonly #insert: Statement<CampaignRow, [NamedParams]>;
-  readonly #insertLead: Statement<unknown, [NamedParams]>;
+  readonly #insertLead: Statement<{ lead_id: string }, [NamedParams]>;
   readonly #get: Statement<CampaignRow, [string]>;
   readonly #page: Statement<CampaignRow, [number, number]>;
   readonly #active: Statement<CampaignRow, []>;
 
   constructor(private readonly db: Database) {
     this.#insert = db.prepare(
-      `INSERT INTO campaigns (id, name, scenario, from_number, timezone, settings, state, created_at, updated_at)
-       VALUES ($id, $name, $scenario, $from_number, $timezone, $settings, $state, $created_at, $updated_at)
+      `INSERT INTO campaigns (id, name, scenario, from_number, timezone, settings, state, note, created_at, updated_at)
+       VALUES ($id, $name, $scenario, $from_number, $timezone, $settings, $state, $note, $created_at, $updated_at)
        RETURNING *`,
     );
-    this.#insertLead = db.prepare(
+    this.#insertLead = db.prepare<{ lead_id: string }, [NamedParams]>(
       `INSERT INTO campaign_leads (campaign_id, lead_id, phone, timezone, state, attempts, next_attempt_at, updated_at)
-       VALUES ($campaign_id, $lead_id, $phone, $timezone, 'pending', 0, $now, $now)`,
+       VALUES ($campaign_id, $lead_id, $phone, $timezone, 'pending', 0, $now, $now)
+       ON CONFLICT DO NOTHING RETURNING lead_id`,
     );
     this.#get = db.prepare("SELECT * FROM campaigns WHERE id = ?");
     this.#page = db.prepare(
@@ -235,14 +264,31 @@ export class CampaignRepository {
     this.#active = db.prepare("SELECT * FROM campaigns WHERE state = 'active' ORDER BY id");
   }
 
-  create(campaign: NewCampaign, leads: readonly CampaignLeadInput[], now: string): Campaign {
-    return this.db
-      .transaction(() => {
-        const row = this.#insert.get({ ...campaignRow(campaign, now) }) as CampaignRow;
-        for (const lead of leads) this.#insertLead.run({ campaign_id: row.id, ...lead, now });
-        return toCampaign(row);
-      })
-      .immediate();
+  /**
+   * Stores the campaign with the leads whose number no other pending or calling lead has (here or
+   * in another campaign). @returns undefined, storing nothing, when no lead could be added
+   */
+  create(
+    campaign: NewCampaign,
+    leads: readonly CampaignLeadInput[],
+    now: string,
+  ): CreatedCampaign | undefined {
+    const nothing = new Error("no lead added");
+    try {
+      return this.db
+        .transaction(() => {
+          const row = this.#insert.get({ ...campaignRow(campaign, now) }) as CampaignRow;
+          const conflicts = leads
+            .filter((lead) => this.#insertLead.get({ campaign_id: row.id, ...lead, now }) === null)
+            .map((lead) => lead.lead_id);
+          if (conflicts.length === leads.length) throw nothing;
+          return { campaign: toCampaign(row), conflicts };
+        })
+        .immediate();
+    } catch (error) {
+      if (error === nothing) return undefined;
+      throw error;
+    }
   }
 
   get(id: string): Campaign | undefined {
@@ -303,8 +349,9 @@ export class CampaignRepository {
       .transaction(() => {
         const row = this.db
           .query<CampaignRow, [string, string, string, string]>(
-            `UPDATE campaigns SET state = ?, updated_at = ?
-             WHERE id = ? AND state IN (SELECT value FROM json_each(?)) RETURNING *`,
+            `UPDATE campaigns SET state = ?1, updated_at = ?2,
+               note = CASE WHEN ?1 = 'active' THEN NULL ELSE note END
+             WHERE id = ?3 AND state IN (SELECT value FROM json_each(?4)) RETURNING *`,
           )
           .get(to, now, id, JSON.stringify(from));
         if (!row) return undefined;
@@ -337,6 +384,17 @@ export class CampaignRepository {
     );
   }
 
+  /** The service pauses an active campaign, saying why. @returns it, or undefined when not active */
+  suspend(id: string, note: string, now: string): Campaign | undefined {
+    const row = this.db
+      .query<CampaignRow, [string, string, string]>(
+        `UPDATE campaigns SET state = 'paused', note = ?, updated_at = ?
+         WHERE id = ? AND state = 'active' RETURNING *`,
+      )
+      .get(note, now, id);
+    return row ? toCampaign(row) : undefined;
+  }
+
   /**
    * Claims the due attempts of one campaign, in one write transaction: never more than its free
    * concurrency (attempts dialling or placed), its rate (attempts claimed in the last minute) or
@@ -346,36 +404,44 @@ export class CampaignRepository {
     const minuteAgo = new Date(Date.parse(now) - 60_000).toISOString();
     return this.db
       .transaction(() => {
-        const { inflight, recent } = this.db
-          .query<{ inflight: number; recent: number }, [string, string]>(
-            `SELECT
-               coalesce(sum(state IN ('dialling', 'placed')), 0) AS inflight,
-               coalesce(sum(claimed_at > ?2), 0) AS recent
-             FROM campaign_attempts WHERE campaign_id = ?1`,
-          )
-          .get(campaign.id, minuteAgo) as { inflight: number; recent: number };
+        // Paused or cancelled since the round read it: nothing.
+        if (this.#get.get(campaign.id)?.state !== "active") return [];
+        const count = (sql: string, ...params: string[]) =>
+          (this.db.query<{ n: number }, string[]>(sql).get(...params) as { n: number }).n;
+        const inflight = count(
+          `SELECT count(*) AS n FROM campaign_attempts
+           WHERE state IN ('dialling', 'placed') AND campaign_id = ?`,
+          campaign.id,
+        );
+        const recent = count(
+          "SELECT count(*) AS n FROM campaign_attempts WHERE campaign_id = ? AND claimed_at > ?",
+          campaign.id,
+          minuteAgo,
+        );
         let room = Math.min(
           limit,
           campaign.max_concurrent - inflight,
           campaign.max_per_minute - recent,
         );
+        let deferrals = MAX_DEFERRALS;
         const claimed: ClaimedAttempt[] = [];
         const due = this.db.query<CampaignLead, [string, string, number]>(
           `SELECT * FROM campaign_leads
            WHERE campaign_id = ? AND state = 'pending' AND next_attempt_at <= ?
            ORDER BY next_attempt_at, lead_id LIMIT ?`,
         );
-        while (room > 0) {
+        while (room > 0 && deferrals > 0) {
           const page = due.all(campaign.id, now, CLAIM_PAGE);
           if (page.length === 0) break;
           for (const lead of page) {
-            if (room === 0) break;
+            if (room === 0 || deferrals === 0) break;
             const opens = opening(lead.timezone);
             if (opens !== now) {
               // Outside its window: it waits for the next opening (never, with no opening).
+              deferrals--;
               this.db.run(
                 `UPDATE campaign_leads SET next_attempt_at = ?, state = ?, result = ?, updated_at = ?
-                 WHERE campaign_id = ? AND lead_id = ?`,
+                 WHERE campaign_id = ? AND lead_id = ? AND state = 'pending'`,
                 [
                   opens ?? null,
                   opens ? "pending" : "done",
@@ -389,15 +455,18 @@ export class CampaignRepository {
             }
             const number = lead.attempts + 1;
             const id = `att_${Bun.randomUUIDv7()}`;
+            // Only a lead still pending (not cancelled meanwhile) gets its attempt.
+            const taken = this.db
+              .query(
+                `UPDATE campaign_leads SET state = 'calling', attempts = ?, next_attempt_at = NULL, updated_at = ?
+                 WHERE campaign_id = ? AND lead_id = ? AND state = 'pending' RETURNING lead_id`,
+              )
+              .get(number, now, campaign.id, lead.lead_id);
+            if (!taken) continue;
             this.db.run(
               `INSERT INTO campaign_attempts (id, campaign_id, lead_id, number, state, instance, claimed_at)
                VALUES (?, ?, ?, ?, 'dialling', ?, ?)`,
               [id, campaign.id, lead.lead_id, number, instance, now],
-            );
-            this.db.run(
-              `UPDATE campaign_leads SET state = 'calling', attempts = ?, next_attempt_at = NULL, updated_at = ?
-               WHERE campaign_id = ? AND lead_id = ?`,
-              [number, now, campaign.id, lead.lead_id],
             );
             claimed.push({ id, lead_id: lead.lead_id, phone: lead.phone, number });
             room--;
@@ -406,6 +475,21 @@ export class CampaignRepository {
         return claimed;
       })
       .immediate();
+  }
+
+  /**
+   * The attempt is about to be asked of Twilio. @returns false when it is no longer this claim's
+   * to dial (released meanwhile): it must not be.
+   */
+  requested(attemptId: string, now: string): boolean {
+    return (
+      this.db
+        .query(
+          `UPDATE campaign_attempts SET requested_at = ?
+           WHERE id = ? AND state = 'dialling' AND requested_at IS NULL RETURNING id`,
+        )
+        .get(now, attemptId) !== null
+    );
   }
 
   /** Twilio named the attempt's call (also after it was thought `unknown`). */
@@ -475,19 +559,19 @@ export class CampaignRepository {
       .immediate();
   }
 
-  /** Placed attempts whose call's record has ended, oldest first. */
-  ended(limit: number): EndedAttempt[] {
+  /** Placed attempts whose call's record ended before `endedBefore`, oldest first. */
+  ended(limit: number, endedBefore: string): EndedAttempt[] {
     return this.db
-      .query<EndedAttempt, [number]>(
+      .query<EndedAttempt, [string, number]>(
         `SELECT a.id AS attempt_id, a.campaign_id, a.lead_id, coalesce(c.outcome, 'failed') AS outcome,
                 c.ended_at, l.attempts, l.callback_at
          FROM campaign_attempts a
          JOIN calls c ON c.sid = a.call_sid
          JOIN campaign_leads l ON l.campaign_id = a.campaign_id AND l.lead_id = a.lead_id
-         WHERE a.state = 'placed' AND c.ended_at IS NOT NULL
+         WHERE a.state = 'placed' AND c.ended_at < ?
          ORDER BY c.ended_at LIMIT ?`,
       )
-      .all(limit);
+      .all(endedBefore, limit);
   }
 
   /** Settles an ended attempt once (a second settle, by another instance, changes nothing). */
@@ -508,28 +592,35 @@ export class CampaignRepository {
   }
 
   /**
-   * Attempts claimed before `claimedBefore` that never got a call SID: the process dialling them
-   * stopped between asking Twilio and storing the answer. Marked `unknown`, as are their leads:
-   * never retried on their own. @returns them
+   * Attempts stopped with their process: claimed before `before` and never asked of Twilio are
+   * released (their leads due again); asked before `before` without a call SID are `unknown`, as
+   * are their leads, never retried on their own.
    */
-  markUnknown(claimedBefore: string, now: string): Attempt[] {
+  sweepInterrupted(before: string, now: string): SweepResult {
     return this.db
       .transaction(() => {
-        const attempts = this.db
+        const stale = this.db
+          .query<{ id: string }, [string]>(
+            `SELECT id FROM campaign_attempts
+             WHERE state = 'dialling' AND requested_at IS NULL AND claimed_at < ?`,
+          )
+          .all(before);
+        for (const { id } of stale) this.release(id, now);
+        const unknown = this.db
           .query<Attempt, [string, string]>(
             `UPDATE campaign_attempts SET state = 'unknown', ended_at = ?,
                error = 'interrupted between the request to Twilio and storing its call SID'
-             WHERE state = 'dialling' AND claimed_at < ? RETURNING *`,
+             WHERE state = 'dialling' AND requested_at < ? RETURNING *`,
           )
-          .all(now, claimedBefore);
-        for (const attempt of attempts) {
+          .all(now, before);
+        for (const attempt of unknown) {
           this.db.run(
             `UPDATE campaign_leads SET state = 'unknown', result = 'unknown', updated_at = ?
              WHERE campaign_id = ? AND lead_id = ?`,
             [now, attempt.campaign_id, attempt.lead_id],
           );
         }
-        return attempts;
+        return { unknown, released: stale.length };
       })
       .immediate();
   }
@@ -544,10 +635,21 @@ export class CampaignRepository {
         .query(
           `UPDATE campaign_leads SET callback_at = ?1, updated_at = ?2
            WHERE (campaign_id, lead_id) = (
-             SELECT campaign_id, lead_id FROM campaign_attempts WHERE call_sid = ?3)
+             SELECT campaign_id, lead_id FROM campaign_attempts
+             WHERE call_sid = ?3 AND state = 'placed')
            RETURNING lead_id`,
         )
         .get(at, now, callSid) !== null
+    );
+  }
+
+  /** Takes back the callback time `at` asked on call `callSid` (the agent withdrew the request). */
+  withdrawCallback(callSid: string, at: string): void {
+    this.db.run(
+      `UPDATE campaign_leads SET callback_at = NULL
+       WHERE callback_at = ?1 AND (campaign_id, lead_id) = (
+         SELECT campaign_id, lead_id FROM campaign_attempts WHERE call_sid = ?2 AND state = 'placed')`,
+      [at, callSid],
     );
   }
 
@@ -638,6 +740,12 @@ export class CampaignRepository {
   ): void {
     const campaign = this.#get.get(campaignId) as CampaignRow;
     const { state, result, next_attempt_at } = nextLeadState(next, campaign.state);
+    // A late SID brought a lead of a completed campaign back: the campaign goes on.
+    if (campaign.state === "completed" && state === "pending")
+      this.db.run("UPDATE campaigns SET state = 'active', updated_at = ? WHERE id = ?", [
+        now,
+        campaignId,
+      ]);
     this.db.run(
       `UPDATE campaign_leads SET state = ?, result = ?, next_attempt_at = ?, callback_at = NULL,
          last_outcome = coalesce(?, last_outcome), updated_at = ?

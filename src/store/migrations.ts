@@ -206,6 +206,8 @@ export const migrations: Migration[] = [
         timezone    TEXT NOT NULL,
         settings    TEXT NOT NULL CHECK (json_valid(settings)),
         state       TEXT NOT NULL CHECK (state IN ('active', 'paused', 'cancelled', 'completed')),
+        -- Why the service paused it (Twilio refused the account's calls), until it is resumed.
+        note        TEXT,
         created_at  TEXT NOT NULL,
         updated_at  TEXT NOT NULL
       ) STRICT;
@@ -229,6 +231,9 @@ export const migrations: Migration[] = [
       CREATE INDEX campaign_leads_due ON campaign_leads (campaign_id, next_attempt_at)
         WHERE state = 'pending';
       CREATE INDEX campaign_leads_by_lead ON campaign_leads (lead_id);
+      -- A number is called by one campaign lead at a time: never rung twice at once.
+      CREATE UNIQUE INDEX campaign_leads_one_live_per_phone ON campaign_leads (phone)
+        WHERE state IN ('pending', 'calling');
 
       CREATE TABLE campaign_attempts (
         id          TEXT PRIMARY KEY,
@@ -239,6 +244,8 @@ export const migrations: Migration[] = [
                       CHECK (state IN ('dialling', 'placed', 'ended', 'failed', 'skipped', 'unknown')),
         instance    TEXT NOT NULL,
         claimed_at  TEXT NOT NULL,
+        -- Set just before Twilio is asked: an attempt without it never reached Twilio.
+        requested_at TEXT,
         call_sid    TEXT UNIQUE REFERENCES calls (sid),
         placed_at   TEXT,
         outcome     TEXT,
@@ -249,8 +256,10 @@ export const migrations: Migration[] = [
         UNIQUE (campaign_id, lead_id, number)
       ) STRICT;
       CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
-      CREATE INDEX campaign_attempts_open ON campaign_attempts (state)
+      CREATE INDEX campaign_attempts_open ON campaign_attempts (state, campaign_id)
         WHERE state IN ('dialling', 'placed');
+      -- "Leads never called" (a campaign over all_new leads) asks calls by lead.
+      CREATE INDEX calls_by_lead ON calls (lead_id);
     `,
   },
 ];

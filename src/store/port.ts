@@ -24,7 +24,6 @@ import type {
   NewCall,
 } from "./calls.ts";
 import type {
-  Attempt,
   Campaign,
   CampaignLeadDetail,
   CampaignLeadInput,
@@ -32,8 +31,10 @@ import type {
   CampaignSummary,
   ClaimedAttempt,
   ClaimRequest,
+  CreatedCampaign,
   EndedAttempt,
   NewCampaign,
+  SweepResult,
 } from "./campaigns.ts";
 import type { DncEntry, NewDncEntry } from "./dnc.ts";
 import type { CallEnding, ClaimOptions, EndingUpdate } from "./endings.ts";
@@ -155,11 +156,15 @@ export interface DncStore {
 
 /** Campaigns, their leads and attempts (`campaigns.ts`). */
 export interface CampaignStore {
+  /**
+   * Stores it with the leads whose number no pending or calling lead has yet (here or in another
+   * campaign). @returns undefined, storing nothing, when no lead could be added
+   */
   create(
     campaign: NewCampaign,
     leads: readonly CampaignLeadInput[],
     now: string,
-  ): Promise<Campaign>;
+  ): Promise<CreatedCampaign | undefined>;
   get(id: string): Promise<Campaign | undefined>;
   /** Newest first. */
   list(limit: number, offset: number): Promise<Campaign[]>;
@@ -177,11 +182,15 @@ export interface CampaignStore {
   ): Promise<Campaign | undefined>;
   /** Completed (from active or paused) once no lead is pending or being called. */
   completeIfDone(id: string, now: string): Promise<boolean>;
+  /** The service pauses an active campaign, saying why (`note`, cleared on resume). */
+  suspend(id: string, note: string, now: string): Promise<Campaign | undefined>;
   /**
    * Claims due attempts within the campaign's concurrency and rate and `limit`, atomically across
    * instances; due leads outside their window are put off to its next opening.
    */
   claim(request: ClaimRequest): Promise<ClaimedAttempt[]>;
+  /** About to ask Twilio. @returns false when the attempt is not this claim's any more: do not dial */
+  requested(attemptId: string, now: string): Promise<boolean>;
   /** Twilio named the attempt's call. */
   placed(attemptId: string, callSid: string, now: string): Promise<void>;
   /** The attempt did not happen (no capacity, shutting down): it does not count, the lead is due. */
@@ -194,14 +203,19 @@ export interface CampaignStore {
     next: NextStep,
     now: string,
   ): Promise<void>;
-  /** Placed attempts whose call has ended, not settled yet. */
-  ended(limit: number): Promise<EndedAttempt[]>;
+  /** Placed attempts whose call ended before `endedBefore`, not settled yet. */
+  ended(limit: number, endedBefore: string): Promise<EndedAttempt[]>;
   /** Settles one ended attempt, once. @returns false when it already was */
   settle(ended: EndedAttempt, next: NextStep, now: string): Promise<boolean>;
-  /** Attempts claimed before then that never got a call SID become `unknown`. @returns them */
-  markUnknown(claimedBefore: string, now: string): Promise<Attempt[]>;
+  /**
+   * Attempts claimed before `before` never asked of Twilio are released; asked before it without a
+   * call SID, `unknown`.
+   */
+  sweepInterrupted(before: string, now: string): Promise<SweepResult>;
   /** The lead of campaign call `callSid` asks to be called back then. @returns false: no campaign call */
   requestCallback(callSid: string, at: string, now: string): Promise<boolean>;
+  /** Takes back the callback time `at` asked on call `callSid` (the agent withdrew it). */
+  withdrawCallback(callSid: string, at: string): Promise<void>;
   /** The campaign and the lead's zone of a campaign call. */
   ofCall(callSid: string): Promise<{ campaign: Campaign; timezone: string } | undefined>;
   summary(id: string): Promise<CampaignSummary>;

@@ -141,6 +141,10 @@ describe("afterAttempt", () => {
       at: callbackAt,
       reason: "callback",
     });
+    // Not for ever: two callbacks past the limit at most.
+    expect(
+      afterAttempt({ ...base, outcome: "callback_requested", attempts: 5, callbackAt }),
+    ).toEqual({ kind: "done", result: "max_attempts" });
     // A booking made on the same call wins over the callback.
     expect(afterAttempt({ ...base, outcome: "appointment_booked", callbackAt })).toEqual({
       kind: "done",

@@ -469,6 +469,7 @@ describe("a restart mid-campaign", () => {
         max_attempts: 2,
       });
       // Another process claimed the first lead, asked Twilio, and died before storing the call SID.
+      // (One that died before asking would have its claim released: see the store's contract.)
       const now = h.clock.now().toISOString();
       const [cutOff] = await h.service.store.campaigns.claim({
         campaign: (await h.service.store.campaigns.get(campaign.id)) as Campaign,
@@ -478,6 +479,7 @@ describe("a restart mid-campaign", () => {
         opening: () => now,
       });
       expect(cutOff?.phone).toBe(phoneOf(0));
+      expect(await h.service.store.campaigns.requested(cutOff?.id ?? "", now)).toBe(true);
       const [a, b] = (await h.round()) as [FakeCall, FakeCall];
       expect([a.to, b.to]).toEqual([phoneOf(1), phoneOf(2)]);
       await h.end(a.sid, { outcome: "appointment_booked" });

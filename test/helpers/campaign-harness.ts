@@ -65,7 +65,9 @@ export async function startCampaignHarness(
   });
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
-  const open = () => startTestService(config, logger, { clock, dialer: { pollMs: NEVER_MS } });
+  // Calls are settled as soon as they end: the test's own round after an end sees it.
+  const open = () =>
+    startTestService(config, logger, { clock, dialer: { pollMs: NEVER_MS, settleMs: 0 } });
   let service = await open();
   const harness: CampaignHarness = {
     get service() {

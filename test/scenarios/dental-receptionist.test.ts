@@ -27,6 +27,7 @@ function context(customerNumber = CALLER): ToolContext {
     now: clock.now(),
     endCall: (reason) => ended.push(reason),
     transfer: () => {},
+    onWithdraw: () => {},
   };
 }
 

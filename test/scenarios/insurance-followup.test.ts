@@ -4,6 +4,7 @@ import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
 import { createLogger } from "../../src/log.ts";
 import { insuranceFollowUp } from "../../src/scenarios/insurance-followup/index.ts";
 import type { PreparedScenario } from "../../src/scenarios/types.ts";
+import type { Campaign } from "../../src/store/campaigns.ts";
 import { openStore, type Store } from "../../src/store/index.ts";
 import type { Storage } from "../../src/store/port.ts";
 import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
@@ -64,6 +65,7 @@ async function call(name: string, args: unknown) {
     now: clock.now(),
     endCall: () => {},
     transfer: () => {},
+    onWithdraw: () => {},
   };
   const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
   return {
@@ -196,7 +198,7 @@ describe("schedule_callback, on a campaign's call", () => {
   const NEW_YORK = "America/New_York";
   /** Prepares CA1 as a campaign attempt at a lead in New York (the office is in Chicago). */
   async function asCampaignCall(): Promise<PreparedScenario> {
-    const campaign = store.campaigns.create(
+    const created = store.campaigns.create(
       {
         name: "March",
         scenario: "insurance-followup",
@@ -212,6 +214,7 @@ describe("schedule_callback, on a campaign's call", () => {
       [{ lead_id: leadId, phone: CALLEE, timezone: NEW_YORK }],
       NOW,
     );
+    const campaign = created?.campaign as Campaign;
     const [attempt] = store.campaigns.claim({
       campaign,
       now: NOW,
@@ -257,6 +260,25 @@ describe("schedule_callback, on a campaign's call", () => {
     // The clocks go forward on March 8: 3 PM in New York is 19:00 UTC after it.
     await call("schedule_callback", { date: "2026-03-09", time: "15:00" });
     expect(callbackAt()).toBe("2026-03-09T19:00:00.000Z");
+  });
+
+  test("withdrawn by the agent after it ran, the callback is taken back", async () => {
+    scenario = await asCampaignCall();
+    const undo: (() => unknown)[] = [];
+    const tool = scenario.tools.find((each) => each.name === "schedule_callback");
+    const context = {
+      callSid: "CA1",
+      customerNumber: CALLEE,
+      now: clock.now(),
+      endCall: () => {},
+      transfer: () => {},
+      onWithdraw: (step: () => unknown) => undo.push(step),
+    };
+    const args = JSON.stringify({ date: "2026-03-03", time: "15:00" });
+    await runTool(tool, "schedule_callback", args, context, clock, 1_000);
+    expect(callbackAt()).toBe("2026-03-03T20:00:00.000Z");
+    for (const step of undo) await step();
+    expect(callbackAt()).toBeNull();
   });
 
   test("a time outside the calling hours moves to the next opening, and the agent is told", async () => {

@@ -54,6 +54,7 @@ async function run(
     now: clock.now(),
     endCall: () => {},
     transfer: () => {},
+    onWithdraw: () => {},
   };
   const outcome = await runTool(tool, name, JSON.stringify(args), context, clock, 1_000);
   const result = outcome.content.startsWith("{") ? JSON.parse(outcome.content) : outcome.content;

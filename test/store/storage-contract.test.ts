@@ -709,6 +709,8 @@ for (const engine of [sqlite, postgres]) {
       };
       const now = () => clock.now().toISOString();
       const always = () => now();
+      /** Calls that ended up to now are due to be settled. */
+      const endedBy = () => new Date(Date.parse(now()) + 1).toISOString();
       /** A campaign over `count` new leads, each with a phone. */
       const campaignOf = async (count: number, overrides: Partial<NewCampaign> = {}) => {
         const leads = [];
@@ -721,7 +723,8 @@ for (const engine of [sqlite, postgres]) {
           });
           leads.push({ lead_id: lead.id, phone, timezone: "America/Chicago" });
         }
-        return storage.campaigns.create({ ...settings, ...overrides }, leads, now());
+        return (await storage.campaigns.create({ ...settings, ...overrides }, leads, now()))
+          ?.campaign as Campaign;
       };
       const claim = (campaign: Campaign, store = storage, limit = 100, opening = always) =>
         store.campaigns.claim({ campaign, now: now(), limit, instance: "instance_a", opening });
@@ -763,7 +766,7 @@ for (const engine of [sqlite, postgres]) {
           await storage.calls.endIfOpen(`CA${index}`, "caller_hung_up", "");
         }
         await storage.calls.update("CA0", { outcome: "appointment_booked" });
-        const ended = await storage.campaigns.ended(10);
+        const ended = await storage.campaigns.ended(10, endedBy());
         expect(ended.map((row) => row.outcome).sort()).toEqual([
           "appointment_booked",
           "caller_hung_up",
@@ -828,23 +831,31 @@ for (const engine of [sqlite, postgres]) {
         expect(new Set(all.map((attempt) => attempt.lead_id)).size).toBe(7);
       });
 
-      test("an attempt with no SID long after its claim is unknown, as is its lead; a late SID still lands", async () => {
-        const campaign = await campaignOf(1);
-        const [attempt] = await claim(campaign);
+      test("interrupted attempts: never asked of Twilio are released, asked without a SID are unknown; a late SID still lands", async () => {
+        const campaign = await campaignOf(2);
+        const [asked, notAsked] = (await claim(campaign)) as [ClaimedAttempt, ClaimedAttempt];
+        expect(await storage.campaigns.requested(asked.id, now())).toBe(true);
+        expect(await storage.campaigns.requested(asked.id, now())).toBe(false);
         clock.advance(120_000);
-        const unknown = await storage.campaigns.markUnknown(
+        const { unknown, released } = await storage.campaigns.sweepInterrupted(
           new Date(Date.parse(now()) - 60_000).toISOString(),
           now(),
         );
-        expect(unknown.map((row) => row.id)).toEqual([(attempt as ClaimedAttempt).id]);
-        expect((await storage.campaigns.summary(campaign.id)).leads.unknown).toBe(1);
-        expect(await claim(campaign)).toEqual([]);
-        await storage.calls.create({
-          ...outbound("CA-late"),
-          lead_id: (attempt as ClaimedAttempt).lead_id,
+        expect(unknown.map((row) => row.id)).toEqual([asked.id]);
+        expect(released).toBe(1);
+        // The released one is gone: its process, if alive after all, may not dial it.
+        expect(await storage.campaigns.requested(notAsked.id, now())).toBe(false);
+        expect((await storage.campaigns.summary(campaign.id)).leads).toMatchObject({
+          unknown: 1,
+          pending: 1,
         });
-        await storage.campaigns.placed((attempt as ClaimedAttempt).id, "CA-late", now());
-        const [lead] = await storage.campaigns.leads(campaign.id, 10, 0);
+        const [again] = await claim(campaign);
+        expect(again).toMatchObject({ lead_id: notAsked.lead_id, number: 1 });
+        await storage.calls.create({ ...outbound("CA-late"), lead_id: asked.lead_id });
+        await storage.campaigns.placed(asked.id, "CA-late", now());
+        const lead = (await storage.campaigns.leads(campaign.id, 10, 0)).find(
+          (each) => each.lead_id === asked.lead_id,
+        );
         expect(lead).toMatchObject({ state: "calling", result: null });
         expect(lead?.attempts_made[0]).toMatchObject({
           state: "placed",
@@ -853,7 +864,55 @@ for (const engine of [sqlite, postgres]) {
         });
       });
 
-      test("a callback is kept for the call's lead; cancel cancels pending leads; completes when none is left", async () => {
+      test("a number is in one live campaign lead at a time: the others are left out, none stored when all are", async () => {
+        const first = await campaignOf(2);
+        const [lead] = await storage.campaigns.leads(first.id, 1, 0);
+        const twin = await storage.leads.create({
+          first_name: "T",
+          last_name: "Win",
+          phone: lead?.phone,
+        });
+        const fresh = await storage.leads.create({
+          first_name: "F",
+          last_name: "Resh",
+          phone: "+15559998888",
+        });
+        const created = await storage.campaigns.create(
+          settings,
+          [
+            { lead_id: twin.id, phone: twin.phone as string, timezone: "UTC" },
+            { lead_id: fresh.id, phone: "+15559998888", timezone: "UTC" },
+          ],
+          now(),
+        );
+        expect(created?.conflicts).toEqual([twin.id]);
+        expect(
+          await storage.campaigns.create(
+            settings,
+            [{ lead_id: twin.id, phone: twin.phone as string, timezone: "UTC" }],
+            now(),
+          ),
+        ).toBeUndefined();
+        expect((await storage.campaigns.list(10, 0)).length).toBe(2);
+      });
+
+      test("a paused campaign claims nothing; the service's pause says why until resumed", async () => {
+        const campaign = await campaignOf(2);
+        const paused = await storage.campaigns.suspend(campaign.id, "Twilio refused", now());
+        expect(paused).toMatchObject({ state: "paused", note: "Twilio refused" });
+        expect(await claim(campaign)).toEqual([]);
+        expect(await storage.campaigns.suspend(campaign.id, "again", now())).toBeUndefined();
+        const resumed = await storage.campaigns.transition(
+          campaign.id,
+          ["paused"],
+          "active",
+          now(),
+        );
+        expect(resumed).toMatchObject({ state: "active", note: null });
+        expect(await claim(campaign)).toHaveLength(2);
+      });
+
+      test("a callback is kept for the call's lead while its attempt is live; cancel cancels pending leads", async () => {
         const campaign = await campaignOf(2);
         const [attempt] = await claim(campaign, storage, 1);
         await storage.calls.create({
@@ -869,7 +928,7 @@ for (const engine of [sqlite, postgres]) {
         ).toBe(false);
         expect((await storage.campaigns.ofCall("CA-cb"))?.timezone).toBe("America/Chicago");
         await storage.calls.endIfOpen("CA-cb", "caller_hung_up", "");
-        const [ended] = await storage.campaigns.ended(10);
+        const [ended] = await storage.campaigns.ended(10, endedBy());
         expect(ended?.callback_at).toBe("2026-03-03T21:00:00.000Z");
         expect(
           await storage.campaigns.transition(campaign.id, ["completed"], "active", now()),
@@ -891,9 +950,13 @@ for (const engine of [sqlite, postgres]) {
           cancelled: 2,
           pending: 0,
         });
-        const other = await storage.campaigns.create({ ...settings, name: "empty" }, [], now());
-        expect(await storage.campaigns.completeIfDone(other.id, now())).toBe(true);
+        // A callback asked on a call already settled changes nothing.
+        expect(
+          await storage.campaigns.requestCallback("CA-cb", "2026-03-04T21:00:00.000Z", now()),
+        ).toBe(false);
         expect(await storage.campaigns.completeIfDone(campaign.id, now())).toBe(false);
+        // A campaign with no lead to call is not stored.
+        expect(await campaignOf(0)).toBeUndefined();
         expect((await storage.campaigns.active()).map((row) => row.id)).toEqual([]);
       });
     });

@@ -5,7 +5,7 @@
  * calling hour if it falls outside them, and kept on the lead's place in the campaign: when this
  * call ends, the dialer's next attempt is at that time. Offered only on campaign calls (a single
  * `/make-call` has no one to place the callback), declared `defer_until_eot`, so a speculative
- * call is never acted on and a cancelled one is withdrawn.
+ * call is never acted on; one the agent withdraws after it ran is taken back.
  */
 import { Type } from "@sinclair/typebox";
 import { type CallingWindow, minutesOf, nextOpening } from "../../campaigns/schedule.ts";
@@ -64,6 +64,7 @@ export function scheduleCallbackTool(
         ))
       )
         return "Nothing was scheduled: this call is not part of a campaign. Record callback_requested with update_lead; the team will call back.";
+      context.onWithdraw(() => store.campaigns.withdrawCallback(context.callSid, at.toISOString()));
       const moved = at.getTime() !== asked.getTime();
       return {
         scheduled: true,

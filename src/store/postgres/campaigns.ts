@@ -1,7 +1,9 @@
 /**
- * Campaigns on PostgreSQL: as the SQLite `CampaignRepository` (`../campaigns.ts`). A claim holds a
- * transaction-scoped advisory lock on its campaign, so the counts it reads (attempts in flight,
- * claimed in the last minute) stay true until its attempts are inserted, on every instance.
+ * Campaigns on PostgreSQL: as the SQLite `CampaignRepository` (`../campaigns.ts`). Every write
+ * about a campaign's leads (a claim, a settle, a release, a move) holds a transaction-scoped advisory
+ * lock on the campaign, as SQLite's single writer does: the counts a claim reads (attempts in
+ * flight, claimed in the last minute) stay true until its attempts are inserted, and a cancel and a
+ * settle never interleave, on every instance.
  */
 import type { SQL } from "bun";
 import type { NextStep } from "../../campaigns/schedule.ts";
@@ -15,14 +17,18 @@ import {
   type CampaignRow,
   type CampaignState,
   type CampaignSummary,
+  CLAIM_PAGE,
   type ClaimedAttempt,
   type ClaimRequest,
+  type CreatedCampaign,
   campaignRow,
   countsOf,
   type EndedAttempt,
   LEAD_STATES,
+  MAX_DEFERRALS,
   type NewCampaign,
   nextLeadState,
+  type SweepResult,
   toAttemptDetail,
   toCampaign,
 } from "../campaigns.ts";
@@ -30,22 +36,40 @@ import type { CampaignStore } from "../port.ts";
 
 type Tx = SQL;
 
-const CLAIM_PAGE = 50;
+/** This transaction holds the campaign's lock until it ends. */
+const lockCampaign = (tx: Tx, id: string) =>
+  tx`SELECT pg_advisory_xact_lock(hashtext(${`campaign:${id}`}))`;
+
+/** Stops a transaction that must store nothing. */
+class NothingStored extends Error {}
 
 export class PostgresCampaignStore implements CampaignStore {
   constructor(private readonly sql: SQL) {}
 
-  create(campaign: NewCampaign, leads: readonly CampaignLeadInput[], now: string) {
-    return this.sql.begin(async (tx) => {
-      const row = campaignRow(campaign, now);
-      await tx`INSERT INTO campaigns ${tx(row)}`;
-      for (const lead of leads) {
-        await tx`
-          INSERT INTO campaign_leads (campaign_id, lead_id, phone, timezone, state, attempts, next_attempt_at, updated_at)
-          VALUES (${row.id}, ${lead.lead_id}, ${lead.phone}, ${lead.timezone}, 'pending', 0, ${now}, ${now})`;
-      }
-      return toCampaign(row);
-    });
+  async create(
+    campaign: NewCampaign,
+    leads: readonly CampaignLeadInput[],
+    now: string,
+  ): Promise<CreatedCampaign | undefined> {
+    try {
+      return await this.sql.begin(async (tx) => {
+        const row = campaignRow(campaign, now);
+        await tx`INSERT INTO campaigns ${tx(row)}`;
+        const conflicts: string[] = [];
+        for (const lead of leads) {
+          const added = await tx`
+            INSERT INTO campaign_leads (campaign_id, lead_id, phone, timezone, state, attempts, next_attempt_at, updated_at)
+            VALUES (${row.id}, ${lead.lead_id}, ${lead.phone}, ${lead.timezone}, 'pending', 0, ${now}, ${now})
+            ON CONFLICT DO NOTHING RETURNING lead_id`;
+          if (added.length === 0) conflicts.push(lead.lead_id);
+        }
+        if (conflicts.length === leads.length) throw new NothingStored();
+        return { campaign: toCampaign(row), conflicts };
+      });
+    } catch (error) {
+      if (error instanceof NothingStored) return undefined;
+      throw error;
+    }
   }
 
   async get(id: string): Promise<Campaign | undefined> {
@@ -87,8 +111,10 @@ export class PostgresCampaignStore implements CampaignStore {
 
   transition(id: string, from: readonly CampaignState[], to: CampaignState, now: string) {
     return this.sql.begin(async (tx) => {
+      await lockCampaign(tx, id);
       const [row] = await tx<CampaignRow[]>`
-        UPDATE campaigns SET state = ${to}, updated_at = ${now}
+        UPDATE campaigns SET state = ${to}, updated_at = ${now},
+          note = CASE WHEN ${to} = 'active' THEN NULL ELSE note END
         WHERE id = ${id} AND state IN ${tx(from as CampaignState[])} RETURNING *`;
       if (!row) return undefined;
       if (to === "cancelled") {
@@ -110,52 +136,76 @@ export class PostgresCampaignStore implements CampaignStore {
     return rows.length > 0;
   }
 
+  async suspend(id: string, note: string, now: string): Promise<Campaign | undefined> {
+    const [row] = await this.sql<CampaignRow[]>`
+      UPDATE campaigns SET state = 'paused', note = ${note}, updated_at = ${now}
+      WHERE id = ${id} AND state = 'active' RETURNING *`;
+    return row ? toCampaign(row) : undefined;
+  }
+
   claim({ campaign, now, limit, instance, opening }: ClaimRequest): Promise<ClaimedAttempt[]> {
     const minuteAgo = new Date(Date.parse(now) - 60_000).toISOString();
     return this.sql.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`campaign:${campaign.id}`}))`;
-      const [{ inflight, recent }] = await tx<[{ inflight: number; recent: number }]>`
-        SELECT count(*) FILTER (WHERE state IN ('dialling', 'placed'))::int AS inflight,
-               count(*) FILTER (WHERE claimed_at > ${minuteAgo})::int AS recent
-        FROM campaign_attempts WHERE campaign_id = ${campaign.id}`;
+      await lockCampaign(tx, campaign.id);
+      const [current] = await tx<{ state: CampaignState }[]>`
+        SELECT state FROM campaigns WHERE id = ${campaign.id} FOR SHARE`;
+      if (current?.state !== "active") return [];
+      const [{ inflight }] = await tx<[{ inflight: number }]>`
+        SELECT count(*)::int AS inflight FROM campaign_attempts
+        WHERE state IN ('dialling', 'placed') AND campaign_id = ${campaign.id}`;
+      const [{ recent }] = await tx<[{ recent: number }]>`
+        SELECT count(*)::int AS recent FROM campaign_attempts
+        WHERE campaign_id = ${campaign.id} AND claimed_at > ${minuteAgo}`;
       let room = Math.min(
         limit,
         campaign.max_concurrent - inflight,
         campaign.max_per_minute - recent,
       );
+      let deferrals = MAX_DEFERRALS;
       const claimed: ClaimedAttempt[] = [];
-      while (room > 0) {
+      while (room > 0 && deferrals > 0) {
         const page = await tx<CampaignLead[]>`
           SELECT * FROM campaign_leads
           WHERE campaign_id = ${campaign.id} AND state = 'pending' AND next_attempt_at <= ${now}
           ORDER BY next_attempt_at, lead_id LIMIT ${CLAIM_PAGE}`;
         if (page.length === 0) break;
         for (const lead of page) {
-          if (room === 0) break;
+          if (room === 0 || deferrals === 0) break;
           const opens = opening(lead.timezone);
           if (opens !== now) {
+            deferrals--;
             await tx`
               UPDATE campaign_leads SET next_attempt_at = ${opens ?? null},
                 state = ${opens ? "pending" : "done"}, result = ${opens ? null : "no_window"},
                 updated_at = ${now}
-              WHERE campaign_id = ${campaign.id} AND lead_id = ${lead.lead_id}`;
+              WHERE campaign_id = ${campaign.id} AND lead_id = ${lead.lead_id} AND state = 'pending'`;
             continue;
           }
           const number = lead.attempts + 1;
           const id = `att_${Bun.randomUUIDv7()}`;
+          // Only a lead still pending (not cancelled meanwhile) gets its attempt.
+          const taken = await tx`
+            UPDATE campaign_leads SET state = 'calling', attempts = ${number}, next_attempt_at = NULL,
+              updated_at = ${now}
+            WHERE campaign_id = ${campaign.id} AND lead_id = ${lead.lead_id} AND state = 'pending'
+            RETURNING lead_id`;
+          if (taken.length === 0) continue;
           await tx`
             INSERT INTO campaign_attempts (id, campaign_id, lead_id, number, state, instance, claimed_at)
             VALUES (${id}, ${campaign.id}, ${lead.lead_id}, ${number}, 'dialling', ${instance}, ${now})`;
-          await tx`
-            UPDATE campaign_leads SET state = 'calling', attempts = ${number}, next_attempt_at = NULL,
-              updated_at = ${now}
-            WHERE campaign_id = ${campaign.id} AND lead_id = ${lead.lead_id}`;
           claimed.push({ id, lead_id: lead.lead_id, phone: lead.phone, number });
           room--;
         }
       }
       return claimed;
     });
+  }
+
+  async requested(attemptId: string, now: string): Promise<boolean> {
+    const rows = await this.sql`
+      UPDATE campaign_attempts SET requested_at = ${now}
+      WHERE id = ${attemptId} AND state = 'dialling' AND requested_at IS NULL RETURNING id`;
+    return rows.length > 0;
   }
 
   async placed(attemptId: string, callSid: string, now: string): Promise<void> {
@@ -171,20 +221,7 @@ export class PostgresCampaignStore implements CampaignStore {
   }
 
   async release(attemptId: string, now: string): Promise<void> {
-    await this.sql.begin(async (tx) => {
-      const [attempt] = await tx<{ campaign_id: string; lead_id: string }[]>`
-        DELETE FROM campaign_attempts WHERE id = ${attemptId} AND state = 'dialling'
-        RETURNING campaign_id, lead_id`;
-      if (!attempt) return;
-      await tx`
-        UPDATE campaign_leads SET
-          state = CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE 'pending' END,
-          result = CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE NULL END,
-          attempts = attempts - 1, next_attempt_at = ${now}, updated_at = ${now}
-        FROM campaigns c WHERE c.id = campaign_leads.campaign_id
-          AND campaign_leads.campaign_id = ${attempt.campaign_id}
-          AND campaign_leads.lead_id = ${attempt.lead_id}`;
-    });
+    await this.sql.begin((tx) => releaseIn(tx, attemptId, now));
   }
 
   async finishUnplaced(
@@ -195,6 +232,7 @@ export class PostgresCampaignStore implements CampaignStore {
     now: string,
   ): Promise<void> {
     await this.sql.begin(async (tx) => {
+      await lockAttemptCampaign(tx, attemptId);
       const [attempt] = await tx<{ campaign_id: string; lead_id: string }[]>`
         UPDATE campaign_attempts SET state = ${state}, error = ${error}, ended_at = ${now}
         WHERE id = ${attemptId} AND state = 'dialling' RETURNING campaign_id, lead_id`;
@@ -202,19 +240,20 @@ export class PostgresCampaignStore implements CampaignStore {
     });
   }
 
-  ended(limit: number): Promise<EndedAttempt[]> {
+  ended(limit: number, endedBefore: string): Promise<EndedAttempt[]> {
     return this.sql<EndedAttempt[]>`
       SELECT a.id AS attempt_id, a.campaign_id, a.lead_id, coalesce(c.outcome, 'failed') AS outcome,
              c.ended_at, l.attempts, l.callback_at
       FROM campaign_attempts a
       JOIN calls c ON c.sid = a.call_sid
       JOIN campaign_leads l ON l.campaign_id = a.campaign_id AND l.lead_id = a.lead_id
-      WHERE a.state = 'placed' AND c.ended_at IS NOT NULL
+      WHERE a.state = 'placed' AND c.ended_at < ${endedBefore}
       ORDER BY c.ended_at LIMIT ${limit}`;
   }
 
   settle(ended: EndedAttempt, next: NextStep, now: string): Promise<boolean> {
     return this.sql.begin(async (tx) => {
+      await lockCampaign(tx, ended.campaign_id);
       const done = await tx`
         UPDATE campaign_attempts SET state = 'ended', outcome = ${ended.outcome}, ended_at = ${ended.ended_at}
         WHERE id = ${ended.attempt_id} AND state = 'placed' RETURNING id`;
@@ -224,18 +263,23 @@ export class PostgresCampaignStore implements CampaignStore {
     });
   }
 
-  markUnknown(claimedBefore: string, now: string): Promise<Attempt[]> {
+  sweepInterrupted(before: string, now: string): Promise<SweepResult> {
     return this.sql.begin(async (tx) => {
-      const attempts = await tx<Attempt[]>`
+      const stale = await tx<{ id: string }[]>`
+        SELECT id FROM campaign_attempts
+        WHERE state = 'dialling' AND requested_at IS NULL AND claimed_at < ${before}
+        ORDER BY campaign_id, id`; // campaigns locked in one order: no deadlock between sweeps
+      for (const { id } of stale) await releaseIn(tx, id, now);
+      const unknown = await tx<Attempt[]>`
         UPDATE campaign_attempts SET state = 'unknown', ended_at = ${now},
           error = 'interrupted between the request to Twilio and storing its call SID'
-        WHERE state = 'dialling' AND claimed_at < ${claimedBefore} RETURNING *`;
-      for (const attempt of attempts) {
+        WHERE state = 'dialling' AND requested_at < ${before} RETURNING *`;
+      for (const attempt of unknown) {
         await tx`
           UPDATE campaign_leads SET state = 'unknown', result = 'unknown', updated_at = ${now}
           WHERE campaign_id = ${attempt.campaign_id} AND lead_id = ${attempt.lead_id}`;
       }
-      return [...attempts];
+      return { unknown: [...unknown], released: stale.length };
     });
   }
 
@@ -243,10 +287,18 @@ export class PostgresCampaignStore implements CampaignStore {
     const rows = await this.sql`
       UPDATE campaign_leads SET callback_at = ${at}, updated_at = ${now}
       FROM campaign_attempts a
-      WHERE a.call_sid = ${callSid} AND campaign_leads.campaign_id = a.campaign_id
+      WHERE a.call_sid = ${callSid} AND a.state = 'placed' AND campaign_leads.campaign_id = a.campaign_id
         AND campaign_leads.lead_id = a.lead_id
       RETURNING campaign_leads.lead_id`;
     return rows.length > 0;
+  }
+
+  async withdrawCallback(callSid: string, at: string): Promise<void> {
+    await this.sql`
+      UPDATE campaign_leads SET callback_at = NULL
+      FROM campaign_attempts a
+      WHERE a.call_sid = ${callSid} AND a.state = 'placed' AND campaign_leads.callback_at = ${at}
+        AND campaign_leads.campaign_id = a.campaign_id AND campaign_leads.lead_id = a.lead_id`;
   }
 
   async ofCall(callSid: string): Promise<{ campaign: Campaign; timezone: string } | undefined> {
@@ -325,11 +377,39 @@ async function advanceLead(
   outcome: string | null,
   now: string,
 ): Promise<void> {
+  // FOR SHARE: a move of the campaign under way (a cancel) is waited for, then seen.
   const [campaign] = await tx<{ state: CampaignState }[]>`
-    SELECT state FROM campaigns WHERE id = ${campaignId}`;
+    SELECT state FROM campaigns WHERE id = ${campaignId} FOR SHARE`;
   const { state, result, next_attempt_at } = nextLeadState(next, campaign?.state ?? "active");
+  // A late SID brought a lead of a completed campaign back: the campaign goes on.
+  if (campaign?.state === "completed" && state === "pending")
+    await tx`UPDATE campaigns SET state = 'active', updated_at = ${now} WHERE id = ${campaignId}`;
   await tx`
     UPDATE campaign_leads SET state = ${state}, result = ${result}, next_attempt_at = ${next_attempt_at},
       callback_at = NULL, last_outcome = coalesce(${outcome}, last_outcome), updated_at = ${now}
     WHERE campaign_id = ${campaignId} AND lead_id = ${leadId}`;
+}
+
+/** Locks the campaign of an attempt (none when the attempt is gone). */
+async function lockAttemptCampaign(tx: Tx, attemptId: string): Promise<void> {
+  const [attempt] = await tx<{ campaign_id: string }[]>`
+    SELECT campaign_id FROM campaign_attempts WHERE id = ${attemptId}`;
+  if (attempt) await lockCampaign(tx, attempt.campaign_id);
+}
+
+/** Deletes a `dialling` attempt that never happened; its lead is due again (or cancelled with its campaign). */
+async function releaseIn(tx: Tx, attemptId: string, now: string): Promise<void> {
+  await lockAttemptCampaign(tx, attemptId);
+  const [attempt] = await tx<{ campaign_id: string; lead_id: string }[]>`
+    DELETE FROM campaign_attempts WHERE id = ${attemptId} AND state = 'dialling'
+    RETURNING campaign_id, lead_id`;
+  if (!attempt) return;
+  await tx`
+    UPDATE campaign_leads SET
+      state = CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE 'pending' END,
+      result = CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE NULL END,
+      attempts = attempts - 1, next_attempt_at = ${now}, updated_at = ${now}
+    FROM campaigns c WHERE c.id = campaign_leads.campaign_id
+      AND campaign_leads.campaign_id = ${attempt.campaign_id}
+      AND campaign_leads.lead_id = ${attempt.lead_id}`;
 }

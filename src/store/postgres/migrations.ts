@@ -221,6 +221,7 @@ export const postgresMigrations: Migration[] = [
         timezone    text NOT NULL,
         settings    text NOT NULL CHECK (settings::json IS NOT NULL),
         state       text NOT NULL CHECK (state IN ('active', 'paused', 'cancelled', 'completed')),
+        note        text,
         created_at  text COLLATE "C" NOT NULL,
         updated_at  text NOT NULL
       );
@@ -244,6 +245,8 @@ export const postgresMigrations: Migration[] = [
       CREATE INDEX campaign_leads_due ON campaign_leads (campaign_id, next_attempt_at)
         WHERE state = 'pending';
       CREATE INDEX campaign_leads_by_lead ON campaign_leads (lead_id);
+      CREATE UNIQUE INDEX campaign_leads_one_live_per_phone ON campaign_leads (phone)
+        WHERE state IN ('pending', 'calling');
 
       CREATE TABLE campaign_attempts (
         id          text COLLATE "C" PRIMARY KEY,
@@ -254,6 +257,7 @@ export const postgresMigrations: Migration[] = [
                       CHECK (state IN ('dialling', 'placed', 'ended', 'failed', 'skipped', 'unknown')),
         instance    text NOT NULL,
         claimed_at  text COLLATE "C" NOT NULL,
+        requested_at text COLLATE "C",
         call_sid    text COLLATE "C" UNIQUE REFERENCES calls (sid),
         placed_at   text,
         outcome     text,
@@ -263,8 +267,9 @@ export const postgresMigrations: Migration[] = [
         UNIQUE (campaign_id, lead_id, number)
       );
       CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
-      CREATE INDEX campaign_attempts_open ON campaign_attempts (state)
+      CREATE INDEX campaign_attempts_open ON campaign_attempts (state, campaign_id)
         WHERE state IN ('dialling', 'placed');
+      CREATE INDEX calls_by_lead ON calls (lead_id);
     `,
   },
 ];
