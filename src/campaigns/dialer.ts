@@ -176,12 +176,18 @@ export class Dialer {
     const { store, clock, instance } = this.deps;
     const now = clock.now();
     const nowIso = now.toISOString();
+    const openings = new Map<string, string | undefined>();
     const claimed = await store.campaigns.claim({
       campaign,
       now: nowIso,
       limit: room,
       instance,
-      opening: (timezone) => nextOpening(now, campaign.window, timezone)?.toISOString(),
+      opening: (timezone) => {
+        // Once per zone: a backlog of leads shares a handful of zones.
+        if (!openings.has(timezone))
+          openings.set(timezone, nextOpening(now, campaign.window, timezone)?.toISOString());
+        return openings.get(timezone);
+      },
     });
     let placed = 0;
     for (const [index, attempt] of claimed.entries()) {

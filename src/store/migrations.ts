@@ -256,8 +256,8 @@ export const migrations: Migration[] = [
         UNIQUE (campaign_id, lead_id, number)
       ) STRICT;
       CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
-      CREATE INDEX campaign_attempts_open ON campaign_attempts (state, campaign_id)
-        WHERE state IN ('dialling', 'placed');
+      -- Attempts in flight (a claim's count) and placed ones (the round's settle), by state.
+      CREATE INDEX campaign_attempts_by_state ON campaign_attempts (state, campaign_id);
       -- "Leads never called" (a campaign over all_new leads) asks calls by lead.
       CREATE INDEX calls_by_lead ON calls (lead_id);
     `,

@@ -267,8 +267,8 @@ export const postgresMigrations: Migration[] = [
         UNIQUE (campaign_id, lead_id, number)
       );
       CREATE INDEX campaign_attempts_recent ON campaign_attempts (campaign_id, claimed_at);
-      CREATE INDEX campaign_attempts_open ON campaign_attempts (state, campaign_id)
-        WHERE state IN ('dialling', 'placed');
+      -- Attempts in flight (a claim's count) and placed ones (the round's settle), by state.
+      CREATE INDEX campaign_attempts_by_state ON campaign_attempts (state, campaign_id);
       CREATE INDEX calls_by_lead ON calls (lead_id);
     `,
   },
