@@ -12,10 +12,11 @@
  * with a note, and a rate limit waits for the next round; neither uses up the leads' attempts.
  */
 import { TwilioApiError } from "../adapters/twilio-rest.ts";
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import { CallNotRecordedError, ShuttingDownError } from "../errors.ts";
 import type { Coordination } from "../fleet/coordination.ts";
 import type { Logger } from "../log.ts";
+import { Rounds } from "../rounds.ts";
 import { DoNotCallError } from "../routes/dnc.ts";
 import { TooManyCallsError } from "../routes/make-call.ts";
 import type { Campaign, ClaimedAttempt, EndedAttempt } from "../store/campaigns.ts";
@@ -72,31 +73,25 @@ export interface DialerDeps {
 }
 
 export class Dialer {
-  #timer: Timer | undefined;
-  #running: Promise<void> = Promise.resolve();
-  #stopped = false;
+  readonly #rounds: Rounds;
 
-  constructor(private readonly deps: DialerDeps) {}
+  constructor(private readonly deps: DialerDeps) {
+    this.#rounds = new Rounds(
+      deps.clock,
+      deps.pollMs,
+      () => this.tick(),
+      (error) => deps.logger.error("campaign dialer round failed", { error }),
+    );
+  }
 
   /** A round every `pollMs` until `stop`. */
   start(): void {
-    const next = () => {
-      if (this.#stopped) return;
-      this.#timer = this.deps.clock.setTimeout(() => {
-        this.#running = this.tick().then(next, (error: unknown) => {
-          this.deps.logger.error("campaign dialer round failed", { error });
-          next();
-        });
-      }, this.deps.pollMs);
-    };
-    next();
+    this.#rounds.start();
   }
 
-  /** No new round; resolves once the one under way is done. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#timer?.cancel();
-    await this.#running;
+  /** No new round; resolves once the one under way is done (the rest of its batch released). */
+  stop(): Promise<void> {
+    return this.#rounds.stop();
   }
 
   /** One round: settle, mark the interrupted, place what is due. @returns the calls placed */
@@ -105,7 +100,7 @@ export class Dialer {
     await this.#sweepInterrupted();
     let placed = 0;
     for (const campaign of await this.deps.store.campaigns.active()) {
-      if (this.#stopped) break;
+      if (this.#rounds.stopped) break;
       const room = await this.#room();
       if (room <= 0) break;
       placed += await this.#dialDue(campaign, room);
@@ -191,11 +186,11 @@ export class Dialer {
     });
     let placed = 0;
     for (const [index, attempt] of claimed.entries()) {
-      const result = this.#stopped ? "stop" : await this.#dial(campaign, attempt);
+      const result = this.#rounds.stopped ? "stop" : await this.#dial(campaign, attempt);
       if (result === "placed") placed++;
       if (result === "stop") {
         // Shutting down, or Twilio refuses the account: the rest of the batch is not dialled.
-        for (const rest of claimed.slice(index + (this.#stopped ? 0 : 1)))
+        for (const rest of claimed.slice(index + (this.#rounds.stopped ? 0 : 1)))
           await store.campaigns.release(rest.id, clock.now().toISOString());
         break;
       }

@@ -8,8 +8,9 @@
  * on a call's path: the rows wait in the database, so a restart loses nothing.
  */
 import { createHmac } from "node:crypto";
-import type { Clock, Timer } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { Logger } from "../log.ts";
+import { Rounds } from "../rounds.ts";
 import type { CallEnding, EndingUpdate } from "../store/endings.ts";
 import type { Storage } from "../store/port.ts";
 import { VERSION } from "../version.ts";
@@ -61,31 +62,25 @@ export function eventSignature(secret: string, unixSeconds: number, body: string
 }
 
 export class CallEndings {
-  #timer: Timer | undefined;
-  #running: Promise<void> = Promise.resolve();
-  #stopped = false;
+  readonly #rounds: Rounds;
 
-  constructor(private readonly deps: CallEndingsDeps) {}
+  constructor(private readonly deps: CallEndingsDeps) {
+    this.#rounds = new Rounds(
+      deps.clock,
+      deps.pollMs,
+      () => this.tick(),
+      (error) => deps.logger.error("could not work through ended calls", { error }),
+    );
+  }
 
   /** Looks at the outbox every `pollMs` until `stop`. */
   start(): void {
-    const next = () => {
-      if (this.#stopped) return;
-      this.#timer = this.deps.clock.setTimeout(() => {
-        this.#running = this.tick().then(next, (error: unknown) => {
-          this.deps.logger.error("could not work through ended calls", { error });
-          next();
-        });
-      }, this.deps.pollMs);
-    };
-    next();
+    this.#rounds.start();
   }
 
   /** Stops looking; resolves once the batch under way is done. */
-  async stop(): Promise<void> {
-    this.#stopped = true;
-    this.#timer?.cancel();
-    await this.#running;
+  stop(): Promise<void> {
+    return this.#rounds.stop();
   }
 
   /** Works through the rows due now. @returns how many */
@@ -99,7 +94,7 @@ export class CallEndings {
       limit: BATCH,
     });
     for (const row of rows) {
-      if (this.#stopped) break;
+      if (this.#rounds.stopped) break;
       await this.#process(row).catch((error: unknown) =>
         this.deps.logger.error("could not work on an ended call", { callSid: row.call_sid, error }),
       );

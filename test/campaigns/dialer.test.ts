@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { TwilioApiError } from "../../src/adapters/twilio-rest.ts";
 import { CallRegistry } from "../../src/call/registry.ts";
 import { Dialer, SETTLE_AFTER_MS, UNKNOWN_AFTER_MS } from "../../src/campaigns/dialer.ts";
-import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
 import { loadConfig } from "../../src/config.ts";
 import { CoordinationState, LocalCoordination } from "../../src/fleet/local-coordination.ts";
 import { createLogger } from "../../src/log.ts";
@@ -21,20 +20,10 @@ import { openStore } from "../../src/store/index.ts";
 import type { Storage } from "../../src/store/port.ts";
 import { sqliteStorage } from "../../src/store/sqlite-storage.ts";
 import { ManualClock } from "../fakes/clock.ts";
+import { everyHourCampaign } from "../store/fixtures.ts";
 
 const START = "2026-03-02T15:00:00.000Z";
-const SETTINGS: NewCampaign = {
-  name: "c",
-  scenario: "insurance-followup",
-  from: "+15005550006",
-  timezone: "America/Chicago",
-  window: { days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start: "00:00", end: "23:59" },
-  max_concurrent: 8,
-  max_per_minute: 100,
-  max_attempts: 3,
-  retry_after_minutes: DEFAULT_RETRY,
-  retry_no_decision: false,
-};
+const SETTINGS = everyHourCampaign;
 const config = loadConfig({
   SERVER_EXTERNAL_URL: "https://voice.example.com",
   ENDPOINT_SECRET: "s".repeat(32),

@@ -4,7 +4,6 @@
  * fake Twilio REST server whose call log is stamped with the same clock, and helpers to end the
  * calls it places the way Twilio (and the agent's disposition) would.
  */
-import { loadConfig } from "../../src/config.ts";
 import { createLogger } from "../../src/log.ts";
 import type { Service } from "../../src/service.ts";
 import { ManualClock } from "../fakes/clock.ts";
@@ -12,10 +11,15 @@ import { FakeTtsServer } from "../fakes/tts-server.ts";
 import { type FakeCall, FakeTwilioRest } from "../fakes/twilio-rest-server.ts";
 import { freePort } from "../fakes/twilio-webhooks.ts";
 import { FakeVoiceAgentServer } from "../fakes/voice-agent-server.ts";
-import { ACCOUNT_SID, AUTH_TOKEN, FROM, SECRET } from "./outbound-harness.ts";
+import {
+  ACCOUNT_SID,
+  AUTH_TOKEN,
+  DEEPGRAM_KEY,
+  outboundConfig,
+  SECRET,
+} from "./outbound-harness.ts";
 import { startTestService } from "./test-service.ts";
 
-const DEEPGRAM_KEY = "dg-campaign-key";
 /** The dialer never runs a round on its own: the test runs each with `round`. */
 const NEVER_MS = 10 * 365 * 86_400_000;
 
@@ -46,23 +50,11 @@ export async function startCampaignHarness(
   twilio.clock = clock;
   const agent = FakeVoiceAgentServer.start({ apiKey: DEEPGRAM_KEY });
   const tts = FakeTtsServer.start(DEEPGRAM_KEY);
-  const port = freePort();
-  const config = loadConfig({
-    SERVER_HOST: "127.0.0.1",
-    SERVER_PORT: String(port),
-    SERVER_EXTERNAL_URL: `http://127.0.0.1:${port}`,
-    ENDPOINT_SECRET: SECRET,
-    DATABASE_PATH: ":memory:",
-    DEEPGRAM_API_KEY: DEEPGRAM_KEY,
-    DEEPGRAM_AGENT_URL: agent.url,
-    DEEPGRAM_API_URL: tts.url,
-    TWILIO_ACCOUNT_SID: ACCOUNT_SID,
-    TWILIO_AUTH_TOKEN: AUTH_TOKEN,
-    TWILIO_PHONE_NUMBER: FROM,
-    TWILIO_API_URL: twilio.url,
-    SHUTDOWN_DRAIN_MS: "50",
-    ...env,
-  });
+  const config = outboundConfig(
+    freePort(),
+    { twilio, agent, tts },
+    { SHUTDOWN_DRAIN_MS: "50", ...env },
+  );
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ level: "debug", write: (line) => logs.push(JSON.parse(line)) });
   // Calls are settled as soon as they end: the test's own round after an end sees it.

@@ -1,6 +1,8 @@
-/** Rows the store tests share: a lead with every field, an outbound call, dental slots, a week. */
+/** Rows the store tests share: a lead with every field, an outbound call, dental slots, a week, a campaign. */
+import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
 import type { NewSlot } from "../../src/store/appointments.ts";
 import type { NewCall } from "../../src/store/calls.ts";
+import type { NewCampaign } from "../../src/store/campaigns.ts";
 import type { LeadInput } from "../../src/store/leads.ts";
 
 export const alex: LeadInput = {
@@ -41,4 +43,18 @@ export const week = {
   from: "2026-03-02T00:00:00.000Z",
   to: "2026-03-09T00:00:00.000Z",
   limit: 50,
+};
+
+/** A campaign that may call every day, at any hour, in America/Chicago by default. */
+export const everyHourCampaign: NewCampaign = {
+  name: "c",
+  scenario: "insurance-followup",
+  from: "+15005550006",
+  timezone: "America/Chicago",
+  window: { days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start: "00:00", end: "23:59" },
+  max_concurrent: 8,
+  max_per_minute: 100,
+  max_attempts: 3,
+  retry_after_minutes: DEFAULT_RETRY,
+  retry_no_decision: false,
 };

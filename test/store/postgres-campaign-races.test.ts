@@ -6,26 +6,15 @@
  */
 import { afterEach, expect, test } from "bun:test";
 import { SQL } from "bun";
-import { DEFAULT_RETRY } from "../../src/campaigns/schedule.ts";
-import type { Campaign, NewCampaign } from "../../src/store/campaigns.ts";
+import type { Campaign } from "../../src/store/campaigns.ts";
 import type { Storage } from "../../src/store/port.ts";
 import { openPostgresStorage } from "../../src/store/postgres/index.ts";
 import { ManualClock } from "../fakes/clock.ts";
 import { eventually } from "../helpers/eventually.ts";
 import { freshDatabase, postgresReady, type TestDatabase } from "../helpers/postgres.ts";
+import { everyHourCampaign } from "./fixtures.ts";
 
-const SETTINGS: NewCampaign = {
-  name: "c",
-  scenario: "insurance-followup",
-  from: "+15005550006",
-  timezone: "America/Chicago",
-  window: { days: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], start: "00:00", end: "23:59" },
-  max_concurrent: 8,
-  max_per_minute: 100,
-  max_attempts: 3,
-  retry_after_minutes: DEFAULT_RETRY,
-  retry_no_decision: false,
-};
+const SETTINGS = everyHourCampaign;
 const NOW = "2026-03-02T15:00:00.000Z";
 
 let opened: { database: TestDatabase; store: Storage; raw: SQL } | undefined;
