@@ -239,6 +239,13 @@ export const CLAIM_PAGE = 50;
  */
 export const MAX_DEFERRALS = 200;
 
+/** Whether any lead of a campaign is due (a cheap read before a claim's write transaction). */
+export const DUE_SQL = `SELECT 1 FROM campaign_leads
+  WHERE campaign_id = $1 AND state = 'pending' AND next_attempt_at <= $2 LIMIT 1`;
+/** Whether any attempt was left `dialling` since before then (a read before the sweep's write). */
+export const INTERRUPTED_SQL = `SELECT 1 FROM campaign_attempts
+  WHERE state = 'dialling' AND (claimed_at < $1 OR requested_at < $1) LIMIT 1`;
+
 export class CampaignRepository {
   readonly #insert: Statement<CampaignRow, [NamedParams]>;
   readonly #insertLead: Statement<{ lead_id: string }, [NamedParams]>;
@@ -402,6 +409,8 @@ export class CampaignRepository {
    */
   claim({ campaign, now, limit, instance, opening }: ClaimRequest): ClaimedAttempt[] {
     const minuteAgo = new Date(Date.parse(now) - 60_000).toISOString();
+    // Most rounds find nothing due: a read, not the write lock, says so.
+    if (limit <= 0 || !this.db.query(DUE_SQL).get(campaign.id, now)) return [];
     return this.db
       .transaction(() => {
         // Paused or cancelled since the round read it: nothing.
@@ -597,6 +606,7 @@ export class CampaignRepository {
    * are their leads, never retried on their own.
    */
   sweepInterrupted(before: string, now: string): SweepResult {
+    if (!this.db.query(INTERRUPTED_SQL).get(before)) return { unknown: [], released: 0 };
     return this.db
       .transaction(() => {
         const stale = this.db

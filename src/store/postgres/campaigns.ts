@@ -23,7 +23,9 @@ import {
   type CreatedCampaign,
   campaignRow,
   countsOf,
+  DUE_SQL,
   type EndedAttempt,
+  INTERRUPTED_SQL,
   LEAD_STATES,
   MAX_DEFERRALS,
   type NewCampaign,
@@ -143,8 +145,16 @@ export class PostgresCampaignStore implements CampaignStore {
     return row ? toCampaign(row) : undefined;
   }
 
-  claim({ campaign, now, limit, instance, opening }: ClaimRequest): Promise<ClaimedAttempt[]> {
+  async claim({
+    campaign,
+    now,
+    limit,
+    instance,
+    opening,
+  }: ClaimRequest): Promise<ClaimedAttempt[]> {
     const minuteAgo = new Date(Date.parse(now) - 60_000).toISOString();
+    // Most rounds find nothing due: a read, not the lock and a transaction, says so.
+    if (limit <= 0 || (await this.sql.unsafe(DUE_SQL, [campaign.id, now])).length === 0) return [];
     return this.sql.begin(async (tx) => {
       await lockCampaign(tx, campaign.id);
       const [current] = await tx<{ state: CampaignState }[]>`
@@ -263,7 +273,9 @@ export class PostgresCampaignStore implements CampaignStore {
     });
   }
 
-  sweepInterrupted(before: string, now: string): Promise<SweepResult> {
+  async sweepInterrupted(before: string, now: string): Promise<SweepResult> {
+    if ((await this.sql.unsafe(INTERRUPTED_SQL, [before])).length === 0)
+      return { unknown: [], released: 0 };
     return this.sql.begin(async (tx) => {
       const stale = await tx<{ id: string }[]>`
         SELECT id FROM campaign_attempts
