@@ -24,6 +24,8 @@ export class TwilioApiError extends AppError {
     readonly twilioCode?: number,
     /** The HTTP status Twilio answered with; undefined when it could not be reached. */
     readonly twilioStatus?: number,
+    /** No connection to Twilio was made (refused, no such host): the request never left. */
+    readonly notSent = false,
   ) {
     super(502, "TWILIO_ERROR", message);
   }
@@ -87,6 +89,15 @@ function owned(number: OwnedNumber): OwnedNumber {
   };
 }
 
+/** Errors of a connection that was never made: nothing reached Twilio. */
+const NOT_CONNECTED = new Set([
+  "ECONNREFUSED",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "ConnectionRefused",
+  "FailedToOpenSocket",
+]);
+
 function asTwilioError(sdk: typeof twilio, error: unknown, action: string): TwilioApiError {
   if (error instanceof sdk.RestException) {
     return new TwilioApiError(
@@ -95,7 +106,13 @@ function asTwilioError(sdk: typeof twilio, error: unknown, action: string): Twil
       error.status,
     );
   }
-  return new TwilioApiError(`Could not reach Twilio to ${action}: ${(error as Error).message}`);
+  const code = (error as { code?: unknown }).code;
+  return new TwilioApiError(
+    `Could not reach Twilio to ${action}: ${(error as Error).message}`,
+    undefined,
+    undefined,
+    typeof code === "string" && NOT_CONNECTED.has(code),
+  );
 }
 
 /** A phone number of the account and where its calls go. */

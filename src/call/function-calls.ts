@@ -49,7 +49,13 @@ export class FunctionCalls {
   /** Calls of this conversation by id, until the session ends. */
   readonly #calls = new Map<
     string,
-    { name: string; progress: Progress; undo: (() => unknown)[] }
+    {
+      name: string;
+      progress: Progress;
+      /** What takes back the tool's stored effects, until it ran (`undone`). */
+      undo: (() => unknown)[];
+      undone: boolean;
+    }
   >();
   /** The functions asked for so far, run in order: settles when the last of them has. */
   #queue: Promise<void> = Promise.resolve();
@@ -63,7 +69,7 @@ export class FunctionCalls {
   run(functions: readonly FunctionCallRequestItem[]): Promise<void> {
     const ours = functions.filter((call) => call.client_side);
     for (const call of ours)
-      this.#calls.set(call.id, { name: call.name, progress: "running", undo: [] });
+      this.#calls.set(call.id, { name: call.name, progress: "running", undo: [], undone: false });
     const turn = this.#queue.then(() => this.#runInOrder(ours));
     this.#queue = turn.catch(() => {});
     return turn;
@@ -78,7 +84,12 @@ export class FunctionCalls {
         ...this.deps.context,
         endCall: (reason) => staged.push(() => this.deps.endCall(reason, call.id)),
         transfer: (request) => staged.push(() => this.deps.transfer(request, call.id)),
-        onWithdraw: (undo) => this.#calls.get(call.id)?.undo.push(undo),
+        onWithdraw: (undo) => {
+          const entry = this.#calls.get(call.id);
+          entry?.undo.push(undo);
+          // Withdrawn and undone already (the tool went on past its time limit): now, too.
+          if (entry?.undone) void this.#undo(call.id);
+        },
       };
       const { clock, timeoutMs } = this.deps;
       const outcome = await runTool(
@@ -89,9 +100,12 @@ export class FunctionCalls {
         clock,
         timeoutMs,
       );
-      if (this.deps.ended()) return;
       const entry = this.#calls.get(call.id);
       const cancelled = entry?.progress === "cancelled";
+      if (this.deps.ended()) {
+        if (cancelled) await this.#undo(call.id);
+        return;
+      }
       this.deps.record({
         kind: "function_call",
         data: {
@@ -139,6 +153,7 @@ export class FunctionCalls {
   /** Runs what function call `id` said would undo it, once. */
   async #undo(id: string): Promise<void> {
     const entry = this.#calls.get(id);
+    if (entry) entry.undone = true;
     for (const undo of entry?.undo.splice(0) ?? []) {
       try {
         await undo();

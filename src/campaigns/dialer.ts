@@ -185,13 +185,21 @@ export class Dialer {
       },
     });
     let placed = 0;
+    /** The attempts from `index` on are not dialled: released, due again. */
+    const releaseFrom = async (index: number) => {
+      for (const rest of claimed.slice(index))
+        await store.campaigns.release(rest.id, clock.now().toISOString());
+    };
     for (const [index, attempt] of claimed.entries()) {
-      const result = this.#rounds.stopped ? "stop" : await this.#dial(campaign, attempt);
+      if (this.#rounds.stopped) {
+        await releaseFrom(index);
+        break;
+      }
+      const result = await this.#dial(campaign, attempt);
       if (result === "placed") placed++;
       if (result === "stop") {
-        // Shutting down, or Twilio refuses the account: the rest of the batch is not dialled.
-        for (const rest of claimed.slice(index + (this.#rounds.stopped ? 0 : 1)))
-          await store.campaigns.release(rest.id, clock.now().toISOString());
+        // Twilio refuses the account, is unreachable or in doubt, or no room: the rest waits.
+        await releaseFrom(index + 1);
         break;
       }
     }
@@ -286,18 +294,23 @@ export class Dialer {
       await this.#failed(campaign, attempt, error.message, now);
       return "next";
     }
-    if (!requested) {
-      // Failed before Twilio was asked (the database, Redis): nothing rang; due again.
-      logger.error("campaign call not placed; the lead stays due", { ...log, error });
+    if (!requested || (error instanceof TwilioApiError && error.notSent)) {
+      // Failed before Twilio was asked (the database, Redis), or Twilio could not be reached:
+      // nothing rang; due again, and the rest of the batch waits for the next round.
+      logger.error("campaign call not placed; the lead stays due", {
+        ...log,
+        pii: { error: (error as Error).message },
+      });
       await store.campaigns.release(attempt.id, now);
       return "stop";
     }
-    // Twilio may or may not have placed it: left `dialling`, so it becomes `unknown`.
+    // Twilio may or may not have placed it: left `dialling`, so it becomes `unknown`; the rest of
+    // the batch is not risked on a Twilio in that state.
     logger.error("campaign call may or may not have been placed", {
       ...log,
       pii: { error: (error as Error).message },
     });
-    return "next";
+    return "stop";
   }
 
   /** A failed attempt, tried again per the campaign's policy. */

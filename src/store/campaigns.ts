@@ -194,12 +194,27 @@ export interface SweepResult {
   released: number;
 }
 
-/** The lead's row once `next` is known; a cancelled campaign retries nothing. */
+/**
+ * A `campaign_leads` row's number is no other lead's that is waiting or being called: the row may
+ * become pending or calling (the unique index would refuse it otherwise).
+ */
+export const NUMBER_FREE = `NOT EXISTS (
+  SELECT 1 FROM campaign_leads other
+  WHERE other.phone = campaign_leads.phone AND other.state IN ('pending', 'calling')
+    AND (other.campaign_id <> campaign_leads.campaign_id OR other.lead_id <> campaign_leads.lead_id))`;
+
+/**
+ * The lead's row once `next` is known; a cancelled campaign retries nothing, nor does a lead whose
+ * number another campaign lead took on meanwhile (`numberTaken`: an unknown lead's late call).
+ */
 export function nextLeadState(
   next: NextStep,
   campaignState: CampaignState,
+  numberTaken = false,
 ): { state: CampaignLeadState; result: string | null; next_attempt_at: string | null } {
   if (next.kind === "done") return { state: "done", result: next.result, next_attempt_at: null };
+  if (numberTaken)
+    return { state: "done", result: "number_called_elsewhere", next_attempt_at: null };
   if (campaignState === "cancelled")
     return { state: "cancelled", result: "cancelled", next_attempt_at: null };
   return { state: "pending", result: null, next_attempt_at: next.at.toISOString() };
@@ -375,15 +390,15 @@ export class CampaignRepository {
   }
 
   /**
-   * Marks the campaign (active or paused) completed once no lead is pending or being called.
-   * @returns whether it did
+   * Marks an active campaign completed once no lead is pending or being called (a paused one
+   * stays paused: it completes once resumed). @returns whether it did
    */
   completeIfDone(id: string, now: string): boolean {
     return (
       this.db
         .query(
           `UPDATE campaigns SET state = 'completed', updated_at = ?1
-           WHERE id = ?2 AND state IN ('active', 'paused') AND NOT EXISTS (
+           WHERE id = ?2 AND state = 'active' AND NOT EXISTS (
              SELECT 1 FROM campaign_leads WHERE campaign_id = ?2 AND state IN ('pending', 'calling'))
            RETURNING id`,
         )
@@ -512,9 +527,10 @@ export class CampaignRepository {
           )
           .get(callSid, now, attemptId);
         if (!attempt) return;
+        // An unknown lead whose number another campaign took on meanwhile stays as it is.
         this.db.run(
           `UPDATE campaign_leads SET state = 'calling', result = NULL, updated_at = ?
-           WHERE campaign_id = ? AND lead_id = ?`,
+           WHERE campaign_id = ? AND lead_id = ? AND ${NUMBER_FREE}`,
           [now, attempt.campaign_id, attempt.lead_id],
         );
       })
@@ -522,12 +538,13 @@ export class CampaignRepository {
   }
 
   /** The attempt did not happen and does not count (no capacity, shutting down): the lead is due again. */
-  release(attemptId: string, now: string): void {
+  release(attemptId: string, now: string, unrequestedOnly = false): void {
     this.db
       .transaction(() => {
         const attempt = this.db
           .query<{ campaign_id: string; lead_id: string }, [string]>(
             `DELETE FROM campaign_attempts WHERE id = ? AND state = 'dialling'
+               ${unrequestedOnly ? "AND requested_at IS NULL" : ""}
              RETURNING campaign_id, lead_id`,
           )
           .get(attemptId);
@@ -615,7 +632,7 @@ export class CampaignRepository {
              WHERE state = 'dialling' AND requested_at IS NULL AND claimed_at < ?`,
           )
           .all(before);
-        for (const { id } of stale) this.release(id, now);
+        for (const { id } of stale) this.release(id, now, true);
         const unknown = this.db
           .query<Attempt, [string, string]>(
             `UPDATE campaign_attempts SET state = 'unknown', ended_at = ?,
@@ -637,29 +654,43 @@ export class CampaignRepository {
 
   /**
    * The lead of the campaign call `callSid` asks to be called back at `at` (ISO, inside the
-   * window). @returns false when the call is no campaign's
+   * window). @returns the time asked before (to put back if this is withdrawn), or undefined when
+   * the call is no live campaign call
    */
-  requestCallback(callSid: string, at: string, now: string): boolean {
-    return (
-      this.db
-        .query(
-          `UPDATE campaign_leads SET callback_at = ?1, updated_at = ?2
-           WHERE (campaign_id, lead_id) = (
-             SELECT campaign_id, lead_id FROM campaign_attempts
-             WHERE call_sid = ?3 AND state = 'placed')
-           RETURNING lead_id`,
-        )
-        .get(at, now, callSid) !== null
-    );
+  requestCallback(
+    callSid: string,
+    at: string,
+    now: string,
+  ): { previous: string | null } | undefined {
+    return this.db
+      .transaction(() => {
+        const lead = this.db
+          .query<{ campaign_id: string; lead_id: string; callback_at: string | null }, [string]>(
+            `SELECT l.campaign_id, l.lead_id, l.callback_at FROM campaign_attempts a
+             JOIN campaign_leads l ON l.campaign_id = a.campaign_id AND l.lead_id = a.lead_id
+             WHERE a.call_sid = ? AND a.state = 'placed'`,
+          )
+          .get(callSid);
+        if (!lead) return undefined;
+        this.db.run(
+          "UPDATE campaign_leads SET callback_at = ?, updated_at = ? WHERE campaign_id = ? AND lead_id = ?",
+          [at, now, lead.campaign_id, lead.lead_id],
+        );
+        return { previous: lead.callback_at };
+      })
+      .immediate();
   }
 
-  /** Takes back the callback time `at` asked on call `callSid` (the agent withdrew the request). */
-  withdrawCallback(callSid: string, at: string): void {
+  /**
+   * Takes back the callback time `at` asked on call `callSid` (the agent withdrew it): the time
+   * asked before comes back, unless another was asked since.
+   */
+  withdrawCallback(callSid: string, at: string, previous: string | null): void {
     this.db.run(
-      `UPDATE campaign_leads SET callback_at = NULL
+      `UPDATE campaign_leads SET callback_at = ?3
        WHERE callback_at = ?1 AND (campaign_id, lead_id) = (
          SELECT campaign_id, lead_id FROM campaign_attempts WHERE call_sid = ?2 AND state = 'placed')`,
-      [at, callSid],
+      [at, callSid, previous],
     );
   }
 
@@ -749,7 +780,13 @@ export class CampaignRepository {
     now: string,
   ): void {
     const campaign = this.#get.get(campaignId) as CampaignRow;
-    const { state, result, next_attempt_at } = nextLeadState(next, campaign.state);
+    const taken =
+      this.db
+        .query(
+          `SELECT 1 FROM campaign_leads WHERE campaign_id = ?1 AND lead_id = ?2 AND NOT ${NUMBER_FREE}`,
+        )
+        .get(campaignId, leadId) !== null;
+    const { state, result, next_attempt_at } = nextLeadState(next, campaign.state, taken);
     // A late SID brought a lead of a completed campaign back: the campaign goes on.
     if (campaign.state === "completed" && state === "pending")
       this.db.run("UPDATE campaigns SET state = 'active', updated_at = ? WHERE id = ?", [

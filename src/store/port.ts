@@ -180,7 +180,7 @@ export interface CampaignStore {
     to: CampaignState,
     now: string,
   ): Promise<Campaign | undefined>;
-  /** Completed (from active or paused) once no lead is pending or being called. */
+  /** An active campaign is completed once no lead is pending or being called. */
   completeIfDone(id: string, now: string): Promise<boolean>;
   /** The service pauses an active campaign, saying why (`note`, cleared on resume). */
   suspend(id: string, note: string, now: string): Promise<Campaign | undefined>;
@@ -212,10 +212,17 @@ export interface CampaignStore {
    * call SID, `unknown`.
    */
   sweepInterrupted(before: string, now: string): Promise<SweepResult>;
-  /** The lead of campaign call `callSid` asks to be called back then. @returns false: no campaign call */
-  requestCallback(callSid: string, at: string, now: string): Promise<boolean>;
-  /** Takes back the callback time `at` asked on call `callSid` (the agent withdrew it). */
-  withdrawCallback(callSid: string, at: string): Promise<void>;
+  /**
+   * The lead of campaign call `callSid` asks to be called back then. @returns the time asked before
+   * (put back if this is withdrawn), or undefined when the call is no live campaign call
+   */
+  requestCallback(
+    callSid: string,
+    at: string,
+    now: string,
+  ): Promise<{ previous: string | null } | undefined>;
+  /** Takes back the callback time `at` asked on call `callSid`: `previous` comes back, unless another was asked since. */
+  withdrawCallback(callSid: string, at: string, previous: string | null): Promise<void>;
   /** The campaign and the lead's zone of a campaign call. */
   ofCall(callSid: string): Promise<{ campaign: Campaign; timezone: string } | undefined>;
   summary(id: string): Promise<CampaignSummary>;

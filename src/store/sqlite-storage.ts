@@ -77,7 +77,8 @@ export function sqliteStorage(store: Store): Storage {
       settle: (ended, next, now) => later(() => campaigns.settle(ended, next, now)),
       sweepInterrupted: (before, now) => later(() => campaigns.sweepInterrupted(before, now)),
       requestCallback: (sid, at, now) => later(() => campaigns.requestCallback(sid, at, now)),
-      withdrawCallback: (sid, at) => later(() => campaigns.withdrawCallback(sid, at)),
+      withdrawCallback: (sid, at, previous) =>
+        later(() => campaigns.withdrawCallback(sid, at, previous)),
       ofCall: (sid) => later(() => campaigns.ofCall(sid)),
       summary: (id) => later(() => campaigns.summary(id)),
       leads: (id, limit, offset) => later(() => campaigns.leads(id, limit, offset)),

@@ -212,3 +212,31 @@ test("stopped mid-batch: the attempts not yet dialled are released", async () =>
   expect(leads).toMatchObject({ calling: 1, pending: 3 });
   expect(attempts.total).toBe(1);
 });
+
+test("Twilio unreachable: released, due again; in doubt (a timeout): unknown later, the rest of the batch waits", async () => {
+  const { clock, store, twilio, dialerOf, campaign } = await world();
+  const target = await campaign(3);
+  const dialer = dialerOf();
+  twilio.answer = async () => {
+    throw new TwilioApiError(
+      "Could not reach Twilio: connection refused",
+      undefined,
+      undefined,
+      true,
+    );
+  };
+  expect(await dialer.tick()).toBe(0);
+  expect((await store.campaigns.summary(target.id)).leads).toMatchObject({ pending: 3 });
+  let asked = 0;
+  twilio.answer = async () => {
+    asked++;
+    throw new TwilioApiError("Could not reach Twilio: request timed out");
+  };
+  expect(await dialer.tick()).toBe(0);
+  expect(asked).toBe(1);
+  clock.advance(UNKNOWN_AFTER_MS + 1_000);
+  twilio.answer = async () => {};
+  expect(await dialer.tick()).toBe(2);
+  const { leads } = await store.campaigns.summary(target.id);
+  expect(leads).toMatchObject({ unknown: 1, calling: 2 });
+});

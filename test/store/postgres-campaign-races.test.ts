@@ -117,3 +117,37 @@ test.skipIf(!postgresReady)(
     expect(await store.campaigns.busyLeads([lead.id])).toEqual(new Map());
   },
 );
+
+test.skipIf(!postgresReady)(
+  "a sweep that waits for the campaign's lock never releases an attempt stamped meanwhile",
+  async () => {
+    const { store, raw, campaign } = await setUp();
+    const [attempt] = await store.campaigns.claim({
+      campaign,
+      now: NOW,
+      limit: 5,
+      instance: "i1",
+      opening: () => NOW,
+    });
+    // Another instance's sweep, two minutes on, finds it never asked of Twilio; it waits for the
+    // campaign's lock (held here) before releasing it.
+    const holder = await raw.reserve();
+    await holder`BEGIN`;
+    await holder`SELECT pg_advisory_xact_lock(hashtext(${`campaign:${campaign.id}`}))`;
+    const later = new Date(Date.parse(NOW) + 180_000).toISOString();
+    const sweeping = store.campaigns.sweepInterrupted(later, later);
+    await eventually(async () => {
+      const [row] = await raw`
+      SELECT count(*)::int AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND wait_event_type = 'Lock'`;
+      return (row as { n: number }).n > 0 || undefined;
+    }, "the sweep waiting for the campaign's lock");
+    // Meanwhile the claimer, slow but alive, is about to ask Twilio.
+    expect(await store.campaigns.requested(attempt?.id ?? "", later)).toBe(true);
+    await holder`COMMIT`;
+    holder.release();
+    expect((await sweeping).released).toBe(0);
+    const [lead] = await store.campaigns.leads(campaign.id, 10, 0);
+    expect(lead).toMatchObject({ state: "calling", attempts: 1 });
+  },
+);

@@ -896,6 +896,36 @@ for (const engine of [sqlite, postgres]) {
         expect((await storage.campaigns.list(10, 0)).length).toBe(2);
       });
 
+      test("a late SID for an unknown lead whose number another campaign took on: no clash, never retried", async () => {
+        const first = await campaignOf(1);
+        const [attempt] = (await claim(first)) as [ClaimedAttempt];
+        await storage.campaigns.requested(attempt.id, now());
+        clock.advance(120_000);
+        await storage.campaigns.sweepInterrupted(now(), now());
+        const twin = await storage.leads.create({
+          first_name: "T",
+          last_name: "W",
+          phone: attempt.phone,
+        });
+        const second = await storage.campaigns.create(
+          settings,
+          [{ lead_id: twin.id, phone: attempt.phone, timezone: "UTC" }],
+          now(),
+        );
+        expect(second?.conflicts).toEqual([]);
+        await storage.calls.create({ ...outbound("CA-late2"), lead_id: attempt.lead_id });
+        await storage.campaigns.placed(attempt.id, "CA-late2", now());
+        await storage.calls.endIfOpen("CA-late2", "caller_hung_up", "");
+        const [ended] = await storage.campaigns.ended(10, endedBy());
+        await storage.campaigns.settle(
+          ended as EndedAttempt,
+          { kind: "retry", reason: "retry", at: new Date(Date.parse(now()) + 3_600_000) },
+          now(),
+        );
+        const [lead] = await storage.campaigns.leads(first.id, 10, 0);
+        expect(lead).toMatchObject({ state: "done", result: "number_called_elsewhere" });
+      });
+
       test("a paused campaign claims nothing; the service's pause says why until resumed", async () => {
         const campaign = await campaignOf(2);
         const paused = await storage.campaigns.suspend(campaign.id, "Twilio refused", now());
@@ -922,10 +952,16 @@ for (const engine of [sqlite, postgres]) {
         await storage.campaigns.placed((attempt as ClaimedAttempt).id, "CA-cb", now());
         expect(
           await storage.campaigns.requestCallback("CA-cb", "2026-03-03T21:00:00.000Z", now()),
-        ).toBe(true);
+        ).toEqual({ previous: null });
+        // A second time, then withdrawn: the first comes back.
+        const second = "2026-03-03T22:00:00.000Z";
+        expect(await storage.campaigns.requestCallback("CA-cb", second, now())).toEqual({
+          previous: "2026-03-03T21:00:00.000Z",
+        });
+        await storage.campaigns.withdrawCallback("CA-cb", second, "2026-03-03T21:00:00.000Z");
         expect(
           await storage.campaigns.requestCallback("CA-none", "2026-03-03T21:00:00.000Z", now()),
-        ).toBe(false);
+        ).toBeUndefined();
         expect((await storage.campaigns.ofCall("CA-cb"))?.timezone).toBe("America/Chicago");
         await storage.calls.endIfOpen("CA-cb", "caller_hung_up", "");
         const [ended] = await storage.campaigns.ended(10, endedBy());
@@ -953,7 +989,7 @@ for (const engine of [sqlite, postgres]) {
         // A callback asked on a call already settled changes nothing.
         expect(
           await storage.campaigns.requestCallback("CA-cb", "2026-03-04T21:00:00.000Z", now()),
-        ).toBe(false);
+        ).toBeUndefined();
         expect(await storage.campaigns.completeIfDone(campaign.id, now())).toBe(false);
         // A campaign with no lead to call is not stored.
         expect(await campaignOf(0)).toBeUndefined();

@@ -56,15 +56,17 @@ export function scheduleCallbackTool(
         return `Nothing was scheduled: that is more than ${MAX_AHEAD_DAYS} days away. Ask for a sooner time.`;
       const at = nextOpening(asked, window, timeZone);
       if (!at) return "Nothing was scheduled: there are no calling hours to call back in.";
-      if (
-        !(await store.campaigns.requestCallback(
-          context.callSid,
-          at.toISOString(),
-          now.toISOString(),
-        ))
-      )
+      const stored = await store.campaigns.requestCallback(
+        context.callSid,
+        at.toISOString(),
+        now.toISOString(),
+      );
+      if (!stored)
         return "Nothing was scheduled: this call is not part of a campaign. Record callback_requested with update_lead; the team will call back.";
-      context.onWithdraw(() => store.campaigns.withdrawCallback(context.callSid, at.toISOString()));
+      // Withdrawn: the time asked before (if any) comes back.
+      context.onWithdraw(() =>
+        store.campaigns.withdrawCallback(context.callSid, at.toISOString(), stored.previous),
+      );
       const moved = at.getTime() !== asked.getTime();
       return {
         scheduled: true,

@@ -29,6 +29,7 @@ import {
   LEAD_STATES,
   MAX_DEFERRALS,
   type NewCampaign,
+  NUMBER_FREE,
   nextLeadState,
   type SweepResult,
   toAttemptDetail,
@@ -132,7 +133,7 @@ export class PostgresCampaignStore implements CampaignStore {
   async completeIfDone(id: string, now: string): Promise<boolean> {
     const rows = await this.sql`
       UPDATE campaigns SET state = 'completed', updated_at = ${now}
-      WHERE id = ${id} AND state IN ('active', 'paused') AND NOT EXISTS (
+      WHERE id = ${id} AND state = 'active' AND NOT EXISTS (
         SELECT 1 FROM campaign_leads WHERE campaign_id = ${id} AND state IN ('pending', 'calling'))
       RETURNING id`;
     return rows.length > 0;
@@ -224,9 +225,12 @@ export class PostgresCampaignStore implements CampaignStore {
         UPDATE campaign_attempts SET state = 'placed', call_sid = ${callSid}, placed_at = ${now}
         WHERE id = ${attemptId} AND state IN ('dialling', 'unknown') RETURNING campaign_id, lead_id`;
       if (!attempt) return;
-      await tx`
-        UPDATE campaign_leads SET state = 'calling', result = NULL, updated_at = ${now}
-        WHERE campaign_id = ${attempt.campaign_id} AND lead_id = ${attempt.lead_id}`;
+      // An unknown lead whose number another campaign took on meanwhile stays as it is.
+      await tx.unsafe(
+        `UPDATE campaign_leads SET state = 'calling', result = NULL, updated_at = $1
+         WHERE campaign_id = $2 AND lead_id = $3 AND ${NUMBER_FREE}`,
+        [now, attempt.campaign_id, attempt.lead_id],
+      );
     });
   }
 
@@ -281,7 +285,9 @@ export class PostgresCampaignStore implements CampaignStore {
         SELECT id FROM campaign_attempts
         WHERE state = 'dialling' AND requested_at IS NULL AND claimed_at < ${before}
         ORDER BY campaign_id, id`; // campaigns locked in one order: no deadlock between sweeps
-      for (const { id } of stale) await releaseIn(tx, id, now);
+      // Only while still never asked: a slow claimer may stamp one meanwhile (then it is not ours).
+      let released = 0;
+      for (const { id } of stale) if (await releaseIn(tx, id, now, true)) released++;
       const unknown = await tx<Attempt[]>`
         UPDATE campaign_attempts SET state = 'unknown', ended_at = ${now},
           error = 'interrupted between the request to Twilio and storing its call SID'
@@ -291,23 +297,33 @@ export class PostgresCampaignStore implements CampaignStore {
           UPDATE campaign_leads SET state = 'unknown', result = 'unknown', updated_at = ${now}
           WHERE campaign_id = ${attempt.campaign_id} AND lead_id = ${attempt.lead_id}`;
       }
-      return { unknown: [...unknown], released: stale.length };
+      return { unknown: [...unknown], released };
     });
   }
 
-  async requestCallback(callSid: string, at: string, now: string): Promise<boolean> {
-    const rows = await this.sql`
-      UPDATE campaign_leads SET callback_at = ${at}, updated_at = ${now}
-      FROM campaign_attempts a
-      WHERE a.call_sid = ${callSid} AND a.state = 'placed' AND campaign_leads.campaign_id = a.campaign_id
-        AND campaign_leads.lead_id = a.lead_id
-      RETURNING campaign_leads.lead_id`;
-    return rows.length > 0;
+  requestCallback(
+    callSid: string,
+    at: string,
+    now: string,
+  ): Promise<{ previous: string | null } | undefined> {
+    return this.sql.begin(async (tx) => {
+      const [lead] = await tx<
+        { campaign_id: string; lead_id: string; callback_at: string | null }[]
+      >`
+        SELECT l.campaign_id, l.lead_id, l.callback_at FROM campaign_attempts a
+        JOIN campaign_leads l ON l.campaign_id = a.campaign_id AND l.lead_id = a.lead_id
+        WHERE a.call_sid = ${callSid} AND a.state = 'placed' FOR UPDATE OF l`;
+      if (!lead) return undefined;
+      await tx`
+        UPDATE campaign_leads SET callback_at = ${at}, updated_at = ${now}
+        WHERE campaign_id = ${lead.campaign_id} AND lead_id = ${lead.lead_id}`;
+      return { previous: lead.callback_at };
+    });
   }
 
-  async withdrawCallback(callSid: string, at: string): Promise<void> {
+  async withdrawCallback(callSid: string, at: string, previous: string | null): Promise<void> {
     await this.sql`
-      UPDATE campaign_leads SET callback_at = NULL
+      UPDATE campaign_leads SET callback_at = ${previous}
       FROM campaign_attempts a
       WHERE a.call_sid = ${callSid} AND a.state = 'placed' AND campaign_leads.callback_at = ${at}
         AND campaign_leads.campaign_id = a.campaign_id AND campaign_leads.lead_id = a.lead_id`;
@@ -392,7 +408,15 @@ async function advanceLead(
   // FOR SHARE: a move of the campaign under way (a cancel) is waited for, then seen.
   const [campaign] = await tx<{ state: CampaignState }[]>`
     SELECT state FROM campaigns WHERE id = ${campaignId} FOR SHARE`;
-  const { state, result, next_attempt_at } = nextLeadState(next, campaign?.state ?? "active");
+  const taken = await tx.unsafe(
+    `SELECT 1 FROM campaign_leads WHERE campaign_id = $1 AND lead_id = $2 AND NOT ${NUMBER_FREE}`,
+    [campaignId, leadId],
+  );
+  const { state, result, next_attempt_at } = nextLeadState(
+    next,
+    campaign?.state ?? "active",
+    taken.length > 0,
+  );
   // A late SID brought a lead of a completed campaign back: the campaign goes on.
   if (campaign?.state === "completed" && state === "pending")
     await tx`UPDATE campaigns SET state = 'active', updated_at = ${now} WHERE id = ${campaignId}`;
@@ -410,12 +434,18 @@ async function lockAttemptCampaign(tx: Tx, attemptId: string): Promise<void> {
 }
 
 /** Deletes a `dialling` attempt that never happened; its lead is due again (or cancelled with its campaign). */
-async function releaseIn(tx: Tx, attemptId: string, now: string): Promise<void> {
+async function releaseIn(
+  tx: Tx,
+  attemptId: string,
+  now: string,
+  unrequestedOnly = false,
+): Promise<boolean> {
   await lockAttemptCampaign(tx, attemptId);
   const [attempt] = await tx<{ campaign_id: string; lead_id: string }[]>`
     DELETE FROM campaign_attempts WHERE id = ${attemptId} AND state = 'dialling'
+      AND (${!unrequestedOnly} OR requested_at IS NULL)
     RETURNING campaign_id, lead_id`;
-  if (!attempt) return;
+  if (!attempt) return false;
   await tx`
     UPDATE campaign_leads SET
       state = CASE WHEN c.state = 'cancelled' THEN 'cancelled' ELSE 'pending' END,
@@ -424,4 +454,5 @@ async function releaseIn(tx: Tx, attemptId: string, now: string): Promise<void> 
     FROM campaigns c WHERE c.id = campaign_leads.campaign_id
       AND campaign_leads.campaign_id = ${attempt.campaign_id}
       AND campaign_leads.lead_id = ${attempt.lead_id}`;
+  return true;
 }
