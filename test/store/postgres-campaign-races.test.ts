@@ -39,14 +39,14 @@ async function setUp() {
   return { store, raw, lead, campaign: created?.campaign as Campaign };
 }
 
-/** Resolves once a statement of this database waits for a lock (the cancel's). */
+/** Resolves once a statement of this database waits for a lock (a cancel's, the campaign's). */
 async function somethingWaits(raw: SQL): Promise<void> {
   await eventually(async () => {
     const [row] = await raw`
       SELECT count(*)::int AS n FROM pg_stat_activity
       WHERE datname = current_database() AND wait_event_type = 'Lock'`;
     return (row as { n: number }).n > 0 || undefined;
-  }, "a statement waiting for the cancel's lock");
+  }, "a statement waiting for a lock");
 }
 
 /** A cancel's statements, run on its own connection and left uncommitted. @returns its commit */
@@ -136,12 +136,7 @@ test.skipIf(!postgresReady)(
     await holder`SELECT pg_advisory_xact_lock(hashtext(${`campaign:${campaign.id}`}))`;
     const later = new Date(Date.parse(NOW) + 180_000).toISOString();
     const sweeping = store.campaigns.sweepInterrupted(later, later);
-    await eventually(async () => {
-      const [row] = await raw`
-      SELECT count(*)::int AS n FROM pg_stat_activity
-      WHERE datname = current_database() AND wait_event_type = 'Lock'`;
-      return (row as { n: number }).n > 0 || undefined;
-    }, "the sweep waiting for the campaign's lock");
+    await somethingWaits(raw);
     // Meanwhile the claimer, slow but alive, is about to ask Twilio.
     expect(await store.campaigns.requested(attempt?.id ?? "", later)).toBe(true);
     await holder`COMMIT`;
